@@ -1,0 +1,3 @@
+module github.com/tern-im/tern
+
+go 1.26

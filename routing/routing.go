@@ -1,0 +1,49 @@
+package routing
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNoRoute means no node holds the device: it is offline.
+var ErrNoRoute = errors.New("routing: no node holds the device")
+
+// Envelope kinds.
+const (
+	// KindEvent carries an inbox event (Cursor > 0) rendered as a frame.
+	KindEvent = 1
+	// KindFrame carries an ephemeral frame (typing, presence): not stored.
+	KindFrame = 2
+	// KindRevoke tells the holder to close the device's socket: the device
+	// was signed out or revoked.
+	KindRevoke = 3
+)
+
+// Envelope is what travels between nodes for one device.
+type Envelope struct {
+	Kind   uint8
+	Cursor int64
+	Frame  []byte // a complete server frame, ready to write to the socket
+}
+
+// Handler receives what is published to a device this node holds.
+// Deliver must not block: it queues and returns.
+type Handler interface {
+	Deliver(env Envelope)
+	// Resync is called when envelopes may have been lost (the broker link was
+	// down); the holder re-reads the device's inbox.
+	Resync()
+}
+
+// Router is the routing engine of one node.
+type Router interface {
+	// Attach announces that this node holds deviceID; envelopes published
+	// to it go to h until detach is called. Attaching the same device again
+	// replaces the previous handler on this node.
+	Attach(ctx context.Context, deviceID string, h Handler) (detach func(), err error)
+	// Publish sends env to every node that holds deviceID, or returns
+	// ErrNoRoute when none does.
+	Publish(ctx context.Context, deviceID string, env Envelope) error
+	// Close releases the router; it is safe to call once.
+	Close() error
+}

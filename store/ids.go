@@ -1,0 +1,43 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"time"
+)
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// ID prefixes: the first byte of an id tells what it names, so that a send's
+// "to" can be told apart as a user or a group without a lookup.
+const (
+	PrefixUser    = "u"
+	PrefixDevice  = "d"
+	PrefixMessage = "m"
+	PrefixGroup   = "g"
+	PrefixDirect  = "c"
+)
+
+// NewID returns prefix followed by 26 characters: 6 bytes of milliseconds
+// (ids sort by creation time, which keeps B-tree inserts local) and 10
+// random bytes.
+func NewID(prefix string) string {
+	var b [16]byte
+	ms := uint64(time.Now().UnixMilli())
+	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
+	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("store: crypto/rand failed: " + err.Error())
+	}
+	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// DirectChatID is the id of the direct chat between users a and b; the same
+// for both orders, so a first message needs no lookup.
+func DirectChatID(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return PrefixDirect + a + "." + b
+}

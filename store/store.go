@@ -1,0 +1,239 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors adapters return; callers test with errors.Is.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: conflict")
+)
+
+// User is an account, created by the first successful phone verification.
+type User struct {
+	ID           string
+	Phone        string // E.164
+	Name         string
+	About        string
+	ReadReceipts bool // false hides this user's read receipts from others
+	CreatedAt    time.Time
+}
+
+// Device is one signed-in phone or browser of a user.
+type Device struct {
+	ID        string
+	UserID    string
+	Name      string
+	Platform  string
+	CreatedAt time.Time
+	LastSeen  time.Time
+	// RefreshHash is the SHA-256 of the current refresh secret and
+	// PrevRefreshHash of the one it replaced: presenting that one again means
+	// the token was copied, and the device is revoked.
+	RefreshHash     []byte
+	PrevRefreshHash []byte
+	RefreshExpires  time.Time
+	PushProvider    string
+	PushToken       string
+}
+
+// Code is the pending verification of a phone number. Only a hash of the
+// code is kept.
+type Code struct {
+	Phone     string
+	Hash      []byte
+	ExpiresAt time.Time
+	Attempts  int       // wrong tries against this code
+	SentAt    time.Time // when the last code was sent
+	// WindowStart and WindowCount count the codes sent in the current hour.
+	WindowStart time.Time
+	WindowCount int
+}
+
+// Chat is a conversation: a direct chat between two users (or a user and
+// itself) or, later, a group.
+type Chat struct {
+	ID        string
+	Kind      string // "direct" or "group"
+	Title     string
+	Members   []string // user ids
+	LastSeq   int64
+	CreatedAt time.Time
+}
+
+// HasMember reports whether userID is in the chat.
+func (c *Chat) HasMember(userID string) bool {
+	for _, m := range c.Members {
+		if m == userID {
+			return true
+		}
+	}
+	return false
+}
+
+// Message is an entry of a chat log. Body is the validated JSON object of the
+// wire body; the store does not interpret it.
+type Message struct {
+	ID         string
+	ChatID     string
+	Seq        int64
+	From       string
+	FromDevice string
+	TS         int64 // unix milliseconds
+	Body       json.RawMessage
+	ReplyTo    string
+}
+
+// Event kinds.
+const (
+	EventMessage = "message"
+	EventReceipt = "receipt"
+)
+
+// Receipt statuses.
+const (
+	StatusDelivered = "delivered"
+	StatusRead      = "read"
+)
+
+// Receipt tells an author that By got (delivered) or saw (read) MsgIDs.
+type Receipt struct {
+	ChatID string
+	MsgIDs []string
+	Status string
+	By     string
+	TS     int64
+}
+
+// Event is an entry of a device inbox. Exactly one of Message and Receipt is
+// set, as Kind says.
+type Event struct {
+	Cursor  int64
+	Kind    string
+	Message *Message
+	Receipt *Receipt
+}
+
+// Delivery is an event that was appended to DeviceID's inbox and should now be
+// routed to the node holding that device.
+type Delivery struct {
+	DeviceID string
+	Event    Event
+}
+
+// SendRequest stores one message. Message.ID, ChatID, From, FromDevice, TS
+// and Body are set by the caller; Seq is assigned by the store.
+type SendRequest struct {
+	ClientID string // idempotency key, scoped to Message.FromDevice
+	Message  Message
+	// Kind and Members describe the chat; the store creates it on first use
+	// (direct chats are created by their first message).
+	Kind    string
+	Members []string
+	// Devices are the inboxes that get the message: every device of every
+	// recipient and the sender's other devices.
+	Devices []string
+}
+
+// SendResult is the stored message and the inbox events to route. On a
+// duplicate it is the first send's message, with no deliveries.
+type SendResult struct {
+	Message    Message
+	Duplicate  bool
+	Deliveries []Delivery
+}
+
+// ChatSummary is a chat as one member sees it in the chat list.
+type ChatSummary struct {
+	Chat    Chat
+	Last    *Message
+	ReadSeq int64
+	Unread  int64 // messages from others after ReadSeq
+}
+
+// Users stores accounts.
+type Users interface {
+	// EnsureUser returns the user with this phone, creating it with id
+	// newID when there is none; created tells which happened.
+	EnsureUser(ctx context.Context, phone, newID string, now time.Time) (u User, created bool, err error)
+	User(ctx context.Context, id string) (User, error)
+	UserByPhone(ctx context.Context, phone string) (User, error)
+	// UsersByPhones returns the users among phones; unknown phones are skipped.
+	UsersByPhones(ctx context.Context, phones []string) ([]User, error)
+	// UpdateProfile sets Name, About and ReadReceipts of u.ID.
+	UpdateProfile(ctx context.Context, u User) error
+}
+
+// Devices stores device sessions.
+type Devices interface {
+	CreateDevice(ctx context.Context, d Device) error
+	Device(ctx context.Context, id string) (Device, error)
+	UserDevices(ctx context.Context, userID string) ([]Device, error)
+	// RotateRefresh replaces the refresh hash if the current one is oldHash,
+	// keeping oldHash as PrevRefreshHash; ErrConflict otherwise.
+	RotateRefresh(ctx context.Context, deviceID string, oldHash, newHash []byte, expires time.Time) error
+	TouchDevice(ctx context.Context, id string, lastSeen time.Time) error
+	SetPush(ctx context.Context, id, provider, token string) error
+	// DeleteDevice removes the device and its inbox; ErrNotFound if absent.
+	DeleteDevice(ctx context.Context, id string) error
+}
+
+// Codes stores pending phone verifications.
+type Codes interface {
+	PutCode(ctx context.Context, c Code) error
+	Code(ctx context.Context, phone string) (Code, error)
+	// CountAttempt atomically adds one wrong-or-right try and returns the
+	// record after it.
+	CountAttempt(ctx context.Context, phone string) (Code, error)
+	// DeleteCode removes the code; ErrNotFound if it was already gone, which
+	// makes a code single-use under concurrent verifications.
+	DeleteCode(ctx context.Context, phone string) error
+}
+
+// Messages stores chats, their logs and device inboxes.
+type Messages interface {
+	Send(ctx context.Context, req SendRequest) (SendResult, error)
+	// Inbox returns up to limit unacked events with cursor > after, and the
+	// last cursor ever assigned to the device (0 for none).
+	Inbox(ctx context.Context, deviceID string, after int64, limit int) (events []Event, head int64, err error)
+	// Ack removes the device's events up to cursor. For messages it acked
+	// that were written by others and not yet delivered to its user, it
+	// appends delivered receipts to every device of their authors and
+	// returns them.
+	Ack(ctx context.Context, deviceID string, cursor int64) ([]Delivery, error)
+	// MarkRead moves userID's read mark in chatID up to seq (capped at the
+	// chat's last seq). With notify, read receipts for the messages of others
+	// it covers go to their authors' devices and are returned.
+	MarkRead(ctx context.Context, userID, chatID string, seq, ts int64, notify bool) ([]Delivery, error)
+	Chat(ctx context.Context, chatID string) (Chat, error)
+	Chats(ctx context.Context, userID string) ([]ChatSummary, error)
+	// History returns up to limit messages with seq < before (before 0: the
+	// newest), newest first.
+	History(ctx context.Context, chatID string, before int64, limit int) ([]Message, error)
+}
+
+// Secrets keeps server-wide secrets (the token signing key) so that every
+// node of a cluster shares them without configuration.
+type Secrets interface {
+	// Secret returns the secret called name, storing fresh first if there is
+	// none yet.
+	Secret(ctx context.Context, name string, fresh []byte) ([]byte, error)
+}
+
+// Store is everything an adapter provides. Consumers take the narrowest
+// interface they need.
+type Store interface {
+	Users
+	Devices
+	Codes
+	Messages
+	Secrets
+	// Ping reports whether the store can serve (for /readyz).
+	Ping(ctx context.Context) error
+	// Close flushes and releases the store.
+	Close() error
+}

@@ -1,0 +1,320 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// Frame types, client to server.
+const (
+	TypeSend        = "send"
+	TypeAck         = "ack"
+	TypeRead        = "read"
+	TypeTyping      = "typing"
+	TypePresenceSub = "presence_sub"
+	TypePing        = "ping"
+)
+
+// Frame types, server to client. Frames that carry a cursor are inbox events:
+// the server replays them until the device acks them.
+const (
+	TypeSent     = "sent"
+	TypeMessage  = "message"
+	TypeReceipt  = "receipt"
+	TypePresence = "presence"
+	TypeGroup    = "group"
+	TypeError    = "error"
+	TypePong     = "pong"
+)
+
+// Receipt statuses.
+const (
+	StatusDelivered = "delivered"
+	StatusRead      = "read"
+)
+
+// Typing states.
+const (
+	TypingStarted = "typing"
+	TypingPaused  = "paused"
+)
+
+// Limits the decoder enforces on its own; the server enforces the
+// configurable ones (frame size, text length) before and after decoding.
+const (
+	MaxIDLen      = 128
+	MaxPresenceIn = 256
+)
+
+// Body is the content of a message: text, or a media reference with an
+// optional caption. End-to-end encrypted bodies will add fields here.
+type Body struct {
+	Text    string `json:"text,omitempty"`
+	MediaID string `json:"media_id,omitempty"`
+	Caption string `json:"caption,omitempty"`
+}
+
+// ClientFrame is any frame a client sends. It is one flat struct so that a
+// frame decodes in a single pass; Type says which fields are meaningful.
+type ClientFrame struct {
+	Type    string   `json:"type"`
+	ID      string   `json:"id,omitempty"`
+	To      string   `json:"to,omitempty"`
+	Body    *Body    `json:"body,omitempty"`
+	ReplyTo string   `json:"reply_to,omitempty"`
+	Cursor  int64    `json:"cursor,omitempty"`
+	ChatID  string   `json:"chat_id,omitempty"`
+	Seq     int64    `json:"seq,omitempty"`
+	State   string   `json:"state,omitempty"`
+	UserIDs []string `json:"user_ids,omitempty"`
+}
+
+// DecodeClientFrame parses and validates one client frame. Errors are *Error
+// with code bad_request or unknown_type; the id of the frame, when it could be
+// read, is returned along with the error so the answer can name it.
+func DecodeClientFrame(data []byte) (ClientFrame, error) {
+	var f ClientFrame
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return f, Errorf(CodeBadRequest, "frame must be a JSON object")
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		// Salvage the id so the error frame can point at the request.
+		var probe struct {
+			ID any `json:"id"`
+		}
+		if json.Unmarshal(data, &probe) == nil {
+			if s, ok := probe.ID.(string); ok && len(s) <= MaxIDLen {
+				f.ID = s
+			}
+		}
+		return ClientFrame{ID: f.ID}, Errorf(CodeBadRequest, "malformed frame: %s", jsonProblem(err))
+	}
+	if err := f.Validate(); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Validate checks that the frame has what its type requires.
+func (f *ClientFrame) Validate() error {
+	if len(f.ID) > MaxIDLen {
+		return Errorf(CodeBadRequest, "id longer than %d bytes", MaxIDLen)
+	}
+	switch f.Type {
+	case TypeSend:
+		if f.ID == "" {
+			return Errorf(CodeBadRequest, "send needs an id (the client message id)")
+		}
+		if f.To == "" || len(f.To) > MaxIDLen {
+			return Errorf(CodeBadRequest, "send needs a to (user or group id)")
+		}
+		if len(f.ReplyTo) > MaxIDLen {
+			return Errorf(CodeBadRequest, "reply_to too long")
+		}
+		return f.Body.Validate()
+	case TypeAck:
+		if f.Cursor <= 0 {
+			return Errorf(CodeBadRequest, "ack needs a positive cursor")
+		}
+	case TypeRead:
+		if f.ChatID == "" || len(f.ChatID) > MaxIDLen {
+			return Errorf(CodeBadRequest, "read needs a chat_id")
+		}
+		if f.Seq <= 0 {
+			return Errorf(CodeBadRequest, "read needs a positive seq")
+		}
+	case TypeTyping:
+		if f.ChatID == "" || len(f.ChatID) > MaxIDLen {
+			return Errorf(CodeBadRequest, "typing needs a chat_id")
+		}
+		if f.State != TypingStarted && f.State != TypingPaused {
+			return Errorf(CodeBadRequest, "typing state must be %q or %q", TypingStarted, TypingPaused)
+		}
+	case TypePresenceSub:
+		if len(f.UserIDs) > MaxPresenceIn {
+			return Errorf(CodeTooLarge, "presence_sub takes at most %d user ids", MaxPresenceIn)
+		}
+	case TypePing:
+	case "":
+		return Errorf(CodeBadRequest, "frame has no type")
+	default:
+		return Errorf(CodeUnknownType, "unknown frame type %q", truncate(f.Type, 32))
+	}
+	return nil
+}
+
+// Validate checks a message body: text, or media with an optional caption,
+// valid UTF-8 throughout.
+func (b *Body) Validate() error {
+	if b == nil {
+		return Errorf(CodeBadRequest, "send needs a body")
+	}
+	if b.Text == "" && b.MediaID == "" {
+		return Errorf(CodeBadRequest, "body needs text or media_id")
+	}
+	if b.Text != "" && b.MediaID != "" {
+		return Errorf(CodeBadRequest, "body has text and media_id; put the text in caption")
+	}
+	if b.Caption != "" && b.MediaID == "" {
+		return Errorf(CodeBadRequest, "caption needs a media_id")
+	}
+	if !utf8.ValidString(b.Text) || !utf8.ValidString(b.Caption) {
+		return Errorf(CodeBadRequest, "body is not valid UTF-8")
+	}
+	if len(b.MediaID) > MaxIDLen {
+		return Errorf(CodeBadRequest, "media_id too long")
+	}
+	return nil
+}
+
+// Len is the size of the user-visible content, used for the message size limit.
+func (b *Body) Len() int { return len(b.Text) + len(b.Caption) }
+
+func jsonProblem(err error) string {
+	switch e := err.(type) {
+	case *json.SyntaxError:
+		return "invalid JSON"
+	case *json.UnmarshalTypeError:
+		if e.Field != "" {
+			return "field " + truncate(e.Field, 32) + " has the wrong type"
+		}
+		return "wrong JSON type"
+	default:
+		return "invalid JSON"
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Message is a chat message as the message frame and the history API show it.
+// Type and Cursor are set only on the frame.
+type Message struct {
+	Type       string `json:"type,omitempty"`
+	Cursor     int64  `json:"cursor,omitempty"`
+	MsgID      string `json:"msg_id"`
+	ChatID     string `json:"chat_id"`
+	Seq        int64  `json:"seq"`
+	From       string `json:"from"`
+	FromDevice string `json:"from_device"`
+	TS         int64  `json:"ts"`
+	Body       Body   `json:"body"`
+	ReplyTo    string `json:"reply_to,omitempty"`
+}
+
+// Sent answers a send: the message is durable.
+type Sent struct {
+	Type   string `json:"type"`
+	ID     string `json:"id"`
+	MsgID  string `json:"msg_id"`
+	ChatID string `json:"chat_id"`
+	Seq    int64  `json:"seq"`
+	TS     int64  `json:"ts"`
+}
+
+// Receipt tells a message's author that it was delivered to or read by By.
+type Receipt struct {
+	Type   string   `json:"type"`
+	Cursor int64    `json:"cursor"`
+	ChatID string   `json:"chat_id"`
+	MsgIDs []string `json:"msg_ids"`
+	Status string   `json:"status"`
+	By     string   `json:"by"`
+	TS     int64    `json:"ts"`
+}
+
+// Typing relays a chat member's typing state. It is not stored.
+type Typing struct {
+	Type   string `json:"type"`
+	ChatID string `json:"chat_id"`
+	From   string `json:"from"`
+	State  string `json:"state"`
+}
+
+// Presence tells whether a user is online and when it was last seen.
+type Presence struct {
+	Type     string `json:"type"`
+	UserID   string `json:"user_id"`
+	Online   bool   `json:"online"`
+	LastSeen int64  `json:"last_seen,omitempty"`
+}
+
+// ErrorFrame answers a frame that failed. ID names that frame when it had one.
+type ErrorFrame struct {
+	Type       string `json:"type"`
+	ID         string `json:"id,omitempty"`
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// Pong answers ping, echoing its id.
+type Pong struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+// ServerFrame is any frame a server sends, decoded in one pass by clients.
+type ServerFrame struct {
+	Type       string   `json:"type"`
+	Cursor     int64    `json:"cursor,omitempty"`
+	ID         string   `json:"id,omitempty"`
+	MsgID      string   `json:"msg_id,omitempty"`
+	ChatID     string   `json:"chat_id,omitempty"`
+	Seq        int64    `json:"seq,omitempty"`
+	From       string   `json:"from,omitempty"`
+	FromDevice string   `json:"from_device,omitempty"`
+	TS         int64    `json:"ts,omitempty"`
+	Body       *Body    `json:"body,omitempty"`
+	ReplyTo    string   `json:"reply_to,omitempty"`
+	MsgIDs     []string `json:"msg_ids,omitempty"`
+	Status     string   `json:"status,omitempty"`
+	By         string   `json:"by,omitempty"`
+	State      string   `json:"state,omitempty"`
+	UserID     string   `json:"user_id,omitempty"`
+	Online     bool     `json:"online,omitempty"`
+	LastSeen   int64    `json:"last_seen,omitempty"`
+	Change     string   `json:"change,omitempty"`
+	Code       string   `json:"code,omitempty"`
+	Message    string   `json:"message,omitempty"`
+	RetryAfter int      `json:"retry_after,omitempty"`
+}
+
+// DecodeServerFrame parses one server frame (used by clients).
+func DecodeServerFrame(data []byte) (ServerFrame, error) {
+	var f ServerFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return f, Errorf(CodeBadRequest, "malformed server frame: %s", jsonProblem(err))
+	}
+	if f.Type == "" {
+		return f, Errorf(CodeBadRequest, "server frame has no type")
+	}
+	return f, nil
+}
+
+// AsMessage returns the message carried by a message frame.
+func (f *ServerFrame) AsMessage() Message {
+	m := Message{MsgID: f.MsgID, ChatID: f.ChatID, Seq: f.Seq, From: f.From,
+		FromDevice: f.FromDevice, TS: f.TS, ReplyTo: f.ReplyTo, Cursor: f.Cursor, Type: f.Type}
+	if f.Body != nil {
+		m.Body = *f.Body
+	}
+	return m
+}
+
+// WebSocket close codes the server uses. 1001 asks the client to reconnect
+// (to another node); the 44xx codes tell it not to retry with the same
+// credentials.
+const (
+	CloseGoingAway    = 1001 // server shutting down or draining: reconnect
+	CloseTooLarge     = 1009 // frame over the size limit
+	CloseUnauthorized = 4401 // device revoked or token no longer valid
+	CloseReplaced     = 4409 // the same device connected again elsewhere
+	CloseSlowConsumer = 4429 // client did not read fast enough
+)

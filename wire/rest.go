@@ -1,0 +1,130 @@
+package wire
+
+// REST bodies of /v1. Times in these bodies are RFC 3339 UTC strings, except
+// inside message objects, which use unix milliseconds like the frames.
+
+// CodeRequest asks for a verification code by SMS.
+type CodeRequest struct {
+	Phone string `json:"phone"`
+}
+
+// CodeResponse says how long the code lives and when another may be asked for.
+type CodeResponse struct {
+	ExpiresIn  int `json:"expires_in"`
+	RetryAfter int `json:"retry_after"`
+}
+
+// VerifyRequest trades a code for a new device session.
+type VerifyRequest struct {
+	Phone      string `json:"phone"`
+	Code       string `json:"code"`
+	DeviceName string `json:"device_name"`
+	Platform   string `json:"platform"`
+}
+
+// Session is what verify and refresh answer.
+type Session struct {
+	UserID       string `json:"user_id"`
+	DeviceID     string `json:"device_id"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+}
+
+// RefreshRequest rotates a refresh token.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// Me is the signed-in user's own profile.
+type Me struct {
+	UserID       string `json:"user_id"`
+	Phone        string `json:"phone"`
+	Name         string `json:"name"`
+	About        string `json:"about"`
+	ReadReceipts bool   `json:"read_receipts"`
+	CreatedAt    string `json:"created_at"`
+}
+
+// MePatch changes profile fields; absent fields stay as they are.
+type MePatch struct {
+	Name         *string `json:"name,omitempty"`
+	About        *string `json:"about,omitempty"`
+	ReadReceipts *bool   `json:"read_receipts,omitempty"`
+}
+
+// User is another user's public profile.
+type User struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+	About  string `json:"about"`
+}
+
+// LookupRequest asks which phone numbers belong to users.
+type LookupRequest struct {
+	Phones []string `json:"phones"`
+}
+
+// Contact is a phone number that belongs to a user.
+type Contact struct {
+	Phone  string `json:"phone"`
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+}
+
+// LookupResponse lists the phones that matched; the others are omitted.
+type LookupResponse struct {
+	Contacts []Contact `json:"contacts"`
+}
+
+// Device is one signed-in phone or browser.
+type Device struct {
+	DeviceID  string `json:"device_id"`
+	Name      string `json:"name"`
+	Platform  string `json:"platform"`
+	CreatedAt string `json:"created_at"`
+	LastSeen  string `json:"last_seen,omitempty"`
+	Current   bool   `json:"current"`
+	Online    bool   `json:"online"`
+}
+
+// DevicesResponse lists the user's devices.
+type DevicesResponse struct {
+	Devices []Device `json:"devices"`
+}
+
+// PushRequest registers the current device's push token.
+type PushRequest struct {
+	Provider string `json:"provider"`
+	Token    string `json:"token"`
+}
+
+// Chat is one entry of the chat list.
+type Chat struct {
+	ChatID      string   `json:"chat_id"`
+	Kind        string   `json:"kind"`
+	Title       string   `json:"title"`
+	Members     []string `json:"members"`
+	LastMessage *Message `json:"last_message"`
+	UnreadCount int64    `json:"unread_count"`
+	ReadSeq     int64    `json:"read_seq"`
+	LastSeq     int64    `json:"last_seq"`
+}
+
+// ChatsResponse is the chat list, most recent activity first.
+type ChatsResponse struct {
+	Chats []Chat `json:"chats"`
+}
+
+// HistoryResponse is one page of a chat's history, newest first. NextBefore
+// is the before value of the next (older) page, 0 when there is none.
+type HistoryResponse struct {
+	Messages   []Message `json:"messages"`
+	NextBefore int64     `json:"next_before"`
+}
+
+// Chat kinds.
+const (
+	KindDirect = "direct"
+	KindGroup  = "group"
+)
