@@ -41,3 +41,22 @@ func DirectChatID(a, b string) string {
 	}
 	return PrefixDirect + a + "." + b
 }
+
+// DirectChatMembers returns the two user ids a direct chat id was made from
+// (the same id twice for a chat with oneself).
+func DirectChatMembers(chatID string) (a, b string, ok bool) {
+	if len(chatID) < 2 || chatID[:1] != PrefixDirect {
+		return "", "", false
+	}
+	rest := chatID[1:]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '.' {
+			a, b = rest[:i], rest[i+1:]
+			if a == "" || b == "" || b < a {
+				return "", "", false
+			}
+			return a, b, true
+		}
+	}
+	return "", "", false
+}

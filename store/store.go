@@ -15,12 +15,14 @@ var (
 
 // User is an account, created by the first successful phone verification.
 type User struct {
-	ID           string
-	Phone        string // E.164
-	Name         string
-	About        string
-	ReadReceipts bool // false hides this user's read receipts from others
-	CreatedAt    time.Time
+	ID    string
+	Phone string // E.164
+	Name  string
+	About string
+	// HideReadReceipts stops this user's read receipts from reaching others
+	// (a privacy setting; the zero value sends them).
+	HideReadReceipts bool
+	CreatedAt        time.Time
 }
 
 // Device is one signed-in phone or browser of a user.
@@ -164,7 +166,7 @@ type Users interface {
 	UserByPhone(ctx context.Context, phone string) (User, error)
 	// UsersByPhones returns the users among phones; unknown phones are skipped.
 	UsersByPhones(ctx context.Context, phones []string) ([]User, error)
-	// UpdateProfile sets Name, About and ReadReceipts of u.ID.
+	// UpdateProfile sets Name, About and HideReadReceipts of u.ID.
 	UpdateProfile(ctx context.Context, u User) error
 }
 
