@@ -13,9 +13,12 @@ type inboxPut struct {
 }
 
 // rangeDel removes every event of one device inbox with cursor <= upTo
-// (a device acks "everything up to cursor N").
+// (a device acks "everything up to cursor N"). from is the first cursor not
+// deleted yet; engines in point-delete mode delete from..upTo one by one
+// instead of issuing a range delete (inbox cursors are dense).
 type rangeDel struct {
 	device uint64
+	from   uint64
 	upTo   uint64
 }
 
@@ -84,7 +87,8 @@ func parseAckCommit(s string) (ackCommit, error) {
 }
 
 type engineOpts struct {
-	ack ackCommit
+	ack          ackCommit
+	pointDeletes bool
 }
 
 // engine is one storage backend. Only the single writer goroutine calls it.
@@ -99,18 +103,23 @@ type engine interface {
 	close() error
 }
 
+// compactFunc reclaims the space of deleted data of a closed store
+// (open, compact, close).
+type compactFunc func(dir string) error
+
 type engineDef struct {
-	name   string
-	module string // module@version, for the report
-	open   func(dir string, o engineOpts) (engine, error)
-	inAll  bool // part of -engine all
+	name    string
+	module  string // module@version, for the report
+	open    func(dir string, o engineOpts) (engine, error)
+	compact compactFunc
+	inAll   bool // part of -engine all
 }
 
 var engines = []engineDef{
-	{name: "bbolt", module: "go.etcd.io/bbolt v1.5.0", open: openBolt, inAll: true},
-	{name: "pebble", module: "github.com/cockroachdb/pebble v1.1.5", open: openPebble1, inAll: true},
-	{name: "pebble2", module: "github.com/cockroachdb/pebble/v2 v2.1.7", open: openPebble2, inAll: true},
-	{name: "sqlite", module: "modernc.org/sqlite v1.60.1", open: openSQLite, inAll: true},
+	{name: "bbolt", module: "go.etcd.io/bbolt v1.5.0", open: openBolt, compact: compactBolt, inAll: true},
+	{name: "pebble", module: "github.com/cockroachdb/pebble/v2 v2.1.7", open: openPebble2, compact: compactPebble2, inAll: true},
+	{name: "pebble-v1", module: "github.com/cockroachdb/pebble v1.1.5", open: openPebble1, compact: compactPebble1},
+	{name: "sqlite", module: "modernc.org/sqlite v1.60.1", open: openSQLite, compact: compactSQLite, inAll: true},
 }
 
 // Binary keys shared by the key/value engines (bbolt, pebble). Big-endian

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"os"
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,17 +19,22 @@ var (
 type boltEngine struct {
 	db       *bolt.DB
 	separate bool
+	point    bool
 }
 
-func openBolt(dir string, o engineOpts) (engine, error) {
-	db, err := bolt.Open(filepath.Join(dir, "tern.db"), 0o600, &bolt.Options{
+func boltOptions() *bolt.Options {
+	return &bolt.Options{
 		// The settings etcd runs with: a hashmap freelist that is not
 		// written on every commit (it is rebuilt by a scan on open).
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,
 		// Avoid remapping while the file grows (remap blocks the writer).
 		InitialMmapSize: 1 << 30,
-	})
+	}
+}
+
+func openBolt(dir string, o engineOpts) (engine, error) {
+	db, err := bolt.Open(filepath.Join(dir, "tern.db"), 0o600, boltOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +55,7 @@ func openBolt(dir string, o engineOpts) (engine, error) {
 	// reached the disk, i.e. a corrupt file rather than a lost tail. So acks
 	// are never committed without fsync here; by default they ride in the
 	// same fsynced transaction as the round's messages.
-	return &boltEngine{db: db, separate: o.ack == ackSeparate}, nil
+	return &boltEngine{db: db, separate: o.ack == ackSeparate, point: o.pointDeletes}, nil
 }
 
 func (e *boltEngine) ackStrategy() string {
@@ -63,6 +69,14 @@ func (e *boltEngine) applyAcks(tx *bolt.Tx, acks *ackWork) error {
 	in := tx.Bucket(bInbox)
 	var victims [][]byte
 	for _, d := range acks.dels {
+		if e.point {
+			for c := d.from; c <= d.upTo; c++ {
+				if err := in.Delete(inboxKey(nil, d.device, c)); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		prefix := appendU64(nil, d.device)
 		victims = victims[:0]
 		c := in.Cursor()
@@ -135,3 +149,29 @@ func (e *boltEngine) commit(msgs []msgWrite, acks *ackWork) (int, error) {
 }
 
 func (e *boltEngine) close() error { return e.db.Close() }
+
+// compactBolt copies the live data into a fresh file (bbolt never shrinks
+// its file in place; freed pages are only reused).
+func compactBolt(dir string) error {
+	path := filepath.Join(dir, "tern.db")
+	src, err := bolt.Open(path, 0o600, boltOptions())
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := bolt.Open(path+".compact", 0o600, boltOptions())
+	if err != nil {
+		return err
+	}
+	if err := bolt.Compact(dst, src, 64<<20); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	if err := src.Close(); err != nil {
+		return err
+	}
+	return os.Rename(path+".compact", path)
+}

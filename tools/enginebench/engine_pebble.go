@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -17,13 +19,14 @@ const (
 
 // pebble v1.1.5: what `go get github.com/cockroachdb/pebble@latest` resolves to.
 type pebble1Engine struct {
-	db   *pebble.DB
-	fold bool
-	key  []byte
-	key2 []byte
+	db    *pebble.DB
+	fold  bool
+	point bool
+	key   []byte
+	key2  []byte
 }
 
-func openPebble1(dir string, o engineOpts) (engine, error) {
+func pebble1Options() *pebble.Options {
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       32 << 20,
@@ -34,12 +37,17 @@ func openPebble1(dir string, o engineOpts) (engine, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // idempotency lookups miss
 	}
 	opts.Cache = pebble.NewCache(64 << 20)
+	return opts
+}
+
+func openPebble1(dir string, o engineOpts) (engine, error) {
+	opts := pebble1Options()
 	defer opts.Cache.Unref()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &pebble1Engine{db: db, fold: o.ack == ackFold}, nil
+	return &pebble1Engine{db: db, fold: o.ack == ackFold, point: o.pointDeletes}, nil
 }
 
 func (e *pebble1Engine) ackStrategy() string {
@@ -51,6 +59,15 @@ func (e *pebble1Engine) ackStrategy() string {
 
 func (e *pebble1Engine) applyAcks(b *pebble.Batch, acks *ackWork) error {
 	for _, d := range acks.dels {
+		if e.point {
+			for c := d.from; c <= d.upTo; c++ {
+				e.key = inboxKey(append(e.key[:0], pInbox), d.device, c)
+				if err := b.Delete(e.key, nil); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		e.key = inboxKey(append(e.key[:0], pInbox), d.device, 0)
 		e.key2 = inboxKey(append(e.key2[:0], pInbox), d.device, d.upTo+1)
 		if err := b.DeleteRange(e.key, e.key2, nil); err != nil {
@@ -129,11 +146,30 @@ func (e *pebble1Engine) close() error {
 	return e.db.Close()
 }
 
-// quietLogger drops pebble's informational logging; fatal stays fatal.
+// compactPebble1 flushes and compacts the whole key space, dropping deleted
+// data and tombstones.
+func compactPebble1(dir string) error {
+	opts := pebble1Options()
+	defer opts.Cache.Unref()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return err
+	}
+	if err := db.Compact([]byte{0}, []byte{0xff}, true); err != nil {
+		db.Close()
+		return err
+	}
+	return db.Close()
+}
+
+// quietLogger drops pebble's informational logging but keeps errors.
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
+func (quietLogger) Infof(string, ...interface{}) {}
+func (quietLogger) Errorf(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
 func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(errors.New("pebble fatal: " + format))
+	fmt.Fprintf(os.Stderr, "pebble fatal: "+format+"\n", args...)
+	os.Exit(1)
 }

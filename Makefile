@@ -1,0 +1,37 @@
+# Tern: `make run` starts a complete single node; `make test` runs every test.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The race detector needs cgo; use it whenever a C compiler is there.
+RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
+ARGS        ?=
+
+.PHONY: run test lint bench build fuzz clean
+
+run:
+	$(GO) run ./cmd/tern serve $(ARGS)
+
+build:
+	$(GO) build -o bin/tern ./cmd/tern
+
+test:
+	$(GO) test $(RACE) -count=1 -timeout 15m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Go benchmarks of the hot paths; the end-to-end load generator is
+# `tern bench` (see docs/benchmarks.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Short fuzzing of every decoder; FUZZTIME=5m for a longer run.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./wire -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime $(FUZZTIME)
+	$(GO) test ./auth -run '^$$' -fuzz FuzzNormalizePhone -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,330 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+const (
+	codeDigits    = 6
+	codeWindow    = time.Hour
+	maxDeviceName = 64
+	defaultDevice = "device"
+)
+
+// Platforms a device may declare.
+const (
+	PlatformIOS     = "ios"
+	PlatformAndroid = "android"
+	PlatformWeb     = "web"
+	PlatformDesktop = "desktop"
+	PlatformOther   = "other"
+)
+
+// RequestCode sends a new verification code to phone by SMS. clientIP is the
+// address the request came from, for the per-address limit.
+func (s *Service) RequestCode(ctx context.Context, phone, clientIP string) (wire.CodeResponse, error) {
+	if strings.TrimSpace(phone) == "" {
+		return wire.CodeResponse{}, wire.Errorf(wire.CodeBadRequest, "phone is required")
+	}
+	phone, err := NormalizePhone(phone)
+	if err != nil {
+		return wire.CodeResponse{}, err
+	}
+	code := newCode()
+	rec, prev, err := s.reserveCode(ctx, phone, code, clientIP)
+	if err != nil {
+		return wire.CodeResponse{}, err
+	}
+	text := fmt.Sprintf("Your Tern code is %s. It expires in %s.", code, humanDuration(s.cfg.CodeTTL))
+	if err := s.sms.Send(ctx, phone, text); err != nil {
+		s.log.WarnContext(ctx, "auth: sms send failed", "phone", maskPhone(phone), "err", err)
+		s.unreserveCode(ctx, rec, prev)
+		return wire.CodeResponse{}, wire.Errorf(wire.CodeUnavailable, "could not send the code, try again")
+	}
+	s.log.InfoContext(ctx, "auth: code sent", "phone", maskPhone(phone), "window_count", rec.WindowCount)
+	return wire.CodeResponse{
+		ExpiresIn:  ceilSeconds(s.cfg.CodeTTL),
+		RetryAfter: ceilSeconds(s.cfg.ResendAfter),
+	}, nil
+}
+
+// reserveCode checks the limits and stores the new code before it is sent,
+// so that the code works the moment the SMS arrives. It returns the stored
+// record and the one it replaced (nil for none).
+func (s *Service) reserveCode(ctx context.Context, phone, code, clientIP string) (store.Code, *store.Code, error) {
+	mu := s.phoneLock(phone)
+	mu.Lock()
+	defer mu.Unlock()
+	now := s.now()
+
+	var prev *store.Code
+	old, err := s.st.Code(ctx, phone)
+	switch {
+	case err == nil:
+		prev = &old
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		return store.Code{}, nil, fmt.Errorf("auth: load code: %w", err)
+	}
+
+	rec := store.Code{
+		Phone:       phone,
+		Hash:        s.codeHash(phone, code),
+		ExpiresAt:   now.Add(s.cfg.CodeTTL),
+		SentAt:      now,
+		WindowStart: now,
+		WindowCount: 1,
+	}
+	if prev != nil {
+		// An unused code blocks a new one for ResendAfter, but not past its
+		// own expiry: with nothing left to type in, waiting helps nobody.
+		resendAt := prev.SentAt.Add(s.cfg.ResendAfter)
+		if prev.ExpiresAt.Before(resendAt) {
+			resendAt = prev.ExpiresAt
+		}
+		if now.Before(resendAt) && !now.Before(prev.SentAt) {
+			return store.Code{}, nil, rateLimited(resendAt.Sub(now), "a code was sent recently; wait before asking for another")
+		}
+		windowEnd := prev.WindowStart.Add(codeWindow)
+		if now.Before(windowEnd) && !now.Before(prev.WindowStart) {
+			if prev.WindowCount >= s.cfg.CodesPerPhonePerHour {
+				return store.Code{}, nil, rateLimited(windowEnd.Sub(now), "too many codes for this phone number")
+			}
+			rec.WindowStart, rec.WindowCount = prev.WindowStart, prev.WindowCount+1
+		}
+	}
+	// The address is counted last so that a request refused for the phone
+	// does not also use up the address's budget.
+	if ok, wait := s.codesByIP.take(clientIP, now); !ok {
+		return store.Code{}, nil, rateLimited(wait, "too many codes requested from this address")
+	}
+	if err := s.st.PutCode(ctx, rec); err != nil {
+		return store.Code{}, nil, fmt.Errorf("auth: store code: %w", err)
+	}
+	return rec, prev, nil
+}
+
+// unreserveCode undoes reserveCode after the SMS could not be sent, so that
+// a gateway failure neither uses up the phone's hourly codes nor makes the
+// user wait ResendAfter for a code that never arrived. The address stays
+// counted: it bounds how hard one source can hammer a failing gateway.
+func (s *Service) unreserveCode(ctx context.Context, rec store.Code, prev *store.Code) {
+	mu := s.phoneLock(rec.Phone)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.st.Code(ctx, rec.Phone)
+	if err != nil || !hmac.Equal(cur.Hash, rec.Hash) {
+		// Gone or replaced meanwhile (by another node): the newer state wins.
+		return
+	}
+	if prev != nil {
+		err = s.st.PutCode(ctx, *prev)
+	} else {
+		err = s.st.DeleteCode(ctx, rec.Phone)
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "auth: undo code after failed sms", "phone", maskPhone(rec.Phone), "err", err)
+	}
+}
+
+// Verify trades a correct code for a new device of the phone's user,
+// creating the user on first sign-in.
+func (s *Service) Verify(ctx context.Context, req wire.VerifyRequest, clientIP string) (wire.Session, error) {
+	if strings.TrimSpace(req.Phone) == "" || strings.TrimSpace(req.Code) == "" {
+		return wire.Session{}, wire.Errorf(wire.CodeBadRequest, "phone and code are required")
+	}
+	name, platform, werr := deviceFields(req.DeviceName, req.Platform)
+	if werr != nil {
+		return wire.Session{}, werr
+	}
+	now := s.now()
+	if ok, wait := s.verifiesByIP.take(clientIP, now); !ok {
+		return wire.Session{}, rateLimited(wait, "too many verification attempts from this address")
+	}
+	phone, err := NormalizePhone(req.Phone)
+	if err != nil {
+		return wire.Session{}, err
+	}
+	code := strings.TrimSpace(req.Code)
+	if err := s.checkCode(ctx, phone, code, now); err != nil {
+		return wire.Session{}, err
+	}
+
+	u, created, err := s.st.EnsureUser(ctx, phone, store.NewID(store.PrefixUser), now)
+	if err != nil {
+		return wire.Session{}, fmt.Errorf("auth: ensure user: %w", err)
+	}
+	refresh, secretHash := s.newRefresh(store.NewID(store.PrefixDevice))
+	d := store.Device{
+		ID:             refresh.deviceID,
+		UserID:         u.ID,
+		Name:           name,
+		Platform:       platform,
+		CreatedAt:      now,
+		LastSeen:       now,
+		RefreshHash:    secretHash,
+		RefreshExpires: now.Add(s.cfg.RefreshTTL),
+	}
+	if err := s.st.CreateDevice(ctx, d); err != nil {
+		return wire.Session{}, fmt.Errorf("auth: create device: %w", err)
+	}
+	s.log.InfoContext(ctx, "auth: signed in", "user", u.ID, "device", d.ID, "new_user", created, "platform", platform)
+	return s.session(u.ID, d.ID, refresh.String(), now), nil
+}
+
+// checkCode consumes one try of phone's pending code and, when code is right,
+// the code itself.
+func (s *Service) checkCode(ctx context.Context, phone, code string, now time.Time) error {
+	rec, err := s.st.Code(ctx, phone)
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
+	}
+	if err != nil {
+		return fmt.Errorf("auth: load code: %w", err)
+	}
+	if werr := s.codeUsable(rec, now); werr != nil {
+		return werr
+	}
+	// Count the try before comparing, atomically in the store, so that
+	// parallel guesses cannot exceed MaxAttempts between a read and a write.
+	rec, err = s.st.CountAttempt(ctx, phone)
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
+	}
+	if err != nil {
+		return fmt.Errorf("auth: count attempt: %w", err)
+	}
+	// CountAttempt answered the record after the increment; Attempts is
+	// the number of tries including this one.
+	rec.Attempts--
+	if werr := s.codeUsable(rec, now); werr != nil {
+		return werr
+	}
+	// A malformed code is still a try: it costs nothing to count, and the
+	// format must not become a way around the attempt limit.
+	want := rec.Hash
+	got := s.codeHash(phone, code)
+	if !validCodeFormat(code) || len(want) == 0 || subtle.ConstantTimeCompare(want, got) != 1 {
+		return wire.Errorf(wire.CodeInvalidCode, "wrong code")
+	}
+	if err := s.st.DeleteCode(ctx, phone); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// A concurrent verification of the same code won; the code
+			// is single-use, so this one gets nothing.
+			return wire.Errorf(wire.CodeInvalidCode, "code already used")
+		}
+		return fmt.Errorf("auth: consume code: %w", err)
+	}
+	return nil
+}
+
+// codeUsable tells why rec, with rec.Attempts tries already made, cannot be
+// tried again.
+func (s *Service) codeUsable(rec store.Code, now time.Time) *wire.Error {
+	if len(rec.Hash) == 0 {
+		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
+	}
+	if !now.Before(rec.ExpiresAt) {
+		return wire.Errorf(wire.CodeCodeExpired, "the code has expired; request a new one")
+	}
+	if rec.Attempts >= s.cfg.MaxAttempts {
+		return wire.Errorf(wire.CodeInvalidCode, "too many wrong tries; request a new code")
+	}
+	return nil
+}
+
+// codeHash binds the code to the phone, so that a hash copied to another
+// record does not match, and keys it with a server secret, so that a copy of
+// the store cannot be brute-forced over the 10^6 possible codes.
+func (s *Service) codeHash(phone, code string) []byte {
+	m := hmac.New(sha256.New, s.codeKey)
+	m.Write([]byte(phone))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+// newCode draws a uniform 6-digit code. Values at or above the largest
+// multiple of 10^6 below 2^32 are redrawn, because taking them modulo 10^6
+// would make low codes slightly likelier.
+func newCode() string {
+	const space = 1_000_000
+	const limit = (1 << 32) / space * space
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint32(b[:]); v < limit {
+			return fmt.Sprintf("%0*d", codeDigits, v%space)
+		}
+	}
+}
+
+// validCodeFormat reports whether code is exactly six ASCII digits.
+func validCodeFormat(code string) bool {
+	if len(code) != codeDigits {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// deviceFields validates and defaults the device a verification creates.
+func deviceFields(name, platform string) (string, string, *wire.Error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		name = defaultDevice
+	}
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxDeviceName {
+		return "", "", wire.Errorf(wire.CodeBadRequest, "device_name must be valid text of at most %d characters", maxDeviceName)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return "", "", wire.Errorf(wire.CodeBadRequest, "device_name must not contain control characters")
+		}
+	}
+	switch p := strings.ToLower(strings.TrimSpace(platform)); p {
+	case "":
+		platform = PlatformOther
+	case PlatformIOS, PlatformAndroid, PlatformWeb, PlatformDesktop, PlatformOther:
+		platform = p
+	default:
+		return "", "", wire.Errorf(wire.CodeBadRequest, "platform must be one of ios, android, web, desktop, other")
+	}
+	return name, platform, nil
+}
+
+// humanDuration writes the code lifetime for the SMS text.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= time.Minute && d%time.Minute == 0:
+		if d == time.Minute {
+			return "1 minute"
+		}
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%d minutes", (d+time.Minute-1)/time.Minute)
+	default:
+		return fmt.Sprintf("%d seconds", ceilSeconds(d))
+	}
+}

@@ -1,0 +1,10 @@
+// Command tern is the Tern messaging server and its tools, in one binary.
+//
+//	tern serve     run a node (embedded single node by default)
+//	tern bench     drive simulated devices against a running node
+//	tern version   print the version
+//
+// Every flag has a TERN_* environment twin (--data-dir is TERN_DATA_DIR);
+// a flag on the command line wins over the environment. The adapters are
+// picked here, with a plain switch, and handed to package server.
+package main

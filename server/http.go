@@ -1,0 +1,473 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+const maxBodyBytes = 1 << 20
+
+// Profile limits, in characters.
+const (
+	maxNameLen   = 64
+	maxAboutLen  = 140
+	maxLookup    = 1000
+	maxPushToken = 4096
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		route := pattern[strings.IndexByte(pattern, ' ')+1:]
+		mux.Handle(pattern, s.instrument(route, h))
+	}
+	handle("POST /v1/auth/code", s.handleCode)
+	handle("POST /v1/auth/verify", s.handleVerify)
+	handle("POST /v1/auth/refresh", s.handleRefresh)
+	handle("POST /v1/auth/logout", s.authed(s.handleLogout))
+	handle("GET /v1/me", s.authed(s.handleMe))
+	handle("PATCH /v1/me", s.authed(s.handlePatchMe))
+	handle("GET /v1/users/{id}", s.authed(s.handleUser))
+	handle("POST /v1/contacts/lookup", s.authed(s.handleLookup))
+	handle("GET /v1/devices", s.authed(s.handleDevices))
+	handle("DELETE /v1/devices/{id}", s.authed(s.handleDeleteDevice))
+	handle("PUT /v1/devices/current/push", s.authed(s.handlePush))
+	handle("GET /v1/chats", s.authed(s.handleChats))
+	handle("GET /v1/chats/{chat_id}/messages", s.authed(s.handleHistory))
+	handle("GET /healthz", s.handleHealth)
+	handle("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	// The socket is long-lived: it is not timed like a request.
+	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, wire.Errorf(wire.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "Tern "+s.version+" is running. API under /v1, health at /healthz.\n")
+	})
+	return mux
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: 200}
+		h(sw, r)
+		s.metrics.httpSeconds.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+		s.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, c auth.Claims)
+
+func (s *Server) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hdr := r.Header.Get("Authorization")
+		if len(hdr) < 8 || !strings.EqualFold(hdr[:7], "bearer ") {
+			writeError(w, wire.Errorf(wire.CodeUnauthorized, "missing bearer token"))
+			return
+		}
+		c, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(hdr[7:]))
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		h(w, r, c)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *wire.Error) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	writeJSON(w, wire.HTTPStatus(e.Code), wire.ErrorBody{Error: e})
+}
+
+// writeErr answers with err's wire code; anything that is not a protocol
+// error is logged and answered as internal, without its details.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	we := asWireError(err)
+	if we.Code == wire.CodeInternal {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, we)
+}
+
+// decode reads a JSON body into v, refusing bodies over maxBodyBytes.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return wire.Errorf(wire.CodeTooLarge, "body over %d bytes", maxBodyBytes)
+		}
+		if errors.Is(err, io.EOF) {
+			return wire.Errorf(wire.CodeBadRequest, "body is empty; expected a JSON object")
+		}
+		return wire.Errorf(wire.CodeBadRequest, "malformed JSON body")
+	}
+	return nil
+}
+
+func clientIP(r *http.Request, trustProxy bool) string {
+	if trustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			if i := strings.IndexByte(xff, ','); i >= 0 {
+				xff = xff[:i]
+			}
+			return strings.TrimSpace(xff)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
+	var req wire.CodeRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	res, err := s.auth.RequestCode(r.Context(), req.Phone, clientIP(r, s.cfg.TrustProxy))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, res)
+}
+
+func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
+	var req wire.VerifyRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	res, err := s.auth.Verify(r.Context(), req, clientIP(r, s.cfg.TrustProxy))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	var req wire.RefreshRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	res, err := s.auth.Refresh(r.Context(), req.RefreshToken)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	if err := s.auth.Revoke(r.Context(), c.UserID, c.DeviceID); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) me(ctx context.Context, userID string) (wire.Me, error) {
+	u, err := s.st.User(ctx, userID)
+	if err != nil {
+		return wire.Me{}, err
+	}
+	return wire.Me{UserID: u.ID, Phone: u.Phone, Name: u.Name, About: u.About,
+		ReadReceipts: !u.HideReadReceipts, CreatedAt: rfc3339(u.CreatedAt)}, nil
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	me, err := s.me(r.Context(), c.UserID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, me)
+}
+
+func (s *Server) handlePatchMe(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	var p wire.MePatch
+	if err := decode(w, r, &p); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := checkText("name", p.Name, maxNameLen); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := checkText("about", p.About, maxAboutLen); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	u, err := s.st.User(r.Context(), c.UserID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if p.Name != nil {
+		u.Name = strings.TrimSpace(*p.Name)
+	}
+	if p.About != nil {
+		u.About = strings.TrimSpace(*p.About)
+	}
+	if p.ReadReceipts != nil {
+		u.HideReadReceipts = !*p.ReadReceipts
+	}
+	if err := s.st.UpdateProfile(r.Context(), u); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.handleMe(w, r, c)
+}
+
+func checkText(field string, v *string, maxLen int) error {
+	if v == nil {
+		return nil
+	}
+	if !utf8.ValidString(*v) {
+		return wire.Errorf(wire.CodeBadRequest, "%s is not valid UTF-8", field)
+	}
+	if utf8.RuneCountInString(*v) > maxLen {
+		return wire.Errorf(wire.CodeTooLarge, "%s is longer than %d characters", field, maxLen)
+	}
+	return nil
+}
+
+func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, _ auth.Claims) {
+	u, err := s.st.User(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.User{UserID: u.ID, Name: u.Name, About: u.About})
+}
+
+func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, _ auth.Claims) {
+	var req wire.LookupRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if len(req.Phones) > maxLookup {
+		s.writeErr(w, r, wire.Errorf(wire.CodeTooLarge, "at most %d phones per lookup", maxLookup))
+		return
+	}
+	// Clients send numbers as the address book has them; answer in the
+	// form they were asked, so the client can match them.
+	asked := make(map[string]string, len(req.Phones))
+	norm := make([]string, 0, len(req.Phones))
+	for _, p := range req.Phones {
+		n, err := auth.NormalizePhone(p)
+		if err != nil {
+			continue
+		}
+		if _, dup := asked[n]; !dup {
+			asked[n] = p
+			norm = append(norm, n)
+		}
+	}
+	users, err := s.st.UsersByPhones(r.Context(), norm)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := wire.LookupResponse{Contacts: make([]wire.Contact, 0, len(users))}
+	for _, u := range users {
+		out.Contacts = append(out.Contacts, wire.Contact{Phone: asked[u.Phone], UserID: u.ID, Name: u.Name})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	ds, err := s.st.UserDevices(r.Context(), c.UserID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := wire.DevicesResponse{Devices: make([]wire.Device, 0, len(ds))}
+	for _, d := range ds {
+		out.Devices = append(out.Devices, wire.Device{DeviceID: d.ID, Name: d.Name, Platform: d.Platform,
+			CreatedAt: rfc3339(d.CreatedAt), LastSeen: rfc3339(d.LastSeen),
+			Current: d.ID == c.DeviceID, Online: s.online(d.ID)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	if err := s.auth.Revoke(r.Context(), c.UserID, r.PathValue("id")); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	var req wire.PushRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	switch req.Provider {
+	case "fcm", "apns", "log":
+	default:
+		s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "provider must be fcm, apns or log"))
+		return
+	}
+	if req.Token == "" || len(req.Token) > maxPushToken {
+		s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "token must be 1 to %d bytes", maxPushToken))
+		return
+	}
+	if err := s.st.SetPush(r.Context(), c.DeviceID, req.Provider, req.Token); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleChats(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	sums, err := s.st.Chats(r.Context(), c.UserID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := wire.ChatsResponse{Chats: make([]wire.Chat, 0, len(sums))}
+	for _, cs := range sums {
+		wc := wire.Chat{ChatID: cs.Chat.ID, Kind: cs.Chat.Kind, Title: cs.Chat.Title,
+			Members: cs.Chat.Members, UnreadCount: cs.Unread, ReadSeq: cs.ReadSeq, LastSeq: cs.Chat.LastSeq}
+		if cs.Last != nil {
+			m := wireMessage(cs.Last)
+			wc.LastMessage = &m
+		}
+		if wc.Kind == wire.KindDirect && wc.Title == "" {
+			wc.Title = s.directTitle(r.Context(), c.UserID, cs.Chat.Members)
+		}
+		out.Chats = append(out.Chats, wc)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// directTitle names a direct chat after the other member, as apps show it.
+func (s *Server) directTitle(ctx context.Context, self string, members []string) string {
+	peer := self
+	for _, m := range members {
+		if m != self {
+			peer = m
+		}
+	}
+	u, err := s.st.User(ctx, peer)
+	if err != nil {
+		return ""
+	}
+	return u.Name
+}
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	chatID := r.PathValue("chat_id")
+	if _, err := s.chatMembers(r.Context(), c.UserID, chatID); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	before, err := queryInt(r, "before", 0)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	limit, err := queryInt(r, "limit", 50)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if limit <= 0 || limit > int64(s.cfg.HistoryLimit) {
+		limit = int64(s.cfg.HistoryLimit)
+	}
+	msgs, err := s.st.History(r.Context(), chatID, before, int(limit))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := wire.HistoryResponse{Messages: make([]wire.Message, 0, len(msgs))}
+	for i := range msgs {
+		out.Messages = append(out.Messages, wireMessage(&msgs[i]))
+	}
+	if n := len(msgs); n == int(limit) && msgs[n-1].Seq > 1 {
+		out.NextBefore = msgs[n-1].Seq
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func queryInt(r *http.Request, name string, def int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, wire.Errorf(wire.CodeBadRequest, "%s must be a non-negative integer", name)
+	}
+	return n, nil
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.NodeID})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeError(w, wire.Errorf(wire.CodeUnavailable, "draining"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		writeError(w, wire.Errorf(wire.CodeUnavailable, "store unavailable"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": s.cfg.NodeID})
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

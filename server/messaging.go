@@ -1,0 +1,253 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tern-im/tern/push"
+	"github.com/tern-im/tern/routing"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// handleSend stores a message durably, answers sent, then routes it.
+func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFrame) error {
+	t0 := time.Now()
+	if wait := ss.limiter.take(t0); wait > 0 {
+		return &wire.Error{Code: wire.CodeRateLimited, Message: "too many messages",
+			RetryAfter: int(wait/time.Second) + 1}
+	}
+	if f.Body.Len() > s.cfg.MaxTextBytes {
+		return wire.Errorf(wire.CodeTooLarge, "message text over %d bytes", s.cfg.MaxTextBytes)
+	}
+	if len(f.To) < 2 || f.To[:1] != store.PrefixUser {
+		if len(f.To) > 1 && f.To[:1] == store.PrefixGroup {
+			return wire.Errorf(wire.CodeNotFound, "no such group")
+		}
+		return wire.Errorf(wire.CodeNotFound, "no such user or group")
+	}
+	if _, err := s.st.User(ctx, f.To); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return wire.Errorf(wire.CodeNotFound, "no such user")
+		}
+		return err
+	}
+	members := []string{ss.userID, f.To}
+	if f.To == ss.userID {
+		members = members[:1]
+	}
+	devices := make(map[string]store.Device, 4)
+	var targets []string
+	for _, uid := range members {
+		ds, err := s.st.UserDevices(ctx, uid)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.ID == ss.deviceID {
+				continue
+			}
+			devices[d.ID] = d
+			targets = append(targets, d.ID)
+		}
+	}
+	body, err := json.Marshal(f.Body)
+	if err != nil {
+		return err
+	}
+	req := store.SendRequest{
+		ClientID: f.ID,
+		Message: store.Message{
+			ID:         store.NewID(store.PrefixMessage),
+			ChatID:     store.DirectChatID(ss.userID, f.To),
+			From:       ss.userID,
+			FromDevice: ss.deviceID,
+			TS:         t0.UnixMilli(),
+			Body:       body,
+			ReplyTo:    f.ReplyTo,
+		},
+		Kind:    wire.KindDirect,
+		Members: members,
+		Devices: targets,
+	}
+	t1 := time.Now()
+	res, err := s.st.Send(ctx, req)
+	s.metrics.storeSeconds.WithLabelValues("send").Observe(time.Since(t1).Seconds())
+	if err != nil {
+		return err
+	}
+	ss.queue(sentFrame(f.ID, &res.Message))
+	s.metrics.sendSeconds.Observe(time.Since(t0).Seconds())
+	if res.Duplicate {
+		s.metrics.duplicates.Inc()
+		return nil
+	}
+	s.metrics.messagesSent.Inc()
+	s.dispatch(ctx, res.Deliveries, devices)
+	return nil
+}
+
+// dispatch publishes stored inbox events to the nodes holding their devices.
+// Devices nobody holds are woken by push when devices (their records) are
+// known; receipts never wake a device.
+func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[string]store.Device) {
+	if len(ds) == 0 {
+		return
+	}
+	// All deliveries of one call share the rendering of their content.
+	var tails map[any][]byte
+	for i := range ds {
+		ev := &ds[i].Event
+		var key any
+		var typ string
+		switch {
+		case ev.Message != nil:
+			key, typ = ev.Message.ID, wire.TypeMessage
+		case ev.Receipt != nil:
+			key, typ = ev.Receipt, wire.TypeReceipt
+		}
+		var frame []byte
+		if key != nil {
+			if tails == nil {
+				tails = make(map[any][]byte, 2)
+			}
+			tail, ok := tails[key]
+			if !ok {
+				if ev.Message != nil {
+					tail = messageTail(ev.Message)
+				} else {
+					tail = receiptTail(ev.Receipt)
+				}
+				tails[key] = tail
+			}
+			frame = eventFrame(typ, ev.Cursor, tail)
+		} else {
+			frame = renderEvent(ev)
+		}
+		err := s.router.Publish(ctx, ds[i].DeviceID, routing.Envelope{Kind: routing.KindEvent, Cursor: ev.Cursor, Frame: frame})
+		switch {
+		case err == nil:
+			s.metrics.routed.WithLabelValues("routed").Inc()
+		case errors.Is(err, routing.ErrNoRoute):
+			s.metrics.routed.WithLabelValues("offline").Inc()
+			if d, ok := devices[ds[i].DeviceID]; ok && ev.Message != nil {
+				s.wake(ctx, d, ev)
+			}
+		default:
+			// The event is in the inbox; the device gets it on its next
+			// inbox read (reconnect or resync).
+			s.metrics.routed.WithLabelValues("error").Inc()
+			s.log.Warn("publish failed", "device", ds[i].DeviceID, "err", err)
+		}
+	}
+}
+
+func (s *Server) wake(ctx context.Context, d store.Device, ev *store.Event) {
+	err := s.push.Notify(ctx, push.Notification{UserID: d.UserID, DeviceID: d.ID,
+		Provider: d.PushProvider, Token: d.PushToken, Kind: ev.Kind, ChatID: ev.Message.ChatID})
+	if err != nil {
+		s.metrics.pushes.WithLabelValues("error").Inc()
+		s.log.Warn("push failed", "device", d.ID, "err", err)
+		return
+	}
+	s.metrics.pushes.WithLabelValues("ok").Inc()
+}
+
+// chatMembers returns the members of a chat the user may act in, or
+// forbidden / not_found. Direct chats are known from their id alone, so a
+// user may type in one before its first message.
+func (s *Server) chatMembers(ctx context.Context, userID, chatID string) ([]string, error) {
+	if a, b, ok := store.DirectChatMembers(chatID); ok {
+		if userID != a && userID != b {
+			return nil, wire.Errorf(wire.CodeForbidden, "not a member of this chat")
+		}
+		if a == b {
+			return []string{a}, nil
+		}
+		return []string{a, b}, nil
+	}
+	c, err := s.st.Chat(ctx, chatID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, wire.Errorf(wire.CodeNotFound, "no such chat")
+		}
+		return nil, err
+	}
+	if !c.HasMember(userID) {
+		return nil, wire.Errorf(wire.CodeForbidden, "not a member of this chat")
+	}
+	return c.Members, nil
+}
+
+func (s *Server) handleRead(ctx context.Context, ss *session, f *wire.ClientFrame) error {
+	if _, err := s.chatMembers(ctx, ss.userID, f.ChatID); err != nil {
+		return err
+	}
+	u, err := s.st.User(ctx, ss.userID)
+	if err != nil {
+		return err
+	}
+	ds, err := s.st.MarkRead(ctx, ss.userID, f.ChatID, f.Seq, time.Now().UnixMilli(), !u.HideReadReceipts)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return wire.Errorf(wire.CodeNotFound, "no such chat")
+		}
+		return err
+	}
+	s.metrics.receipts.WithLabelValues(store.StatusRead).Add(float64(len(ds)))
+	s.dispatch(ctx, ds, nil)
+	return nil
+}
+
+func (s *Server) handleTyping(ctx context.Context, ss *session, f *wire.ClientFrame) error {
+	members, err := s.chatMembers(ctx, ss.userID, f.ChatID)
+	if err != nil {
+		return err
+	}
+	frame := marshalFrame(wire.Typing{Type: wire.TypeTyping, ChatID: f.ChatID, From: ss.userID, State: f.State})
+	for _, uid := range members {
+		if uid == ss.userID {
+			continue
+		}
+		ds, err := s.st.UserDevices(ctx, uid)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			// Typing is ephemeral: offline devices simply miss it.
+			_ = s.router.Publish(ctx, d.ID, routing.Envelope{Kind: routing.KindFrame, Frame: frame})
+		}
+	}
+	return nil
+}
+
+// bucket is a token bucket for one socket's sends.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate float64, burst int) bucket {
+	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// take spends one token, or returns how long until one is available.
+func (b *bucket) take(now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+}

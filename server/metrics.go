@@ -1,0 +1,67 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the tern_* series of one node.
+type metrics struct {
+	connections   prometheus.Gauge
+	framesIn      *prometheus.CounterVec
+	framesOut     prometheus.Counter
+	messagesSent  prometheus.Counter
+	duplicates    prometheus.Counter
+	eventsAcked   prometheus.Counter
+	receipts      *prometheus.CounterVec
+	sendSeconds   prometheus.Histogram
+	storeSeconds  *prometheus.HistogramVec
+	routed        *prometheus.CounterVec
+	pushes        *prometheus.CounterVec
+	httpRequests  *prometheus.CounterVec
+	httpSeconds   *prometheus.HistogramVec
+	wsRejected    *prometheus.CounterVec
+	slowConsumers prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	fast := []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5}
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tern_connections",
+			Help: "WebSocket connections open on this node."}),
+		framesIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_frames_in_total",
+			Help: "Client frames received, by type (invalid for undecodable ones)."}, []string{"type"}),
+		framesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_frames_out_total",
+			Help: "Frames written to sockets."}),
+		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_messages_sent_total",
+			Help: "Messages stored durably and answered with sent."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_messages_duplicate_total",
+			Help: "Sends answered from the idempotency record."}),
+		eventsAcked: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_events_acked_total",
+			Help: "Inbox events acknowledged by devices."}),
+		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_receipts_total",
+			Help: "Receipt events created, by status."}, []string{"status"}),
+		sendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tern_send_seconds",
+			Help: "Time from a send frame to its sent answer being queued.", Buckets: fast}),
+		storeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tern_store_seconds",
+			Help: "Store call latency, by operation.", Buckets: fast}, []string{"op"}),
+		routed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_routed_total",
+			Help: "Envelopes published, by result (routed, offline, error)."}, []string{"result"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_push_total",
+			Help: "Push wake-ups, by result."}, []string{"result"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_http_requests_total",
+			Help: "REST requests, by route and status code."}, []string{"route", "code"}),
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tern_http_seconds",
+			Help: "REST request latency, by route.", Buckets: fast}, []string{"route"}),
+		wsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_ws_rejected_total",
+			Help: "WebSocket upgrades refused, by reason."}, []string{"reason"}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_slow_consumers_total",
+			Help: "Sockets closed because the client did not read fast enough."}),
+	}
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.messagesSent, m.duplicates,
+		m.eventsAcked, m.receipts, m.sendSeconds, m.storeSeconds, m.routed, m.pushes,
+		m.httpRequests, m.httpSeconds, m.wsRejected, m.slowConsumers,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

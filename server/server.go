@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/push"
+	"github.com/tern-im/tern/routing"
+	"github.com/tern-im/tern/store"
+)
+
+// Config holds the limits and timings of one node. Zero fields take the
+// defaults of DefaultConfig.
+type Config struct {
+	NodeID         string
+	MaxFrameBytes  int           // larger client frames are refused with too_large
+	MaxTextBytes   int           // text + caption of one message
+	SendsPerSecond float64       // per device, sustained
+	SendBurst      int           // per device, burst
+	Window         int           // unacked inbox events in flight per socket
+	IdleTimeout    time.Duration // a socket that sends nothing for this long is closed
+	WriteTimeout   time.Duration // a write that takes longer closes the socket
+	OutboxLimit    int           // frames queued for one socket before it counts as a slow consumer
+	HistoryLimit   int           // largest history page
+	// TrustProxy takes the client IP from X-Forwarded-For (set it only
+	// behind a load balancer that overwrites that header).
+	TrustProxy bool
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:         "node-1",
+		MaxFrameBytes:  64 << 10,
+		MaxTextBytes:   16 << 10,
+		SendsPerSecond: 30,
+		SendBurst:      100,
+		Window:         512,
+		IdleTimeout:    90 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		OutboxLimit:    2048,
+		HistoryLimit:   200,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.NodeID == "" {
+		c.NodeID = d.NodeID
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = d.MaxFrameBytes
+	}
+	if c.MaxTextBytes <= 0 {
+		c.MaxTextBytes = d.MaxTextBytes
+	}
+	if c.SendsPerSecond <= 0 {
+		c.SendsPerSecond = d.SendsPerSecond
+	}
+	if c.SendBurst <= 0 {
+		c.SendBurst = d.SendBurst
+	}
+	if c.Window <= 0 {
+		c.Window = d.Window
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.OutboxLimit <= 0 {
+		c.OutboxLimit = d.OutboxLimit
+	}
+	if c.HistoryLimit <= 0 {
+		c.HistoryLimit = d.HistoryLimit
+	}
+	return c
+}
+
+// Deps are the adapters the node runs on.
+type Deps struct {
+	Store    store.Store
+	Router   routing.Router
+	Push     push.Notifier
+	Auth     *auth.Service
+	Log      *slog.Logger
+	Registry *prometheus.Registry // nil: a new one
+	Version  string
+}
+
+// Server is one Tern node.
+type Server struct {
+	cfg      Config
+	st       store.Store
+	router   routing.Router
+	push     push.Notifier
+	auth     *auth.Service
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *metrics
+	version  string
+	upgrader websocket.Upgrader
+	handler  http.Handler
+
+	// ctx is the parent of every session's work; cancel ends it on Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	draining atomic.Bool
+	mu       sync.Mutex
+	sessions map[string]*session // by device id, this node only
+	wg       sync.WaitGroup      // running sessions
+}
+
+// New builds a node. Call Run to serve, or use Handler with your own
+// http.Server and call Shutdown before closing the store.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Store == nil || d.Router == nil || d.Push == nil || d.Auth == nil {
+		return nil, errors.New("server: store, router, push and auth are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:      cfg.withDefaults(),
+		st:       d.Store,
+		router:   d.Router,
+		push:     d.Push,
+		auth:     d.Auth,
+		log:      d.Log,
+		reg:      d.Registry,
+		metrics:  newMetrics(d.Registry),
+		version:  d.Version,
+		ctx:      ctx,
+		cancel:   cancel,
+		sessions: make(map[string]*session),
+	}
+	s.upgrader = websocket.Upgrader{
+		// Reuse the HTTP server's read buffer and borrow write buffers only
+		// while writing: an idle socket then holds no write buffer at all.
+		WriteBufferPool:   &sync.Pool{},
+		HandshakeTimeout:  10 * time.Second,
+		EnableCompression: false,
+		CheckOrigin:       func(*http.Request) bool { return true },
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler serves the REST API, the WebSocket edge, health and metrics.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves on ln until ctx is done, then shuts down gracefully: no new
+// sockets, every socket closed with 1001 (reconnect), in-flight work
+// finished, within grace.
+func (s *Server) Run(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("listening", "addr", ln.Addr().String(), "node", s.cfg.NodeID)
+	select {
+	case err := <-errc:
+		s.Shutdown(context.Background())
+		return fmt.Errorf("server: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	s.draining.Store(true)
+	herr := hs.Shutdown(sctx)
+	s.Shutdown(sctx)
+	if herr != nil && !errors.Is(herr, context.DeadlineExceeded) {
+		return fmt.Errorf("server: shutdown: %w", herr)
+	}
+	return nil
+}
+
+// Shutdown stops taking sockets, closes every socket with 1001 so clients
+// reconnect (elsewhere), and waits until their in-flight frames are
+// finished or ctx is done. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.draining.Store(true)
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		ss.close(websocketGoingAway, "server going away, reconnect")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown: sessions still running at deadline")
+	}
+	s.cancel()
+}
+
+// DeviceRevoked closes the socket of a signed-out or revoked device,
+// wherever in the cluster it is. auth.Options.OnRevoke calls it.
+func (s *Server) DeviceRevoked(userID, deviceID string) {
+	err := s.router.Publish(s.ctx, deviceID, routing.Envelope{Kind: routing.KindRevoke})
+	if err != nil && !errors.Is(err, routing.ErrNoRoute) {
+		s.log.Warn("revoke: publish failed", "device", deviceID, "err", err)
+	}
+}
+
+// attach registers a session as the one for its device on this node and
+// returns the one it replaces.
+func (s *Server) attach(ss *session) (old *session) {
+	s.mu.Lock()
+	old = s.sessions[ss.deviceID]
+	s.sessions[ss.deviceID] = ss
+	s.mu.Unlock()
+	return old
+}
+
+func (s *Server) detach(ss *session) {
+	s.mu.Lock()
+	if s.sessions[ss.deviceID] == ss {
+		delete(s.sessions, ss.deviceID)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) online(deviceID string) bool {
+	s.mu.Lock()
+	_, ok := s.sessions[deviceID]
+	s.mu.Unlock()
+	return ok
+}

@@ -1,0 +1,453 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tern-im/tern/routing"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+const websocketGoingAway = wire.CloseGoingAway
+
+// hardFrameLimit is where a socket stops discarding oversized frames and
+// closes with 1009: below it the frame is skipped and answered too_large.
+const hardFrameFactor = 16
+
+// inboxPage is how many events one inbox read fetches at most.
+const inboxPage = 256
+
+// session is one device's socket on this node.
+type session struct {
+	srv      *Server
+	conn     *websocket.Conn
+	userID   string
+	deviceID string
+	limiter  bucket
+
+	mu       sync.Mutex
+	out      [][]byte // frames waiting for the writer
+	spare    [][]byte
+	writing  bool // a writer goroutine is running
+	closed   bool
+	lastSent int64 // highest cursor queued to the socket
+	// lastAcked is the highest cursor the device acked (or that was gone
+	// from the inbox when the session started); -1 before the first read.
+	lastAcked int64
+	pumping   bool // an inbox read is running
+	repump    bool // something arrived during the read: read again
+	behind    bool // the window was full when events arrived
+}
+
+// serveWS upgrades an authenticated request and runs the session's read
+// loop on the request's goroutine (no extra goroutine per idle socket).
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.metrics.wsRejected.WithLabelValues("draining").Inc()
+		writeError(w, wire.Errorf(wire.CodeUnavailable, "node is draining, connect to another"))
+		return
+	}
+	token, proto := wsToken(r)
+	claims, err := s.auth.Authenticate(r.Context(), token)
+	if err != nil {
+		s.metrics.wsRejected.WithLabelValues("unauthorized").Inc()
+		s.writeErr(w, r, err)
+		return
+	}
+	var hdr http.Header
+	if proto != "" {
+		hdr = http.Header{"Sec-Websocket-Protocol": {proto}}
+	}
+	conn, err := s.upgrader.Upgrade(w, r, hdr)
+	if err != nil {
+		s.metrics.wsRejected.WithLabelValues("handshake").Inc()
+		return // the upgrader has answered
+	}
+	ss := &session{srv: s, conn: conn, userID: claims.UserID, deviceID: claims.DeviceID,
+		lastAcked: -1, pumping: true,
+		limiter: newBucket(s.cfg.SendsPerSecond, s.cfg.SendBurst)}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	s.metrics.connections.Inc()
+	defer s.metrics.connections.Dec()
+	s.run(ss, clientIP(r, s.cfg.TrustProxy))
+}
+
+// wsToken finds the access token: Authorization header, then the
+// access_token query parameter, then a "bearer.<token>" subprotocol (the
+// only header a browser's WebSocket can set). proto is the subprotocol to
+// echo, which browsers require when they offered one.
+func wsToken(r *http.Request) (token, proto string) {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		token = strings.TrimSpace(h[7:])
+	} else if q := r.URL.Query().Get("access_token"); q != "" {
+		token = q
+	}
+	for _, p := range websocket.Subprotocols(r) {
+		switch {
+		case p == "tern.v1":
+			proto = p
+		case strings.HasPrefix(p, "bearer."):
+			if token == "" {
+				token = p[len("bearer."):]
+			}
+			if proto == "" {
+				proto = p
+			}
+		}
+	}
+	return token, proto
+}
+
+func (s *Server) run(ss *session, ip string) {
+	log := s.log.With("device", ss.deviceID, "user", ss.userID)
+	if old := s.attach(ss); old != nil {
+		old.close(wire.CloseReplaced, "device connected again")
+	}
+	detach, err := s.router.Attach(s.ctx, ss.deviceID, ss)
+	if err != nil {
+		log.Error("router attach failed", "err", err)
+		ss.close(websocketGoingAway, "routing unavailable, reconnect")
+		s.detach(ss)
+		return
+	}
+	log.Info("connected", "ip", ip)
+	started := time.Now()
+	go ss.pump()
+
+	ss.readLoop()
+
+	detach()
+	s.detach(ss)
+	ss.close(websocket.CloseNormalClosure, "")
+	// Last seen is best effort; a failure only makes it stale.
+	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := s.st.TouchDevice(tctx, ss.deviceID, time.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		log.Warn("touch device failed", "err", err)
+	}
+	cancel()
+	log.Info("disconnected", "duration", time.Since(started).Round(time.Millisecond).String())
+}
+
+func (ss *session) readLoop() {
+	cfg := &ss.srv.cfg
+	ss.conn.SetReadLimit(int64(cfg.MaxFrameBytes) * hardFrameFactor)
+	_ = ss.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+	ss.conn.SetPingHandler(func(data string) error {
+		_ = ss.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		err := ss.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			return err
+		}
+		return nil
+	})
+	for {
+		mt, r, err := ss.conn.NextReader()
+		if err != nil {
+			return
+		}
+		_ = ss.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		// Read one byte past the limit to tell an oversized frame, then
+		// discard its rest without holding it in memory.
+		data, err := io.ReadAll(io.LimitReader(r, int64(cfg.MaxFrameBytes)+1))
+		if err != nil {
+			return
+		}
+		if len(data) > cfg.MaxFrameBytes {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return // over the hard limit: gorilla has sent 1009
+			}
+			ss.srv.metrics.framesIn.WithLabelValues("too_large").Inc()
+			ss.sendError("", wire.Errorf(wire.CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
+			continue
+		}
+		if mt != websocket.TextMessage {
+			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
+			ss.sendError("", wire.Errorf(wire.CodeBadRequest, "frames are JSON text frames"))
+			continue
+		}
+		f, err := wire.DecodeClientFrame(data)
+		if err != nil {
+			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
+			ss.sendError(f.ID, asWireError(err))
+			continue
+		}
+		ss.srv.metrics.framesIn.WithLabelValues(f.Type).Inc()
+		ss.handle(&f)
+	}
+}
+
+func (ss *session) handle(f *wire.ClientFrame) {
+	ctx := ss.srv.ctx
+	var err error
+	switch f.Type {
+	case wire.TypeSend:
+		err = ss.srv.handleSend(ctx, ss, f)
+	case wire.TypeAck:
+		err = ss.handleAck(ctx, f.Cursor)
+	case wire.TypeRead:
+		err = ss.srv.handleRead(ctx, ss, f)
+	case wire.TypeTyping:
+		err = ss.srv.handleTyping(ctx, ss, f)
+	case wire.TypePing:
+		ss.queue(marshalFrame(wire.Pong{Type: wire.TypePong, ID: f.ID}))
+	case wire.TypePresenceSub:
+		err = wire.Errorf(wire.CodeUnsupported, "presence is not available on this server version")
+	}
+	if err != nil {
+		we := asWireError(err)
+		if we.Code == wire.CodeInternal {
+			ss.srv.log.Error("frame failed", "type", f.Type, "device", ss.deviceID, "err", err)
+		}
+		ss.sendError(f.ID, we)
+	}
+}
+
+func (ss *session) sendError(id string, e *wire.Error) { ss.queue(errorFrame(id, e)) }
+
+// Deliver implements routing.Handler. It never blocks: it queues a frame
+// or schedules an inbox read.
+func (ss *session) Deliver(env routing.Envelope) {
+	switch env.Kind {
+	case routing.KindRevoke:
+		go ss.close(wire.CloseUnauthorized, "device signed out")
+	case routing.KindFrame:
+		ss.mu.Lock()
+		// Ephemeral frames are the first thing to drop for a slow reader.
+		if len(ss.out) < ss.srv.cfg.OutboxLimit/2 {
+			ss.queueLocked(env.Frame)
+		}
+		ss.mu.Unlock()
+	case routing.KindEvent:
+		ss.mu.Lock()
+		switch {
+		case ss.pumping:
+			ss.repump = true
+		case env.Cursor <= ss.lastSent:
+			// Already sent (replayed from the inbox): drop the duplicate.
+		case ss.lastSent-ss.lastAcked >= int64(ss.srv.cfg.Window):
+			ss.behind = true
+		case env.Cursor == ss.lastSent+1:
+			ss.queueLocked(env.Frame)
+			ss.lastSent = env.Cursor
+		default:
+			// A gap: an earlier event is still on its way or was lost.
+			// The inbox has it; read from there, in order.
+			ss.startPumpLocked()
+		}
+		ss.mu.Unlock()
+	}
+}
+
+// Resync implements routing.Handler.
+func (ss *session) Resync() {
+	ss.mu.Lock()
+	ss.startPumpLocked()
+	ss.mu.Unlock()
+}
+
+func (ss *session) startPumpLocked() {
+	if ss.closed {
+		return
+	}
+	if ss.pumping {
+		ss.repump = true
+		return
+	}
+	ss.pumping = true
+	go ss.pump()
+}
+
+// pump streams the inbox from lastSent until it is exhausted or the window
+// is full. Only one pump runs per session (pumping).
+func (ss *session) pump() {
+	window := int64(ss.srv.cfg.Window)
+	for {
+		ss.mu.Lock()
+		if ss.closed {
+			ss.pumping = false
+			ss.mu.Unlock()
+			return
+		}
+		ss.repump = false
+		after := ss.lastSent
+		room := window
+		if ss.lastAcked >= 0 {
+			room = window - (ss.lastSent - ss.lastAcked)
+		}
+		if room <= 0 {
+			ss.behind = true
+			ss.pumping = false
+			ss.mu.Unlock()
+			return
+		}
+		ss.mu.Unlock()
+
+		limit := int(min(room, inboxPage))
+		t0 := time.Now()
+		evs, head, err := ss.srv.st.Inbox(ss.srv.ctx, ss.deviceID, after, limit)
+		ss.srv.metrics.storeSeconds.WithLabelValues("inbox").Observe(time.Since(t0).Seconds())
+		if err != nil {
+			ss.srv.log.Error("inbox read failed", "device", ss.deviceID, "err", err)
+			ss.mu.Lock()
+			ss.pumping = false
+			ss.mu.Unlock()
+			ss.close(websocketGoingAway, "store unavailable, reconnect")
+			return
+		}
+		ss.mu.Lock()
+		if ss.lastAcked < 0 {
+			// First read: whatever precedes the oldest unacked event was
+			// acked before this session.
+			ss.lastAcked = head
+			if len(evs) > 0 {
+				ss.lastAcked = evs[0].Cursor - 1
+			}
+		}
+		for i := range evs {
+			if evs[i].Cursor <= ss.lastSent {
+				continue
+			}
+			ss.queueLocked(renderEvent(&evs[i]))
+			ss.lastSent = evs[i].Cursor
+		}
+		exhausted := len(evs) < limit
+		if exhausted && head > ss.lastSent {
+			// Everything up to head is gone from the inbox: acked.
+			ss.lastSent = head
+			ss.lastAcked = max(ss.lastAcked, head)
+		}
+		if !exhausted || ss.repump {
+			ss.mu.Unlock()
+			continue
+		}
+		ss.pumping = false
+		ss.mu.Unlock()
+		return
+	}
+}
+
+func (ss *session) handleAck(ctx context.Context, cursor int64) error {
+	ss.mu.Lock()
+	if cursor > ss.lastSent {
+		ss.mu.Unlock()
+		return wire.Errorf(wire.CodeBadRequest, "ack %d is beyond the last event sent", cursor)
+	}
+	prev := ss.lastAcked
+	ss.mu.Unlock()
+	if cursor <= prev {
+		return nil // acks are cumulative: an old one changes nothing
+	}
+	t0 := time.Now()
+	deliveries, err := ss.srv.st.Ack(ctx, ss.deviceID, cursor)
+	ss.srv.metrics.storeSeconds.WithLabelValues("ack").Observe(time.Since(t0).Seconds())
+	if err != nil {
+		return err
+	}
+	ss.srv.metrics.eventsAcked.Add(float64(cursor - prev))
+	ss.srv.metrics.receipts.WithLabelValues(store.StatusDelivered).Add(float64(len(deliveries)))
+	ss.mu.Lock()
+	ss.lastAcked = max(ss.lastAcked, cursor)
+	if ss.behind {
+		ss.behind = false
+		ss.startPumpLocked()
+	}
+	ss.mu.Unlock()
+	ss.srv.dispatch(ctx, deliveries, nil)
+	return nil
+}
+
+// queue hands a frame to the writer.
+func (ss *session) queue(frame []byte) {
+	ss.mu.Lock()
+	ss.queueLocked(frame)
+	ss.mu.Unlock()
+}
+
+func (ss *session) queueLocked(frame []byte) {
+	if ss.closed {
+		return
+	}
+	if len(ss.out) >= ss.srv.cfg.OutboxLimit {
+		// The window bounds inbox events, so only a client that stopped
+		// reading gets here: drop it rather than grow without bound.
+		ss.srv.metrics.slowConsumers.Inc()
+		go ss.close(wire.CloseSlowConsumer, "not reading fast enough")
+		return
+	}
+	ss.out = append(ss.out, frame)
+	if !ss.writing {
+		ss.writing = true
+		go ss.writeLoop()
+	}
+}
+
+// writeLoop drains the queue and exits when it is empty, so an idle socket
+// has no writer goroutine.
+func (ss *session) writeLoop() {
+	for {
+		ss.mu.Lock()
+		if len(ss.out) == 0 || ss.closed {
+			ss.writing = false
+			ss.mu.Unlock()
+			return
+		}
+		batch := ss.out
+		ss.out = ss.spare[:0]
+		ss.mu.Unlock()
+
+		for i, f := range batch {
+			_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.cfg.WriteTimeout))
+			if err := ss.conn.WriteMessage(websocket.TextMessage, f); err != nil {
+				ss.mu.Lock()
+				ss.writing = false
+				ss.mu.Unlock()
+				ss.close(websocketGoingAway, "write failed")
+				return
+			}
+			batch[i] = nil
+		}
+		ss.srv.metrics.framesOut.Add(float64(len(batch)))
+		ss.mu.Lock()
+		ss.spare = batch[:0]
+		ss.mu.Unlock()
+	}
+}
+
+// close sends a close frame and closes the socket; the read loop then ends
+// the session. Safe to call many times from any goroutine.
+func (ss *session) close(code int, reason string) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ss.closed = true
+	ss.out = nil
+	ss.mu.Unlock()
+	_ = ss.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+		time.Now().Add(time.Second))
+	_ = ss.conn.Close()
+}
+
+func asWireError(err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return wire.Errorf(wire.CodeNotFound, "not found")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return wire.Errorf(wire.CodeUnavailable, "server is shutting down")
+	}
+	return wire.Errorf(wire.CodeInternal, "internal error")
+}

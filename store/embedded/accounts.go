@@ -1,0 +1,429 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tern-im/tern/store"
+)
+
+// This file holds the small, rarely written records: users, devices, codes
+// and secrets. They are JSON: a few hundred bytes each, written on sign-in,
+// so readability and painless schema growth matter more than speed.
+
+// getJSON decodes the record at k into v; ErrNotFound if there is none.
+func getJSON(b *bolt.Bucket, k []byte, v any) error {
+	raw := b.Get(k)
+	if raw == nil {
+		return store.ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: %q: %v", errCorrupt, k, err)
+	}
+	return nil
+}
+
+func errInvalid(what string) error {
+	return fmt.Errorf("store/embedded: invalid %s", what)
+}
+
+// EnsureUser implements store.Users.
+func (s *Store) EnsureUser(ctx context.Context, phone, newID string, now time.Time) (store.User, bool, error) {
+	if phone == "" {
+		return store.User{}, false, errInvalid("phone")
+	}
+	// Most calls are sign-ins of existing users: answer them with a read,
+	// without queuing behind writes.
+	u, err := s.UserByPhone(ctx, phone)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return u, false, err
+	}
+	if !validID(newID) {
+		return store.User{}, false, errInvalid("user id")
+	}
+	var created bool
+	err = s.write(ctx, func(w *wtx) error {
+		created = false
+		// Checked again inside the writer: a concurrent EnsureUser of the
+		// same phone may have created the user since the read above.
+		if id := w.phones.Get([]byte(phone)); id != nil {
+			return getJSON(w.users, id, &u)
+		}
+		if w.users.Get([]byte(newID)) != nil {
+			return fmt.Errorf("%w: user id %s is taken", store.ErrConflict, newID)
+		}
+		u = store.User{ID: newID, Phone: phone, CreatedAt: now.Round(0)}
+		v, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		w.put(w.users, []byte(newID), v)
+		w.put(w.phones, []byte(phone), []byte(newID))
+		created = true
+		return nil
+	})
+	if err != nil {
+		return store.User{}, false, fmt.Errorf("ensure user: %w", err)
+	}
+	return u, created, nil
+}
+
+// User implements store.Users.
+func (s *Store) User(ctx context.Context, id string) (store.User, error) {
+	var u store.User
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bktUsers), []byte(id), &u)
+	})
+	if err != nil {
+		return store.User{}, fmt.Errorf("user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserByPhone implements store.Users.
+func (s *Store) UserByPhone(ctx context.Context, phone string) (store.User, error) {
+	var u store.User
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		id := tx.Bucket(bktPhones).Get([]byte(phone))
+		if id == nil {
+			return store.ErrNotFound
+		}
+		return getJSON(tx.Bucket(bktUsers), id, &u)
+	})
+	if err != nil {
+		return store.User{}, fmt.Errorf("user by phone: %w", err)
+	}
+	return u, nil
+}
+
+// UsersByPhones implements store.Users. Users come in the order of phones,
+// each once.
+func (s *Store) UsersByPhones(ctx context.Context, phones []string) ([]store.User, error) {
+	var users []store.User
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		users = users[:0]
+		pb, ub := tx.Bucket(bktPhones), tx.Bucket(bktUsers)
+		seen := make(map[string]bool, len(phones))
+		for _, p := range phones {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			id := pb.Get([]byte(p))
+			if id == nil {
+				continue
+			}
+			var u store.User
+			if err := getJSON(ub, id, &u); err != nil {
+				return err
+			}
+			users = append(users, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("users by phones: %w", err)
+	}
+	return users, nil
+}
+
+// UpdateProfile implements store.Users.
+func (s *Store) UpdateProfile(ctx context.Context, u store.User) error {
+	err := s.write(ctx, func(w *wtx) error {
+		var cur store.User
+		if err := getJSON(w.users, []byte(u.ID), &cur); err != nil {
+			return err
+		}
+		cur.Name, cur.About, cur.HideReadReceipts = u.Name, u.About, u.HideReadReceipts
+		v, err := json.Marshal(cur)
+		if err != nil {
+			return err
+		}
+		w.put(w.users, []byte(u.ID), v)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("update profile %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// CreateDevice implements store.Devices. The user must exist (ErrNotFound)
+// and the id must be new (ErrConflict).
+func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
+	if !validID(d.ID) || !validID(d.UserID) {
+		return errInvalid("device or user id")
+	}
+	err := s.write(ctx, func(w *wtx) error {
+		if w.users.Get([]byte(d.UserID)) == nil {
+			return fmt.Errorf("user %s: %w", d.UserID, store.ErrNotFound)
+		}
+		if w.devices.Get([]byte(d.ID)) != nil {
+			return store.ErrConflict
+		}
+		v, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		w.put(w.devices, []byte(d.ID), v)
+		w.put(w.userDevices, pairKey(d.UserID, d.ID), []byte{})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create device %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// Device implements store.Devices.
+func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
+	var d store.Device
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bktDevices), []byte(id), &d)
+	})
+	if err != nil {
+		return store.Device{}, fmt.Errorf("device %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// UserDevices implements store.Devices; devices come oldest first.
+func (s *Store) UserDevices(ctx context.Context, userID string) ([]store.Device, error) {
+	var ds []store.Device
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		ds = ds[:0]
+		db := tx.Bucket(bktDevices)
+		for _, id := range userDeviceIDs(tx.Bucket(bktUserDevices), userID) {
+			var d store.Device
+			if err := getJSON(db, []byte(id), &d); err != nil {
+				return err
+			}
+			ds = append(ds, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("devices of %s: %w", userID, err)
+	}
+	return ds, nil
+}
+
+// userDeviceIDs lists the device ids of userID in id order, which is
+// creation order.
+func userDeviceIDs(b *bolt.Bucket, userID string) []string {
+	if !validID(userID) {
+		return nil
+	}
+	p := prefix(userID)
+	var ids []string
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		ids = append(ids, string(k[len(p):]))
+	}
+	return ids
+}
+
+// updateDevice applies change to the stored device id.
+func (s *Store) updateDevice(ctx context.Context, id string, change func(d *store.Device) error) error {
+	return s.write(ctx, func(w *wtx) error {
+		var d store.Device
+		if err := getJSON(w.devices, []byte(id), &d); err != nil {
+			return err
+		}
+		if err := change(&d); err != nil {
+			return err
+		}
+		v, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		w.put(w.devices, []byte(id), v)
+		return nil
+	})
+}
+
+// RotateRefresh implements store.Devices.
+func (s *Store) RotateRefresh(ctx context.Context, deviceID string, oldHash, newHash []byte, expires time.Time) error {
+	oldHash, newHash = bytes.Clone(oldHash), bytes.Clone(newHash)
+	err := s.updateDevice(ctx, deviceID, func(d *store.Device) error {
+		if !bytes.Equal(d.RefreshHash, oldHash) {
+			return store.ErrConflict
+		}
+		d.PrevRefreshHash, d.RefreshHash, d.RefreshExpires = oldHash, newHash, expires
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rotate refresh of %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+// TouchDevice implements store.Devices.
+func (s *Store) TouchDevice(ctx context.Context, id string, lastSeen time.Time) error {
+	err := s.updateDevice(ctx, id, func(d *store.Device) error {
+		d.LastSeen = lastSeen
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("touch device %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetPush implements store.Devices.
+func (s *Store) SetPush(ctx context.Context, id, provider, token string) error {
+	err := s.updateDevice(ctx, id, func(d *store.Device) error {
+		d.PushProvider, d.PushToken = provider, token
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set push of %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteDevice implements store.Devices. With the device go its inbox, its
+// head and its idempotency keys: nothing can address them any more.
+func (s *Store) DeleteDevice(ctx context.Context, id string) error {
+	err := s.write(ctx, func(w *wtx) error {
+		var d store.Device
+		if err := getJSON(w.devices, []byte(id), &d); err != nil {
+			return err
+		}
+		p := prefix(id)
+		inbox := keysWithPrefix(w.inbox, p)
+		idem := keysWithPrefix(w.idem, p)
+		for _, k := range inbox {
+			w.del(w.inbox, k)
+		}
+		for _, k := range idem {
+			w.del(w.idem, k)
+		}
+		w.del(w.heads, []byte(id))
+		w.del(w.userDevices, pairKey(d.UserID, id))
+		w.del(w.devices, []byte(id))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete device %s: %w", id, err)
+	}
+	return nil
+}
+
+// keysWithPrefix copies the keys starting with p. Deleting while a bbolt
+// cursor walks the same bucket can skip keys, so callers collect first.
+func keysWithPrefix(b *bolt.Bucket, p []byte) [][]byte {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return keys
+}
+
+// PutCode implements store.Codes.
+func (s *Store) PutCode(ctx context.Context, c store.Code) error {
+	if c.Phone == "" {
+		return errInvalid("phone")
+	}
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("put code: %w", err)
+	}
+	err = s.write(ctx, func(w *wtx) error {
+		w.put(w.codes, []byte(c.Phone), v)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put code: %w", err)
+	}
+	return nil
+}
+
+// Code implements store.Codes.
+func (s *Store) Code(ctx context.Context, phone string) (store.Code, error) {
+	var c store.Code
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bktCodes), []byte(phone), &c)
+	})
+	if err != nil {
+		return store.Code{}, fmt.Errorf("code: %w", err)
+	}
+	return c, nil
+}
+
+// CountAttempt implements store.Codes. The writer goroutine serializes it,
+// which is what makes the increment atomic.
+func (s *Store) CountAttempt(ctx context.Context, phone string) (store.Code, error) {
+	var c store.Code
+	err := s.write(ctx, func(w *wtx) error {
+		c = store.Code{}
+		if err := getJSON(w.codes, []byte(phone), &c); err != nil {
+			return err
+		}
+		c.Attempts++
+		v, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		w.put(w.codes, []byte(phone), v)
+		return nil
+	})
+	if err != nil {
+		return store.Code{}, fmt.Errorf("count attempt: %w", err)
+	}
+	return c, nil
+}
+
+// DeleteCode implements store.Codes.
+func (s *Store) DeleteCode(ctx context.Context, phone string) error {
+	err := s.write(ctx, func(w *wtx) error {
+		if w.codes.Get([]byte(phone)) == nil {
+			return store.ErrNotFound
+		}
+		w.del(w.codes, []byte(phone))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete code: %w", err)
+	}
+	return nil
+}
+
+// Secret implements store.Secrets.
+func (s *Store) Secret(ctx context.Context, name string, fresh []byte) ([]byte, error) {
+	if name == "" || len(fresh) == 0 {
+		return nil, errInvalid("secret")
+	}
+	var v []byte
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v = bytes.Clone(tx.Bucket(bktSecrets).Get([]byte(name)))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	if v != nil {
+		return v, nil
+	}
+	fresh = bytes.Clone(fresh)
+	err = s.write(ctx, func(w *wtx) error {
+		if cur := w.secrets.Get([]byte(name)); cur != nil {
+			v = bytes.Clone(cur)
+			return nil
+		}
+		w.put(w.secrets, []byte(name), fresh)
+		v = fresh
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	pebble "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// pebble v2.1.7: the current major version (a separate module path, /v2).
+type pebble2Engine struct {
+	db    *pebble.DB
+	fold  bool
+	point bool
+	key   []byte
+	key2  []byte
+}
+
+func pebble2Options() *pebble.Options {
+	opts := &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       32 << 20,
+		Logger:             quietLogger{},
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // idempotency lookups miss
+	}
+	opts.Cache = pebble.NewCache(64 << 20)
+	return opts
+}
+
+func openPebble2(dir string, o engineOpts) (engine, error) {
+	opts := pebble2Options()
+	defer opts.Cache.Unref()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &pebble2Engine{db: db, fold: o.ack == ackFold, point: o.pointDeletes}, nil
+}
+
+func (e *pebble2Engine) ackStrategy() string {
+	if e.fold {
+		return "same batch as msgs"
+	}
+	return "own batch, NoSync"
+}
+
+func (e *pebble2Engine) applyAcks(b *pebble.Batch, acks *ackWork) error {
+	for _, d := range acks.dels {
+		if e.point {
+			for c := d.from; c <= d.upTo; c++ {
+				e.key = inboxKey(append(e.key[:0], pInbox), d.device, c)
+				if err := b.Delete(e.key, nil); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		e.key = inboxKey(append(e.key[:0], pInbox), d.device, 0)
+		e.key2 = inboxKey(append(e.key2[:0], pInbox), d.device, d.upTo+1)
+		if err := b.DeleteRange(e.key, e.key2, nil); err != nil {
+			return err
+		}
+	}
+	for _, p := range acks.puts {
+		e.key = inboxKey(append(e.key[:0], pInbox), p.device, p.cursor)
+		if err := b.Set(e.key, p.val, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *pebble2Engine) commit(msgs []msgWrite, acks *ackWork) (int, error) {
+	b := e.db.NewBatch()
+	defer func() { b.Close() }()
+	if !acks.empty() {
+		if err := e.applyAcks(b, acks); err != nil {
+			return 0, err
+		}
+		if !e.fold || len(msgs) == 0 {
+			// Not fsynced: the next Sync commit syncs the WAL up to and
+			// including this batch, and losing it in a crash only means
+			// devices see (and ack) a few events again.
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return 0, err
+			}
+			b.Close()
+			b = e.db.NewBatch()
+		}
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	dups := 0
+	for i := range msgs {
+		m := &msgs[i]
+		e.key = idemKey(append(e.key[:0], pIdem), m.idemDev, m.idemID)
+		_, closer, err := e.db.Get(e.key)
+		if err == nil {
+			closer.Close()
+			dups++
+			continue
+		}
+		if !errors.Is(err, pebble.ErrNotFound) {
+			return 0, err
+		}
+		if err := b.Set(e.key, m.idemVal, nil); err != nil {
+			return 0, err
+		}
+		e.key = chatLogKey(append(e.key[:0], pChatLog), m.chat, m.seq)
+		if err := b.Set(e.key, m.logVal, nil); err != nil {
+			return 0, err
+		}
+		for _, p := range m.inbox {
+			e.key = inboxKey(append(e.key[:0], pInbox), p.device, p.cursor)
+			if err := b.Set(e.key, p.val, nil); err != nil {
+				return 0, err
+			}
+		}
+		e.key = metaKey(append(e.key[:0], pMeta), m.chat)
+		if err := b.Set(e.key, m.metaVal, nil); err != nil {
+			return 0, err
+		}
+	}
+	return dups, b.Commit(pebble.Sync)
+}
+
+func (e *pebble2Engine) close() error {
+	// Make any NoSync tail durable before closing.
+	if err := e.db.LogData(nil, pebble.Sync); err != nil {
+		return err
+	}
+	return e.db.Close()
+}
+
+// compactPebble2 flushes and compacts the whole key space, dropping deleted
+// data and tombstones.
+func compactPebble2(dir string) error {
+	opts := pebble2Options()
+	defer opts.Cache.Unref()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return err
+	}
+	if err := db.Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
+		db.Close()
+		return err
+	}
+	return db.Close()
+}
