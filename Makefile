@@ -29,9 +29,13 @@ bench:
 
 # Short fuzzing of every decoder; FUZZTIME=5m for a longer run.
 FUZZTIME ?= 20s
+FUZZ_TARGETS = wire:FuzzDecodeClientFrame wire:FuzzDecodeServerFrame server:FuzzAppendString \
+  auth:FuzzNormalizePhone auth:FuzzParseAccessToken auth:FuzzParseRefreshToken \
+  auth:FuzzValidCodeFormat auth:FuzzVerifyInput
 fuzz:
-	$(GO) test ./wire -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime $(FUZZTIME)
-	$(GO) test ./auth -run '^$$' -fuzz FuzzNormalizePhone -fuzztime $(FUZZTIME)
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "== $$pkg $$fn"; \
+	  $(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 clean:
 	rm -rf bin data

@@ -126,6 +126,7 @@ type Client struct {
 
 	events  chan wire.ServerFrame
 	ack     ackState
+	handMu  sync.Mutex    // held by the reader while it hands out an event
 	ackKick chan struct{} // cap 1: the loop has an ack to consider
 	dedupe  *dedupe       // used by the reader of the moment, one at a time
 

@@ -33,10 +33,13 @@ type fakeServer struct {
 	dials atomic.Int32
 	// autoPong answers ping frames; off, the server looks dead to pings.
 	autoPong atomic.Bool
+	// refreshUseless makes refresh answer tokens the server then refuses.
+	refreshUseless atomic.Bool
+	closeOnce      sync.Once
 
 	mu      sync.Mutex
-	valid   map[string]bool          // access tokens accepted
-	refresh map[string]wire.Session  // refresh token -> what refresh answers
+	valid   map[string]bool         // access tokens accepted
+	refresh map[string]wire.Session // refresh token -> what refresh answers
 	all     []*fakeConn
 	wg      sync.WaitGroup
 	closed  bool
@@ -132,7 +135,7 @@ func (fs *fakeServer) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	s, ok := fs.refresh[req.RefreshToken]
 	if ok {
 		delete(fs.refresh, req.RefreshToken) // rotation: one use only
-		fs.valid[s.AccessToken] = true
+		fs.valid[s.AccessToken] = !fs.refreshUseless.Load()
 	}
 	fs.mu.Unlock()
 	if !ok {
@@ -208,7 +211,9 @@ func (fc *fakeConn) readLoop(fs *fakeServer) {
 	}
 }
 
-func (fs *fakeServer) close() {
+func (fs *fakeServer) close() { fs.closeOnce.Do(fs.doClose) }
+
+func (fs *fakeServer) doClose() {
 	fs.mu.Lock()
 	fs.closed = true
 	all := fs.all

@@ -386,14 +386,20 @@ func (c *Client) serve(ctx context.Context, cn *wsConn) {
 
 // shutdown flushes acks (so the next session does not replay what the
 // application already has) and closes the socket with a normal closure.
+// ctx is done by now, so the reader hands out nothing more once handMu is
+// free: the ack below covers exactly what the application got.
 func (c *Client) shutdown(cn *wsConn) {
+	c.handMu.Lock()
 	c.flushAck(cn)
+	c.handMu.Unlock()
 	err := cn.ws.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeWait))
 	if err == nil {
+		// Wait for the server's close answer, so the TCP close that
+		// follows finds nothing unread and ends with a FIN, not a reset.
 		t := time.NewTimer(closeWait)
 		select {
-		case <-cn.done: // the reader saw the server's close answer, or Close
+		case <-cn.done:
 		case <-t.C:
 		}
 		t.Stop()
@@ -579,6 +585,13 @@ func (c *Client) dispatch(ctx context.Context, f wire.ServerFrame) bool {
 			}
 			return true
 		}
+	}
+	// handMu spans the hand-off and its bookkeeping so that shutdown can
+	// wait for a hand-off in progress, and none starts after ctx is done.
+	c.handMu.Lock()
+	defer c.handMu.Unlock()
+	if ctx.Err() != nil {
+		return false
 	}
 	select {
 	case c.events <- f:

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -25,6 +27,7 @@ type serveConfig struct {
 	addr, dataDir, logFormat, logLevel string
 	storeKind, routerKind, pushKind    string
 	smsProvider, smsHTTPURL            string
+	debugAddr                          string
 	grace                              time.Duration
 	srv                                server.Config
 	auth                               auth.Config
@@ -43,6 +46,7 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed) or http (a gateway)")
 	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway URL for --sms-provider http; receives POST {to, text}")
 	fs.String(&c.srv.NodeID, "node-id", hostnameOr("node-1"), "this node's name in logs, metrics and routing")
+	fs.String(&c.debugAddr, "debug-addr", "", "serve Go pprof profiles on this address (keep it on loopback); empty: off")
 	fs.Duration(&c.grace, "shutdown-grace", 15*time.Second, "how long a shutdown waits for in-flight work")
 	fs.Int(&c.srv.MaxFrameBytes, "max-frame-bytes", sd.MaxFrameBytes, "largest client WebSocket frame")
 	fs.Int(&c.srv.MaxTextBytes, "max-text-bytes", sd.MaxTextBytes, "largest message text (text + caption)")
@@ -174,9 +178,37 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if c.debugAddr != "" {
+		if err := serveDebug(ctx, c.debugAddr, log); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 	log.Info("tern starting", "version", versionString(), "addr", ln.Addr().String(),
 		"store", c.storeKind, "data_dir", c.dataDir, "router", c.routerKind, "sms", c.smsProvider)
 	err = srv.Run(ctx, ln, c.grace)
 	log.Info("tern stopped")
 	return err
+}
+
+// serveDebug serves pprof on its own listener, never on the public one.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		_ = hs.Close()
+	}()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return nil
 }

@@ -44,40 +44,44 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 	t.Run("EnsureUserConcurrent", func(t *testing.T) {
 		s, ctx := newStore(t), t.Context()
-		const n = 20
+		// n goroutines each ensure the same phones in the same order, so
+		// that many calls for one phone overlap.
+		const n, phones = 20, 20
 		var (
-			wg      sync.WaitGroup
 			mu      sync.Mutex
-			ids     = map[string]bool{}
-			creates int
+			ids     = map[string]map[string]bool{} // phone -> user ids seen
+			creates = map[string]int{}
 			errs    []error
 		)
-		for range n {
-			wg.Go(func() {
-				u, created, err := s.EnsureUser(ctx, "+15550000009", store.NewID(store.PrefixUser), base)
+		race(n, func(int) {
+			for p := range phones {
+				phone := fmt.Sprintf("+1555000%04d", p)
+				u, created, err := s.EnsureUser(ctx, phone, store.NewID(store.PrefixUser), base)
 				mu.Lock()
-				defer mu.Unlock()
 				if err != nil {
 					errs = append(errs, err)
-					return
+				} else {
+					if ids[phone] == nil {
+						ids[phone] = map[string]bool{}
+					}
+					ids[phone][u.ID] = true
+					if created {
+						creates[phone]++
+					}
 				}
-				ids[u.ID] = true
-				if created {
-					creates++
-				}
-			})
-		}
-		wg.Wait()
-		if len(errs) > 0 {
-			t.Fatal(errors.Join(errs...))
-		}
-		if len(ids) != 1 || creates != 1 {
-			t.Fatalf("%d concurrent EnsureUser of one phone: %d distinct users, %d created; want 1 and 1", n, len(ids), creates)
-		}
-		us, err := s.UsersByPhones(ctx, []string{"+15550000009"})
-		must(t, err)
-		if len(us) != 1 {
-			t.Fatalf("UsersByPhones after concurrent EnsureUser: %d users", len(us))
+				mu.Unlock()
+			}
+		})
+		must(t, errors.Join(errs...))
+		for phone, seen := range ids {
+			if len(seen) != 1 || creates[phone] != 1 {
+				t.Fatalf("%d concurrent EnsureUser of %s: %d distinct users, %d created; want 1 and 1", n, phone, len(seen), creates[phone])
+			}
+			us, err := s.UsersByPhones(ctx, []string{phone})
+			must(t, err)
+			if len(us) != 1 {
+				t.Fatalf("UsersByPhones(%s) after concurrent EnsureUser: %d users", phone, len(us))
+			}
 		}
 	})
 
@@ -219,13 +223,9 @@ func testDevices(t *testing.T, newStore func(t *testing.T) store.Store) {
 		d := newDevice(t, s, newUser(t, s, "+15550000001"), "a1")
 		const n = 10
 		results := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				results[i] = s.RotateRefresh(ctx, d.ID, d.RefreshHash, fmt.Appendf(nil, "new-%d", i), at(1000))
-			})
-		}
-		wg.Wait()
+		race(n, func(i int) {
+			results[i] = s.RotateRefresh(ctx, d.ID, d.RefreshHash, fmt.Appendf(nil, "new-%d", i), at(1000))
+		})
 		winner := -1
 		for i, err := range results {
 			switch {
@@ -348,14 +348,10 @@ func testCodes(t *testing.T, newStore func(t *testing.T) store.Store) {
 		const n = 20
 		seen := make([]int, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				got, err := s.CountAttempt(ctx, c.Phone)
-				seen[i], errs[i] = got.Attempts, err
-			})
-		}
-		wg.Wait()
+		race(n, func(i int) {
+			got, err := s.CountAttempt(ctx, c.Phone)
+			seen[i], errs[i] = got.Attempts, err
+		})
 		must(t, errors.Join(errs...))
 		// Atomic increments hand out every count from 1 to n exactly once.
 		slices.Sort(seen)
@@ -376,11 +372,7 @@ func testCodes(t *testing.T, newStore func(t *testing.T) store.Store) {
 		must(t, s.PutCode(ctx, store.Code{Phone: "+15550000001", Hash: []byte("h"), ExpiresAt: at(600000)}))
 		const n = 10
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() { errs[i] = s.DeleteCode(ctx, "+15550000001") })
-		}
-		wg.Wait()
+		race(n, func(i int) { errs[i] = s.DeleteCode(ctx, "+15550000001") })
 		wins := 0
 		for _, err := range errs {
 			switch {
@@ -421,14 +413,10 @@ func testSecrets(t *testing.T, newStore func(t *testing.T) store.Store) {
 		const n = 10
 		got := make([]string, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				v, err := s.Secret(ctx, "k", fmt.Appendf(nil, "fresh-%d", i))
-				got[i], errs[i] = string(v), err
-			})
-		}
-		wg.Wait()
+		race(n, func(i int) {
+			v, err := s.Secret(ctx, "k", fmt.Appendf(nil, "fresh-%d", i))
+			got[i], errs[i] = string(v), err
+		})
 		must(t, errors.Join(errs...))
 		for _, v := range got {
 			if v != got[0] {

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ func main() {
 		keep       = flag.Bool("keep", false, "keep the store directories")
 		baseline   = flag.Duration("fsync-baseline", time.Second, "time spent measuring raw 4 KiB write+fdatasync (0: skip)")
 		compact    = flag.Bool("compact", true, "after the acks, also compact the store and report its size")
+		repeat     = flag.Int("repeat", 1, "run the whole matrix this many times and summarise the spread")
 		cpuProf    = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
@@ -81,8 +83,8 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if *users < 2 || *chats < 1 || *senders < 1 || *maxBatch < 1 {
-		fatal(fmt.Errorf("need -users >= 2, -chats >= 1, -senders >= 1, -max-batch >= 1"))
+	if *users < 2 || *chats < 1 || *senders < 1 || *maxBatch < 1 || *repeat < 1 {
+		fatal(fmt.Errorf("need -users >= 2, -chats >= 1, -senders >= 1, -max-batch >= 1, -repeat >= 1"))
 	}
 	w := &workload{users: *users, chats: *chats, senders: *senders, duration: *duration, maxMsgs: *maxMsgs, seed: 42}
 
@@ -102,19 +104,65 @@ func main() {
 	}
 	fmt.Println()
 
-	var results []result
-	for _, e := range selEngines {
+	// Mode-major order: the engines of one mode run back to back, so they
+	// see the (noisy, shared) disk in a similar state.
+	var all [][]result
+	for rep := 1; rep <= *repeat; rep++ {
+		var results []result
 		for _, m := range selModes {
-			fmt.Fprintf(os.Stderr, "running %s %s ...\n", e.name, m.name)
-			r, err := runOne(e, m, w, engineOpts{ack: ack, pointDeletes: m.pointDel}, *parent, *keep, *compact)
-			if err != nil {
-				fatal(fmt.Errorf("%s %s: %w", e.name, m.name, err))
+			for _, e := range selEngines {
+				fmt.Fprintf(os.Stderr, "[%d/%d] running %s %s ...\n", rep, *repeat, e.name, m.name)
+				r, err := runOne(e, m, w, engineOpts{ack: ack, pointDeletes: m.pointDel}, *parent, *keep, *compact)
+				if err != nil {
+					fatal(fmt.Errorf("%s %s: %w", e.name, m.name, err))
+				}
+				fmt.Fprintf(os.Stderr, "  %d msgs, %.0f msg/s, p99 %.1f ms (ack drain+close %v, compaction %v)\n",
+					r.msgs, r.rate(), ms(r.p99), r.drain.Round(time.Millisecond), r.compact.Round(time.Millisecond))
+				results = append(results, r)
 			}
-			fmt.Fprintf(os.Stderr, "  %d msgs, %.0f msg/s, p99 %.1f ms\n", r.msgs, float64(r.msgs)/r.elapsed.Seconds(), ms(r.p99))
-			results = append(results, r)
 		}
+		if *repeat > 1 {
+			fmt.Printf("### repetition %d of %d\n\n", rep, *repeat)
+		}
+		printTable(results)
+		all = append(all, results)
 	}
-	printTable(results)
+	if *repeat > 1 {
+		printSpread(all)
+	}
+}
+
+func (r result) rate() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
+
+// printSpread summarises repeated runs: msg/s and CPU per message, median
+// and range over the repetitions.
+func printSpread(all [][]result) {
+	fmt.Printf("### spread over %d repetitions\n\n", len(all))
+	fmt.Println("| engine | mode | msg/s median | msg/s min..max | p99 ms median | CPU µs/msg median | written KB/msg median |")
+	fmt.Println("|---|---|--:|--:|--:|--:|--:|")
+	for i := range all[0] {
+		var rate, p99, cpu, wkb []float64
+		for _, rs := range all {
+			r := rs[i]
+			n := float64(max(r.msgs, 1))
+			rate = append(rate, r.rate())
+			p99 = append(p99, ms(r.p99))
+			cpu = append(cpu, float64(r.cpu.Microseconds())/n)
+			wkb = append(wkb, float64(r.wbytes)/n/1024)
+		}
+		fmt.Printf("| %s | %s | %.0f | %.0f..%.0f | %.1f | %.0f | %.1f |\n", all[0][i].engine, all[0][i].mode,
+			median(rate), slices.Min(rate), slices.Max(rate), median(p99), median(cpu), median(wkb))
+	}
+	fmt.Println()
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func runOne(def engineDef, m mode, w *workload, o engineOpts, parent string, keep, compact bool) (result, error) {
@@ -199,26 +247,25 @@ func printTable(rs []result) {
 		}
 		comp := "-"
 		if r.appComp >= 0 {
-			comp = fmt.Sprintf("%.1f", mb(r.appComp))
+			comp = sizes(r.allocComp, r.appComp)
 		}
-		fmt.Printf("| %s | %s | %s | %d | %.0f | %.1f | %.2f | %.2f | %.0f | %s | %.1f | %.1f | %s |\n",
-			r.engine, r.mode, r.ackStrat, r.msgs, float64(r.msgs)/r.elapsed.Seconds(),
+		fmt.Printf("| %s | %s | %s | %d | %.0f | %.1f | %.2f | %.2f | %.0f | %s | %s | %s | %s |\n",
+			r.engine, r.mode, r.ackStrat, r.msgs, r.rate(),
 			float64(r.msgs)/float64(max(r.commits, 1)), ms(r.p50), ms(r.p99),
-			float64(r.cpu.Microseconds())/n, wkb, mb(r.appEnd), mb(r.appAcked), comp)
+			float64(r.cpu.Microseconds())/n, wkb, sizes(r.allocEnd, r.appEnd), sizes(r.allocAcked, r.appAcked), comp)
 	}
 	fmt.Println()
-	fmt.Println("MB = apparent file sizes (ls) of the store directory. Allocated blocks (du), MB end / after acks / compacted:")
-	for _, r := range rs {
-		fmt.Printf("  %-9s %-13s %8.1f %8.1f %8.1f   (ack drain+close %v, compaction %v)\n",
-			r.engine, r.mode, mb(r.allocEnd), mb(r.allocAcked), mb(r.allocComp),
-			r.drain.Round(time.Millisecond), r.compact.Round(time.Millisecond))
-	}
+	fmt.Println("MB columns: allocated (du) / apparent (ls) size of the store directory.")
+	fmt.Println("written KB/msg: /proc/self/io write_bytes during the timed phase / messages.")
 	for _, r := range rs {
 		if r.dups > 0 {
 			fmt.Printf("WARNING: %s %s dropped %d duplicate messages\n", r.engine, r.mode, r.dups)
 		}
 	}
+	fmt.Println()
 }
+
+func sizes(alloc, apparent int64) string { return fmt.Sprintf("%.1f / %.1f", mb(alloc), mb(apparent)) }
 
 func pickEngines(s string) ([]engineDef, error) {
 	if s == "all" {

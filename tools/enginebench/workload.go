@@ -67,7 +67,7 @@ type writer struct {
 	coalesce  map[uint64]uint64
 	nextStage []rangeDel
 
-	commits int64
+	commits int64 // commits that carried messages
 	dups    int
 	err     error
 }
@@ -201,7 +201,9 @@ func (w *writer) round(reqs []*request) {
 		m.metaVal = fmt.Appendf(nil, `{"last_seq":%d,"ts":%d}`, seq, ts)
 	}
 	dups, err := w.eng.commit(msgs, acks)
-	w.commits++
+	if len(msgs) > 0 {
+		w.commits++ // durable message commits; ack-only rounds not counted
+	}
 	w.dups += dups
 	if err != nil && w.err == nil {
 		w.err = err

@@ -1,0 +1,105 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeClientFrame(t *testing.T) {
+	ok := []string{
+		`{"type":"send","id":"c1","to":"u1","body":{"text":"hi"}}`,
+		`{"type":"send","id":"c1","to":"u1","body":{"media_id":"m1","caption":"look"},"reply_to":"m0"}`,
+		`{"type":"ack","cursor":12}`,
+		`{"type":"read","chat_id":"c","seq":3}`,
+		`{"type":"typing","chat_id":"c","state":"paused"}`,
+		`{"type":"presence_sub","user_ids":["u1","u2"]}`,
+		`{"type":"ping","id":"p"}`,
+		` {"type":"ping","future_field":{"x":1}} `,
+	}
+	for _, s := range ok {
+		if _, err := DecodeClientFrame([]byte(s)); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	bad := map[string]string{
+		``:                                   CodeBadRequest,
+		`null`:                               CodeBadRequest,
+		`"send"`:                             CodeBadRequest,
+		`{"type":1}`:                         CodeBadRequest,
+		`{}`:                                 CodeBadRequest,
+		`{"type":"warp"}`:                    CodeUnknownType,
+		`{"type":"send","to":"u","body":{}}`: CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"text":"a","media_id":"m"}}`:                  CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"text":"a","caption":"c"}}`:                   CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"text":"\xff"}}`:                              CodeBadRequest,
+		`{"type":"ack","cursor":-1}`:                                                            CodeBadRequest,
+		`{"type":"read","chat_id":"c"}`:                                                         CodeBadRequest,
+		`{"type":"typing","chat_id":"c","state":"x"}`:                                           CodeBadRequest,
+		`{"type":"ping","id":"` + strings.Repeat("i", MaxIDLen+1) + `"}`:                        CodeBadRequest,
+		`{"type":"presence_sub","user_ids":[` + strings.Repeat(`"u",`, MaxPresenceIn) + `"u"]}`: CodeTooLarge,
+	}
+	for s, code := range bad {
+		_, err := DecodeClientFrame([]byte(s))
+		var we *Error
+		if !errors.As(err, &we) || we.Code != code {
+			t.Errorf("%.60s: got %v, want %s", s, err, code)
+		}
+	}
+}
+
+func TestDecodeKeepsIDOfMalformedFrame(t *testing.T) {
+	f, err := DecodeClientFrame([]byte(`{"type":"ack","id":"a7","cursor":"nope"}`))
+	if err == nil || f.ID != "a7" {
+		t.Fatalf("got id %q err %v, want the id kept for the error answer", f.ID, err)
+	}
+}
+
+// FuzzDecodeClientFrame: the decoder never panics, errors are always
+// protocol errors, and an accepted frame is valid and survives a round trip.
+func FuzzDecodeClientFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"send","id":"c1","to":"u1","body":{"text":"hi"}}`,
+		`{"type":"ack","cursor":1}`, `{"type":"read","chat_id":"c","seq":1}`,
+		`{"type":"typing","chat_id":"c","state":"typing"}`, `{"type":"ping"}`,
+		`{"type":"presence_sub","user_ids":["u"]}`, `{`, `[]`, `{"type":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := DecodeClientFrame(data)
+		if err != nil {
+			var we *Error
+			if !errors.As(err, &we) || we.Code == "" || we.Message == "" {
+				t.Fatalf("non-protocol error %T %v", err, err)
+			}
+			return
+		}
+		if err := fr.Validate(); err != nil {
+			t.Fatalf("accepted frame fails validation: %v", err)
+		}
+		again, err := json.Marshal(fr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr2, err := DecodeClientFrame(again)
+		if err != nil {
+			t.Fatalf("re-encoded frame rejected: %v\n%s", err, again)
+		}
+		if fr2.Type != fr.Type || fr2.ID != fr.ID || fr2.Cursor != fr.Cursor || fr2.Seq != fr.Seq {
+			t.Fatalf("round trip changed the frame: %+v vs %+v", fr, fr2)
+		}
+	})
+}
+
+func FuzzDecodeServerFrame(f *testing.F) {
+	f.Add([]byte(`{"type":"message","cursor":1,"msg_id":"m","body":{"text":"x"}}`))
+	f.Add([]byte(`{"type":"receipt","msg_ids":["a"]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := DecodeServerFrame(data)
+		if err == nil && fr.Type == "" {
+			t.Fatal("accepted a frame without type")
+		}
+	})
+}
