@@ -13,9 +13,9 @@ import (
 // its values, as in an HdrHistogram with two significant digits.
 const (
 	subBits    = 8
-	subCount   = 1 << subBits  // 256
-	subHalf    = subCount / 2  // 128
-	maxShift   = 64 - subBits  // largest shift of a 64-bit value
+	subCount   = 1 << subBits // 256
+	subHalf    = subCount / 2 // 128
+	maxShift   = 64 - subBits // largest shift of a 64-bit value
 	numBuckets = (maxShift + 2) * subHalf
 )
 

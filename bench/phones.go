@@ -28,9 +28,9 @@ const areaCodes = "" +
 	"979980984985986989"
 
 const (
-	numAreas    = len(areaCodes) / 3
+	numAreas     = len(areaCodes) / 3
 	linesPerArea = 10000
-	phoneSpace  = numAreas * linesPerArea
+	phoneSpace   = numAreas * linesPerArea
 )
 
 // phoneSeries maps a device index to a phone number. The run id picks a
@@ -44,15 +44,15 @@ type phoneSeries struct {
 func newPhoneSeries(runID string) phoneSeries {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(runID))
-	return phoneSeries{offset: h.Sum64() % phoneSpace}
+	return phoneSeries{offset: h.Sum64() % uint64(phoneSpace)}
 }
 
 // phone returns the i-th number: +1 AAA 555 LLLL. Consecutive indexes
 // walk the area codes first, so a run's numbers spread over all of them.
 func (p phoneSeries) phone(i int) string {
-	g := (p.offset + uint64(i)) % phoneSpace
-	area := int(g % numAreas)
-	line := int(g / numAreas)
+	g := (p.offset + uint64(i)) % uint64(phoneSpace)
+	area := int(g % uint64(numAreas))
+	line := int(g / uint64(numAreas))
 	b := make([]byte, 0, 12)
 	b = append(b, "+1"...)
 	b = append(b, areaCodes[3*area:3*area+3]...)

@@ -188,8 +188,9 @@ func closeAll(clients []*client.Client) {
 	})
 }
 
-// serverSample is the part of a /metrics scrape reports show.
-type serverSample struct {
+// ServerSample is the server's state as its /metrics told it: resident
+// memory, Go heap in use, goroutines, WebSocket connections and CPU time.
+type ServerSample struct {
 	RSSBytes       float64 `json:"rss_bytes"`
 	HeapInuseBytes float64 `json:"heap_inuse_bytes,omitempty"`
 	Goroutines     float64 `json:"goroutines,omitempty"`
@@ -197,8 +198,8 @@ type serverSample struct {
 	CPUSeconds     float64 `json:"cpu_seconds,omitempty"`
 }
 
-func sampleOf(s scrape) serverSample {
-	return serverSample{RSSBytes: s.val(mRSS), HeapInuseBytes: s.val(mHeapInuse),
+func sampleOf(s scrape) ServerSample {
+	return ServerSample{RSSBytes: s.val(mRSS), HeapInuseBytes: s.val(mHeapInuse),
 		Goroutines: s.val(mGoroutines), Connections: s.val(mConns), CPUSeconds: s.val(mCPU)}
 }
 

@@ -522,9 +522,9 @@ func TestKeepAliveAndReadDeadline(t *testing.T) {
 	deadline := time.Now().Add(waitFor)
 	for fc.pings.Load() < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("keepalive pings %d, stats %+v, dials %d, connected %v", fc.pings.Load(), c.Stats(), fs.dials.Load(), c.Connected())
+			panic(fmt.Sprintf("keepalive pings %d, stats %+v, dials %d, connected %v", fc.pings.Load(), c.Stats(), fs.dials.Load(), c.Connected()))
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	if len(fc.in) != 0 {
 		t.Fatalf("keepalive wrote other frames")

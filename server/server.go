@@ -178,7 +178,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, grace time.Duration) 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("listening", "addr", ln.Addr().String(), "node", s.cfg.NodeID)
+	s.log.Info("listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
 		s.Shutdown(context.Background())

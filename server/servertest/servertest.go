@@ -19,6 +19,7 @@ import (
 	smshttp "github.com/tern-im/tern/auth/sms/http"
 	"github.com/tern-im/tern/client"
 	pushlog "github.com/tern-im/tern/push/log"
+	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/routing/inproc"
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/store/embedded"
@@ -87,6 +88,9 @@ type Options struct {
 	Server server.Config // limits
 	Auth   auth.Config   // default auth.DefaultConfig() with per-IP limits off
 	Log    *slog.Logger  // default: discard (TERN_TEST_LOG=1 logs to stderr)
+	// Router wraps the node's in-process router, e.g. to lose or reorder
+	// envelopes in a test; nil: the plain router.
+	Router func(routing.Router) routing.Router
 }
 
 // Node is a running in-process Tern node.
@@ -132,7 +136,10 @@ func Start(t testing.TB, o Options) *Node {
 		cancel()
 		t.Fatalf("servertest: auth: %v", err)
 	}
-	router := inproc.New()
+	var router routing.Router = inproc.New()
+	if o.Router != nil {
+		router = o.Router(router)
+	}
 	srv, err := server.New(o.Server, server.Deps{Store: st, Router: router,
 		Push: pushlog.Notifier{Log: o.Log}, Auth: as, Log: o.Log, Version: "test"})
 	if err != nil {

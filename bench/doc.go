@@ -1,0 +1,54 @@
+// Package bench is Tern's load generator, behind `tern bench`. It drives
+// simulated devices through the real protocol (REST sign-up, then the
+// WebSocket, all through the Go SDK in package client) against a running
+// server and reports what the server delivered, how fast, and what it cost.
+//
+// The server under test is started so that sign-up codes reach the bench
+// and the abuse limits do not throttle it:
+//
+//	tern serve --sms-provider http --sms-http-url http://127.0.0.1:9099/ \
+//	  --codes-per-ip-hour 0 --verifies-per-ip-hour 0 \
+//	  --sends-per-second 100000 --send-burst 100000
+//
+// # Provisioning
+//
+// Every simulated device is a phone number signed in through the code
+// flow: the bench asks for a code, its own SMS sink (Config.SMSListen)
+// receives the server's POST, and the bench verifies the code. Phones are
+// valid US numbers +1 AAA 555 LLLL over 318 area codes; Config.RunID picks
+// where in that space a run starts, so a fresh run id means fresh users.
+// With Config.SessionsFile the sessions are saved, and the next run
+// refreshes their tokens instead of signing up again.
+//
+// # Modes
+//
+//   - idle: connect Conns devices, hold them, and compare the server's
+//     resident memory, heap and goroutines before and after: the cost of
+//     one idle connection.
+//   - closed: Pairs sender→receiver pairs; each sender keeps Inflight
+//     messages outstanding. A message completes when its sender gets the
+//     delivered receipt, which needs the whole path: send, durable store,
+//     sent answer, delivery to the receiver, the receiver's ack, the
+//     receipt back to the sender.
+//   - rate: the same pairs, open loop at Rate messages per second in all,
+//     due times spread evenly over the senders. Latencies count from the
+//     due time, not from when the send went out, so a stalled server is
+//     charged for the sends it delayed (no coordinated omission).
+//
+// # What it guarantees
+//
+// Latencies are kept in a log-linear histogram (Recorder) of fixed size,
+// exact to within 0.8%, for any number of messages. Every message carries
+// its send time and a per-pair sequence number in its text, so the
+// receiver times it and detects duplicates without shared state. A
+// message answered sent that got no delivered receipt by the end of the
+// drain (Config.Drain) is reported as lost; any message a receiver's
+// application sees twice is reported as a duplicate. Both must be zero.
+//
+// The generator shares the machine with the server, so it stays lean: no
+// goroutine per message (one per closed-loop slot or rate worker, and one
+// event reader per device, besides the SDK's own), and it reports its own
+// CPU time per message (getrusage) next to the server's
+// (process_cpu_seconds_total from /metrics), so a reader can tell how much
+// of the machine each used.
+package bench

@@ -1,0 +1,207 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the result of a Run; --json prints it.
+type Report struct {
+	Mode       string       `json:"mode"`
+	RunID      string       `json:"run_id"`
+	Config     ReportConfig `json:"config"`
+	GOMAXPROCS int          `json:"gomaxprocs"`
+	NumCPU     int          `json:"num_cpu"`
+	GoVersion  string       `json:"go_version"`
+
+	Provision ProvisionReport `json:"provision"`
+	Connect   ConnectReport   `json:"connect"`
+	Idle      *IdleReport     `json:"idle,omitempty"`
+	Traffic   *TrafficReport  `json:"traffic,omitempty"`
+
+	// Server is the server's state at the end of the measurement (from its
+	// /metrics); ServerBefore, for the traffic modes, is it before traffic.
+	Server       ServerSample  `json:"server"`
+	ServerBefore *ServerSample `json:"server_before,omitempty"`
+	// ServerCPUCores is the server's CPU use over the measured window
+	// (process_cpu_seconds_total), in cores; per message for the traffic
+	// modes.
+	ServerCPUCores        float64     `json:"server_cpu_cores"`
+	ServerCPUMicrosPerMsg float64     `json:"server_cpu_us_per_msg,omitempty"`
+	Bench                 BenchReport `json:"bench"`
+}
+
+// BenchReport is what the load generator itself cost, over the measured
+// window (idle mode: connecting and holding).
+type BenchReport struct {
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	CPUCores        float64 `json:"cpu_cores"`
+	CPUMicrosPerMsg float64 `json:"cpu_us_per_msg,omitempty"`
+	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
+}
+
+// ReportConfig is the Config a report was made with, durations as text.
+type ReportConfig struct {
+	Addr        string  `json:"addr"`
+	Mode        string  `json:"mode"`
+	Conns       int     `json:"conns,omitempty"`
+	Hold        string  `json:"hold,omitempty"`
+	Settle      string  `json:"settle,omitempty"`
+	Pairs       int     `json:"pairs,omitempty"`
+	Inflight    int     `json:"inflight,omitempty"`
+	Duration    string  `json:"duration,omitempty"`
+	Warmup      string  `json:"warmup,omitempty"`
+	Rate        float64 `json:"rate,omitempty"`
+	Drain       string  `json:"drain,omitempty"`
+	Size        int     `json:"size,omitempty"`
+	RunID       string  `json:"run_id"`
+	Sessions    string  `json:"sessions,omitempty"`
+	Concurrency int     `json:"concurrency"`
+}
+
+func reportConfigOf(c Config) ReportConfig {
+	rc := ReportConfig{Addr: c.Addr, Mode: c.Mode, RunID: c.RunID, Sessions: c.SessionsFile,
+		Concurrency: c.Concurrency, Drain: c.Drain.String(), Size: c.Size}
+	if c.Mode == ModeIdle {
+		rc.Conns, rc.Hold, rc.Settle = c.Conns, c.Hold.String(), c.Settle.String()
+	} else {
+		rc.Pairs, rc.Inflight, rc.Duration, rc.Warmup = c.Pairs, c.Inflight, c.Duration.String(), c.Warmup.String()
+		if c.Mode == ModeRate {
+			rc.Rate = c.Rate
+		}
+	}
+	return rc
+}
+
+func (r *runner) printConfig(rep Report) {
+	c := r.cfg
+	var b strings.Builder
+	fmt.Fprintf(&b, "tern bench: mode=%s addr=%s", c.Mode, c.Addr)
+	switch c.Mode {
+	case ModeIdle:
+		fmt.Fprintf(&b, " conns=%d hold=%s settle=%s", c.Conns, c.Hold, c.Settle)
+	default:
+		fmt.Fprintf(&b, " pairs=%d inflight=%d duration=%s warmup=%s drain=%s", c.Pairs, c.Inflight, c.Duration, c.Warmup, c.Drain)
+		if c.Mode == ModeRate {
+			fmt.Fprintf(&b, " rate=%g/s", c.Rate)
+		}
+		if c.Size > 0 {
+			fmt.Fprintf(&b, " size=%d", c.Size)
+		}
+	}
+	fmt.Fprintf(&b, " concurrency=%d GOMAXPROCS=%d NumCPU=%d %s\n", c.Concurrency, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion)
+	r.printf("%s", b.String())
+}
+
+func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+
+func (r *runner) printReport(rep *Report) {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w)
+	switch {
+	case rep.Idle != nil:
+		writeIdle(w, rep)
+	case rep.Traffic != nil:
+		writeTraffic(w, rep)
+	}
+	fmt.Fprintf(w, "server\t\n")
+	fmt.Fprintf(w, "  rss at end\t%s\n", mib(rep.Server.RSSBytes))
+	if rep.ServerBefore != nil {
+		fmt.Fprintf(w, "  rss before traffic\t%s\n", mib(rep.ServerBefore.RSSBytes))
+	}
+	fmt.Fprintf(w, "  heap in use at end\t%s\n", mib(rep.Server.HeapInuseBytes))
+	fmt.Fprintf(w, "  goroutines at end\t%.0f\n", rep.Server.Goroutines)
+	fmt.Fprintf(w, "  cpu (measured window)\t%.2f cores (%.0f%% of %d CPUs)\n", rep.ServerCPUCores,
+		100*rep.ServerCPUCores/float64(rep.NumCPU), rep.NumCPU)
+	if rep.ServerCPUMicrosPerMsg > 0 {
+		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.ServerCPUMicrosPerMsg)
+	}
+	fmt.Fprintf(w, "bench (this process)\t\n")
+	fmt.Fprintf(w, "  cpu (measured window)\t%.2f cores (%.0f%% of %d CPUs), %.1f s\n", rep.Bench.CPUCores,
+		100*rep.Bench.CPUCores/float64(rep.NumCPU), rep.NumCPU, rep.Bench.CPUSeconds)
+	if rep.Bench.CPUMicrosPerMsg > 0 {
+		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.Bench.CPUMicrosPerMsg)
+	}
+	fmt.Fprintf(w, "  peak rss\t%s\n", mib(float64(rep.Bench.PeakRSSBytes)))
+	_ = w.Flush()
+	r.printf("%s", b.String())
+}
+
+func writeIdle(w io.Writer, rep *Report) {
+	ir := rep.Idle
+	fmt.Fprintf(w, "idle connections (held %s)\t\n", time.Duration(ir.HoldSeconds*float64(time.Second)))
+	fmt.Fprintf(w, "  connections held\t%d of %d (server reports %.0f), %d reconnects\n", ir.Connected, ir.Conns, ir.ServerConns, ir.Reconnects)
+	fmt.Fprintf(w, "  server rss\t%s → %s (Δ %s)\n", mib(ir.Before.RSSBytes), mib(ir.After.RSSBytes), mib(ir.RSSDeltaBytes))
+	fmt.Fprintf(w, "  rss per connection\t%.0f bytes (%.1f KiB)\n", ir.BytesPerConn, ir.KiBPerConn)
+	fmt.Fprintf(w, "  heap in use\t%s → %s, %.0f bytes (%.1f KiB) per connection\n", mib(ir.Before.HeapInuseBytes),
+		mib(ir.After.HeapInuseBytes), ir.HeapBytesPerConn, ir.HeapBytesPerConn/1024)
+	fmt.Fprintf(w, "  goroutines\t%.0f → %.0f, %.2f per connection\n", ir.Before.Goroutines, ir.After.Goroutines, ir.GoroutinesPerConn)
+}
+
+func writeTraffic(w io.Writer, rep *Report) {
+	tr := rep.Traffic
+	fmt.Fprintf(w, "results (%s measured after %s warmup)\t\n",
+		time.Duration(tr.WindowSeconds*float64(time.Second)), time.Duration(tr.WarmupSeconds*float64(time.Second)))
+	if tr.OfferedRate > 0 {
+		fmt.Fprintf(w, "  offered rate\t%.0f msg/s\n", tr.OfferedRate)
+	}
+	fmt.Fprintf(w, "  sent rate\t%.1f msg/s (%d sends started in the window)\n", tr.SendRate, tr.SentInWindow)
+	fmt.Fprintf(w, "  completed rate\t%.1f msg/s (%d delivered receipts in the window)\n", tr.CompletedRate, tr.CompletedInWindow)
+	fmt.Fprintf(w, "  server sent rate\t%.1f msg/s (tern_messages_sent_total)\n", tr.ServerSentRate)
+	fmt.Fprintf(w, "  totals\tissued %d, durable %d, received %d, delivered %d\n", tr.Issued, tr.Durable, tr.Received, tr.Delivered)
+	fmt.Fprintf(w, "  errors\t%d%s\n", tr.Errors, codes(tr.ErrorCodes))
+	fmt.Fprintf(w, "  lost\t%d (durable, no delivered receipt %s after the end); not received %d; unanswered %d\n",
+		tr.Lost, time.Duration(tr.DrainSecs*float64(time.Second)).Round(time.Millisecond), tr.NotReceived, tr.Unanswered)
+	fmt.Fprintf(w, "  duplicates\t%d (sdk dedupe drops %d, reconnects %d, resends %d)\n", tr.Duplicates, tr.SDKDuplicates, tr.Reconnects, tr.Resends)
+	if tr.UnmatchedReceipts > 0 || tr.ForeignMessages > 0 {
+		fmt.Fprintf(w, "  from other runs\t%d receipts, %d messages\n", tr.UnmatchedReceipts, tr.ForeignMessages)
+	}
+	from := "send"
+	if tr.OfferedRate > 0 {
+		from = "due"
+	}
+	fmt.Fprintf(w, "latency (ms)\tcount\tp50\tp90\tp99\tp99.9\tmax\tmean\n")
+	row := func(name string, s Summary) {
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", name, s.Count,
+			f3(s.P50Ms), f3(s.P90Ms), f3(s.P99Ms), f3(s.P999Ms), f3(s.MaxMs), f3(s.MeanMs))
+	}
+	row(from+"→sent (durable)", tr.Sent)
+	row(from+"→received", tr.Recv)
+	row(from+"→delivered", tr.Delivery)
+	if tr.Lag != nil {
+		row("schedule lag", *tr.Lag)
+	}
+}
+
+// f3 prints a millisecond value with three significant digits or so.
+func f3(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func codes(m map[string]int64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

@@ -1,0 +1,150 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-im/tern/client"
+	"github.com/tern-im/tern/routing"
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/wire"
+)
+
+// chaosRouter misbehaves like a broker on a bad day: it loses, duplicates
+// or reorders every other event envelope of a device (never its last one:
+// a lost last envelope is recovered by Resync or reconnect, not by a gap). Sessions must still deliver every event once, in order,
+// because the inbox is the truth and routing only a fast path.
+type chaosRouter struct {
+	routing.Router
+	mu   sync.Mutex
+	n    map[string]int // envelopes per device
+	mode string
+	held *held
+}
+
+type held struct {
+	device string
+	env    routing.Envelope
+}
+
+func (r *chaosRouter) Publish(ctx context.Context, device string, env routing.Envelope) error {
+	if env.Kind != routing.KindEvent {
+		return r.Router.Publish(ctx, device, env)
+	}
+	r.mu.Lock()
+	if r.n == nil {
+		r.n = make(map[string]int)
+	}
+	r.n[device]++
+	n, mode := r.n[device], r.mode
+	r.mu.Unlock()
+	switch {
+	case mode == "lose" && n%2 == 1:
+		return nil // swallowed: the holder never hears of it
+	case mode == "duplicate":
+		_ = r.Router.Publish(ctx, device, env)
+		return r.Router.Publish(ctx, device, env)
+	case mode == "reorder" && n%2 == 1:
+		r.mu.Lock()
+		r.held = &held{device, env}
+		r.mu.Unlock()
+		return nil
+	case mode == "reorder":
+		err := r.Router.Publish(ctx, device, env)
+		r.mu.Lock()
+		h := r.held
+		r.held = nil
+		r.mu.Unlock()
+		if h != nil {
+			_ = r.Router.Publish(ctx, h.device, h.env)
+		}
+		return err
+	}
+	return r.Router.Publish(ctx, device, env)
+}
+
+func TestSessionsSurviveMisbehavingRouting(t *testing.T) {
+	for _, mode := range []string{"lose", "duplicate", "reorder"} {
+		t.Run(mode, func(t *testing.T) {
+			var chaos *chaosRouter
+			n := servertest.Start(t, servertest.Options{Router: func(r routing.Router) routing.Router {
+				chaos = &chaosRouter{Router: r}
+				return chaos
+			}})
+			ctx := ctxT(t)
+			alice := n.Login(t, "+14155550401", "a")
+			bob := n.Login(t, "+14155550402", "b")
+			chaos.mu.Lock()
+			chaos.mode = mode
+			chaos.mu.Unlock()
+			// An even count: with every odd envelope lost or held, the
+			// last one arrives and exposes the gap before it.
+			const count = 40
+			for i := 0; i < count; i++ {
+				if _, err := alice.Send(ctx, bob.Session().UserID, text(fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var last int64
+			for i := 0; i < count; i++ {
+				m := servertest.Next(t, bob, wire.TypeMessage, wait)
+				if m.Seq != last+1 {
+					t.Fatalf("%s: got seq %d after %d", mode, m.Seq, last)
+				}
+				last = m.Seq
+			}
+			if extra := servertest.Drain(bob, 300*time.Millisecond); len(extra) > 0 {
+				for _, f := range extra {
+					if f.Type == wire.TypeMessage {
+						t.Fatalf("%s: extra message %+v", mode, f)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestWindowBoundsUnackedEvents: a device that does not ack gets exactly
+// Window events, and the rest once it acks.
+func TestWindowBoundsUnackedEvents(t *testing.T) {
+	const window = 5
+	n := servertest.Start(t, servertest.Options{Server: server.Config{Window: window}})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550411", "a")
+	bobSession := n.LoginOnly(t, "+14155550412", "b").Session()
+	bob := n.Client(t, client.Options{ManualAck: true})
+	bob.SetSession(bobSession)
+	const count = 12
+	for i := 0; i < count; i++ {
+		if _, err := alice.Send(ctx, bobSession.UserID, text(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []wire.ServerFrame
+	for _, f := range servertest.Drain(bob, 500*time.Millisecond) {
+		if f.Type == wire.TypeMessage {
+			got = append(got, f)
+		}
+	}
+	if len(got) != window {
+		t.Fatalf("without acks got %d messages, want the window of %d", len(got), window)
+	}
+	for total := window; total < count; {
+		if err := bob.Ack(got[len(got)-1].Cursor); err != nil {
+			t.Fatal(err)
+		}
+		f := servertest.Next(t, bob, wire.TypeMessage, wait)
+		if f.Seq != got[len(got)-1].Seq+1 {
+			t.Fatalf("after ack got seq %d, want %d", f.Seq, got[len(got)-1].Seq+1)
+		}
+		got = append(got, f)
+		total++
+	}
+}
