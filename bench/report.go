@@ -109,7 +109,7 @@ func (r *runner) printReport(rep *Report) {
 	case rep.Traffic != nil:
 		writeTraffic(w, rep)
 	}
-	fmt.Fprintf(w, "server\t\n")
+	fmt.Fprintf(w, "server\n")
 	fmt.Fprintf(w, "  rss at end\t%s\n", mib(rep.Server.RSSBytes))
 	if rep.ServerBefore != nil {
 		fmt.Fprintf(w, "  rss before traffic\t%s\n", mib(rep.ServerBefore.RSSBytes))
@@ -121,7 +121,7 @@ func (r *runner) printReport(rep *Report) {
 	if rep.ServerCPUMicrosPerMsg > 0 {
 		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.ServerCPUMicrosPerMsg)
 	}
-	fmt.Fprintf(w, "bench (this process)\t\n")
+	fmt.Fprintf(w, "bench (this process)\n")
 	fmt.Fprintf(w, "  cpu (measured window)\t%.2f cores (%.0f%% of %d CPUs), %.1f s\n", rep.Bench.CPUCores,
 		100*rep.Bench.CPUCores/float64(rep.NumCPU), rep.NumCPU, rep.Bench.CPUSeconds)
 	if rep.Bench.CPUMicrosPerMsg > 0 {
@@ -134,7 +134,7 @@ func (r *runner) printReport(rep *Report) {
 
 func writeIdle(w io.Writer, rep *Report) {
 	ir := rep.Idle
-	fmt.Fprintf(w, "idle connections (held %s)\t\n", time.Duration(ir.HoldSeconds*float64(time.Second)))
+	fmt.Fprintf(w, "idle connections (held %s)\n", time.Duration(ir.HoldSeconds*float64(time.Second)))
 	fmt.Fprintf(w, "  connections held\t%d of %d (server reports %.0f), %d reconnects\n", ir.Connected, ir.Conns, ir.ServerConns, ir.Reconnects)
 	fmt.Fprintf(w, "  server rss\t%s → %s (Δ %s)\n", mib(ir.Before.RSSBytes), mib(ir.After.RSSBytes), mib(ir.RSSDeltaBytes))
 	fmt.Fprintf(w, "  rss per connection\t%.0f bytes (%.1f KiB)\n", ir.BytesPerConn, ir.KiBPerConn)
@@ -145,7 +145,7 @@ func writeIdle(w io.Writer, rep *Report) {
 
 func writeTraffic(w io.Writer, rep *Report) {
 	tr := rep.Traffic
-	fmt.Fprintf(w, "results (%s measured after %s warmup)\t\n",
+	fmt.Fprintf(w, "results (%s measured after %s warmup)\n",
 		time.Duration(tr.WindowSeconds*float64(time.Second)), time.Duration(tr.WarmupSeconds*float64(time.Second)))
 	if tr.OfferedRate > 0 {
 		fmt.Fprintf(w, "  offered rate\t%.0f msg/s\n", tr.OfferedRate)

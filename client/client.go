@@ -59,7 +59,8 @@ type Options struct {
 	// EventBuffer is the capacity of the Events channel: 0 means
 	// DefaultEventBuffer, negative means unbuffered. When it is full the
 	// client stops reading the socket, and the server, which only sends a
-	// bounded window of unacked events, waits.
+	// bounded window of unacked events, waits. The buffer is allocated up
+	// front at about 300 bytes a slot, so a load generator keeps it small.
 	EventBuffer int
 	// Backoff bounds the delay between reconnect attempts, which doubles
 	// from Min up to Max, with jitter. Zero fields take the defaults.

@@ -31,6 +31,7 @@ type fakeServer struct {
 	up    websocket.Upgrader
 	conns chan *fakeConn
 	dials atomic.Int32
+	pings atomic.Int32 // on every connection
 	// autoPong answers ping frames; off, the server looks dead to pings.
 	autoPong atomic.Bool
 	// refreshUseless makes refresh answer tokens the server then refuses.
@@ -193,6 +194,7 @@ func (fc *fakeConn) readLoop(fs *fakeServer) {
 		switch f.Type {
 		case wire.TypePing:
 			fc.pings.Add(1)
+			fs.pings.Add(1)
 			if fs.autoPong.Load() {
 				_ = fc.send(wire.Pong{Type: wire.TypePong, ID: f.ID})
 			}

@@ -305,7 +305,9 @@ func (c *Client) finish(err error) {
 	c.sends, c.pings = make(map[string]*sendCall), make(map[string]*pingCall)
 	close(c.stopped)
 	c.mu.Unlock()
-	if err == nil {
+	if err != nil {
+		c.log.Warn("connection loop stopped", "err", err)
+	} else {
 		err = ErrClosed
 	}
 	for _, call := range sends {
@@ -316,9 +318,6 @@ func (c *Client) finish(err error) {
 		p.ch <- err
 	}
 	close(c.events)
-	if err != ErrClosed {
-		c.log.Warn("connection loop stopped", "err", err)
-	}
 }
 
 // run is the connection loop: it serves a connection until it ends, then
@@ -529,6 +528,7 @@ func (c *Client) readLoop(ctx context.Context, cn *wsConn) {
 	defer close(cn.done)
 	ka := c.opts.KeepAlive
 	var deadlineSet time.Time
+	var lastCursor int64
 	for {
 		if ka > 0 {
 			// Moving the deadline on every frame would cost a timer update
@@ -552,6 +552,15 @@ func (c *Client) readLoop(ctx context.Context, cn *wsConn) {
 		if err != nil {
 			c.log.Warn("bad frame from server", "err", err)
 			continue
+		}
+		if f.Cursor > 0 {
+			if f.Cursor <= lastCursor {
+				// Acks are cumulative: out of order, acking the higher
+				// cursor would ack events not yet received. The contract
+				// forbids it; say so loudly if a server does it.
+				c.log.Warn("inbox cursor out of order on one connection", "cursor", f.Cursor, "after", lastCursor)
+			}
+			lastCursor = f.Cursor
 		}
 		if !c.dispatch(ctx, f) {
 			cn.err = ctx.Err()

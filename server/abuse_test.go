@@ -45,7 +45,8 @@ func TestBadFramesGetClearErrorsAndLoseNothing(t *testing.T) {
 		{"ack zero", `{"type":"ack","id":"x12","cursor":0}`, wire.CodeBadRequest, "x12"},
 		{"read unknown chat", `{"type":"read","id":"x13","chat_id":"nochat","seq":1}`, wire.CodeNotFound, "x13"},
 		{"oversized frame", `{"type":"send","id":"big","to":"` + bob.Session().UserID + `","body":{"text":"` +
-			strings.Repeat("x", 70<<10) + `"}}`, wire.CodeTooLarge, ""},
+			strings.Repeat("x", 70<<10) + `"}}`, wire.CodeTooLarge, "big"},
+		{"oversized frame without id", `{"type":"ping","pad":"` + strings.Repeat("x", 70<<10) + `"}`, wire.CodeTooLarge, ""},
 		{"text over limit", `{"type":"send","id":"x14","to":"` + bob.Session().UserID + `","body":{"text":"` +
 			strings.Repeat("y", 17<<10) + `"}}`, wire.CodeTooLarge, "x14"},
 	}

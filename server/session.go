@@ -166,7 +166,7 @@ func (ss *session) readLoop() {
 				return // over the hard limit: gorilla has sent 1009
 			}
 			ss.srv.metrics.framesIn.WithLabelValues("too_large").Inc()
-			ss.sendError("", wire.Errorf(wire.CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
+			ss.sendError(wire.PeekID(data), wire.Errorf(wire.CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
 			continue
 		}
 		if mt != websocket.TextMessage {

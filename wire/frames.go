@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"unicode/utf8"
 )
 
@@ -318,3 +319,16 @@ const (
 	CloseReplaced     = 4409 // the same device connected again elsewhere
 	CloseSlowConsumer = 4429 // client did not read fast enough
 )
+
+var idField = regexp.MustCompile(`"id"\s*:\s*"([^"\\]{1,128})"`)
+
+// PeekID finds the id of a frame that is too large to decode (only its
+// first bytes were kept), so that the too_large answer can name it. A best
+// effort: it returns "" when no id is found early in the frame.
+func PeekID(prefix []byte) string {
+	m := idField.FindSubmatch(prefix)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}

@@ -103,3 +103,17 @@ func FuzzDecodeServerFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestPeekID(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type":"send","id":"abc","to":"u"`:             "abc",
+		`{"type":"send", "id" : "x-1"`:                   "x-1",
+		`{"type":"send","body":{"text":"\"id\":\"no\""}`: "",
+		`{"type":"send","body":{"media_id":"m1"}`:        "",
+		`garbage`: "",
+	} {
+		if got := PeekID([]byte(in)); got != want {
+			t.Errorf("PeekID(%s) = %q, want %q", in, got, want)
+		}
+	}
+}

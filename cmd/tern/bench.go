@@ -2,10 +2,90 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
 	"io"
+	"strings"
+
+	tbench "github.com/tern-im/tern/bench"
 )
 
+// benchHelp is the text --help prints before the flags.
+func benchHelp() string {
+	return `Usage: tern bench [flags]
+
+Drives simulated devices through the real protocol (REST sign-up by SMS
+code, then WebSocket, through the Go SDK) against a running node, and
+prints connections, messages/s, latency percentiles and server memory.
+
+Start the server under test so that codes reach the bench's SMS sink and
+the abuse limits do not throttle it:
+
+  ` + strings.NewReplacer(" --codes", " \\\n      --codes", " --sends", " \\\n      --sends").Replace(tbench.ServerCommand) + `
+
+Modes:
+  idle    connect --conns devices, hold them --hold, report the server's
+          memory (RSS, heap) and goroutines per connection
+  closed  --pairs sender→receiver pairs, each sender keeps --inflight
+          messages outstanding; a message completes when its sender gets
+          the delivered receipt. Reports completed messages/s and
+          send→sent, send→received, send→delivered percentiles
+  rate    the same pairs, open loop at --rate messages/s in all; latencies
+          count from each message's due time
+
+Phones are +1 AAA 555 LLLL numbers picked by --run-id (random by default:
+fresh users each run). Reuse users with --sessions FILE: the first run
+saves the device sessions there, later runs refresh them instead of
+signing up again. Reusing a --run-id without --sessions adds a device to
+each existing user, which fans messages out to the old devices too.
+
+Flags (each with its environment variable):
+`
+}
+
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("bench: not built yet")
+	var cfg tbench.Config
+	var asJSON bool
+	fs := newFlagSet("tern bench")
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), benchHelp())
+		fs.PrintDefaults()
+	}
+	fs.String(&cfg.Addr, "addr", tbench.DefaultAddr, "server to load: host:port or base URL")
+	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed or rate")
+	fs.Int(&cfg.Conns, "conns", tbench.DefaultConns, fmt.Sprintf("idle: devices to connect (at most %d)", tbench.MaxConns))
+	fs.Duration(&cfg.Hold, "hold", tbench.DefaultHold, "idle: how long to hold the connections before measuring")
+	fs.Duration(&cfg.Settle, "settle", tbench.DefaultSettle, "idle: wait after sign-up before the memory baseline")
+	fs.Int(&cfg.Pairs, "pairs", tbench.DefaultPairs, "closed, rate: sender→receiver device pairs")
+	fs.Int(&cfg.Inflight, "inflight", tbench.DefaultInflight, "closed: messages each sender keeps outstanding; rate: concurrent sends per sender")
+	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, "closed, rate: measured time")
+	fs.Duration(&cfg.Warmup, "warmup", tbench.DefaultWarmup, "closed, rate: load before the measured time, not counted")
+	fs.Float(&cfg.Rate, "rate", tbench.DefaultRate, "rate: messages per second, all senders together")
+	fs.Duration(&cfg.Drain, "drain", tbench.DefaultDrain, "closed, rate: wait at the end for messages still in flight; then they count as lost")
+	fs.Int(&cfg.Size, "size", 0, "pad message texts to this many bytes (0: about 40 bytes of bench data)")
+	fs.String(&cfg.RunID, "run-id", "", "seed of the phone number series (default: random, so fresh users)")
+	fs.String(&cfg.SessionsFile, "sessions", "", "file to keep device sessions in between runs (reuse users)")
+	fs.String(&cfg.SMSListen, "sms-listen", tbench.DefaultSMSListen, "address of the SMS sink the server's --sms-http-url points at")
+	fs.Int(&cfg.Concurrency, "concurrency", tbench.DefaultConcurrency, "sign-ups and connects in flight at once")
+	fs.Bool(&asJSON, "json", false, "print the report as JSON on stdout (the table goes to stderr)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	cfg.WarmupSet = true // --warmup 0 means none
+
+	human := stdout
+	if asJSON {
+		human = stderr
+	}
+	rep, err := tbench.Run(ctx, cfg, human)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return nil
 }

@@ -10,10 +10,11 @@ import (
 
 // The chat log and the inboxes hold most of the bytes and see most of the
 // traffic, so their records use a compact binary form instead of JSON: a
-// format byte, then length-prefixed strings and varints. A message is ~40%
-// smaller than its JSON and decodes without reflection (see
-// BenchmarkCodec). Rarely written records (users, devices, codes, chat
-// metadata) stay JSON, where readability beats speed.
+// format byte, then length-prefixed strings and varints. A typical message
+// is a fifth smaller than its JSON and encodes plus decodes six times faster
+// (BenchmarkCodec), which matters on the single writer goroutine. Rarely
+// written records (users, devices, codes, chat metadata) stay JSON, where
+// readability beats speed.
 
 const (
 	// formatV1 starts every binary record, so that the format can change

@@ -240,9 +240,7 @@ func (s *Store) run() {
 				break fill
 			}
 		}
-		t0 := time.Now()
 		s.commit(batch)
-		DebugBatches.Add(1); DebugReqs.Add(int64(len(batch))); DebugNanos.Add(int64(time.Since(t0)))
 		for i, r := range batch {
 			close(r.done)
 			batch[i] = nil
@@ -254,8 +252,6 @@ func (s *Store) run() {
 // middle (not a domain error), the transaction's state is unknown, so it is
 // rolled back and every request is retried in a transaction of its own: one
 // bad request then fails alone.
-var DebugBatches, DebugReqs, DebugNanos, DebugCommit atomic.Int64
-
 func (s *Store) commit(batch []*request) {
 	tx, err := s.db.Begin(true)
 	if err != nil {
@@ -280,10 +276,7 @@ func (s *Store) commit(batch []*request) {
 			return
 		}
 	}
-	tc := time.Now()
-	err = tx.Commit()
-	DebugCommit.Add(int64(time.Since(tc)))
-	if err != nil {
+	if err := tx.Commit(); err != nil {
 		s.log.Error("store/embedded: commit", "requests", len(batch), "err", err)
 		for _, r := range batch {
 			if r.err == nil {

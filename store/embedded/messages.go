@@ -239,10 +239,34 @@ func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit i
 // Ack implements store.Messages. The receipts' time is the time of the ack.
 func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store.Delivery, error) {
 	now := time.Now().UnixMilli()
+	// Look the reader up and see whether there is anything to remove with a
+	// read on the caller's goroutine, keeping the writer's share small: a
+	// device's user never changes, and an ack of nothing (a repeated ack)
+	// does not need the writer at all.
+	var (
+		reader string
+		due    bool
+	)
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var d store.Device
+		if err := getJSON(tx.Bucket(bktDevices), []byte(deviceID), &d); err != nil {
+			return err
+		}
+		reader = d.UserID
+		k, _ := tx.Bucket(bktInbox).Cursor().Seek(seqKey(deviceID, 1))
+		due = k != nil && bytes.HasPrefix(k, prefix(deviceID)) && seqOf(k) <= cursor
+		return nil
+	})
+	if err != nil || !due {
+		if err != nil {
+			err = fmt.Errorf("ack %s up to %d: %w", deviceID, cursor, err)
+		}
+		return nil, err
+	}
 	var out []store.Delivery
-	err := s.write(ctx, func(w *wtx) error {
+	err = s.write(ctx, func(w *wtx) error {
 		out = nil
-		return applyAck(w, deviceID, cursor, now, &out)
+		return applyAck(w, deviceID, reader, cursor, now, &out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ack %s up to %d: %w", deviceID, cursor, err)
@@ -250,15 +274,10 @@ func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	return out, nil
 }
 
-func applyAck(w *wtx, deviceID string, cursor, now int64, out *[]store.Delivery) error {
-	var d store.Device
-	if err := getJSON(w.devices, []byte(deviceID), &d); err != nil {
-		return err
+func applyAck(w *wtx, deviceID, reader string, cursor, now int64, out *[]store.Delivery) error {
+	if w.devices.Get([]byte(deviceID)) == nil {
+		return store.ErrNotFound // deleted since the caller looked
 	}
-	if cursor <= 0 {
-		return nil
-	}
-	reader := d.UserID
 	p := prefix(deviceID)
 	var (
 		dels [][]byte

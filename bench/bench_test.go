@@ -1,0 +1,329 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/server/servertest"
+)
+
+func startNode(t *testing.T) *servertest.Node {
+	t.Helper()
+	return servertest.Start(t, servertest.Options{Server: server.Config{SendsPerSecond: 1e5, SendBurst: 1e5}})
+}
+
+func run(t *testing.T, n *servertest.Node, cfg Config) (Report, string) {
+	t.Helper()
+	cfg.Addr = n.URL
+	cfg.CodeSource = n.SMS.Code
+	cfg.Concurrency = 8
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	rep, err := Run(ctx, cfg, &out)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	t.Logf("output:\n%s", out.String())
+	if _, err := json.Marshal(rep); err != nil {
+		t.Fatalf("report does not marshal: %v", err)
+	}
+	return rep, out.String()
+}
+
+func checkOrdered(t *testing.T, name string, s Summary) {
+	t.Helper()
+	if s.Count == 0 {
+		t.Errorf("%s: no samples", name)
+		return
+	}
+	if !(s.MinMs <= s.P50Ms && s.P50Ms <= s.P90Ms && s.P90Ms <= s.P99Ms && s.P99Ms <= s.P999Ms && s.P999Ms <= s.MaxMs) {
+		t.Errorf("%s: percentiles out of order: %+v", name, s)
+	}
+}
+
+func checkTraffic(t *testing.T, rep Report) {
+	t.Helper()
+	tr := rep.Traffic
+	if tr == nil {
+		t.Fatal("no traffic report")
+	}
+	if tr.CompletedInWindow <= 0 || tr.Delivered <= 0 {
+		t.Errorf("nothing completed: %+v", tr)
+	}
+	if tr.Lost != 0 || tr.NotReceived != 0 || tr.Duplicates != 0 || tr.Errors != 0 || tr.Unanswered != 0 {
+		t.Errorf("lost %d, not received %d, duplicates %d, errors %d %v, unanswered %d",
+			tr.Lost, tr.NotReceived, tr.Duplicates, tr.Errors, tr.ErrorCodes, tr.Unanswered)
+	}
+	if tr.Durable != tr.Delivered || tr.Durable != tr.Received {
+		t.Errorf("durable %d, delivered %d, received %d: want all equal", tr.Durable, tr.Delivered, tr.Received)
+	}
+	checkOrdered(t, "sent", tr.Sent)
+	checkOrdered(t, "received", tr.Recv)
+	checkOrdered(t, "delivered", tr.Delivery)
+	if rep.Server.RSSBytes <= 0 {
+		t.Errorf("server rss %v", rep.Server.RSSBytes)
+	}
+	if rep.Bench.CPUSeconds <= 0 {
+		t.Errorf("bench cpu %v", rep.Bench.CPUSeconds)
+	}
+}
+
+func TestIdle(t *testing.T) {
+	n := startNode(t)
+	rep, out := run(t, n, Config{Mode: ModeIdle, Conns: 10, Hold: time.Second, Settle: 100 * time.Millisecond})
+	ir := rep.Idle
+	if ir == nil {
+		t.Fatal("no idle report")
+	}
+	if ir.Connected != 10 || ir.ServerConns < 10 || rep.Connect.Failed != 0 {
+		t.Errorf("connected %d, server connections %v, failed %d", ir.Connected, ir.ServerConns, rep.Connect.Failed)
+	}
+	if ir.Before.RSSBytes <= 0 || ir.After.RSSBytes <= 0 || rep.Server.RSSBytes <= 0 {
+		t.Errorf("rss before %v after %v", ir.Before.RSSBytes, ir.After.RSSBytes)
+	}
+	if ir.After.Goroutines <= 0 || ir.After.HeapInuseBytes <= 0 {
+		t.Errorf("after %+v", ir.After)
+	}
+	if rep.Provision.SignedUp != 10 {
+		t.Errorf("signed up %d", rep.Provision.SignedUp)
+	}
+	for _, want := range []string{"mode=idle", "GOMAXPROCS=", "rss per connection", "connections held"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestClosed(t *testing.T) {
+	n := startNode(t)
+	rep, out := run(t, n, Config{Mode: ModeClosed, Pairs: 5, Inflight: 2, Duration: 2 * time.Second,
+		Warmup: 200 * time.Millisecond, Size: 100})
+	checkTraffic(t, rep)
+	for _, want := range []string{"mode=closed", "pairs=5", "inflight=2", "duration=2s", "GOMAXPROCS=", "send→delivered", "p99.9"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestRate(t *testing.T) {
+	n := startNode(t)
+	rep, _ := run(t, n, Config{Mode: ModeRate, Pairs: 5, Rate: 50, Duration: 2 * time.Second,
+		Warmup: 200 * time.Millisecond})
+	checkTraffic(t, rep)
+	tr := rep.Traffic
+	// 50/s for 2 s: the schedule puts exactly 100 sends in the window.
+	if tr.SentInWindow != 100 {
+		t.Errorf("sent in window %d, want 100 (the schedule)", tr.SentInWindow)
+	}
+	if tr.Lag == nil {
+		t.Fatal("no schedule lag in rate mode")
+	}
+	checkOrdered(t, "lag", *tr.Lag)
+}
+
+func TestZeroWarmup(t *testing.T) {
+	n := startNode(t)
+	rep, _ := run(t, n, Config{Mode: ModeClosed, Pairs: 1, Duration: 500 * time.Millisecond, WarmupSet: true})
+	if rep.Traffic.WarmupSeconds != 0 {
+		t.Errorf("warmup %v, want 0", rep.Traffic.WarmupSeconds)
+	}
+	checkTraffic(t, rep)
+}
+
+// TestSessionsReuse runs twice with one sessions file: the second run
+// refreshes the saved devices instead of signing up, and adds what it lacks.
+func TestSessionsReuse(t *testing.T) {
+	n := startNode(t)
+	path := filepath.Join(t.TempDir(), "sessions.json")
+	cfg := Config{Mode: ModeClosed, Pairs: 2, Duration: 300 * time.Millisecond, WarmupSet: true, SessionsFile: path}
+	rep1, _ := run(t, n, cfg)
+	if rep1.Provision.SignedUp != 4 || rep1.Provision.Refreshed != 0 {
+		t.Errorf("first run: %+v", rep1.Provision)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("sessions file mode %v, want 0600", st.Mode().Perm())
+	}
+	cfg.Pairs = 3
+	rep2, _ := run(t, n, cfg)
+	if rep2.Provision.SignedUp != 2 || rep2.Provision.Refreshed != 4 {
+		t.Errorf("second run: %+v", rep2.Provision)
+	}
+	if rep2.RunID != rep1.RunID {
+		t.Errorf("run id %q then %q", rep1.RunID, rep2.RunID)
+	}
+	checkTraffic(t, rep2)
+	f, err := loadSessions(path)
+	if err != nil || len(f.Devices) != 6 {
+		t.Fatalf("saved %v devices, err %v", f, err)
+	}
+}
+
+// TestBuiltInSink signs up through the bench's own SMS sink, as the CLI
+// does: the node posts codes to it instead of the servertest sink.
+func TestBuiltInSink(t *testing.T) {
+	sink, err := startSMSSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.close()
+	url := "http://" + sink.ln.Addr().String() + "/"
+	body := `{"to":"+14155550100","text":"Your Tern code is 042917. It expires in 5 minutes."}`
+	var wg sync.WaitGroup
+	var got string
+	var gerr error
+	wg.Go(func() { got, gerr = sink.codeFor(context.Background(), "+14155550100") })
+	time.Sleep(20 * time.Millisecond)
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	wg.Wait()
+	if gerr != nil || got != "042917" {
+		t.Fatalf("code %q, %v", got, gerr)
+	}
+	// Arrived before anyone waited.
+	resp, err = http.Post(url, "application/json", strings.NewReader(strings.Replace(body, "042917", "123456", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if c, err := sink.codeFor(context.Background(), "+14155550100"); err != nil || c != "123456" {
+		t.Fatalf("code %q, %v", c, err)
+	}
+}
+
+func TestPhonesValidAndDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for _, id := range []string{"a", "b", "20260101-000000-abcdef"} {
+		ps := newPhoneSeries(id)
+		for i := range 2000 {
+			p := ps.phone(i)
+			if seen[p] {
+				t.Fatalf("phone %s twice", p)
+			}
+			seen[p] = true
+			if i%97 == 0 {
+				if norm, err := auth.NormalizePhone(p); err != nil || norm != p {
+					t.Fatalf("phone %s: %q %v", p, norm, err)
+				}
+			}
+		}
+	}
+	if newPhoneSeries("x").phone(5) != newPhoneSeries("x").phone(5) {
+		t.Fatal("series not deterministic")
+	}
+	// Every area code yields valid numbers at both ends of the line range.
+	for a := range numAreas {
+		for _, line := range []int{0, linesPerArea - 1} {
+			p := fmt.Sprintf("+1%s555%04d", areaCodes[3*a:3*a+3], line)
+			if _, err := auth.NormalizePhone(p); err != nil {
+				t.Errorf("%s: %v", p, err)
+			}
+		}
+	}
+}
+
+func TestRecorder(t *testing.T) {
+	r := NewRecorder()
+	if r.Summary() != (Summary{}) {
+		t.Fatal("empty recorder has a summary")
+	}
+	// Buckets are contiguous and their ranges round-trip.
+	prevHi := uint64(0)
+	for i := 1; i < numBuckets; i++ {
+		lo, hi := bucketRange(i)
+		if lo != prevHi+1 || hi < lo {
+			t.Fatalf("bucket %d: [%d, %d] after %d", i, lo, hi, prevHi)
+		}
+		if bucketOf(lo) != i || bucketOf(hi) != i {
+			t.Fatalf("bucket %d: [%d, %d] maps to %d, %d", i, lo, hi, bucketOf(lo), bucketOf(hi))
+		}
+		prevHi = hi
+		if hi == ^uint64(0) {
+			break
+		}
+	}
+	// Against exact quantiles of a million random values, concurrently.
+	const n = 1_000_000
+	vals := make([]time.Duration, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range vals {
+		vals[i] = time.Duration(rng.ExpFloat64() * float64(2*time.Millisecond))
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := g; i < n; i += 4 {
+				r.Record(vals[i])
+			}
+		})
+	}
+	wg.Wait()
+	sorted := append([]time.Duration(nil), vals...)
+	slices.Sort(sorted)
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
+		exact := sorted[int(q*n+0.5)-1]
+		got := r.Quantile(q)
+		if d := float64(got-exact) / float64(exact); d < -0.01 || d > 0.01 {
+			t.Errorf("q%v: got %v, exact %v", q, got, exact)
+		}
+	}
+	s := r.Summary()
+	if s.Count != n || s.MaxMs != float64(sorted[n-1])/1e6 || s.MinMs != float64(sorted[0])/1e6 {
+		t.Errorf("summary %+v", s)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	in := `# HELP go_goroutines Number of goroutines.
+# TYPE go_goroutines gauge
+go_goroutines 42
+process_resident_memory_bytes 1.2345e+07
+tern_frames_in_total{type="send"} 17
+tern_store_seconds_bucket{op="inbox",le="+Inf"} 3 1700000000000
+`
+	m, err := parseMetrics(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["go_goroutines"] != 42 || m["process_resident_memory_bytes"] != 12345000 ||
+		m[`tern_frames_in_total{type="send"}`] != 17 || m[`tern_store_seconds_bucket{op="inbox",le="+Inf"}`] != 3 {
+		t.Errorf("parsed %v", m)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := Config{Mode: ModeRate}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "http://"+DefaultAddr || c.Pairs != DefaultPairs || c.Rate != DefaultRate ||
+		c.Warmup != DefaultWarmup || c.Duration != DefaultDuration || c.Inflight != 1 {
+		t.Errorf("defaults %+v", c)
+	}
+	for _, bad := range []Config{{Mode: "nope"}, {Mode: ModeIdle, Conns: MaxConns + 1}, {Mode: ModeClosed, Pairs: MaxConns}} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package embedded
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/tern-im/tern/store"
+)
+
+func sampleMessage() store.Message {
+	return store.Message{
+		ID:         store.NewID(store.PrefixMessage),
+		ChatID:     store.DirectChatID(store.NewID(store.PrefixUser), store.NewID(store.PrefixUser)),
+		Seq:        123456,
+		From:       store.NewID(store.PrefixUser),
+		FromDevice: store.NewID(store.PrefixDevice),
+		TS:         1767225600123,
+		Body:       json.RawMessage(`{"text":"The quick brown fox jumps over the lazy dog, and then some more text to make a typical chat message."}`),
+		ReplyTo:    store.NewID(store.PrefixMessage),
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	m := sampleMessage()
+	got, err := decodeMessage(encodeMessage(&m))
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("message round trip: %+v, %v", got, err)
+	}
+	empty := store.Message{ID: "m", ChatID: "c", From: "u", FromDevice: "d"}
+	if got, err := decodeMessage(encodeMessage(&empty)); err != nil || !reflect.DeepEqual(got, empty) {
+		t.Fatalf("sparse message round trip: %+v, %v", got, err)
+	}
+	ev, err := decodeEvent(encodeMessageEvent(&m))
+	if err != nil || ev.Kind != store.EventMessage || ev.Receipt != nil || !reflect.DeepEqual(*ev.Message, m) {
+		t.Fatalf("message event round trip: %+v, %v", ev, err)
+	}
+	r := store.Receipt{ChatID: m.ChatID, MsgIDs: []string{"m1", "m2"}, Status: store.StatusRead, By: m.From, TS: -5}
+	ev, err = decodeEvent(encodeReceiptEvent(&r))
+	if err != nil || ev.Kind != store.EventReceipt || ev.Message != nil || !reflect.DeepEqual(*ev.Receipt, r) {
+		t.Fatalf("receipt event round trip: %+v, %v", ev, err)
+	}
+	id, chatID, seq, from, err := messageHead(encodeMessage(&m))
+	if err != nil || id != m.ID || chatID != m.ChatID || seq != m.Seq || from != m.From {
+		t.Fatalf("messageHead = %s %s %d %s, %v", id, chatID, seq, from, err)
+	}
+}
+
+func TestCodecRejectsCorrupt(t *testing.T) {
+	m := sampleMessage()
+	b := encodeMessageEvent(&m)
+	for n := range len(b) {
+		if _, err := decodeEvent(b[:n]); err == nil {
+			t.Fatalf("truncated event (%d of %d bytes) decoded", n, len(b))
+		}
+	}
+	if _, err := decodeEvent(append(b, 0)); err == nil {
+		t.Fatal("event with a trailing byte decoded")
+	}
+	if _, err := decodeEvent([]byte{9, formatV1}); err == nil {
+		t.Fatal("event of unknown kind decoded")
+	}
+}
+
+// FuzzDecodeEvent checks that no input makes the inbox decoder panic or
+// allocate without bound, and that what it accepts encodes back to itself.
+func FuzzDecodeEvent(f *testing.F) {
+	m := sampleMessage()
+	f.Add(encodeMessageEvent(&m))
+	f.Add(encodeReceiptEvent(&store.Receipt{ChatID: "c", MsgIDs: []string{"a", "b"}, Status: "read", By: "u", TS: 1}))
+	f.Add([]byte{evReceipt, formatV1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := decodeEvent(b)
+		if err != nil {
+			return
+		}
+		var again []byte
+		switch ev.Kind {
+		case store.EventMessage:
+			again = encodeMessageEvent(ev.Message)
+		case store.EventReceipt:
+			again = encodeReceiptEvent(ev.Receipt)
+		}
+		ev2, err := decodeEvent(again)
+		if err != nil || !reflect.DeepEqual(ev, ev2) {
+			t.Fatalf("re-encoded event differs: %+v / %+v, %v", ev, ev2, err)
+		}
+	})
+}
+
+// FuzzDecodeMessage does the same for chat log records.
+func FuzzDecodeMessage(f *testing.F) {
+	m := sampleMessage()
+	f.Add(encodeMessage(&m))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMessage(b)
+		if err != nil {
+			return
+		}
+		m2, err := decodeMessage(encodeMessage(&m))
+		if err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("re-encoded message differs: %+v / %+v, %v", m, m2, err)
+		}
+	})
+}
+
+// BenchmarkCodec compares the binary log record with JSON of the same
+// message, the alternative it replaces.
+func BenchmarkCodec(b *testing.B) {
+	m := sampleMessage()
+	bin, _ := json.Marshal(m)
+	b.Run("binary", func(b *testing.B) {
+		b.ReportAllocs()
+		var n int
+		for b.Loop() {
+			enc := encodeMessage(&m)
+			n = len(enc)
+			if _, err := decodeMessage(enc); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n), "bytes/record")
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			enc, err := json.Marshal(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var got store.Message
+			if err := json.Unmarshal(enc, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(bin)), "bytes/record")
+	})
+}
