@@ -93,7 +93,8 @@ type Options struct {
 	// Now is the clock; nil means time.Now. Tests move it instead of sleeping.
 	Now func() time.Time
 	// OnRevoke is called after a device was deleted (by Revoke or by refresh
-	// token reuse), so that the server can close its socket at once.
+	// token reuse), so that the server can close its socket at once. It runs
+	// on the caller's goroutine, once per deletion, and should not block.
 	OnRevoke func(userID, deviceID string)
 }
 

@@ -42,14 +42,20 @@ func TestSendPostsJSON(t *testing.T) {
 }
 
 func TestSendFailures(t *testing.T) {
+	release := make(chan struct{})
 	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		if strings.HasSuffix(r.URL.Path, "/slow") {
-			<-r.Context().Done()
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
 			return
 		}
 		nethttp.Error(w, "echo: Your Tern code is 123456", nethttp.StatusBadGateway)
 	}))
 	defer srv.Close()
+	defer close(release) // runs before srv.Close, which waits for handlers
 
 	err := New(srv.URL+"/x?key=SECRET", nil).Send(context.Background(), "+12025550143", "Your Tern code is 123456.")
 	if err == nil || !strings.Contains(err.Error(), "502") {
