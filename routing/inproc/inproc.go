@@ -2,14 +2,19 @@ package inproc
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/tern-im/tern/routing"
 )
 
+// ErrClosed is returned by a closed router.
+var ErrClosed = errors.New("routing/inproc: router closed")
+
 // Router routes within one process.
 type Router struct {
 	mu       sync.RWMutex
+	closed   bool
 	handlers map[string]*slot
 }
 
@@ -24,6 +29,10 @@ func New() *Router { return &Router{handlers: make(map[string]*slot)} }
 func (r *Router) Attach(_ context.Context, deviceID string, h routing.Handler) (func(), error) {
 	s := &slot{h: h}
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
 	r.handlers[deviceID] = s
 	r.mu.Unlock()
 	var once sync.Once
@@ -41,8 +50,11 @@ func (r *Router) Attach(_ context.Context, deviceID string, h routing.Handler) (
 // Publish implements routing.Router.
 func (r *Router) Publish(_ context.Context, deviceID string, env routing.Envelope) error {
 	r.mu.RLock()
-	s := r.handlers[deviceID]
+	s, closed := r.handlers[deviceID], r.closed
 	r.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
 	if s == nil {
 		return routing.ErrNoRoute
 	}
@@ -51,4 +63,10 @@ func (r *Router) Publish(_ context.Context, deviceID string, env routing.Envelop
 }
 
 // Close implements routing.Router.
-func (r *Router) Close() error { return nil }
+func (r *Router) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	clear(r.handlers)
+	r.mu.Unlock()
+	return nil
+}
