@@ -17,6 +17,10 @@ const (
 	// KindRevoke tells the holder to close the device's socket: the device
 	// was signed out or revoked.
 	KindRevoke = 3
+	// KindReplace tells every other holder of the device that it connected
+	// again (through another node, or this one): they close with "replaced".
+	// Frame carries the new session's id, so the new session ignores it.
+	KindReplace = 4
 )
 
 // Envelope is what travels between nodes for one device.

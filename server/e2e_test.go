@@ -329,3 +329,26 @@ func errCode(err error) string {
 	}
 	return ""
 }
+
+func TestSameDeviceConnectingAgainReplacesTheOldSocket(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550171", "a")
+	bob := n.Login(t, "+14155550172", "b")
+	again := n.Client(t, client.Options{})
+	again.SetSession(bob.Session())
+	if err := again.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, bob)
+	if !errors.Is(bob.Err(), client.ErrReplaced) {
+		t.Fatalf("old socket stopped with %v, want ErrReplaced", bob.Err())
+	}
+	sent, err := alice.Send(ctx, bob.Session().UserID, text("to the new socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := servertest.Next(t, again, wire.TypeMessage, wait); m.MsgID != sent.MsgID {
+		t.Fatalf("got %+v", m)
+	}
+}

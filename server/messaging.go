@@ -138,9 +138,13 @@ func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[
 			}
 		default:
 			// The event is in the inbox; the device gets it on its next
-			// inbox read (reconnect or resync).
+			// inbox read (reconnect or resync). Wake it unless it is here:
+			// during a broker outage an extra push beats a silent phone.
 			s.metrics.routed.WithLabelValues("error").Inc()
 			s.log.Warn("publish failed", "device", ds[i].DeviceID, "err", err)
+			if d, ok := devices[ds[i].DeviceID]; ok && ev.Message != nil && !s.online(d.ID) {
+				s.wake(ctx, d, ev)
+			}
 		}
 	}
 }

@@ -28,6 +28,7 @@ const inboxPage = 256
 // session is one device's socket on this node.
 type session struct {
 	srv      *Server
+	id       string // tells this connection apart from others of the device
 	conn     *websocket.Conn
 	userID   string
 	deviceID string
@@ -71,7 +72,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.metrics.wsRejected.WithLabelValues("handshake").Inc()
 		return // the upgrader has answered
 	}
-	ss := &session{srv: s, conn: conn, userID: claims.UserID, deviceID: claims.DeviceID,
+	ss := &session{srv: s, conn: conn, id: store.NewID("s"), userID: claims.UserID, deviceID: claims.DeviceID,
 		lastAcked: -1, pumping: true,
 		limiter: newBucket(s.cfg.SendsPerSecond, s.cfg.SendBurst)}
 	s.wg.Add(1)
@@ -111,6 +112,11 @@ func (s *Server) run(ss *session, ip string) {
 	log := s.log.With("device", ss.deviceID, "user", ss.userID)
 	if old := s.attach(ss); old != nil {
 		old.close(wire.CloseReplaced, "device connected again")
+	}
+	// A connection of this device on another node is replaced too.
+	err := s.router.Publish(s.ctx, ss.deviceID, routing.Envelope{Kind: routing.KindReplace, Frame: []byte(ss.id)})
+	if err != nil && !errors.Is(err, routing.ErrNoRoute) {
+		log.Warn("replace publish failed", "err", err)
 	}
 	detach, err := s.router.Attach(s.ctx, ss.deviceID, ss)
 	if err != nil {
@@ -219,6 +225,10 @@ func (ss *session) Deliver(env routing.Envelope) {
 	switch env.Kind {
 	case routing.KindRevoke:
 		go ss.close(wire.CloseUnauthorized, "device signed out")
+	case routing.KindReplace:
+		if string(env.Frame) != ss.id {
+			go ss.close(wire.CloseReplaced, "device connected again")
+		}
 	case routing.KindFrame:
 		ss.mu.Lock()
 		// Ephemeral frames are the first thing to drop for a slow reader.
