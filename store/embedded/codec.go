@@ -11,10 +11,10 @@ import (
 // The chat log and the inboxes hold most of the bytes and see most of the
 // traffic, so their records use a compact binary form instead of JSON: a
 // format byte, then length-prefixed strings and varints. A typical message
-// is a fifth smaller than its JSON and encodes plus decodes six times faster
-// (BenchmarkCodec), which matters on the single writer goroutine. Rarely
-// written records (users, devices, codes, chat metadata) stay JSON, where
-// readability beats speed.
+// is a fifth smaller than its JSON and encodes plus decodes several times
+// faster (BenchmarkCodec), which matters on the single writer goroutine.
+// Rarely written records (users, devices, codes, chat metadata) stay JSON,
+// where readability beats speed.
 
 const (
 	// formatV1 starts every binary record, so that the format can change

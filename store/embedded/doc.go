@@ -31,7 +31,10 @@
 // fails in the middle of a batch, the batch is rolled back and its requests
 // are retried one transaction each, so that one bad request fails alone;
 // domain errors (not found, conflict) are detected before a request writes
-// anything, so they never need that.
+// anything, so they never need that. Work that needs no database state
+// (validation, deduplication, finding the reader of an ack) is
+// done on the caller's goroutine, because the writer is the one serial
+// resource.
 //
 // Acks are committed with the same fsync as everything else. The store may
 // make them durable lazily, but bbolt has no safe way to do so: with

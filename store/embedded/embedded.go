@@ -215,10 +215,10 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 }
 
 // run is the writer goroutine: group commit. While one batch is being
-// committed (most of that time is the fsync), new requests queue up in
+// committed (most of that time is the fsyncs), new requests queue up in
 // reqs; the next round takes all of them (up to maxBatch) into one
-// transaction with one fsync. Under load the batch grows by itself, and a
-// lone request is committed at once.
+// transaction and one commit. Under load the batch grows by itself, and a
+// lone request is committed at once, without waiting for company.
 func (s *Store) run() {
 	defer close(s.stopped)
 	batch := make([]*request, 0, s.maxBatch)

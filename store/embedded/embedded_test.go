@@ -112,6 +112,45 @@ func TestCloseDrains(t *testing.T) {
 	}
 }
 
+// TestSendSkipsDeletedDevices: a send that lists a device deleted since the
+// caller looked it up must not recreate that device's inbox.
+func TestSendSkipsDeletedDevices(t *testing.T) {
+	s := open(t, t.TempDir(), embedded.Options{NoSync: true})
+	defer s.Close()
+	ctx := t.Context()
+	var users [2]string
+	var devs [2]string
+	for i := range users {
+		u, _, err := s.EnsureUser(ctx, fmt.Sprintf("+155500000%02d", i), store.NewID(store.PrefixUser), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[i], devs[i] = u.ID, store.NewID(store.PrefixDevice)
+		if err := s.CreateDevice(ctx, store.Device{ID: devs[i], UserID: u.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteDevice(ctx, devs[1]); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Send(ctx, store.SendRequest{
+		ClientID: "1",
+		Message:  store.Message{ID: store.NewID(store.PrefixMessage), ChatID: store.DirectChatID(users[0], users[1]), From: users[0], FromDevice: devs[0], Body: []byte(`{}`)},
+		Kind:     "direct",
+		Members:  users[:],
+		Devices:  []string{devs[1]},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Deliveries) != 0 {
+		t.Fatalf("send delivered to a deleted device: %+v", r.Deliveries)
+	}
+	if evs, head, err := s.Inbox(ctx, devs[1], 0, 10); err != nil || len(evs) != 0 || head != 0 {
+		t.Fatalf("deleted device's inbox: %d events, head %d, %v", len(evs), head, err)
+	}
+}
+
 func TestBackup(t *testing.T) {
 	s := open(t, t.TempDir(), embedded.Options{NoSync: true})
 	defer s.Close()

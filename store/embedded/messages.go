@@ -29,23 +29,43 @@ type chatMeta struct {
 	CreatedAt time.Time
 }
 
-// Send implements store.Messages. Target devices that do not exist (deleted
-// meanwhile) are skipped, so that a send racing a DeleteDevice cannot
-// resurrect its inbox.
+// Send implements store.Messages. A new chat is created from Kind and
+// Members, which must include the sender; in an existing chat the sender
+// must be a member (ErrNotFound otherwise). Target devices that do not exist
+// (deleted meanwhile) are skipped, so that a send racing a DeleteDevice
+// cannot resurrect its inbox.
 func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResult, error) {
 	m := req.Message
 	switch {
-	case m.ID == "" || m.From == "":
-		return store.SendResult{}, errInvalid("message id or sender")
-	case !validID(m.ChatID) || !validID(m.FromDevice):
-		return store.SendResult{}, errInvalid("chat or device id")
+	case m.ID == "":
+		return store.SendResult{}, errInvalid("message id")
+	case !validID(m.ChatID) || !validID(m.From) || !validID(m.FromDevice):
+		return store.SendResult{}, errInvalid("chat, sender or device id")
 	case len(req.ClientID) > maxClientID:
 		return store.SendResult{}, errInvalid("client id (too long)")
+	}
+	// Work that needs no database state is done here, on the caller's
+	// goroutine, to keep the single writer's share of a send small.
+	p := sendPrep{
+		req:     &req,
+		members: dedupe(req.Members),
+		targets: dedupe(req.Devices),
+	}
+	switch {
+	case req.Kind == "":
+		p.newChatErr = errInvalid("chat kind")
+	case !slices.Contains(p.members, m.From):
+		p.newChatErr = errInvalid("members: the sender is not one of them")
+	}
+	for _, u := range p.members {
+		if !validID(u) {
+			p.newChatErr = errInvalid("member id")
+		}
 	}
 	var res store.SendResult
 	err := s.write(ctx, func(w *wtx) error {
 		res = store.SendResult{}
-		return applySend(w, &req, &res)
+		return applySend(w, &p, &res)
 	})
 	if err != nil {
 		return store.SendResult{}, fmt.Errorf("send: %w", err)
@@ -53,7 +73,17 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 	return res, nil
 }
 
-func applySend(w *wtx, req *store.SendRequest, res *store.SendResult) error {
+// sendPrep is a send request made ready for the writer.
+type sendPrep struct {
+	req              *store.SendRequest
+	members, targets []string // deduplicated
+	// newChatErr is why the request cannot create its chat; it only matters
+	// if the chat does not exist yet.
+	newChatErr error
+}
+
+func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
+	req := p.req
 	m := req.Message
 	m.Seq = 0
 	var idemKey []byte
@@ -76,18 +106,10 @@ func applySend(w *wtx, req *store.SendRequest, res *store.SendResult) error {
 	var meta []byte
 	var members []string
 	if w.chats.Get(chatKey) == nil {
-		if req.Kind == "" {
-			return errInvalid("chat kind")
+		if p.newChatErr != nil {
+			return p.newChatErr
 		}
-		members = dedupe(req.Members)
-		for _, u := range members {
-			if !validID(u) {
-				return errInvalid("member id")
-			}
-		}
-		if !slices.Contains(members, m.From) {
-			return errInvalid("members: the sender is not one of them")
-		}
+		members = p.members
 		var err error
 		meta, err = json.Marshal(chatMeta{Kind: req.Kind, Members: members, CreatedAt: time.UnixMilli(m.TS).UTC()})
 		if err != nil {
@@ -97,8 +119,8 @@ func applySend(w *wtx, req *store.SendRequest, res *store.SendResult) error {
 		return fmt.Errorf("%w: %s is not in chat %s", store.ErrNotFound, m.From, m.ChatID)
 	}
 
-	targets := make([]string, 0, len(req.Devices))
-	for _, d := range dedupe(req.Devices) {
+	targets := make([]string, 0, len(p.targets))
+	for _, d := range p.targets {
 		if validID(d) && w.devices.Get([]byte(d)) != nil {
 			targets = append(targets, d)
 		}
@@ -124,12 +146,14 @@ func applySend(w *wtx, req *store.SendRequest, res *store.SendResult) error {
 	ev := encodeMessageEvent(&m)
 	res.Message = m
 	res.Deliveries = make([]store.Delivery, 0, len(targets))
+	// The deliveries share one read-only copy of the message, which also
+	// lets a caller render it once for all of them.
+	shared := &m
 	for _, d := range targets {
 		cur := w.appendEvent(d, ev)
-		mc := m
 		res.Deliveries = append(res.Deliveries, store.Delivery{
 			DeviceID: d,
-			Event:    store.Event{Cursor: cur, Kind: store.EventMessage, Message: &mc},
+			Event:    store.Event{Cursor: cur, Kind: store.EventMessage, Message: shared},
 		})
 	}
 	return nil
@@ -145,10 +169,21 @@ func (w *wtx) appendEvent(device string, v []byte) int64 {
 	return cur
 }
 
+// dedupe drops repeated ids, keeping the first of each in place.
 func dedupe(ids []string) []string {
 	out := make([]string, 0, len(ids))
+	if len(ids) <= 16 { // the usual direct chat: a scan beats a map
+		for _, id := range ids {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if !slices.Contains(out, id) {
+		if !seen[id] {
+			seen[id] = true
 			out = append(out, id)
 		}
 	}
@@ -183,19 +218,19 @@ func (g *groups) add(chatID, author, msgID string) {
 	rg.msgIDs = append(rg.msgIDs, msgID)
 }
 
-// emit appends one receipt per group to every device of its author.
+// emit appends one receipt per group to every device of its author. The
+// deliveries of one receipt share one read-only *Receipt, so that a caller
+// can render it once.
 func (w *wtx) emit(g *groups, status, by string, ts int64) []store.Delivery {
 	var out []store.Delivery
 	for _, rg := range g.list {
-		r := store.Receipt{ChatID: rg.chatID, MsgIDs: rg.msgIDs, Status: status, By: by, TS: ts}
-		ev := encodeReceiptEvent(&r)
+		r := &store.Receipt{ChatID: rg.chatID, MsgIDs: rg.msgIDs, Status: status, By: by, TS: ts}
+		ev := encodeReceiptEvent(r)
 		for _, d := range userDeviceIDs(w.userDevices, rg.author) {
 			cur := w.appendEvent(d, ev)
-			rc := r
-			rc.MsgIDs = slices.Clone(r.MsgIDs)
 			out = append(out, store.Delivery{
 				DeviceID: d,
-				Event:    store.Event{Cursor: cur, Kind: store.EventReceipt, Receipt: &rc},
+				Event:    store.Event{Cursor: cur, Kind: store.EventReceipt, Receipt: r},
 			})
 		}
 	}

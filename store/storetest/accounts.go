@@ -44,8 +44,8 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 	t.Run("EnsureUserConcurrent", func(t *testing.T) {
 		s, ctx := newStore(t), t.Context()
-		// n goroutines each ensure the same phones in the same order, so
-		// that many calls for one phone overlap.
+		// Several rounds, each racing n calls for a new phone: a lost race
+		// shows in some round even if the scheduler serializes others.
 		const n, phones = 20, 20
 		var (
 			mu      sync.Mutex
@@ -53,25 +53,23 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 			creates = map[string]int{}
 			errs    []error
 		)
-		race(n, func(int) {
-			for p := range phones {
-				phone := fmt.Sprintf("+1555000%04d", p)
+		for p := range phones {
+			phone := fmt.Sprintf("+1555000%04d", p)
+			ids[phone] = map[string]bool{}
+			race(n, func(int) {
 				u, created, err := s.EnsureUser(ctx, phone, store.NewID(store.PrefixUser), base)
 				mu.Lock()
+				defer mu.Unlock()
 				if err != nil {
 					errs = append(errs, err)
-				} else {
-					if ids[phone] == nil {
-						ids[phone] = map[string]bool{}
-					}
-					ids[phone][u.ID] = true
-					if created {
-						creates[phone]++
-					}
+					return
 				}
-				mu.Unlock()
-			}
-		})
+				ids[phone][u.ID] = true
+				if created {
+					creates[phone]++
+				}
+			})
+		}
 		must(t, errors.Join(errs...))
 		for phone, seen := range ids {
 			if len(seen) != 1 || creates[phone] != 1 {
