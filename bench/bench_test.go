@@ -318,7 +318,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != "http://"+DefaultAddr || c.Pairs != DefaultPairs || c.Rate != DefaultRate ||
-		c.Warmup != DefaultWarmup || c.Duration != DefaultDuration || c.Inflight != 1 {
+		c.Warmup != DefaultWarmup || c.Duration != DefaultDuration || c.Inflight != DefaultRateInflight {
 		t.Errorf("defaults %+v", c)
 	}
 	for _, bad := range []Config{{Mode: "nope"}, {Mode: ModeIdle, Conns: MaxConns + 1}, {Mode: ModeClosed, Pairs: MaxConns}} {

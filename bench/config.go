@@ -17,18 +17,19 @@ const (
 
 // Defaults of Config fields left at their zero value.
 const (
-	DefaultAddr        = "127.0.0.1:8080"
-	DefaultSMSListen   = "127.0.0.1:9099"
-	DefaultConns       = 10000
-	DefaultHold        = 20 * time.Second
-	DefaultSettle      = 5 * time.Second
-	DefaultPairs       = 1000
-	DefaultInflight    = 1
-	DefaultDuration    = 20 * time.Second
-	DefaultWarmup      = 3 * time.Second
-	DefaultRate        = 5000
-	DefaultDrain       = 10 * time.Second
-	DefaultConcurrency = 64
+	DefaultAddr         = "127.0.0.1:8080"
+	DefaultSMSListen    = "127.0.0.1:9099"
+	DefaultConns        = 10000
+	DefaultHold         = 20 * time.Second
+	DefaultSettle       = 5 * time.Second
+	DefaultPairs        = 1000
+	DefaultInflight     = 1 // closed mode
+	DefaultRateInflight = 8 // rate mode
+	DefaultDuration     = 20 * time.Second
+	DefaultWarmup       = 3 * time.Second
+	DefaultRate         = 5000
+	DefaultDrain        = 10 * time.Second
+	DefaultConcurrency  = 64
 )
 
 // MaxConns is the most devices one bench process connects: each socket is
@@ -58,7 +59,9 @@ type Config struct {
 	Pairs int `json:"pairs,omitempty"`
 	// Inflight is, in closed mode, the messages each sender keeps
 	// outstanding (sent and not yet delivered); in rate mode, the sends
-	// each sender may have waiting for their sent answer at once.
+	// each sender may have waiting for their sent answer at once (a cap
+	// on the open loop: when every one waits, later sends start late,
+	// which the schedule lag shows and the latencies include).
 	Inflight int `json:"inflight,omitempty"`
 	// Duration is the measured window; Warmup runs before it, uncounted.
 	Duration  time.Duration `json:"duration,omitempty"`
@@ -136,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		if c.Inflight <= 0 {
 			c.Inflight = DefaultInflight
+			if c.Mode == ModeRate {
+				c.Inflight = DefaultRateInflight
+			}
 		}
 		if c.Duration <= 0 {
 			c.Duration = DefaultDuration

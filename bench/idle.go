@@ -40,6 +40,7 @@ func (r *runner) idle(ctx context.Context, rep *Report) error {
 	before := r.scrape(ctx, "baseline")
 
 	cpu0, _ := selfUsage()
+	m0 := sampleMachine()
 	conn, err := r.connectAll(ctx, clients, false)
 	rep.Connect = conn
 	if err != nil {
@@ -60,6 +61,7 @@ func (r *runner) idle(ctx context.Context, rep *Report) error {
 	}
 	after := r.scrape(ctx, "after hold")
 	cpu1, _ := selfUsage()
+	m1 := sampleMachine()
 
 	ir := &IdleReport{Conns: cfg.Conns, HoldSeconds: cfg.Hold.Seconds(),
 		Before: sampleOf(before), After: sampleOf(after)}
@@ -85,6 +87,7 @@ func (r *runner) idle(ctx context.Context, rep *Report) error {
 		rep.Bench.CPUCores = rep.Bench.CPUSeconds / el
 		rep.ServerCPUCores = (ir.After.CPUSeconds - ir.Before.CPUSeconds) / el
 	}
+	rep.Machine = machineReport(m0, m1, rep.NumCPU, rep.ServerCPUCores, rep.Bench.CPUCores)
 
 	closeStart := time.Now()
 	closeAll(clients)

@@ -30,9 +30,10 @@ type Report struct {
 	// ServerCPUCores is the server's CPU use over the measured window
 	// (process_cpu_seconds_total), in cores; per message for the traffic
 	// modes.
-	ServerCPUCores        float64     `json:"server_cpu_cores"`
-	ServerCPUMicrosPerMsg float64     `json:"server_cpu_us_per_msg,omitempty"`
-	Bench                 BenchReport `json:"bench"`
+	ServerCPUCores        float64       `json:"server_cpu_cores"`
+	ServerCPUMicrosPerMsg float64       `json:"server_cpu_us_per_msg,omitempty"`
+	Bench                 BenchReport   `json:"bench"`
+	Machine               MachineReport `json:"machine"`
 }
 
 // BenchReport is what the load generator itself cost, over the measured
@@ -128,6 +129,12 @@ func (r *runner) printReport(rep *Report) {
 		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.Bench.CPUMicrosPerMsg)
 	}
 	fmt.Fprintf(w, "  peak rss\t%s\n", mib(float64(rep.Bench.PeakRSSBytes)))
+	if m := rep.Machine; m.BusyCores > 0 || m.LoadEnd > 0 {
+		fmt.Fprintf(w, "machine\n")
+		fmt.Fprintf(w, "  cpu, all processes\t%.2f cores (%.0f%%); other than server and bench %.2f cores\n",
+			m.BusyCores, 100*m.BusyCores/float64(rep.NumCPU), m.OtherCores)
+		fmt.Fprintf(w, "  load average (1m)\t%.2f at start, %.2f at end\n", m.LoadStart, m.LoadEnd)
+	}
 	_ = w.Flush()
 	r.printf("%s", b.String())
 }

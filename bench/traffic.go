@@ -65,7 +65,7 @@ type pair struct {
 	snd, rcv *client.Client
 	to       string // the receiver's user id
 
-	seq atomic.Int64 // next sequence number (closed mode)
+	seq atomic.Int64 // next sequence number (rate mode: next slot of the schedule)
 
 	mu      sync.Mutex
 	pending map[string]pend  // msg_id → message, answered sent, not yet delivered
@@ -158,7 +158,7 @@ func (r *runner) traffic(ctx context.Context, rep *Report) error {
 			if cfg.Mode == ModeClosed {
 				workers.Go(func() { t.closedWorker(workCtx, p, w) })
 			} else {
-				workers.Go(func() { t.rateWorker(workCtx, p, w) })
+				workers.Go(func() { t.rateWorker(workCtx, p) })
 			}
 		}
 	}
@@ -169,13 +169,16 @@ func (r *runner) traffic(ctx context.Context, rep *Report) error {
 	interrupted := !t.sleepUntil(ctx, t.winStart)
 	var w0, w1 scrape
 	var cpu0, cpu1 time.Duration
+	var m0, m1 machineSample
 	if !interrupted {
 		cpu0, _ = selfUsage()
+		m0 = sampleMachine()
 		w0 = r.scrape(ctx, "window start")
 		interrupted = !t.sleepUntil(ctx, t.winEnd)
 	}
 	if !interrupted {
 		cpu1, _ = selfUsage()
+		m1 = sampleMachine()
 		w1 = r.scrape(ctx, "window end")
 	}
 	t.stop.Store(true)
@@ -254,6 +257,7 @@ drain:
 		rep.Bench.CPUCores = rep.Bench.CPUSeconds / span
 		rep.ServerCPUCores = (w1.val(mCPU) - w0.val(mCPU)) / span
 	}
+	rep.Machine = machineReport(m0, m1, rep.NumCPU, rep.ServerCPUCores, rep.Bench.CPUCores)
 	if tr.CompletedInWindow > 0 {
 		n := float64(tr.CompletedInWindow)
 		rep.Bench.CPUMicrosPerMsg = rep.Bench.CPUSeconds / n * 1e6
@@ -323,17 +327,19 @@ func (t *traffic) closedWorker(ctx context.Context, p *pair, w int) {
 	}
 }
 
-// rateWorker sends worker w's share of p's schedule: pair i's k-th
-// message is due at start + (k·pairs + i)/rate, so the senders' messages
-// interleave evenly, and worker w takes every k ≡ w (mod inflight). A late
-// send goes at once; its latencies still count from when it was due.
-func (t *traffic) rateWorker(ctx context.Context, p *pair, w int) {
+// rateWorker sends p's share of the schedule: pair i's k-th message is
+// due at start + (k·pairs + i)/rate, so the senders' messages interleave
+// evenly. The pair's workers take the next slot in turn, so a slow send
+// holds up only itself until all of them are busy. A late send goes at
+// once; its latencies still count from when it was due.
+func (t *traffic) rateWorker(ctx context.Context, p *pair) {
 	buf := make([]byte, 0, 64+len(t.pad))
 	cfg := &t.r.cfg
-	npairs, step := float64(len(t.pairs)), cfg.Inflight
+	npairs := float64(len(t.pairs))
 	tm := time.NewTimer(time.Hour)
 	defer tm.Stop()
-	for k := w; ; k += step {
+	for {
+		k := p.seq.Add(1) - 1
 		due := t.start + int64((float64(k)*npairs+float64(p.idx))*1e9/cfg.Rate)
 		if due >= t.winEnd || t.stop.Load() {
 			return
@@ -349,7 +355,7 @@ func (t *traffic) rateWorker(ctx context.Context, p *pair, w int) {
 		if t.measured(due) {
 			t.lag.Record(time.Duration(t.r.now() - due))
 		}
-		t.sendOne(ctx, p, -1, int64(k), due, buf)
+		t.sendOne(ctx, p, -1, k, due, buf)
 	}
 }
 

@@ -46,7 +46,7 @@ Flags (each with its environment variable):
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg tbench.Config
 	var asJSON bool
-	fs := newFlagSet("tern bench")
+	fs := newFlagSet("tern bench", "TERN_BENCH_")
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchHelp())
@@ -58,7 +58,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Duration(&cfg.Hold, "hold", tbench.DefaultHold, "idle: how long to hold the connections before measuring")
 	fs.Duration(&cfg.Settle, "settle", tbench.DefaultSettle, "idle: wait after sign-up before the memory baseline")
 	fs.Int(&cfg.Pairs, "pairs", tbench.DefaultPairs, "closed, rate: sender→receiver device pairs")
-	fs.Int(&cfg.Inflight, "inflight", tbench.DefaultInflight, "closed: messages each sender keeps outstanding; rate: concurrent sends per sender")
+	fs.Int(&cfg.Inflight, "inflight", 0, fmt.Sprintf("closed: messages each sender keeps outstanding (default %d); "+
+		"rate: sends per sender waiting for their answer at once (default %d)", tbench.DefaultInflight, tbench.DefaultRateInflight))
 	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, "closed, rate: measured time")
 	fs.Duration(&cfg.Warmup, "warmup", tbench.DefaultWarmup, "closed, rate: load before the measured time, not counted")
 	fs.Float(&cfg.Rate, "rate", tbench.DefaultRate, "rate: messages per second, all senders together")

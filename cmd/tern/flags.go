@@ -17,23 +17,24 @@ var errUsage = errors.New("usage")
 // TERN_* variable, and --help lists that variable.
 type flagSet struct {
 	*flag.FlagSet
+	prefix string // of the environment variables: TERN_ or TERN_BENCH_
 	envErr []error
 }
 
-func newFlagSet(name string) *flagSet {
+func newFlagSet(name, envPrefix string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	return &flagSet{FlagSet: fs}
+	return &flagSet{FlagSet: fs, prefix: envPrefix}
 }
 
-func envName(flagName string) string {
-	return "TERN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+func (f *flagSet) envName(flagName string) string {
+	return f.prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func (f *flagSet) env(name string) (string, bool) {
-	return os.LookupEnv(envName(name))
+	return os.LookupEnv(f.envName(name))
 }
 
-func (f *flagSet) usage(name, u string) string { return u + " (" + envName(name) + ")" }
+func (f *flagSet) usage(name, u string) string { return u + " (" + f.envName(name) + ")" }
 
 func (f *flagSet) String(p *string, name, def, u string) {
 	if v, ok := f.env(name); ok {
@@ -46,7 +47,7 @@ func (f *flagSet) Int(p *int, name string, def int, u string) {
 	if v, ok := f.env(name); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not an integer", envName(name), v))
+			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not an integer", f.envName(name), v))
 		} else {
 			def = n
 		}
@@ -58,7 +59,7 @@ func (f *flagSet) Float(p *float64, name string, def float64, u string) {
 	if v, ok := f.env(name); ok {
 		n, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a number", envName(name), v))
+			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a number", f.envName(name), v))
 		} else {
 			def = n
 		}
@@ -70,7 +71,7 @@ func (f *flagSet) Bool(p *bool, name string, def bool, u string) {
 	if v, ok := f.env(name); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a boolean", envName(name), v))
+			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a boolean", f.envName(name), v))
 		} else {
 			def = b
 		}
@@ -82,7 +83,7 @@ func (f *flagSet) Duration(p *time.Duration, name string, def time.Duration, u s
 	if v, ok := f.env(name); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a duration", envName(name), v))
+			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a duration", f.envName(name), v))
 		} else {
 			def = d
 		}

@@ -34,7 +34,7 @@ type serveConfig struct {
 }
 
 func serveFlags(c *serveConfig) *flagSet {
-	fs := newFlagSet("tern serve")
+	fs := newFlagSet("tern serve", "TERN_")
 	sd, ad := server.DefaultConfig(), auth.DefaultConfig()
 	fs.String(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.String(&c.dataDir, "data-dir", "./data", "directory of the embedded store")

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestBenchHelpDocumentsServerCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "--help"}, &out, &errOut); code != 2 {
+		t.Fatalf("exit %d", code)
+	}
+	help := errOut.String()
+	for _, want := range []string{"--sms-provider http", "--codes-per-ip-hour 0", "--verifies-per-ip-hour 0",
+		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_PAIRS", "TERN_SESSIONS"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
+	}
+}
+
+func TestBenchRejectsBadConfig(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "--mode", "nope"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), `mode "nope"`) {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	t.Setenv("TERN_PAIRS", "many")
+	errOut.Reset()
+	if code := run(context.Background(), []string{"bench"}, &out, &errOut); code == 0 ||
+		!strings.Contains(errOut.String(), "TERN_PAIRS") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
