@@ -14,7 +14,7 @@ func TestBenchHelpDocumentsServerCommand(t *testing.T) {
 	}
 	help := errOut.String()
 	for _, want := range []string{"--sms-provider http", "--codes-per-ip-hour 0", "--verifies-per-ip-hour 0",
-		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_PAIRS", "TERN_SESSIONS"} {
+		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_BENCH_PAIRS", "TERN_SESSIONS"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}
@@ -27,10 +27,10 @@ func TestBenchRejectsBadConfig(t *testing.T) {
 		!strings.Contains(errOut.String(), `mode "nope"`) {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
-	t.Setenv("TERN_PAIRS", "many")
+	t.Setenv("TERN_BENCH_PAIRS", "many")
 	errOut.Reset()
 	if code := run(context.Background(), []string{"bench"}, &out, &errOut); code == 0 ||
-		!strings.Contains(errOut.String(), "TERN_PAIRS") {
+		!strings.Contains(errOut.String(), "TERN_BENCH_PAIRS") {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
 }
