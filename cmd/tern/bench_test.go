@@ -14,7 +14,7 @@ func TestBenchHelpDocumentsServerCommand(t *testing.T) {
 	}
 	help := errOut.String()
 	for _, want := range []string{"--sms-provider http", "--codes-per-ip-hour 0", "--verifies-per-ip-hour 0",
-		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_BENCH_PAIRS", "TERN_SESSIONS"} {
+		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_BENCH_PAIRS", "TERN_BENCH_SESSIONS"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}
