@@ -48,8 +48,7 @@ type session struct {
 	behind    bool // the window was full when events arrived
 }
 
-// serveWS upgrades an authenticated request and runs the session's read
-// loop on the request's goroutine (no extra goroutine per idle socket).
+// serveWS upgrades an authenticated request and starts the session.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		s.metrics.wsRejected.WithLabelValues("draining").Inc()
@@ -75,11 +74,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ss := &session{srv: s, conn: conn, id: store.NewID("s"), userID: claims.UserID, deviceID: claims.DeviceID,
 		lastAcked: -1, pumping: true,
 		limiter: newBucket(s.cfg.SendsPerSecond, s.cfg.SendBurst)}
+	ip := clientIP(r, s.cfg.TrustProxy)
 	s.wg.Add(1)
-	defer s.wg.Done()
 	s.metrics.connections.Inc()
-	defer s.metrics.connections.Dec()
-	s.run(ss, clientIP(r, s.cfg.TrustProxy))
+	// The session runs on a fresh goroutine and the handler returns: that
+	// releases net/http's per-connection state (request, response writer,
+	// its buffers) and the handler's deep stack, which would otherwise be
+	// held for the life of every idle socket.
+	go func() {
+		defer s.wg.Done()
+		defer s.metrics.connections.Dec()
+		s.run(ss, ip)
+	}()
 }
 
 // wsToken finds the access token: Authorization header, then the
