@@ -43,9 +43,11 @@ type session struct {
 	// lastAcked is the highest cursor the device acked (or that was gone
 	// from the inbox when the session started); -1 before the first read.
 	lastAcked int64
-	pumping   bool // an inbox read is running
-	repump    bool // something arrived during the read: read again
-	behind    bool // the window was full when events arrived
+	ackWant   int64 // highest ack received, applied by ackLoop
+	acking    bool  // an ackLoop is running
+	pumping   bool  // an inbox read is running
+	repump    bool  // something arrived during the read: read again
+	behind    bool  // the window was full when events arrived
 }
 
 // serveWS upgrades an authenticated request and starts the session.
@@ -204,7 +206,7 @@ func (ss *session) handle(f *wire.ClientFrame) {
 	case wire.TypeSend:
 		err = ss.srv.handleSend(ctx, ss, f)
 	case wire.TypeAck:
-		err = ss.handleAck(ctx, f.Cursor)
+		err = ss.handleAck(f.Cursor)
 	case wire.TypeRead:
 		err = ss.srv.handleRead(ctx, ss, f)
 	case wire.TypeTyping:
@@ -351,34 +353,65 @@ func (ss *session) pump() {
 	}
 }
 
-func (ss *session) handleAck(ctx context.Context, cursor int64) error {
+// handleAck records an ack and lets the ack worker apply it, so the read
+// loop never waits for the store on an ack: a sender's ack of a receipt does
+// not hold up its next send, and acks that arrive while one is being applied
+// are coalesced into one store write (acks are cumulative).
+func (ss *session) handleAck(cursor int64) error {
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if cursor > ss.lastSent {
-		ss.mu.Unlock()
 		return wire.Errorf(wire.CodeBadRequest, "ack %d is beyond the last event sent", cursor)
 	}
-	prev := ss.lastAcked
-	ss.mu.Unlock()
-	if cursor <= prev {
-		return nil // acks are cumulative: an old one changes nothing
+	if cursor <= ss.ackWant || cursor <= ss.lastAcked {
+		return nil // an old ack changes nothing
 	}
-	t0 := time.Now()
-	deliveries, err := ss.srv.st.Ack(ctx, ss.deviceID, cursor)
-	ss.srv.metrics.storeSeconds.WithLabelValues("ack").Observe(time.Since(t0).Seconds())
-	if err != nil {
-		return err
+	ss.ackWant = cursor
+	if !ss.acking {
+		ss.acking = true
+		go ss.ackLoop()
 	}
-	ss.srv.metrics.eventsAcked.Add(float64(cursor - prev))
-	ss.srv.metrics.receipts.WithLabelValues(store.StatusDelivered).Add(float64(len(deliveries)))
-	ss.mu.Lock()
-	ss.lastAcked = max(ss.lastAcked, cursor)
-	if ss.behind {
-		ss.behind = false
-		ss.startPumpLocked()
-	}
-	ss.mu.Unlock()
-	ss.srv.dispatch(ctx, deliveries, nil)
 	return nil
+}
+
+func (ss *session) ackLoop() {
+	ctx := ss.srv.ctx
+	for {
+		ss.mu.Lock()
+		cursor, prev := ss.ackWant, ss.lastAcked
+		if cursor <= prev {
+			ss.acking = false
+			ss.mu.Unlock()
+			return
+		}
+		ss.mu.Unlock()
+
+		t0 := time.Now()
+		deliveries, err := ss.srv.st.Ack(ctx, ss.deviceID, cursor)
+		ss.srv.metrics.storeSeconds.WithLabelValues("ack").Observe(time.Since(t0).Seconds())
+		if err != nil {
+			// The events stay in the inbox and come again on the next
+			// connection; the client deduplicates them.
+			if !errors.Is(err, context.Canceled) {
+				ss.srv.log.Error("ack failed", "device", ss.deviceID, "err", err)
+			}
+			ss.mu.Lock()
+			ss.acking = false
+			ss.ackWant = ss.lastAcked
+			ss.mu.Unlock()
+			return
+		}
+		ss.srv.metrics.eventsAcked.Add(float64(cursor - prev))
+		ss.srv.metrics.receipts.WithLabelValues(store.StatusDelivered).Add(float64(len(deliveries)))
+		ss.mu.Lock()
+		ss.lastAcked = max(ss.lastAcked, cursor)
+		if ss.behind {
+			ss.behind = false
+			ss.startPumpLocked()
+		}
+		ss.mu.Unlock()
+		ss.srv.dispatch(ctx, deliveries, nil)
+	}
 }
 
 // queue hands a frame to the writer.
