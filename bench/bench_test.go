@@ -229,7 +229,7 @@ func TestPhonesValidAndDistinct(t *testing.T) {
 			}
 		}
 	}
-	if newPhoneSeries("x").phone(5) != newPhoneSeries("x").phone(5) {
+	if a, b := newPhoneSeries("x"), newPhoneSeries("x"); a.phone(5) != b.phone(5) {
 		t.Fatal("series not deterministic")
 	}
 	// Every area code yields valid numbers at both ends of the line range.

@@ -161,10 +161,3 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// devices is how many device sessions the run needs.
-func (c Config) devices() int {
-	if c.Mode == ModeIdle {
-		return c.Conns
-	}
-	return 2 * c.Pairs
-}
