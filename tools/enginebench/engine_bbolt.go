@@ -148,6 +148,15 @@ func (e *boltEngine) commit(msgs []msgWrite, acks *ackWork) (int, error) {
 	return dups, err
 }
 
+func (e *boltEngine) count() (chatLog, inbox int, err error) {
+	err = e.db.View(func(tx *bolt.Tx) error {
+		chatLog = tx.Bucket(bChatLog).Stats().KeyN
+		inbox = tx.Bucket(bInbox).Stats().KeyN
+		return nil
+	})
+	return chatLog, inbox, err
+}
+
 func (e *boltEngine) close() error { return e.db.Close() }
 
 // compactBolt copies the live data into a fresh file (bbolt never shrinks

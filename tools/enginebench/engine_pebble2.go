@@ -128,6 +128,25 @@ func (e *pebble2Engine) commit(msgs []msgWrite, acks *ackWork) (int, error) {
 	return dups, b.Commit(pebble.Sync)
 }
 
+func (e *pebble2Engine) count() (chatLog, inbox int, err error) {
+	countPrefix := func(p byte) (int, error) {
+		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: []byte{p}, UpperBound: []byte{p + 1}})
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for it.First(); it.Valid(); it.Next() {
+			n++
+		}
+		return n, it.Close()
+	}
+	if chatLog, err = countPrefix(pChatLog); err != nil {
+		return 0, 0, err
+	}
+	inbox, err = countPrefix(pInbox)
+	return chatLog, inbox, err
+}
+
 func (e *pebble2Engine) close() error {
 	// Make any NoSync tail durable before closing.
 	if err := e.db.LogData(nil, pebble.Sync); err != nil {

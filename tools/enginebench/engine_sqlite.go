@@ -54,7 +54,7 @@ func openSQLite(dir string, o engineOpts) (engine, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	ctx := context.Background()
-	e := &sqliteEngine{db: db, fold: o.ack == ackFold, point: o.pointDeletes, ctx: ctx}
+	e := &sqliteEngine{db: db, fold: o.ack != ackSeparate, point: o.pointDeletes, ctx: ctx}
 	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
 		e.close()
 		return nil, err
@@ -79,6 +79,10 @@ func openSQLite(dir string, o engineOpts) (engine, error) {
 	return e, nil
 }
 
+// By default (auto, fold) SQLite puts the acks into the message transaction:
+// the WAL frames of a page touched by both are then written once, and no
+// extra commit is needed. Rounds with only acks, and -ack-commit separate,
+// use a synchronous=NORMAL transaction.
 func (e *sqliteEngine) ackStrategy() string {
 	if e.fold {
 		return "same tx as msgs"
@@ -187,6 +191,14 @@ func (e *sqliteEngine) commit(msgs []msgWrite, acks *ackWork) (int, error) {
 		return nil
 	})
 	return dups, err
+}
+
+func (e *sqliteEngine) count() (chatLog, inbox int, err error) {
+	if err = e.db.QueryRowContext(e.ctx, "SELECT count(*) FROM chat_log").Scan(&chatLog); err != nil {
+		return 0, 0, err
+	}
+	err = e.db.QueryRowContext(e.ctx, "SELECT count(*) FROM inbox").Scan(&inbox)
+	return chatLog, inbox, err
 }
 
 func (e *sqliteEngine) close() error {

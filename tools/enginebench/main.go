@@ -219,6 +219,14 @@ func runOne(def engineDef, m mode, w *workload, o engineOpts, parent string, kee
 		eng.close()
 		return r, err
 	}
+	chatLog, inbox, err := eng.count()
+	if err == nil && (chatLog != int(r.msgs) || inbox != 0) {
+		err = fmt.Errorf("check failed: %d chat-log records for %d messages, %d inbox events left after acking all", chatLog, r.msgs, inbox)
+	}
+	if err != nil {
+		eng.close()
+		return r, err
+	}
 	if err := eng.close(); err != nil {
 		return r, err
 	}
@@ -237,25 +245,27 @@ func runOne(def engineDef, m mode, w *workload, o engineOpts, parent string, kee
 }
 
 func printTable(rs []result) {
-	fmt.Println("| engine | mode | ack commit | msgs | msg/s | msgs/commit | p50 ms | p99 ms | CPU µs/msg | written KB/msg | MB at end | MB after acks | MB compacted |")
-	fmt.Println("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Println("| engine | mode | ack commit | msgs | msg/s | msgs/commit | p50 ms | p99 ms | CPU µs/msg | written KB/msg | MB at end | MB after acks | MB compacted | B/msg compacted |")
+	fmt.Println("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		n := float64(max(r.msgs, 1))
 		wkb := "n/a"
 		if r.wbytes >= 0 {
 			wkb = fmt.Sprintf("%.1f", float64(r.wbytes)/n/1024)
 		}
-		comp := "-"
+		comp, perMsg := "-", "-"
 		if r.appComp >= 0 {
 			comp = sizes(r.allocComp, r.appComp)
+			perMsg = fmt.Sprintf("%.0f", float64(r.allocComp)/n)
 		}
-		fmt.Printf("| %s | %s | %s | %d | %.0f | %.1f | %.2f | %.2f | %.0f | %s | %s | %s | %s |\n",
+		fmt.Printf("| %s | %s | %s | %d | %.0f | %.1f | %.2f | %.2f | %.0f | %s | %s | %s | %s | %s |\n",
 			r.engine, r.mode, r.ackStrat, r.msgs, r.rate(),
 			float64(r.msgs)/float64(max(r.commits, 1)), ms(r.p50), ms(r.p99),
-			float64(r.cpu.Microseconds())/n, wkb, sizes(r.allocEnd, r.appEnd), sizes(r.allocAcked, r.appAcked), comp)
+			float64(r.cpu.Microseconds())/n, wkb, sizes(r.allocEnd, r.appEnd), sizes(r.allocAcked, r.appAcked), comp, perMsg)
 	}
 	fmt.Println()
 	fmt.Println("MB columns: allocated (du) / apparent (ls) size of the store directory.")
+	fmt.Println("B/msg compacted: allocated bytes after acks and compaction / messages (chat log + idempotency + meta remain).")
 	fmt.Println("written KB/msg: /proc/self/io write_bytes during the timed phase / messages.")
 	for _, r := range rs {
 		if r.dups > 0 {

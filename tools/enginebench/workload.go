@@ -36,7 +36,6 @@ type request struct {
 	fromDev   uint64 // sending device
 	clientID  []byte // 16 bytes, unique per message
 	body      []byte // JSON, without the seq the writer assigns
-	ts        int64
 	submitted time.Time
 	done      chan error
 }
@@ -184,7 +183,7 @@ func (w *writer) round(reqs []*request) {
 		m.chat, m.seq = r.chat, seq
 		m.logVal = append(strconv.AppendUint(append(slices.Clip(r.body), `,"seq":`...), seq, 10), '}')
 		m.idemDev, m.idemID = r.fromDev, r.clientID
-		m.idemVal = fmt.Appendf(nil, `{"chat":%d,"seq":%d,"st":"ok"}`, r.chat, seq)
+		m.idemVal = fmt.Appendf(nil, `{"chat":%d,"seq":%d,"status":"stored"}`, r.chat, seq)
 		other := 2*r.from + (1 - r.fromDev%2)
 		for j, dev := range [3]uint64{2 * r.to, 2*r.to + 1, other} {
 			w.devCursor[dev]++
@@ -328,7 +327,7 @@ func runLoad(w *workload, wr *writer, chats [][2]uint64) (lats []time.Duration, 
 				binary.BigEndian.PutUint64(cid[8:], n)
 				ts := time.Now().UnixMilli()
 				r := &request{
-					chat: uint64(chat), from: from, to: to, fromDev: fromDev, clientID: cid, ts: ts,
+					chat: uint64(chat), from: from, to: to, fromDev: fromDev, clientID: cid,
 					body: messageBody(rng, uint64(chat), from, fromDev, to, cid, ts),
 					done: done,
 				}
