@@ -18,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/tern-im/tern/internal/testenv"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/routing/routertest"
 )
@@ -34,7 +35,7 @@ func brokerURL(t *testing.T) string {
 	}
 	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
 	if err != nil {
-		t.Skipf("SKIPPING: RabbitMQ not reachable at %s (%v); CI starts it, locally run `rabbitmq-server -detached` or set TERN_TEST_AMQP_URL",
+		testenv.Unavailable(t, "RabbitMQ not reachable at %s (%v); CI starts it, locally run `rabbitmq-server -detached` or set TERN_TEST_AMQP_URL",
 			redact(url), err)
 	}
 	_ = conn.Close()
@@ -132,13 +133,13 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 func rabbitmqctl(t *testing.T, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		t.Skip("SKIPPING: rabbitmqctl not on PATH; the broker connection-cut tests need it (CI has it)")
+		testenv.Unavailable(t, "rabbitmqctl not on PATH; the broker connection-cut tests need it (CI has it)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
 	if err != nil {
-		t.Skipf("SKIPPING: rabbitmqctl %s failed (%v): %s; the broker connection-cut tests need a working rabbitmqctl",
+		testenv.Unavailable(t, "rabbitmqctl %s failed (%v): %s; the broker connection-cut tests need a working rabbitmqctl",
 			strings.Join(args, " "), err, out)
 	}
 	return string(out)
@@ -464,7 +465,7 @@ func BenchmarkPublish(b *testing.B) {
 	quiet := slog.New(slog.DiscardHandler)
 	a, err := New(ctx, Config{URL: url, NodeID: "bench-a-" + randomID()[:8], Log: quiet})
 	if err != nil {
-		b.Skipf("SKIPPING: RabbitMQ not reachable at %s: %v", redact(url), err)
+		testenv.Unavailable(b, "RabbitMQ not reachable at %s: %v", redact(url), err)
 	}
 	defer a.Close()
 	r, err := New(ctx, Config{URL: url, NodeID: "bench-b-" + randomID()[:8], Log: quiet})
