@@ -77,6 +77,9 @@ type ClientFrame struct {
 func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	var f ClientFrame
 	data = bytes.TrimSpace(data)
+	if c, ok := fastAck(data); ok {
+		return ClientFrame{Type: TypeAck, Cursor: c}, nil
+	}
 	if len(data) == 0 || data[0] != '{' {
 		return f, Errorf(CodeBadRequest, "frame must be a JSON object")
 	}
@@ -96,6 +99,30 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// ackPrefix is how every ack the Go SDK writes begins. Acks are the most
+// frequent client frame (two per message), so that exact form skips
+// encoding/json; any other spelling takes the general path.
+const ackPrefix = `{"type":"ack","cursor":`
+
+func fastAck(data []byte) (int64, bool) {
+	if len(data) < len(ackPrefix)+2 || len(data) > len(ackPrefix)+20 ||
+		string(data[:len(ackPrefix)]) != ackPrefix || data[len(data)-1] != '}' {
+		return 0, false
+	}
+	digits := data[len(ackPrefix) : len(data)-1]
+	if len(digits) == 0 || len(digits) > 18 || digits[0] == '0' {
+		return 0, false
+	}
+	var n int64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, true
 }
 
 // Validate checks that the frame has what its type requires.

@@ -49,6 +49,21 @@ func TestDecodeClientFrame(t *testing.T) {
 	}
 }
 
+func TestFastAckAgreesWithJSON(t *testing.T) {
+	for _, s := range []string{`{"type":"ack","cursor":1}`, `{"type":"ack","cursor":123456789012345678}`,
+		`{"type":"ack","cursor":0}`, `{"type":"ack","cursor":01}`, `{"type":"ack","cursor":1 }`,
+		`{"type":"ack","cursor":-1}`, `{"type":"ack","cursor":1e3}`, `{"type":"ack","cursor":}`} {
+		fast, fok := fastAck([]byte(s))
+		f, err := DecodeClientFrame([]byte(s))
+		if fok && (err != nil || f.Cursor != fast) {
+			t.Errorf("%s: fast path %d, general path %+v %v", s, fast, f, err)
+		}
+	}
+	if _, ok := fastAck([]byte(`{"type":"ack","cursor":42}`)); !ok {
+		t.Fatal("the SDK's ack form must take the fast path")
+	}
+}
+
 func TestDecodeKeepsIDOfMalformedFrame(t *testing.T) {
 	f, err := DecodeClientFrame([]byte(`{"type":"ack","id":"a7","cursor":"nope"}`))
 	if err == nil || f.ID != "a7" {
@@ -68,6 +83,12 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if c, ok := fastAck(data); ok {
+			var ref ClientFrame
+			if err := json.Unmarshal(data, &ref); err != nil || ref.Type != TypeAck || ref.Cursor != c {
+				t.Fatalf("fast ack %d disagrees with encoding/json: %+v %v", c, ref, err)
+			}
+		}
 		fr, err := DecodeClientFrame(data)
 		if err != nil {
 			var we *Error
