@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tern-im/tern/store"
 )
 
@@ -17,9 +15,9 @@ import (
 // and secrets. They are JSON: a few hundred bytes each, written on sign-in,
 // so readability and painless schema growth matter more than speed.
 
-// getJSON decodes the record at k into v; ErrNotFound if there is none.
-func getJSON(b *bolt.Bucket, k []byte, v any) error {
-	raw := b.Get(k)
+// decodeJSON decodes raw, the record at k, into v; ErrNotFound if raw is
+// nil (there is no record).
+func decodeJSON(k, raw []byte, v any) error {
 	if raw == nil {
 		return store.ErrNotFound
 	}
@@ -52,10 +50,10 @@ func (s *Store) EnsureUser(ctx context.Context, phone, newID string, now time.Ti
 		created = false
 		// Checked again inside the writer: a concurrent EnsureUser of the
 		// same phone may have created the user since the read above.
-		if id := w.phones.Get([]byte(phone)); id != nil {
-			return getJSON(w.users, id, &u)
+		if id := w.get(key(tPhones, phone)); id != nil {
+			return w.getJSON(key(tUsers, string(id)), &u)
 		}
-		if w.users.Get([]byte(newID)) != nil {
+		if w.has(key(tUsers, newID)) {
 			return fmt.Errorf("%w: user id %s is taken", store.ErrConflict, newID)
 		}
 		u = store.User{ID: newID, Phone: phone, CreatedAt: now.Round(0)}
@@ -63,8 +61,8 @@ func (s *Store) EnsureUser(ctx context.Context, phone, newID string, now time.Ti
 		if err != nil {
 			return err
 		}
-		w.put(w.users, []byte(newID), v)
-		w.put(w.phones, []byte(phone), []byte(newID))
+		w.put(key(tUsers, newID), v)
+		w.put(key(tPhones, phone), []byte(newID))
 		created = true
 		return nil
 	})
@@ -77,8 +75,8 @@ func (s *Store) EnsureUser(ctx context.Context, phone, newID string, now time.Ti
 // User implements store.Users.
 func (s *Store) User(ctx context.Context, id string) (store.User, error) {
 	var u store.User
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bktUsers), []byte(id), &u)
+	err := s.view(ctx, func(r reader) error {
+		return r.getJSON(key(tUsers, id), &u)
 	})
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %s: %w", id, err)
@@ -86,15 +84,19 @@ func (s *Store) User(ctx context.Context, id string) (store.User, error) {
 	return u, nil
 }
 
-// UserByPhone implements store.Users.
+// UserByPhone implements store.Users. The phone and the user it names are
+// read from one snapshot.
 func (s *Store) UserByPhone(ctx context.Context, phone string) (store.User, error) {
 	var u store.User
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		id := tx.Bucket(bktPhones).Get([]byte(phone))
+	err := s.snapshot(ctx, func(r reader) error {
+		id, err := r.get(key(tPhones, phone))
+		if err != nil {
+			return err
+		}
 		if id == nil {
 			return store.ErrNotFound
 		}
-		return getJSON(tx.Bucket(bktUsers), id, &u)
+		return r.getJSON(key(tUsers, string(id)), &u)
 	})
 	if err != nil {
 		return store.User{}, fmt.Errorf("user by phone: %w", err)
@@ -106,21 +108,23 @@ func (s *Store) UserByPhone(ctx context.Context, phone string) (store.User, erro
 // each once.
 func (s *Store) UsersByPhones(ctx context.Context, phones []string) ([]store.User, error) {
 	var users []store.User
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.snapshot(ctx, func(r reader) error {
 		users = users[:0]
-		pb, ub := tx.Bucket(bktPhones), tx.Bucket(bktUsers)
 		seen := make(map[string]bool, len(phones))
 		for _, p := range phones {
 			if seen[p] {
 				continue
 			}
 			seen[p] = true
-			id := pb.Get([]byte(p))
+			id, err := r.get(key(tPhones, p))
+			if err != nil {
+				return err
+			}
 			if id == nil {
 				continue
 			}
 			var u store.User
-			if err := getJSON(ub, id, &u); err != nil {
+			if err := r.getJSON(key(tUsers, string(id)), &u); err != nil {
 				return err
 			}
 			users = append(users, u)
@@ -137,7 +141,7 @@ func (s *Store) UsersByPhones(ctx context.Context, phones []string) ([]store.Use
 func (s *Store) UpdateProfile(ctx context.Context, u store.User) error {
 	err := s.write(ctx, func(w *wtx) error {
 		var cur store.User
-		if err := getJSON(w.users, []byte(u.ID), &cur); err != nil {
+		if err := w.getJSON(key(tUsers, u.ID), &cur); err != nil {
 			return err
 		}
 		cur.Name, cur.About, cur.HideReadReceipts = u.Name, u.About, u.HideReadReceipts
@@ -145,7 +149,7 @@ func (s *Store) UpdateProfile(ctx context.Context, u store.User) error {
 		if err != nil {
 			return err
 		}
-		w.put(w.users, []byte(u.ID), v)
+		w.put(key(tUsers, u.ID), v)
 		return nil
 	})
 	if err != nil {
@@ -161,18 +165,19 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		return errInvalid("device or user id")
 	}
 	err := s.write(ctx, func(w *wtx) error {
-		if w.users.Get([]byte(d.UserID)) == nil {
+		if !w.has(key(tUsers, d.UserID)) {
 			return fmt.Errorf("user %s: %w", d.UserID, store.ErrNotFound)
 		}
-		if w.devices.Get([]byte(d.ID)) != nil {
+		if w.has(key(tDevices, d.ID)) {
 			return store.ErrConflict
 		}
 		v, err := json.Marshal(d)
 		if err != nil {
 			return err
 		}
-		w.put(w.devices, []byte(d.ID), v)
-		w.put(w.userDevices, pairKey(d.UserID, d.ID), []byte{})
+		w.put(key(tDevices, d.ID), v)
+		w.put(pairKey(tUserDevices, d.UserID, d.ID), []byte{})
+		w.put(key(tHeads, d.ID), head{User: d.UserID}.encode())
 		return nil
 	})
 	if err != nil {
@@ -184,8 +189,8 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 // Device implements store.Devices.
 func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 	var d store.Device
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bktDevices), []byte(id), &d)
+	err := s.view(ctx, func(r reader) error {
+		return r.getJSON(key(tDevices, id), &d)
 	})
 	if err != nil {
 		return store.Device{}, fmt.Errorf("device %s: %w", id, err)
@@ -196,12 +201,15 @@ func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 // UserDevices implements store.Devices; devices come oldest first.
 func (s *Store) UserDevices(ctx context.Context, userID string) ([]store.Device, error) {
 	var ds []store.Device
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.snapshot(ctx, func(r reader) error {
 		ds = ds[:0]
-		db := tx.Bucket(bktDevices)
-		for _, id := range userDeviceIDs(tx.Bucket(bktUserDevices), userID) {
+		ids, err := userDeviceIDs(r, userID)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
 			var d store.Device
-			if err := getJSON(db, []byte(id), &d); err != nil {
+			if err := r.getJSON(key(tDevices, id), &d); err != nil {
 				return err
 			}
 			ds = append(ds, d)
@@ -216,24 +224,24 @@ func (s *Store) UserDevices(ctx context.Context, userID string) ([]store.Device,
 
 // userDeviceIDs lists the device ids of userID in id order, which is
 // creation order.
-func userDeviceIDs(b *bolt.Bucket, userID string) []string {
+func userDeviceIDs(r reader, userID string) ([]string, error) {
 	if !validID(userID) {
-		return nil
+		return nil, nil
 	}
-	p := prefix(userID)
+	p := prefix(tUserDevices, userID)
 	var ids []string
-	c := b.Cursor()
-	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+	err := r.scan(p, prefixEnd(p), func(k, _ []byte) (bool, error) {
 		ids = append(ids, string(k[len(p):]))
-	}
-	return ids
+		return true, nil
+	})
+	return ids, err
 }
 
 // updateDevice applies change to the stored device id.
 func (s *Store) updateDevice(ctx context.Context, id string, change func(d *store.Device) error) error {
 	return s.write(ctx, func(w *wtx) error {
 		var d store.Device
-		if err := getJSON(w.devices, []byte(id), &d); err != nil {
+		if err := w.getJSON(key(tDevices, id), &d); err != nil {
 			return err
 		}
 		if err := change(&d); err != nil {
@@ -243,7 +251,7 @@ func (s *Store) updateDevice(ctx context.Context, id string, change func(d *stor
 		if err != nil {
 			return err
 		}
-		w.put(w.devices, []byte(id), v)
+		w.put(key(tDevices, id), v)
 		return nil
 	})
 }
@@ -289,25 +297,29 @@ func (s *Store) SetPush(ctx context.Context, id, provider, token string) error {
 }
 
 // DeleteDevice implements store.Devices. With the device go its inbox, its
-// head and its idempotency keys: nothing can address them any more.
+// head and its idempotency keys: nothing can address them any more. All of
+// them go as point deletes (see wtx.del).
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	err := s.write(ctx, func(w *wtx) error {
 		var d store.Device
-		if err := getJSON(w.devices, []byte(id), &d); err != nil {
+		if err := w.getJSON(key(tDevices, id), &d); err != nil {
 			return err
 		}
-		p := prefix(id)
-		inbox := keysWithPrefix(w.inbox, p)
-		idem := keysWithPrefix(w.idem, p)
+		// Only the unacked events are left; starting past the acked ones
+		// also keeps the scan off their tombstones.
+		h := w.head(id)
+		inbox := w.keys(seqKey(tInbox, id, h.Acked+1), prefixEnd(prefix(tInbox, id)))
+		p := prefix(tIdem, id)
+		idem := w.keys(p, prefixEnd(p))
 		for _, k := range inbox {
-			w.del(w.inbox, k)
+			w.del(k)
 		}
 		for _, k := range idem {
-			w.del(w.idem, k)
+			w.del(k)
 		}
-		w.del(w.heads, []byte(id))
-		w.del(w.userDevices, pairKey(d.UserID, id))
-		w.del(w.devices, []byte(id))
+		w.del(key(tHeads, id))
+		w.del(pairKey(tUserDevices, d.UserID, id))
+		w.del(key(tDevices, id))
 		return nil
 	})
 	if err != nil {
@@ -316,14 +328,13 @@ func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	return nil
 }
 
-// keysWithPrefix copies the keys starting with p. Deleting while a bbolt
-// cursor walks the same bucket can skip keys, so callers collect first.
-func keysWithPrefix(b *bolt.Bucket, p []byte) [][]byte {
+// keys copies the keys in [lower, upper) as of the round so far.
+func (w *wtx) keys(lower, upper []byte) [][]byte {
 	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+	_ = w.scan(lower, upper, func(k, _ []byte) (bool, error) {
 		keys = append(keys, bytes.Clone(k))
-	}
+		return true, nil
+	}) // an engine error is in w.err
 	return keys
 }
 
@@ -337,7 +348,7 @@ func (s *Store) PutCode(ctx context.Context, c store.Code) error {
 		return fmt.Errorf("put code: %w", err)
 	}
 	err = s.write(ctx, func(w *wtx) error {
-		w.put(w.codes, []byte(c.Phone), v)
+		w.put(key(tCodes, c.Phone), v)
 		return nil
 	})
 	if err != nil {
@@ -349,8 +360,8 @@ func (s *Store) PutCode(ctx context.Context, c store.Code) error {
 // Code implements store.Codes.
 func (s *Store) Code(ctx context.Context, phone string) (store.Code, error) {
 	var c store.Code
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bktCodes), []byte(phone), &c)
+	err := s.view(ctx, func(r reader) error {
+		return r.getJSON(key(tCodes, phone), &c)
 	})
 	if err != nil {
 		return store.Code{}, fmt.Errorf("code: %w", err)
@@ -364,7 +375,7 @@ func (s *Store) CountAttempt(ctx context.Context, phone string) (store.Code, err
 	var c store.Code
 	err := s.write(ctx, func(w *wtx) error {
 		c = store.Code{}
-		if err := getJSON(w.codes, []byte(phone), &c); err != nil {
+		if err := w.getJSON(key(tCodes, phone), &c); err != nil {
 			return err
 		}
 		c.Attempts++
@@ -372,7 +383,7 @@ func (s *Store) CountAttempt(ctx context.Context, phone string) (store.Code, err
 		if err != nil {
 			return err
 		}
-		w.put(w.codes, []byte(phone), v)
+		w.put(key(tCodes, phone), v)
 		return nil
 	})
 	if err != nil {
@@ -384,10 +395,10 @@ func (s *Store) CountAttempt(ctx context.Context, phone string) (store.Code, err
 // DeleteCode implements store.Codes.
 func (s *Store) DeleteCode(ctx context.Context, phone string) error {
 	err := s.write(ctx, func(w *wtx) error {
-		if w.codes.Get([]byte(phone)) == nil {
+		if !w.has(key(tCodes, phone)) {
 			return store.ErrNotFound
 		}
-		w.del(w.codes, []byte(phone))
+		w.del(key(tCodes, phone))
 		return nil
 	})
 	if err != nil {
@@ -402,9 +413,10 @@ func (s *Store) Secret(ctx context.Context, name string, fresh []byte) ([]byte, 
 		return nil, errInvalid("secret")
 	}
 	var v []byte
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		v = bytes.Clone(tx.Bucket(bktSecrets).Get([]byte(name)))
-		return nil
+	err := s.view(ctx, func(r reader) error {
+		var err error
+		v, err = r.get(key(tSecrets, name))
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
@@ -414,11 +426,11 @@ func (s *Store) Secret(ctx context.Context, name string, fresh []byte) ([]byte, 
 	}
 	fresh = bytes.Clone(fresh)
 	err = s.write(ctx, func(w *wtx) error {
-		if cur := w.secrets.Get([]byte(name)); cur != nil {
-			v = bytes.Clone(cur)
+		if cur := w.get(key(tSecrets, name)); cur != nil {
+			v = cur
 			return nil
 		}
-		w.put(w.secrets, []byte(name), fresh)
+		w.put(key(tSecrets, name), fresh)
 		v = fresh
 		return nil
 	})

@@ -51,8 +51,8 @@ func encodeMessage(m *store.Message) []byte {
 	return appendMessage(make([]byte, 0, messageSize(m)), m)
 }
 
-// decodeMessage parses a log record. The result owns its memory: bbolt's
-// slices die with their transaction.
+// decodeMessage parses a log record. The result owns its memory: an
+// iterator's value changes when it moves.
 func decodeMessage(b []byte) (store.Message, error) {
 	d := decoder{b: b}
 	m := d.message()

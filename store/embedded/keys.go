@@ -5,28 +5,24 @@ import (
 	"strings"
 )
 
-// Bucket names. Short, because bbolt stores a bucket's name in its parent's
-// page; the layout is described in doc.go.
-var (
-	bktUsers       = []byte("users")   // userID -> JSON store.User
-	bktPhones      = []byte("phones")  // phone -> userID
-	bktDevices     = []byte("devices") // deviceID -> JSON store.Device
-	bktUserDevices = []byte("udev")    // userID 0x00 deviceID -> empty
-	bktCodes       = []byte("codes")   // phone -> JSON store.Code
-	bktSecrets     = []byte("secrets") // name -> secret
-	bktChats       = []byte("chats")   // chatID -> JSON chatMeta (rarely written)
-	bktChatSeq     = []byte("chatseq") // chatID -> lastSeq u64 | lastTS i64 (written by every send)
-	bktMembers     = []byte("members") // userID 0x00 chatID -> readSeq u64 | deliveredSeq u64
-	bktLog         = []byte("log")     // chatID 0x00 seq u64 -> binary message
-	bktIdem        = []byte("idem")    // deviceID 0x00 clientID -> seq u64 | chatID
-	bktInbox       = []byte("inbox")   // deviceID 0x00 cursor u64 -> binary event
-	bktHeads       = []byte("heads")   // deviceID -> last cursor u64
+// Tables. Pebble has one ordered keyspace; the first byte of a key says
+// which kind of record it is. The numbers are the on-disk format: never
+// reuse or renumber one. The layout is described in doc.go.
+const (
+	tUsers       byte = 1  // userID -> JSON store.User
+	tPhones      byte = 2  // phone -> userID
+	tDevices     byte = 3  // deviceID -> JSON store.Device
+	tUserDevices byte = 4  // userID 0x00 deviceID -> empty
+	tCodes       byte = 5  // phone -> JSON store.Code
+	tSecrets     byte = 6  // name -> secret
+	tChats       byte = 7  // chatID -> JSON chatMeta (rarely written)
+	tChatSeq     byte = 8  // chatID -> lastSeq u64 | lastTS i64 (written by every send)
+	tMembers     byte = 9  // userID 0x00 chatID -> readSeq u64 | deliveredSeq u64
+	tLog         byte = 10 // chatID 0x00 seq u64 -> binary message
+	tIdem        byte = 11 // deviceID 0x00 clientID -> seq u64 | chatID
+	tInbox       byte = 12 // deviceID 0x00 cursor u64 -> binary event
+	tHeads       byte = 13 // deviceID -> last cursor u64 | acked cursor u64 | userID
 )
-
-var allBuckets = [][]byte{
-	bktUsers, bktPhones, bktDevices, bktUserDevices, bktCodes, bktSecrets,
-	bktChats, bktChatSeq, bktMembers, bktLog, bktIdem, bktInbox, bktHeads,
-}
 
 // sep ends the first part of a compound key. Ids are server-made base32
 // strings, so a 0x00 cannot occur inside one, and a prefix scan over
@@ -38,23 +34,41 @@ func validID(id string) bool {
 	return id != "" && !strings.ContainsRune(id, sep)
 }
 
-// prefix returns id 0x00, the common start of all keys of id in a
-// compound-key bucket.
-func prefix(id string) []byte {
-	b := make([]byte, 0, len(id)+1+8)
+// key returns the key of id in table t.
+func key(t byte, id string) []byte {
+	b := make([]byte, 0, 1+len(id))
+	b = append(b, t)
+	return append(b, id...)
+}
+
+// prefix returns t id 0x00, the common start of all keys of id in a
+// compound-key table. Its capacity leaves room for a trailing number.
+func prefix(t byte, id string) []byte {
+	b := make([]byte, 0, 1+len(id)+1+8)
+	b = append(b, t)
 	b = append(b, id...)
 	return append(b, sep)
 }
 
-// seqKey returns id 0x00 n with n big-endian, so that byte order is numeric
-// order and range scans walk a chat log or an inbox in seq / cursor order.
-func seqKey(id string, n int64) []byte {
-	return binary.BigEndian.AppendUint64(prefix(id), uint64(n))
+// prefixEnd returns the smallest key above every key that starts with p, a
+// key made by prefix: the separator byte plus one. It is the exclusive upper
+// bound of an iterator over p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	end[len(end)-1] = sep + 1
+	return end
 }
 
-// pairKey returns a 0x00 b.
-func pairKey(a, b string) []byte {
-	k := make([]byte, 0, len(a)+1+len(b))
+// seqKey returns t id 0x00 n with n big-endian, so that byte order is numeric
+// order and range scans walk a chat log or an inbox in seq / cursor order.
+func seqKey(t byte, id string, n int64) []byte {
+	return binary.BigEndian.AppendUint64(prefix(t, id), uint64(n))
+}
+
+// pairKey returns t a 0x00 b.
+func pairKey(t byte, a, b string) []byte {
+	k := make([]byte, 0, 1+len(a)+1+len(b))
+	k = append(k, t)
 	k = append(k, a...)
 	k = append(k, sep)
 	return append(k, b...)
@@ -70,10 +84,6 @@ func u64(b []byte) int64 {
 		return 0
 	}
 	return int64(binary.BigEndian.Uint64(b))
-}
-
-func putU64(n int64) []byte {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))
 }
 
 // chatSeq is the hot part of a chat: rewritten by every send, so it is kept
@@ -95,6 +105,33 @@ func (c chatSeq) encode() []byte {
 	binary.BigEndian.PutUint64(b[0:8], uint64(c.LastSeq))
 	binary.BigEndian.PutUint64(b[8:16], uint64(c.LastTS))
 	return b
+}
+
+// head is the state of one inbox, created with its device and deleted with
+// it. The inbox holds exactly the cursors Acked+1 .. Last: appends take
+// Last+1 and acks remove from the front, so the keys are dense and nothing
+// ever needs to look below Acked+1. That is what keeps reads and acks off
+// the deletion tombstones of acked events, which an LSM keeps until
+// compaction drops them. The owner is here too because every ack needs it,
+// and this record is read by every ack anyway.
+type head struct {
+	Last  int64  // the last cursor assigned (0 for none)
+	Acked int64  // every cursor up to here is acked and deleted
+	User  string // the device's user; "" when there is no such device
+}
+
+func decodeHead(b []byte) head {
+	if len(b) < 16 {
+		return head{}
+	}
+	return head{Last: u64(b[0:8]), Acked: u64(b[8:16]), User: string(b[16:])}
+}
+
+func (h head) encode() []byte {
+	b := make([]byte, 16, 16+len(h.User))
+	binary.BigEndian.PutUint64(b[0:8], uint64(h.Last))
+	binary.BigEndian.PutUint64(b[8:16], uint64(h.Acked))
+	return append(b, h.User...)
 }
 
 // member is one user's marks in one chat. DeliveredSeq is the watermark that

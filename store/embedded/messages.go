@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -11,17 +10,17 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	pebble "github.com/cockroachdb/pebble/v2"
 
 	"github.com/tern-im/tern/store"
 )
 
-// maxClientID bounds the idempotency key, which becomes part of a bbolt key
-// (bbolt refuses keys over 32 KiB, and long keys bloat the index).
+// maxClientID bounds the idempotency key, which becomes part of a key: long
+// keys bloat the index blocks and the bloom filters' work.
 const maxClientID = 512
 
 // chatMeta is the rarely changing part of a chat; LastSeq lives in
-// bktChatSeq so that a send does not rewrite the member list.
+// tChatSeq so that a send does not rewrite the member list.
 type chatMeta struct {
 	Kind      string
 	Title     string `json:",omitempty"`
@@ -88,12 +87,12 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	m.Seq = 0
 	var idemKey []byte
 	if req.ClientID != "" {
-		idemKey = pairKey(m.FromDevice, req.ClientID)
-		if v := w.idem.Get(idemKey); v != nil {
+		idemKey = pairKey(tIdem, m.FromDevice, req.ClientID)
+		if v := w.get(idemKey); v != nil {
 			if len(v) < 8 {
 				return fmt.Errorf("%w: idempotency record", errCorrupt)
 			}
-			first, err := decodeMessage(w.log.Get(seqKey(string(v[8:]), u64(v))))
+			first, err := decodeMessage(w.get(seqKey(tLog, string(v[8:]), u64(v))))
 			if err != nil {
 				return fmt.Errorf("first send of %q: %w", req.ClientID, err)
 			}
@@ -102,10 +101,9 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		}
 	}
 
-	chatKey := []byte(m.ChatID)
 	var meta []byte
 	var members []string
-	if w.chats.Get(chatKey) == nil {
+	if !w.has(key(tChats, m.ChatID)) {
 		if p.newChatErr != nil {
 			return p.newChatErr
 		}
@@ -115,34 +113,36 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		if err != nil {
 			return err
 		}
-	} else if w.members.Get(pairKey(m.From, m.ChatID)) == nil {
+	} else if !w.has(pairKey(tMembers, m.From, m.ChatID)) {
 		return fmt.Errorf("%w: %s is not in chat %s", store.ErrNotFound, m.From, m.ChatID)
 	}
 
+	// A device's inbox head exists exactly as long as the device, and
+	// appendEvent reads it next anyway.
 	targets := make([]string, 0, len(p.targets))
 	for _, d := range p.targets {
-		if validID(d) && w.devices.Get([]byte(d)) != nil {
+		if validID(d) && w.head(d).User != "" {
 			targets = append(targets, d)
 		}
 	}
 
 	// Everything above could fail; from here on only the engine can.
-	cs := decodeChatSeq(w.chatSeq.Get(chatKey))
+	seqK := key(tChatSeq, m.ChatID)
+	cs := decodeChatSeq(w.get(seqK))
 	m.Seq = cs.LastSeq + 1
 	if meta != nil {
-		w.put(w.chats, chatKey, meta)
+		w.put(key(tChats, m.ChatID), meta)
 		for _, u := range members {
-			w.put(w.members, pairKey(u, m.ChatID), member{}.encode())
+			w.put(pairKey(tMembers, u, m.ChatID), member{}.encode())
 		}
 	}
-	w.put(w.chatSeq, chatKey, chatSeq{LastSeq: m.Seq, LastTS: max(cs.LastTS, m.TS)}.encode())
-	w.put(w.log, seqKey(m.ChatID, m.Seq), encodeMessage(&m))
+	w.put(seqK, chatSeq{LastSeq: m.Seq, LastTS: max(cs.LastTS, m.TS)}.encode())
+	w.put(seqKey(tLog, m.ChatID, m.Seq), encodeMessage(&m))
 	if idemKey != nil {
 		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.ChatID)), uint64(m.Seq))
-		w.put(w.idem, idemKey, append(v, m.ChatID...))
+		w.put(idemKey, append(v, m.ChatID...))
 	}
-	// One encoding serves every inbox; bbolt only needs it to live until
-	// commit, and nobody writes to it.
+	// One encoding serves every inbox: the batch copies it on each put.
 	ev := encodeMessageEvent(&m)
 	res.Message = m
 	res.Deliveries = make([]store.Delivery, 0, len(targets))
@@ -157,16 +157,6 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		})
 	}
 	return nil
-}
-
-// appendEvent puts v at the end of device's inbox and returns its cursor.
-// The head is read back from the transaction, which sees the batch's own
-// earlier writes: that is what keeps cursors gap-free inside a batch.
-func (w *wtx) appendEvent(device string, v []byte) int64 {
-	cur := u64(w.heads.Get([]byte(device))) + 1
-	w.put(w.inbox, seqKey(device, cur), v)
-	w.put(w.heads, []byte(device), putU64(cur))
-	return cur
 }
 
 // dedupe drops repeated ids, keeping the first of each in place.
@@ -226,7 +216,7 @@ func (w *wtx) emit(g *groups, status, by string, ts int64) []store.Delivery {
 	for _, rg := range g.list {
 		r := &store.Receipt{ChatID: rg.chatID, MsgIDs: rg.msgIDs, Status: status, By: by, TS: ts}
 		ev := encodeReceiptEvent(r)
-		for _, d := range userDeviceIDs(w.userDevices, rg.author) {
+		for _, d := range w.userDeviceIDs(rg.author) {
 			cur := w.appendEvent(d, ev)
 			out = append(out, store.Delivery{
 				DeviceID: d,
@@ -237,71 +227,98 @@ func (w *wtx) emit(g *groups, status, by string, ts int64) []store.Delivery {
 	return out
 }
 
-// Inbox implements store.Messages. limit <= 0 means no limit.
+// pointReadMax is the longest run of events read key by key rather than
+// with an iterator: setting up a Pebble iterator costs several point
+// reads, and an ack usually covers one or two events.
+const pointReadMax = 8
+
+// events calls fn on the inbox events of device with cursors from..to, all
+// of which exist (see head). fn must not keep v.
+func (w *wtx) events(device string, from, to int64, fn func(cur int64, v []byte) error) error {
+	if to-from+1 > pointReadMax {
+		return w.scan(seqKey(tInbox, device, from), seqKey(tInbox, device, to+1), func(k, v []byte) (bool, error) {
+			return true, fn(seqOf(k), v)
+		})
+	}
+	for cur := from; cur <= to; cur++ {
+		v := w.get(seqKey(tInbox, device, cur))
+		if w.err != nil {
+			return w.err
+		}
+		if err := fn(cur, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Inbox implements store.Messages. limit <= 0 means no limit. The events
+// and the head come from one snapshot.
 func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit int) ([]store.Event, int64, error) {
 	var (
 		events []store.Event
-		head   int64
+		last   int64
 	)
 	if !validID(deviceID) {
 		return nil, 0, nil
 	}
 	after = max(after, 0)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.snapshot(ctx, func(r reader) error {
 		events = events[:0]
-		head = u64(tx.Bucket(bktHeads).Get([]byte(deviceID)))
-		p := prefix(deviceID)
-		c := tx.Bucket(bktInbox).Cursor()
-		for k, v := c.Seek(seqKey(deviceID, after+1)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		raw, err := r.get(key(tHeads, deviceID))
+		if err != nil {
+			return err
+		}
+		h := decodeHead(raw)
+		last = h.Last
+		from := max(after, h.Acked) + 1
+		if from > h.Last {
+			return nil
+		}
+		return r.scan(seqKey(tInbox, deviceID, from), seqKey(tInbox, deviceID, h.Last+1), func(k, v []byte) (bool, error) {
 			if limit > 0 && len(events) >= limit {
-				break
+				return false, nil
 			}
 			ev, err := decodeEvent(v)
 			if err != nil {
-				return fmt.Errorf("event %d: %w", seqOf(k), err)
+				return false, fmt.Errorf("event %d: %w", seqOf(k), err)
 			}
 			ev.Cursor = seqOf(k)
 			events = append(events, ev)
-		}
-		return nil
+			return true, nil
+		})
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("inbox of %s: %w", deviceID, err)
 	}
-	return events, head, nil
+	return events, last, nil
 }
 
 // Ack implements store.Messages. The receipts' time is the time of the ack.
+// Acks are lazy writes: a round of nothing but acks that append no receipts
+// commits without an fsync (see wtx.sync).
 func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store.Delivery, error) {
 	now := time.Now().UnixMilli()
-	// Look the reader up and see whether there is anything to remove with a
-	// read on the caller's goroutine, keeping the writer's share small: a
-	// device's user never changes, and an ack of nothing (a repeated ack)
-	// does not need the writer at all.
-	var (
-		reader string
-		due    bool
-	)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var d store.Device
-		if err := getJSON(tx.Bucket(bktDevices), []byte(deviceID), &d); err != nil {
-			return err
-		}
-		reader = d.UserID
-		k, _ := tx.Bucket(bktInbox).Cursor().Seek(seqKey(deviceID, 1))
-		due = k != nil && bytes.HasPrefix(k, prefix(deviceID)) && seqOf(k) <= cursor
-		return nil
+	// See whether there is anything to remove with a read on the caller's
+	// goroutine, keeping the writer's share small: an ack of nothing (a
+	// repeated ack, or one of a device that is gone) does not need the
+	// writer at all.
+	var h head
+	err := s.view(ctx, func(r reader) error {
+		raw, err := r.get(key(tHeads, deviceID))
+		h = decodeHead(raw)
+		return err
 	})
-	if err != nil || !due {
-		if err != nil {
-			err = fmt.Errorf("ack %s up to %d: %w", deviceID, cursor, err)
-		}
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("ack %s up to %d: %w", deviceID, cursor, err)
+	}
+	if cursor <= h.Acked || h.Last <= h.Acked {
+		return nil, nil
 	}
 	var out []store.Delivery
-	err = s.write(ctx, func(w *wtx) error {
+	err = s.writeLazy(ctx, func(w *wtx) error {
 		out = nil
-		return applyAck(w, deviceID, reader, cursor, now, &out)
+		return applyAck(w, deviceID, cursor, now, &out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ack %s up to %d: %w", deviceID, cursor, err)
@@ -309,35 +326,40 @@ func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	return out, nil
 }
 
-func applyAck(w *wtx, deviceID, reader string, cursor, now int64, out *[]store.Delivery) error {
-	if w.devices.Get([]byte(deviceID)) == nil {
+// applyAck removes the events of deviceID up to cursor, one point delete per
+// event: the cursors between the head's Acked and cursor are exactly the
+// keys there are, so nothing has to be searched for.
+func applyAck(w *wtx, deviceID string, cursor, now int64, out *[]store.Delivery) error {
+	h := w.head(deviceID)
+	if h.User == "" {
 		return store.ErrNotFound // deleted since the caller looked
 	}
-	p := prefix(deviceID)
+	by := h.User
+	upTo := min(cursor, h.Last)
+	if upTo <= h.Acked {
+		return nil // another ack of the same device got here first
+	}
 	var (
-		dels [][]byte
-		g    groups
+		g groups
 		// marks holds the reader's member record per chat met; nil when the
 		// reader is not (or no longer) a member, which sends no receipt.
 		marks   = map[string]*member{}
 		changed []string
 	)
-	c := w.inbox.Cursor()
-	for k, v := c.Seek(seqKey(deviceID, 1)); k != nil && bytes.HasPrefix(k, p) && seqOf(k) <= cursor; k, v = c.Next() {
-		dels = append(dels, bytes.Clone(k))
+	err := w.events(deviceID, h.Acked+1, upTo, func(cur int64, v []byte) error {
 		if len(v) == 0 || v[0] != evMessage {
-			continue // receipts ask for nothing back
+			return nil // receipts ask for nothing back
 		}
 		id, chatID, seq, from, err := messageHead(v[1:])
 		if err != nil {
-			return fmt.Errorf("event %d: %w", seqOf(k), err)
+			return fmt.Errorf("event %d: %w", cur, err)
 		}
-		if from == reader {
-			continue
+		if from == by {
+			return nil
 		}
 		mk, seen := marks[chatID]
 		if !seen {
-			if raw := w.members.Get(pairKey(reader, chatID)); raw != nil {
+			if raw := w.get(pairKey(tMembers, by, chatID)); raw != nil {
 				m := decodeMember(raw)
 				mk = &m
 			}
@@ -345,22 +367,28 @@ func applyAck(w *wtx, deviceID, reader string, cursor, now int64, out *[]store.D
 		}
 		// The watermark: another device of the reader acked this one first.
 		if mk == nil || seq <= mk.DeliveredSeq {
-			continue
+			return nil
 		}
 		if !slices.Contains(changed, chatID) {
 			changed = append(changed, chatID)
 		}
 		mk.DeliveredSeq = seq
 		g.add(chatID, from, id)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 
-	for _, k := range dels {
-		w.del(w.inbox, k)
+	for c := h.Acked + 1; c <= upTo; c++ {
+		w.del(seqKey(tInbox, deviceID, c))
 	}
+	h.Acked = upTo
+	w.put(key(tHeads, deviceID), h.encode())
 	for _, chatID := range changed {
-		w.put(w.members, pairKey(reader, chatID), marks[chatID].encode())
+		w.put(pairKey(tMembers, by, chatID), marks[chatID].encode())
 	}
-	*out = w.emit(&g, store.StatusDelivered, reader, now)
+	*out = w.emit(&g, store.StatusDelivered, by, now)
 	return nil
 }
 
@@ -382,32 +410,34 @@ func (s *Store) MarkRead(ctx context.Context, userID, chatID string, seq, ts int
 }
 
 func applyMarkRead(w *wtx, userID, chatID string, seq, ts int64, notify bool, out *[]store.Delivery) error {
-	mkey := pairKey(userID, chatID)
-	raw := w.members.Get(mkey)
+	mkey := pairKey(tMembers, userID, chatID)
+	raw := w.get(mkey)
 	if raw == nil {
 		return store.ErrNotFound
 	}
 	mk := decodeMember(raw)
-	seq = min(seq, decodeChatSeq(w.chatSeq.Get([]byte(chatID))).LastSeq)
+	seq = min(seq, decodeChatSeq(w.get(key(tChatSeq, chatID))).LastSeq)
 	if seq <= mk.ReadSeq {
 		return nil
 	}
 	var g groups
 	if notify {
-		p := prefix(chatID)
-		c := w.log.Cursor()
-		for k, v := c.Seek(seqKey(chatID, mk.ReadSeq+1)); k != nil && bytes.HasPrefix(k, p) && seqOf(k) <= seq; k, v = c.Next() {
+		err := w.scan(seqKey(tLog, chatID, mk.ReadSeq+1), seqKey(tLog, chatID, seq+1), func(k, v []byte) (bool, error) {
 			id, _, _, from, err := messageHead(v)
 			if err != nil {
-				return fmt.Errorf("message %d: %w", seqOf(k), err)
+				return false, fmt.Errorf("message %d: %w", seqOf(k), err)
 			}
 			if from != userID {
 				g.add(chatID, from, id)
 			}
+			return true, nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	mk.ReadSeq = seq
-	w.put(w.members, mkey, mk.encode())
+	w.put(mkey, mk.encode())
 	*out = w.emit(&g, store.StatusRead, userID, ts)
 	return nil
 }
@@ -415,9 +445,9 @@ func applyMarkRead(w *wtx, userID, chatID string, seq, ts int64, notify bool, ou
 // Chat implements store.Messages.
 func (s *Store) Chat(ctx context.Context, chatID string) (store.Chat, error) {
 	var c store.Chat
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.snapshot(ctx, func(r reader) error {
 		var err error
-		c, err = readChat(tx, chatID)
+		c, _, err = readChat(r, chatID)
 		return err
 	})
 	if err != nil {
@@ -426,23 +456,30 @@ func (s *Store) Chat(ctx context.Context, chatID string) (store.Chat, error) {
 	return c, nil
 }
 
-func readChat(tx *bolt.Tx, chatID string) (store.Chat, error) {
+// readChat reads the chat's metadata and its last seq and time.
+func readChat(r reader, chatID string) (store.Chat, chatSeq, error) {
 	var meta chatMeta
-	if err := getJSON(tx.Bucket(bktChats), []byte(chatID), &meta); err != nil {
-		return store.Chat{}, err
+	if err := r.getJSON(key(tChats, chatID), &meta); err != nil {
+		return store.Chat{}, chatSeq{}, err
 	}
+	raw, err := r.get(key(tChatSeq, chatID))
+	if err != nil {
+		return store.Chat{}, chatSeq{}, err
+	}
+	cs := decodeChatSeq(raw)
 	return store.Chat{
 		ID:        chatID,
 		Kind:      meta.Kind,
 		Title:     meta.Title,
 		Members:   meta.Members,
-		LastSeq:   decodeChatSeq(tx.Bucket(bktChatSeq).Get([]byte(chatID))).LastSeq,
+		LastSeq:   cs.LastSeq,
 		CreatedAt: meta.CreatedAt,
-	}, nil
+	}, cs, nil
 }
 
 // Chats implements store.Messages: the user's chats, most recent activity
-// (last message, or creation for a chat without one) first.
+// (last message, or creation for a chat without one) first. Everything comes
+// from one snapshot, so that the unread counts agree with the last messages.
 func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, error) {
 	if !validID(userID) {
 		return nil, nil
@@ -452,30 +489,42 @@ func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, 
 		activity int64
 	}
 	var list []entry
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.snapshot(ctx, func(r reader) error {
 		list = list[:0]
-		logb, seqb := tx.Bucket(bktLog), tx.Bucket(bktChatSeq)
-		p := prefix(userID)
-		c := tx.Bucket(bktMembers).Cursor()
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			chatID := string(k[len(p):])
-			mk := decodeMember(v)
-			chat, err := readChat(tx, chatID)
+		type membership struct {
+			chatID string
+			mk     member
+		}
+		var chats []membership
+		p := prefix(tMembers, userID)
+		err := r.scan(p, prefixEnd(p), func(k, v []byte) (bool, error) {
+			chats = append(chats, membership{chatID: string(k[len(p):]), mk: decodeMember(v)})
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range chats {
+			chat, cs, err := readChat(r, c.chatID)
 			if err != nil {
 				return err
 			}
 			e := entry{
-				sum:      store.ChatSummary{Chat: chat, ReadSeq: mk.ReadSeq},
+				sum:      store.ChatSummary{Chat: chat, ReadSeq: c.mk.ReadSeq},
 				activity: chat.CreatedAt.UnixMilli(),
 			}
 			if chat.LastSeq > 0 {
-				last, err := decodeMessage(logb.Get(seqKey(chatID, chat.LastSeq)))
+				raw, err := r.get(seqKey(tLog, c.chatID, chat.LastSeq))
 				if err != nil {
-					return fmt.Errorf("last message of %s: %w", chatID, err)
+					return err
+				}
+				last, err := decodeMessage(raw)
+				if err != nil {
+					return fmt.Errorf("last message of %s: %w", c.chatID, err)
 				}
 				e.sum.Last = &last
-				e.activity = decodeChatSeq(seqb.Get([]byte(chatID))).LastTS
-				if e.sum.Unread, err = unread(logb, chatID, userID, mk.ReadSeq); err != nil {
+				e.activity = cs.LastTS
+				if e.sum.Unread, err = unread(r, c.chatID, userID, c.mk.ReadSeq); err != nil {
 					return err
 				}
 			}
@@ -501,20 +550,19 @@ func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, 
 
 // unread counts the messages of others after readSeq by walking the log:
 // a read chat costs nothing, an unread one what its backlog costs to show.
-func unread(logb *bolt.Bucket, chatID, userID string, readSeq int64) (int64, error) {
+func unread(r reader, chatID, userID string, readSeq int64) (int64, error) {
 	var n int64
-	p := prefix(chatID)
-	c := logb.Cursor()
-	for k, v := c.Seek(seqKey(chatID, readSeq+1)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+	err := r.scan(seqKey(tLog, chatID, readSeq+1), prefixEnd(prefix(tLog, chatID)), func(k, v []byte) (bool, error) {
 		_, _, _, from, err := messageHead(v)
 		if err != nil {
-			return 0, fmt.Errorf("message %d of %s: %w", seqOf(k), chatID, err)
+			return false, fmt.Errorf("message %d of %s: %w", seqOf(k), chatID, err)
 		}
 		if from != userID {
 			n++
 		}
-	}
-	return n, nil
+		return true, nil
+	})
+	return n, err
 }
 
 // History implements store.Messages. limit <= 0 means no limit.
@@ -526,32 +574,39 @@ func (s *Store) History(ctx context.Context, chatID string, before int64, limit 
 		before = math.MaxInt64
 	}
 	var msgs []store.Message
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.snapshot(ctx, func(r reader) error {
 		msgs = msgs[:0]
-		if tx.Bucket(bktChats).Get([]byte(chatID)) == nil {
+		exists, err := r.get(key(tChats, chatID))
+		if err != nil {
+			return err
+		}
+		if exists == nil {
 			return store.ErrNotFound
 		}
-		p := prefix(chatID)
-		c := tx.Bucket(bktLog).Cursor()
-		// Seek lands on the first key >= before (or past the end); the
-		// newest message before it is the key just ahead.
-		k, v := c.Seek(seqKey(chatID, before))
-		if k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
+		it, err := r.r.NewIter(&pebble.IterOptions{
+			LowerBound: prefix(tLog, chatID),
+			UpperBound: seqKey(tLog, chatID, before),
+		})
+		if err != nil {
+			return err
 		}
-		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
+		for ok := it.Last(); ok; ok = it.Prev() {
 			if limit > 0 && len(msgs) >= limit {
 				break
 			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				break // the iterator keeps the error for Close
+			}
 			m, err := decodeMessage(v)
 			if err != nil {
-				return fmt.Errorf("message %d: %w", seqOf(k), err)
+				err = fmt.Errorf("message %d: %w", seqOf(it.Key()), err)
+				it.Close()
+				return err
 			}
 			msgs = append(msgs, m)
 		}
-		return nil
+		return it.Close()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", chatID, err)

@@ -1,0 +1,543 @@
+package mongo
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tern-im/tern/store"
+)
+
+// chatDoc is a chat. Seq is the last committed seq; Lock is set while a
+// send holds the chat (see lock.go).
+type chatDoc struct {
+	ID      string    `bson:"_id"`
+	Kind    string    `bson:"kind"`
+	Title   string    `bson:"title,omitempty"`
+	Members []string  `bson:"members"`
+	Created time.Time `bson:"created"`
+	Seq     int64     `bson:"seq"`
+	LastTS  int64     `bson:"last_ts"`
+	Lock    *lockDoc  `bson:"lock,omitempty"`
+}
+
+func (d *chatDoc) chat() store.Chat {
+	return store.Chat{ID: d.ID, Kind: d.Kind, Title: d.Title, Members: d.Members, LastSeq: d.Seq, CreatedAt: d.Created}
+}
+
+// chatProjection leaves out the lock.
+var chatProjection = bson.D{{Key: "lock", Value: 0}}
+
+// memberDoc is a member's marks in a chat; _id is "<user>/<chat>".
+type memberDoc struct {
+	ID        string `bson:"_id"`
+	Read      int64  `bson:"read"`
+	Delivered int64  `bson:"delivered"`
+}
+
+// msgDoc is an entry of a chat log; _id is "<chat>/<seq>". Key is the
+// idempotency key: "c:" and the client id, or "m:" and the message id for a
+// send without a client id, so that those never collide in the unique
+// (dev, key) index.
+type msgDoc struct {
+	ID  string   `bson:"_id"`
+	Msg eventMsg `bson:",inline"`
+	Key string   `bson:"key"`
+}
+
+func idemKey(req *store.SendRequest) string {
+	if req.ClientID == "" {
+		return "m:" + req.Message.ID
+	}
+	return "c:" + req.ClientID
+}
+
+func nowMillis() int64 { return time.Now().UnixMilli() }
+
+// sendPlan is a send request made ready: validated, deduplicated.
+type sendPlan struct {
+	req              *store.SendRequest
+	key              string
+	members, targets []string
+	// newChatErr is why the request cannot create its chat; it only
+	// matters if the chat does not exist yet.
+	newChatErr error
+}
+
+// errLockLost means another node took the chat lock over while this send
+// held it, before the send's message was in the log: the send starts over.
+var errLockLost = errors.New("store/mongo: chat lock taken over")
+
+// Send implements store.Messages. A new chat is created from Kind and
+// Members, which must include the sender; in an existing chat the sender
+// must be a member (ErrNotFound otherwise). Target devices that do not exist
+// are skipped. How seqs and cursors stay gap-free without transactions is in
+// the package docs.
+func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResult, error) {
+	m := &req.Message
+	switch {
+	case m.ID == "":
+		return store.SendResult{}, errInvalid("message id")
+	case !validID(m.ChatID) || !validID(m.From) || !validID(m.FromDevice):
+		return store.SendResult{}, errInvalid("chat, sender or device id")
+	case len(req.ClientID) > 512:
+		return store.SendResult{}, errInvalid("client id (too long)")
+	}
+	if err := ctx.Err(); err != nil {
+		return store.SendResult{}, fmt.Errorf("send: %w", err)
+	}
+	p := &sendPlan{req: &req, key: idemKey(&req), members: dedupe(req.Members)}
+	for _, d := range dedupe(req.Devices) {
+		if validID(d) {
+			p.targets = append(p.targets, d)
+		}
+	}
+	switch {
+	case req.Kind == "":
+		p.newChatErr = errInvalid("chat kind")
+	case !slices.Contains(p.members, m.From):
+		p.newChatErr = errInvalid("members: the sender is not one of them")
+	}
+	for _, u := range p.members {
+		if !validID(u) {
+			p.newChatErr = errInvalid("member id")
+		}
+	}
+
+	// This node's senders of the chat wait here, in memory; only the
+	// first polls the lock in the database.
+	unlock, err := s.chatGates.lock(ctx, m.ChatID)
+	if err != nil {
+		return store.SendResult{}, fmt.Errorf("send: %w", err)
+	}
+	defer unlock()
+	for range 5 {
+		res, err := s.send(ctx, p)
+		if errors.Is(err, errLockLost) {
+			continue
+		}
+		if err != nil {
+			return store.SendResult{}, fmt.Errorf("send to %s: %w", m.ChatID, err)
+		}
+		return res, nil
+	}
+	return store.SendResult{}, fmt.Errorf("send to %s: %w", m.ChatID, errLockLost)
+}
+
+// send is one attempt of Send under the chat lock:
+//
+//  1. lock the chat (this reads its last seq S);
+//  2. insert the message at S+1, which also claims the idempotency key, and
+//     read the target devices' inbox heads at the same time;
+//  3. append the events to the inboxes (one insert, plus a hint update);
+//  4. unlock, setting the chat's seq to S+1.
+//
+// Once the message is in the log (2), the send completes even if ctx ends;
+// if it cannot, the lock is left marked dead, and the next sender in the
+// chat completes it (rollForward).
+func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error) {
+	m := p.req.Message
+	l, err := s.lockChat(ctx, p)
+	if err != nil {
+		return store.SendResult{}, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.unlockChat(ctx, l, 0, 0)
+		}
+	}()
+	if l.takeover {
+		if err := s.rollForward(ctx, l); err != nil {
+			return store.SendResult{}, err
+		}
+	}
+
+	var hs []head
+	for {
+		m.Seq = l.seq + 1
+		doc := msgDoc{ID: numKey(m.ChatID, m.Seq), Msg: *msgOf(&m), Key: p.key}
+		var insErr, headErr error
+		_ = parallel(
+			func() error { _, insErr = s.messages.InsertOne(ctx, &doc); return nil },
+			func() error {
+				if len(p.targets) > 0 {
+					hs, headErr = s.heads(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}})
+				}
+				return nil
+			})
+		if insErr == nil {
+			committed = true
+			if headErr != nil {
+				// The message is in the log: finish regardless.
+				dctx, cancel := s.detached(ctx)
+				hs, headErr = s.heads(dctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}})
+				cancel()
+				if headErr != nil {
+					s.markDead(ctx, l)
+					return store.SendResult{}, headErr
+				}
+			}
+			break
+		}
+		if !mongo.IsDuplicateKeyError(insErr) {
+			return store.SendResult{}, insErr
+		}
+		// The key, or the seq? The key: a resend, answered with the
+		// first message.
+		var first msgDoc
+		err := s.messages.FindOne(ctx, bson.D{{Key: "dev", Value: m.FromDevice}, {Key: "key", Value: p.key}}).Decode(&first)
+		if err == nil {
+			return store.SendResult{Message: *first.Msg.message(), Duplicate: true}, nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return store.SendResult{}, err
+		}
+		// The seq: the holder this send took the lock over from was alive
+		// after all and wrote its message; complete it, and go on above it.
+		if err := s.rollForward(ctx, l); err != nil {
+			return store.SendResult{}, err
+		}
+	}
+
+	ctx, cancel := s.detached(ctx)
+	defer cancel()
+	byID := make(map[string]head, len(hs))
+	for _, h := range hs {
+		byID[h.ID] = h
+	}
+	// The events share one read-only copy of the message, which also lets
+	// a caller render it once for all of them.
+	shared := &m
+	em := msgOf(shared)
+	evs := make([]*outEvent, 0, len(p.targets))
+	for _, d := range p.targets {
+		evs = append(evs, &outEvent{device: d, doc: eventDoc{Kind: kindMessage, Message: em},
+			event: store.Event{Kind: store.EventMessage, Message: shared}})
+	}
+	deliveries, err := s.appendEvents(ctx, byID, evs)
+	if err != nil {
+		s.markDead(ctx, l)
+		return store.SendResult{}, err
+	}
+	s.unlockChat(ctx, l, m.Seq, m.TS)
+	return store.SendResult{Message: m, Deliveries: deliveries}, nil
+}
+
+// rollForward completes the sends that a previous holder of the lock left
+// in the log above the chat's seq: it appends their events to the inboxes
+// of every member's devices but the writing one, and commits their seq.
+// Devices that got the event before the holder stopped get it twice; the
+// client deduplicates by message id.
+func (s *Store) rollForward(ctx context.Context, l *chatLock) error {
+	for {
+		var d msgDoc
+		err := s.messages.FindOne(ctx, bson.D{{Key: "_id", Value: numKey(l.chatID, l.seq+1)}}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		m := d.Msg.message()
+		hs, err := s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}})
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]head, len(hs))
+		var evs []*outEvent
+		for _, h := range hs {
+			if h.ID == m.FromDevice {
+				continue
+			}
+			byID[h.ID] = h
+			evs = append(evs, &outEvent{device: h.ID, doc: eventDoc{Kind: kindMessage, Message: &d.Msg},
+				event: store.Event{Kind: store.EventMessage, Message: m}})
+		}
+		if _, err := s.appendEvents(ctx, byID, evs); err != nil {
+			return err
+		}
+		// Commit it now, so that whoever holds the lock next does not
+		// deliver it again, to the wrong devices.
+		res, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.chatID}, {Key: "lock.t", Value: l.token}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: m.Seq}}}, {Key: "$max", Value: bson.D{{Key: "last_ts", Value: m.TS}}}})
+		if err != nil {
+			return err
+		}
+		if res.MatchedCount == 0 {
+			return errLockLost
+		}
+		l.seq = m.Seq
+		s.log.Warn("store/mongo: completed a send left unfinished by another node",
+			"chat", l.chatID, "seq", m.Seq, "msg_id", m.ID, "devices", len(evs))
+	}
+}
+
+// Inbox, Ack and the inbox writes are in inbox.go.
+
+// MarkRead implements store.Messages. ErrNotFound if the chat does not
+// exist or userID is not in it.
+func (s *Store) MarkRead(ctx context.Context, userID, chatID string, seq, ts int64, notify bool) ([]store.Delivery, error) {
+	if !validID(userID) || !validID(chatID) {
+		return nil, fmt.Errorf("mark read: %w", store.ErrNotFound)
+	}
+	var (
+		c   chatDoc
+		mem memberDoc
+	)
+	err := parallel(
+		func() error {
+			return s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}},
+				options.FindOne().SetProjection(bson.D{{Key: "seq", Value: 1}, {Key: "members", Value: 1}})).Decode(&c)
+		},
+		func() error {
+			return s.members.FindOne(ctx, bson.D{{Key: "_id", Value: pairKey(userID, chatID)}}).Decode(&mem)
+		})
+	if err == nil && !slices.Contains(c.Members, userID) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, notFound(err))
+	}
+	seq = min(seq, c.Seq)
+	if seq <= mem.Read {
+		return nil, nil
+	}
+	// Conditional, so that of concurrent reads exactly one moves the mark
+	// over each message and sends its receipt.
+	var prev memberDoc
+	err = s.members.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: mem.ID}, {Key: "read", Value: bson.D{{Key: "$lt", Value: seq}}}},
+		bson.D{{Key: "$max", Value: bson.D{{Key: "read", Value: seq}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&prev)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && !notify) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
+	}
+	var msgs []struct {
+		ID   string `bson:"id"`
+		From string `bson:"from"`
+	}
+	cur, err := s.messages.Find(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(chatID, prev.Read)}, {Key: "$lte", Value: numKey(chatID, seq)}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "id", Value: 1}, {Key: "from", Value: 1}}))
+	if err == nil {
+		err = cur.All(ctx, &msgs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
+	}
+	var g groups
+	for _, m := range msgs {
+		if m.From != userID {
+			g.add(chatID, m.From, m.ID)
+		}
+	}
+	out, err := s.sendReceipts(ctx, &g, store.StatusRead, userID, ts)
+	if err != nil {
+		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
+	}
+	return out, nil
+}
+
+// Chat implements store.Messages.
+func (s *Store) Chat(ctx context.Context, chatID string) (store.Chat, error) {
+	var c chatDoc
+	err := s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}}, options.FindOne().SetProjection(chatProjection)).Decode(&c)
+	if err != nil {
+		return store.Chat{}, fmt.Errorf("chat %s: %w", chatID, notFound(err))
+	}
+	return c.chat(), nil
+}
+
+// Chats implements store.Messages: the user's chats, most recent activity
+// (last message, or creation for a chat without one) first.
+func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, error) {
+	if !validID(userID) {
+		return nil, nil
+	}
+	sums, err := s.summaries(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("chats of %s: %w", userID, err)
+	}
+	return sums, nil
+}
+
+func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSummary, error) {
+	var mems []memberDoc
+	cur, err := s.members.Find(ctx, idRange(userID))
+	if err == nil {
+		err = cur.All(ctx, &mems)
+	}
+	if err != nil || len(mems) == 0 {
+		return nil, err
+	}
+	readSeq := make(map[string]int64, len(mems))
+	ids := make([]string, len(mems))
+	for i, m := range mems {
+		ids[i] = m.ID[len(userID)+1:]
+		readSeq[ids[i]] = m.Read
+	}
+	var chats []chatDoc
+	cur, err = s.chats.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetProjection(chatProjection))
+	if err == nil {
+		err = cur.All(ctx, &chats)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A membership record without the chat listing the user is left from
+	// a creation that lost a race or stopped halfway: skip it.
+	chats = slices.DeleteFunc(chats, func(c chatDoc) bool { return !slices.Contains(c.Members, userID) })
+
+	sums := make([]store.ChatSummary, len(chats))
+	var lastKeys []string
+	for i := range chats {
+		sums[i] = store.ChatSummary{Chat: chats[i].chat(), ReadSeq: readSeq[chats[i].ID]}
+		if chats[i].Seq > 0 {
+			lastKeys = append(lastKeys, numKey(chats[i].ID, chats[i].Seq))
+		}
+	}
+	fns := []func() error{func() error {
+		if len(lastKeys) == 0 {
+			return nil
+		}
+		var last []msgDoc
+		cur, err := s.messages.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: lastKeys}}}})
+		if err == nil {
+			err = cur.All(ctx, &last)
+		}
+		for i := range last {
+			m := last[i].Msg.message()
+			for j := range sums {
+				if sums[j].Chat.ID == m.ChatID {
+					sums[j].Last = m
+				}
+			}
+		}
+		return err
+	}}
+	for i := range sums {
+		c := &sums[i]
+		if c.Chat.LastSeq <= c.ReadSeq {
+			continue
+		}
+		fns = append(fns, func() error {
+			n, err := s.messages.CountDocuments(ctx, bson.D{
+				{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(c.Chat.ID, c.ReadSeq)}, {Key: "$lte", Value: numKey(c.Chat.ID, c.Chat.LastSeq)}}},
+				{Key: "from", Value: bson.D{{Key: "$ne", Value: userID}}},
+			})
+			c.Unread = n
+			return err
+		})
+	}
+	if err := parallelN(8, fns); err != nil {
+		return nil, err
+	}
+	activity := func(c *store.ChatSummary, i int) int64 {
+		if c.Last != nil {
+			return chats[i].LastTS
+		}
+		return c.Chat.CreatedAt.UnixMilli()
+	}
+	order := make([]int, len(sums))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmp.Compare(activity(&sums[b], b), activity(&sums[a], a)); c != 0 {
+			return c
+		}
+		return cmp.Compare(sums[a].Chat.ID, sums[b].Chat.ID)
+	})
+	out := make([]store.ChatSummary, len(sums))
+	for i, j := range order {
+		out[i] = sums[j]
+	}
+	return out, nil
+}
+
+// History implements store.Messages. limit <= 0 means no limit. Only
+// committed messages (seq up to the chat's) are returned.
+func (s *Store) History(ctx context.Context, chatID string, before int64, limit int) ([]store.Message, error) {
+	if !validID(chatID) {
+		return nil, fmt.Errorf("history: %w", store.ErrNotFound)
+	}
+	var c chatDoc
+	err := s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}}, options.FindOne().SetProjection(bson.D{{Key: "seq", Value: 1}})).Decode(&c)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", chatID, notFound(err))
+	}
+	upper := c.Seq
+	if before > 0 {
+		upper = min(upper, before-1)
+	}
+	if upper < 1 {
+		return nil, nil
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	var docs []msgDoc
+	cur, err := s.messages.Find(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: rangeStart(chatID)}, {Key: "$lte", Value: numKey(chatID, upper)}}}}, opts)
+	if err == nil {
+		err = cur.All(ctx, &docs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", chatID, err)
+	}
+	out := make([]store.Message, len(docs))
+	for i := range docs {
+		out[i] = *docs[i].Msg.message()
+	}
+	return out, nil
+}
+
+// dedupe drops repeated ids, keeping the first of each in place.
+func dedupe(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	if len(ids) <= 16 { // a direct chat: a scan beats a map
+		for _, id := range ids {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// parallelN is parallel with at most n calls in flight.
+func parallelN(n int, fns []func() error) error {
+	sem := make(chan struct{}, n)
+	wrapped := make([]func() error, len(fns))
+	for i, f := range fns {
+		wrapped[i] = func() error {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			return f()
+		}
+	}
+	if len(wrapped) == 0 {
+		return nil
+	}
+	return parallel(wrapped...)
+}

@@ -1,0 +1,499 @@
+package mongo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	needServer(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t) })
+}
+
+func TestReopen(t *testing.T) {
+	needServer(t)
+	dropped := map[string]bool{}
+	storetest.RunReopen(t, func(t *testing.T, dir string) store.Store {
+		// The "directory" of a MongoDB store is its database.
+		sum := sha256.Sum256([]byte(dir))
+		name := "tern_reopen_" + hex.EncodeToString(sum[:6])
+		if !dropped[name] {
+			dropped[name] = true
+			dropDB(t, name)
+		}
+		s, err := Open(t.Context(), Config{URI: harness.uri, Database: name, Timeout: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(t.Context(), Config{}); err == nil {
+		t.Fatal("Open without a URI succeeded")
+	}
+	if _, err := Open(t.Context(), Config{URI: "mongodb://127.0.0.1:1/", WriteConcern: "most"}); err == nil {
+		t.Fatal("Open with write concern \"most\" succeeded")
+	}
+	// Nothing listens on port 1: Open must give up within its timeout.
+	t0 := time.Now()
+	if _, err := Open(t.Context(), Config{URI: "mongodb://127.0.0.1:1/", Timeout: 300 * time.Millisecond}); err == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("Open of a closed port took %v", d)
+	}
+}
+
+func TestWriteConcernOne(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	s := openDB(t, name, Config{WriteConcern: "1"})
+	if _, _, err := s.EnsureUser(t.Context(), "+15550000001", store.NewID(store.PrefixUser), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIndexes(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	db := s.users.Database()
+	for _, ix := range Indexes() {
+		cur, err := db.Collection(ix.Collection).Indexes().List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []bson.M
+		if err := cur.All(ctx, &got); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, g := range got {
+			var keys []string
+			for _, e := range g["key"].(bson.D) {
+				keys = append(keys, e.Key)
+			}
+			if slices.Equal(keys, ix.Keys) {
+				found = true
+				if u, _ := g["unique"].(bool); u != ix.Unique {
+					t.Errorf("index %s %v: unique %v, want %v", ix.Collection, ix.Keys, u, ix.Unique)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("index %s %v missing; have %v", ix.Collection, ix.Keys, got)
+		}
+	}
+	// Opening again (another node starting) finds them in place.
+	openDB(t, s.users.Database().Name(), Config{})
+}
+
+// cast is the users and devices of the multi-node tests.
+type cast struct {
+	alice, bob, carol  string
+	a1, a2, b1, b2, c1 string
+}
+
+func newCast(t *testing.T, s store.Store) cast {
+	t.Helper()
+	ctx := t.Context()
+	var c cast
+	user := func(phone string) string {
+		u, _, err := s.EnsureUser(ctx, phone, store.NewID(store.PrefixUser), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.ID
+	}
+	device := func(user string) string {
+		d := store.Device{ID: store.NewID(store.PrefixDevice), UserID: user, CreatedAt: time.Now(), RefreshHash: []byte("h")}
+		if err := s.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		return d.ID
+	}
+	c.alice, c.bob, c.carol = user("+15550000001"), user("+15550000002"), user("+15550000003")
+	c.a1, c.a2 = device(c.alice), device(c.alice)
+	c.b1, c.b2 = device(c.bob), device(c.bob)
+	c.c1 = device(c.carol)
+	return c
+}
+
+func directReq(from, fromDevice, to, clientID string, devices ...string) store.SendRequest {
+	members := []string{from, to}
+	body, _ := json.Marshal(map[string]string{"text": clientID})
+	return store.SendRequest{
+		ClientID: clientID,
+		Message: store.Message{
+			ID: store.NewID(store.PrefixMessage), ChatID: store.DirectChatID(from, to),
+			From: from, FromDevice: fromDevice, TS: time.Now().UnixMilli(), Body: body,
+		},
+		Kind: "direct", Members: members, Devices: devices,
+	}
+}
+
+// TestTwoNodes races senders on two Stores (two nodes) sharing a database,
+// into one chat and into the same devices from two chats, and checks that
+// seqs and cursors come out unique, gap-free and in chat order on every
+// device. Some senders also resend, on the other node, a message they sent.
+func TestTwoNodes(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	nodes := []*Store{openDB(t, name, Config{}), openDB(t, name, Config{})}
+	c := newCast(t, nodes[0])
+	const (
+		workers = 6 // per node
+		each    = 25
+	)
+	chatAB, chatBC := store.DirectChatID(c.alice, c.bob), store.DirectChatID(c.bob, c.carol)
+	type result struct {
+		r   store.SendResult
+		err error
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		wg      sync.WaitGroup
+	)
+	start := make(chan struct{})
+	for n, s := range nodes {
+		for w := range workers {
+			wg.Go(func() {
+				<-start
+				for i := range each {
+					cid := fmt.Sprintf("n%d-w%d-%d", n, w, i)
+					var req store.SendRequest
+					switch w % 3 {
+					case 0:
+						req = directReq(c.alice, c.a1, c.bob, cid, c.b1, c.b2, c.a2)
+					case 1:
+						req = directReq(c.bob, c.b1, c.alice, cid, c.a1, c.a2, c.b2)
+					default:
+						req = directReq(c.carol, c.c1, c.bob, cid, c.b1, c.b2)
+					}
+					r, err := s.Send(t.Context(), req)
+					if err == nil && i%10 == 0 {
+						// A resend through the other node: the same answer.
+						dup, derr := nodes[1-n].Send(t.Context(), req)
+						if derr == nil && (!dup.Duplicate || dup.Message.ID != r.Message.ID || dup.Message.Seq != r.Message.Seq || len(dup.Deliveries) != 0) {
+							derr = fmt.Errorf("resend of %s on the other node: %+v, Duplicate %v", cid, dup.Message, dup.Duplicate)
+						}
+						err = derr
+					}
+					mu.Lock()
+					results = append(results, result{r, err})
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+
+	seqOf := map[string]map[int64]string{chatAB: {}, chatBC: {}}
+	delivered := map[string]map[int64]string{}
+	for _, x := range results {
+		if x.err != nil {
+			t.Fatal(x.err)
+		}
+		m := x.r.Message
+		if x.r.Duplicate {
+			t.Fatalf("a new message reported Duplicate: %+v", m)
+		}
+		if prev, ok := seqOf[m.ChatID][m.Seq]; ok {
+			t.Fatalf("seq %d of %s given to %s and %s", m.Seq, m.ChatID, prev, m.ID)
+		}
+		seqOf[m.ChatID][m.Seq] = m.ID
+		for _, d := range x.r.Deliveries {
+			if delivered[d.DeviceID] == nil {
+				delivered[d.DeviceID] = map[int64]string{}
+			}
+			if prev, ok := delivered[d.DeviceID][d.Event.Cursor]; ok {
+				t.Fatalf("cursor %d of %s delivered for %s and %s", d.Event.Cursor, d.DeviceID, prev, d.Event.Message.ID)
+			}
+			delivered[d.DeviceID][d.Event.Cursor] = d.Event.Message.ID
+		}
+	}
+	perKind := workers / 3 * 2 * each // senders of each kind, on both nodes
+	for chatID, n := range map[string]int{chatAB: 2 * perKind, chatBC: perKind} {
+		for seq := int64(1); seq <= int64(n); seq++ {
+			if _, ok := seqOf[chatID][seq]; !ok {
+				t.Fatalf("%s: seq %d missing among %d messages", chatID, seq, n)
+			}
+		}
+		for _, s := range nodes {
+			chat, err := s.Chat(t.Context(), chatID)
+			if err != nil || chat.LastSeq != int64(n) {
+				t.Fatalf("%s: LastSeq %d (err %v) after %d messages", chatID, chat.LastSeq, err, n)
+			}
+		}
+	}
+	want := map[string]int{c.a1: perKind, c.a2: 2 * perKind, c.b1: perKind + perKind, c.b2: 2*perKind + perKind}
+	for dev, n := range want {
+		for _, s := range nodes {
+			evs, head, err := s.Inbox(t.Context(), dev, 0, 100000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if head != int64(n) || len(evs) != n {
+				t.Fatalf("inbox of %s: %d events, head %d; want %d", dev, len(evs), head, n)
+			}
+			last := map[string]int64{}
+			for i, e := range evs {
+				m := e.Message
+				if e.Cursor != int64(i+1) {
+					t.Fatalf("inbox of %s: cursor %d at position %d: not gap-free", dev, e.Cursor, i)
+				}
+				if delivered[dev][e.Cursor] != m.ID || seqOf[m.ChatID][m.Seq] != m.ID {
+					t.Fatalf("inbox of %s at %d holds %s (seq %d), Send said %s", dev, e.Cursor, m.ID, m.Seq, delivered[dev][e.Cursor])
+				}
+				if m.Seq <= last[m.ChatID] {
+					t.Fatalf("inbox of %s: seq %d of %s after seq %d: not in chat order", dev, m.Seq, m.ChatID, last[m.ChatID])
+				}
+				last[m.ChatID] = m.Seq
+			}
+		}
+	}
+}
+
+// TestTwoNodesAck races acks of one reader's two devices on two nodes:
+// every message gets one delivered receipt.
+func TestTwoNodesAck(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	nodes := []*Store{openDB(t, name, Config{}), openDB(t, name, Config{})}
+	c := newCast(t, nodes[0])
+	ctx := t.Context()
+	const n = 30
+	for i := range n {
+		if _, err := nodes[i%2].Send(ctx, directReq(c.alice, c.a1, c.bob, fmt.Sprint(i), c.b1, c.b2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu  sync.Mutex
+		got = map[string]int{} // msg id -> receipts to a1
+		wg  sync.WaitGroup
+	)
+	for i, dev := range []string{c.b1, c.b2} {
+		wg.Go(func() {
+			// b1 acks every event, b2 every other one; both end at n.
+			for cur := int64(1); ; cur = min(cur+1+int64(i), n) {
+				ds, err := nodes[i].Ack(ctx, dev, cur)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					if d.DeviceID == c.a1 {
+						for _, id := range d.Event.Receipt.MsgIDs {
+							got[id]++
+						}
+					}
+				}
+				mu.Unlock()
+				if cur == n {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != n {
+		t.Fatalf("delivered receipts for %d of %d messages: %v", len(got), n, got)
+	}
+	for id, k := range got {
+		if k != 1 {
+			t.Fatalf("message %s got %d delivered receipts", id, k)
+		}
+	}
+	evs, _, err := nodes[0].Inbox(ctx, c.a1, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evs {
+		if e.Cursor != int64(i+1) || e.Kind != store.EventReceipt {
+			t.Fatalf("inbox of a1 at %d: cursor %d kind %s", i, e.Cursor, e.Kind)
+		}
+	}
+}
+
+// TestLockTakeover leaves a chat locked by a "dead node" that had written
+// its message to the log but no inbox events, and checks that the next
+// sender takes the lock over after the lock timeout, completes the dead
+// send (same seq, events delivered) and then sends its own.
+func TestLockTakeover(t *testing.T) {
+	for _, dead := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dead=%v", dead), func(t *testing.T) {
+			s := newStore(t)
+			s.lockTimeout = 300 * time.Millisecond
+			ctx := t.Context()
+			c := newCast(t, s)
+			first, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "1", c.b1, c.a2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			chatID := first.Message.ChatID
+			// The dead node: it locked the chat and logged message 2.
+			orphan := directReq(c.alice, c.a1, c.bob, "2").Message
+			orphan.Seq = 2
+			if _, err := s.messages.InsertOne(ctx, msgDoc{ID: numKey(chatID, 2), Msg: *msgOf(&orphan), Key: "c:2"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "lock", Value: lockDoc{T: "dead-node", Dead: dead}}}}}); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			r, err := s.Send(ctx, directReq(c.bob, c.b1, c.alice, "3", c.a1, c.a2, c.b2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waited := time.Since(t0)
+			if !dead && waited < s.lockTimeout {
+				t.Fatalf("took a live-looking lock over after %v (timeout %v)", waited, s.lockTimeout)
+			}
+			if dead && waited > s.lockTimeout {
+				t.Fatalf("waited %v for a lock marked dead", waited)
+			}
+			if r.Message.Seq != 3 {
+				t.Fatalf("send after the takeover got seq %d, want 3", r.Message.Seq)
+			}
+			hist, err := s.History(ctx, chatID, 0, 10)
+			if err != nil || len(hist) != 3 || hist[1].ID != orphan.ID {
+				t.Fatalf("History = %d messages (err %v), want 3 with the dead node's second", len(hist), err)
+			}
+			// Every device of the chat but the writer got the dead send.
+			for dev, want := range map[string][]string{
+				c.b1: {first.Message.ID, orphan.ID},
+				c.b2: {orphan.ID, r.Message.ID},
+				c.a2: {first.Message.ID, orphan.ID, r.Message.ID},
+				c.a1: {r.Message.ID},
+			} {
+				evs, _, err := s.Inbox(ctx, dev, 0, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ids []string
+				for i, e := range evs {
+					if e.Cursor != int64(i+1) {
+						t.Fatalf("inbox of %s: cursors not gap-free: %d at %d", dev, e.Cursor, i)
+					}
+					ids = append(ids, e.Message.ID)
+				}
+				if !slices.Equal(ids, want) {
+					t.Fatalf("inbox of %s = %v, want %v", dev, ids, want)
+				}
+			}
+			// The dead send's key answers it.
+			dup, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "2", c.b1))
+			if err != nil || !dup.Duplicate || dup.Message.ID != orphan.ID || dup.Message.Seq != 2 {
+				t.Fatalf("resend of the dead send: %+v Duplicate %v err %v", dup.Message, dup.Duplicate, err)
+			}
+		})
+	}
+}
+
+// TestEventBelowFloor stages the race that confirm exists for: a writer
+// read a device's inbox head, and before it inserted, the device was acked
+// past that point. The event must not stay on the acked cursor.
+func TestEventBelowFloor(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	c := newCast(t, s)
+	for i := range 3 {
+		if _, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, fmt.Sprint(i), c.b1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := map[string]head{c.b1: {ID: c.b1, User: c.bob, Hint: 1, Floor: 0}}
+	if _, err := s.Ack(ctx, c.b1, 3); err != nil {
+		t.Fatal(err)
+	}
+	m := &store.Message{ID: store.NewID(store.PrefixMessage), ChatID: "cx", Seq: 1, From: c.alice, FromDevice: c.a1, Body: json.RawMessage(`{}`)}
+	ds, err := s.appendEvents(ctx, stale, []*outEvent{{device: c.b1, doc: eventDoc{Kind: kindMessage, Message: msgOf(m)},
+		event: store.Event{Kind: store.EventMessage, Message: m}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Event.Cursor != 4 {
+		t.Fatalf("deliveries %+v, want one at cursor 4", ds)
+	}
+	evs, head, err := s.Inbox(ctx, c.b1, 0, 100)
+	if err != nil || len(evs) != 1 || evs[0].Cursor != 4 || head != 4 {
+		t.Fatalf("inbox of b1: %v head %d err %v; want the event at 4", evs, head, err)
+	}
+	n, err := s.inbox.CountDocuments(ctx, idRange(c.b1))
+	if err != nil || n != 1 {
+		t.Fatalf("%d events stored for b1 (err %v), want 1: the one below the floor stayed", n, err)
+	}
+}
+
+// TestSendSkipsDeletedDevices: a send to a device that was deleted creates
+// no inbox for it.
+func TestSendSkipsDeletedDevices(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	c := newCast(t, s)
+	if err := s.DeleteDevice(ctx, c.b2); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "1", c.b1, c.b2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Deliveries) != 1 || r.Deliveries[0].DeviceID != c.b1 {
+		t.Fatalf("deliveries %+v, want b1 only", r.Deliveries)
+	}
+	if n, err := s.inbox.CountDocuments(ctx, idRange(c.b2)); err != nil || n != 0 {
+		t.Fatalf("deleted device has %d events (err %v)", n, err)
+	}
+}
+
+// TestSendGivesUpWaiting: a send that waits for a chat lock stops when its
+// context ends, leaving no trace; once the lock is free the chat goes on
+// without a gap.
+func TestSendGivesUpWaiting(t *testing.T) {
+	s := newStore(t)
+	c := newCast(t, s)
+	ctx := t.Context()
+	first, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "1", c.b1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chatID := first.Message.ChatID
+	setLock := func(v any) {
+		t.Helper()
+		if _, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}}, bson.D{{Key: "$set", Value: bson.D{{Key: "lock", Value: v}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLock(lockDoc{T: "another-node"})
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Send(wctx, directReq(c.alice, c.a1, c.bob, "2", c.b1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("send waiting for a held lock: %v, want the context's deadline", err)
+	}
+	if _, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "lock", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "2", c.b1))
+	if err != nil || r.Duplicate || r.Message.Seq != 2 || r.Deliveries[0].Event.Cursor != 2 {
+		t.Fatalf("send after the lock was freed: %+v, err %v; want seq 2 at cursor 2", r, err)
+	}
+}
