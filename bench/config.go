@@ -160,4 +160,3 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
-
