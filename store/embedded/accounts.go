@@ -74,13 +74,17 @@ func (s *Store) EnsureUser(ctx context.Context, phone, newID string, now time.Ti
 
 // User implements store.Users.
 func (s *Store) User(ctx context.Context, id string) (store.User, error) {
-	var u store.User
+	u, ok, gen := cached(s.accounts, usersOf, id)
+	if ok {
+		return u, nil
+	}
 	err := s.view(ctx, func(r reader) error {
 		return r.getJSON(key(tUsers, id), &u)
 	})
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %s: %w", id, err)
 	}
+	fill(s.accounts, usersOf, id, u, gen)
 	return u, nil
 }
 
@@ -188,19 +192,26 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 
 // Device implements store.Devices.
 func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
-	var d store.Device
+	d, ok, gen := cached(s.accounts, devicesOf, id)
+	if ok {
+		return d, nil
+	}
 	err := s.view(ctx, func(r reader) error {
 		return r.getJSON(key(tDevices, id), &d)
 	})
 	if err != nil {
 		return store.Device{}, fmt.Errorf("device %s: %w", id, err)
 	}
+	fill(s.accounts, devicesOf, id, d, gen)
 	return d, nil
 }
 
 // UserDevices implements store.Devices; devices come oldest first.
 func (s *Store) UserDevices(ctx context.Context, userID string) ([]store.Device, error) {
-	var ds []store.Device
+	ds, ok, gen := cached(s.accounts, userDevicesOf, userID)
+	if ok {
+		return cloneDevices(ds), nil
+	}
 	err := s.snapshot(ctx, func(r reader) error {
 		ds = ds[:0]
 		ids, err := userDeviceIDs(r, userID)
@@ -219,6 +230,7 @@ func (s *Store) UserDevices(ctx context.Context, userID string) ([]store.Device,
 	if err != nil {
 		return nil, fmt.Errorf("devices of %s: %w", userID, err)
 	}
+	fill(s.accounts, userDevicesOf, userID, cloneDevices(ds), gen)
 	return ds, nil
 }
 

@@ -66,6 +66,8 @@ type Store struct {
 	// cache is the writer's memory of hot records (see cache.go); only the
 	// writer goroutine touches it.
 	cache *writerCache
+	// accounts caches account records for readers (accounts_cache.go).
+	accounts *accountCache
 	// commits counts the batches committed, and durable those of them that
 	// had to be fsynced (whether or not Options.NoSync skipped it): they
 	// show group commit and lazy acks at work.
@@ -118,6 +120,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		reqs:     make(chan *request, maxBatch),
 		stopped:  make(chan struct{}),
 		cache:    newWriterCache(),
+		accounts: newAccountCache(),
 	}
 	go s.run()
 	return s, nil
@@ -454,6 +457,11 @@ func (s *Store) flush(w *wtx) error {
 	if w.sync && !s.noSync {
 		opts = pebble.Sync
 	}
+	if w.accounts {
+		// After the commit, visible or not: readers must not keep what
+		// they read before it (accounts_cache.go).
+		defer s.accounts.invalidate()
+	}
 	if err := w.b.Commit(opts); err != nil {
 		s.cache.clear()
 		return err
@@ -496,6 +504,8 @@ type wtx struct {
 	// devicesChanged holds the users whose device list the round changed:
 	// their lists are read from the batch and not cached.
 	devicesChanged map[string]bool
+	// accounts is set when the round wrote account records.
+	accounts bool
 }
 
 func (s *Store) newWtx() *wtx {
@@ -605,6 +615,9 @@ func (w *wtx) del(k []byte) {
 
 // noteWrite keeps the cache right about a write of k (v nil: a deletion).
 func (w *wtx) noteWrite(k, v []byte) {
+	if isAccountTable(k[0]) {
+		w.accounts = true
+	}
 	switch {
 	case cachedTable(k[0]):
 		var val []byte
