@@ -21,6 +21,9 @@ const (
 	// again (through another node, or this one): they close with "replaced".
 	// Frame carries the new session's id, so the new session ignores it.
 	KindReplace = 4
+	// KindProbe asks whether any node holds the device (Publish returns
+	// nil) or none (ErrNoRoute); holders ignore it.
+	KindProbe = 5
 )
 
 // Envelope is what travels between nodes for one device.

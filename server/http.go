@@ -328,7 +328,7 @@ func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request, c auth.Cl
 	for _, d := range ds {
 		out.Devices = append(out.Devices, wire.Device{DeviceID: d.ID, Name: d.Name, Platform: d.Platform,
 			CreatedAt: rfc3339(d.CreatedAt), LastSeen: rfc3339(d.LastSeen),
-			Current: d.ID == c.DeviceID, Online: s.online(d.ID)})
+			Current: d.ID == c.DeviceID, Online: s.onlineAnywhere(r.Context(), d.ID)})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -170,10 +170,24 @@ func New(cfg Config, d Deps) (*Server, error) {
 // Handler serves the REST API, the WebSocket edge, health and metrics.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Run serves on ln until ctx is done, then shuts down gracefully: no new
-// sockets, every socket closed with 1001 (reconnect), in-flight work
-// finished, within grace.
-func (s *Server) Run(ctx context.Context, ln net.Listener, grace time.Duration) error {
+// RunOptions tune how Run serves and stops.
+type RunOptions struct {
+	// Grace bounds a graceful shutdown.
+	Grace time.Duration
+	// DrainDelay is how long a stopping node keeps serving after /readyz
+	// turned 503, so that a load balancer's health checks see it and stop
+	// sending new connections before the sockets are closed.
+	DrainDelay time.Duration
+}
+
+// Run serves on ln until ctx is done, then shuts down gracefully: /readyz
+// answers 503 and new sockets are refused, after DrainDelay every socket is
+// closed with 1001 (reconnect, elsewhere), and in-flight work finishes,
+// within Grace. ln may be a TLS listener.
+func (s *Server) Run(ctx context.Context, ln net.Listener, o RunOptions) error {
+	if o.Grace <= 0 {
+		o.Grace = 15 * time.Second
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -189,9 +203,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, grace time.Duration) 
 		return fmt.Errorf("server: serve: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
 	s.draining.Store(true)
+	if o.DrainDelay > 0 {
+		s.log.Info("draining: /readyz is 503, closing sockets after the drain delay", "delay", o.DrainDelay)
+		time.Sleep(o.DrainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.Grace)
+	defer cancel()
 	herr := hs.Shutdown(sctx)
 	s.Shutdown(sctx)
 	if herr != nil && !errors.Is(herr, context.DeadlineExceeded) {
@@ -256,4 +274,13 @@ func (s *Server) online(deviceID string) bool {
 	_, ok := s.sessions[deviceID]
 	s.mu.Unlock()
 	return ok
+}
+
+// onlineAnywhere reports whether any node of the cluster holds the device:
+// a probe envelope is routed like an event, and holders ignore it.
+func (s *Server) onlineAnywhere(ctx context.Context, deviceID string) bool {
+	if s.online(deviceID) {
+		return true
+	}
+	return s.router.Publish(ctx, deviceID, routing.Envelope{Kind: routing.KindProbe}) == nil
 }

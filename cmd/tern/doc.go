@@ -2,6 +2,8 @@
 //
 //	tern serve     run a node (embedded single node by default)
 //	tern bench     drive simulated devices against a running node
+//	tern backup    stream a snapshot of a running node's embedded store
+//	tern restore   unpack a snapshot into an empty data directory
 //	tern version   print the version
 //
 // Every flag has a TERN_* environment twin (--data-dir is TERN_DATA_DIR);

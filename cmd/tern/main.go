@@ -30,6 +30,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = backup(ctx, args[1:], stdout, stderr)
+	case "restore":
+		err = restore(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tern", versionString())
 		return 0
@@ -57,6 +61,8 @@ func usage(w io.Writer) {
 Commands:
   serve     run a Tern node (embedded single node by default)
   bench     load-test a running node through the real protocol
+  backup    stream a consistent snapshot of a running node's embedded store
+  restore   unpack a snapshot into an empty data directory
   version   print the version
 
 Run "tern <command> --help" for the flags of a command.

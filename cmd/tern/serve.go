@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"time"
 
@@ -18,17 +15,23 @@ import (
 	pushlog "github.com/tern-im/tern/push/log"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/routing/inproc"
+	"github.com/tern-im/tern/routing/rabbitmq"
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/store/embedded"
+	"github.com/tern-im/tern/store/mongo"
 )
 
 type serveConfig struct {
 	addr, dataDir, logFormat, logLevel string
 	storeKind, routerKind, pushKind    string
+	mongoURI, mongoDB, mongoWC         string
+	amqpURL                            string
 	smsProvider, smsHTTPURL            string
-	debugAddr                          string
-	grace                              time.Duration
+	tlsCert, tlsKey                    string
+	insecureHTTP                       bool
+	adminAddr, adminToken              string
+	grace, drainDelay                  time.Duration
 	srv                                server.Config
 	auth                               auth.Config
 }
@@ -40,13 +43,22 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.String(&c.dataDir, "data-dir", "./data", "directory of the embedded store")
 	fs.String(&c.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	fs.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.String(&c.storeKind, "store", "embedded", "store engine: embedded")
-	fs.String(&c.routerKind, "router", "inproc", "router between nodes: inproc")
+	fs.String(&c.storeKind, "store", "embedded", "store engine: embedded (under --data-dir) or mongo")
+	fs.String(&c.mongoURI, "mongo-uri", "", "MongoDB connection string for --store mongo")
+	fs.String(&c.mongoDB, "mongo-db", "tern", "MongoDB database for --store mongo")
+	fs.String(&c.mongoWC, "mongo-write-concern", "majority", "MongoDB write concern: majority or a number of nodes")
+	fs.String(&c.routerKind, "router", "inproc", "router between nodes: inproc (one node) or rabbitmq")
+	fs.String(&c.amqpURL, "amqp-url", "", "RabbitMQ URL for --router rabbitmq, amqp://user:pass@host:5672/")
+	fs.String(&c.tlsCert, "tls-cert", "", "serve HTTPS and WSS with this certificate (PEM; reloaded on SIGHUP)")
+	fs.String(&c.tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	fs.Bool(&c.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating load balancer)")
+	fs.String(&c.adminAddr, "admin-addr", "", "serve pprof and the admin API (backup) on this address; keep it private. Empty: off")
+	fs.String(&c.adminToken, "admin-token", "", "bearer token the admin API requires; empty: admin API off (pprof still served)")
+	fs.Duration(&c.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving with /readyz at 503 this long before closing sockets (let the load balancer notice)")
 	fs.String(&c.pushKind, "push", "log", "push provider for offline devices: log")
 	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed) or http (a gateway)")
 	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway URL for --sms-provider http; receives POST {to, text}")
 	fs.String(&c.srv.NodeID, "node-id", hostnameOr("node-1"), "this node's name in logs, metrics and routing")
-	fs.String(&c.debugAddr, "debug-addr", "", "serve Go pprof profiles on this address (keep it on loopback); empty: off")
 	fs.Duration(&c.grace, "shutdown-grace", 15*time.Second, "how long a shutdown waits for in-flight work")
 	fs.Int(&c.srv.MaxFrameBytes, "max-frame-bytes", sd.MaxFrameBytes, "largest client WebSocket frame")
 	fs.Int(&c.srv.MaxTextBytes, "max-text-bytes", sd.MaxTextBytes, "largest message text (text + caption)")
@@ -118,8 +130,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		st = es
+	case "mongo":
+		if c.mongoURI == "" {
+			return fmt.Errorf("--store mongo needs --mongo-uri")
+		}
+		ms, err := mongo.Open(ctx, mongo.Config{URI: c.mongoURI, Database: c.mongoDB,
+			WriteConcern: c.mongoWC, Log: log})
+		if err != nil {
+			return err
+		}
+		st = ms
 	default:
-		return fmt.Errorf("--store %q: this build supports embedded", c.storeKind)
+		return fmt.Errorf("--store %q: want embedded or mongo", c.storeKind)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -131,8 +153,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	switch c.routerKind {
 	case "inproc":
 		router = inproc.New()
+	case "rabbitmq":
+		if c.amqpURL == "" {
+			return fmt.Errorf("--router rabbitmq needs --amqp-url")
+		}
+		rr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: c.amqpURL, NodeID: c.srv.NodeID, Log: log})
+		if err != nil {
+			return err
+		}
+		router = rr
 	default:
-		return fmt.Errorf("--router %q: this build supports inproc", c.routerKind)
+		return fmt.Errorf("--router %q: want inproc or rabbitmq", c.routerKind)
 	}
 	defer router.Close()
 
@@ -174,41 +205,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.addr)
+	ln, err := listen(ctx, c, log)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	if c.debugAddr != "" {
-		if err := serveDebug(ctx, c.debugAddr, log); err != nil {
+	if c.adminAddr != "" {
+		if err := serveAdmin(ctx, c.adminAddr, c.adminToken, st, log); err != nil {
 			_ = ln.Close()
 			return err
 		}
 	}
 	log.Info("tern starting", "version", versionString(), "addr", ln.Addr().String(),
-		"store", c.storeKind, "data_dir", c.dataDir, "router", c.routerKind, "sms", c.smsProvider)
-	err = srv.Run(ctx, ln, c.grace)
+		"store", c.storeKind, "data_dir", c.dataDir, "router", c.routerKind, "sms", c.smsProvider,
+		"tls", c.tlsCert != "")
+	err = srv.Run(ctx, ln, server.RunOptions{Grace: c.grace, DrainDelay: c.drainDelay})
 	log.Info("tern stopped")
 	return err
-}
-
-// serveDebug serves pprof on its own listener, never on the public one.
-func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--debug-addr: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	go func() {
-		<-ctx.Done()
-		_ = hs.Close()
-	}()
-	log.Info("pprof listening", "addr", ln.Addr().String())
-	return nil
 }

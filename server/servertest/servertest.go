@@ -155,7 +155,7 @@ func Start(t testing.TB, o Options) *Node {
 	n.Addr = ln.Addr().String()
 	n.URL = "http://" + n.Addr
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln, 5*time.Second) }()
+	go func() { done <- srv.Run(ctx, ln, server.RunOptions{Grace: 5 * time.Second}) }()
 	var once sync.Once
 	n.stop = func() {
 		once.Do(func() {
