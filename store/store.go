@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -139,6 +140,29 @@ type SendRequest struct {
 	// Devices are the inboxes that get the message: every device of every
 	// recipient and the sender's other devices.
 	Devices []string
+}
+
+// Unique returns ids without repeats, keeping the first of each in place.
+// Adapters use it on SendRequest.Members and Devices, which callers may
+// repeat (a user messaging itself lists its devices once per role).
+func Unique(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	if len(ids) <= 16 { // a direct chat: a scan beats a map
+		for _, id := range ids {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // SendResult is the stored message and the inbox events to route. On a

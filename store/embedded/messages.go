@@ -47,8 +47,8 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 	// goroutine, to keep the single writer's share of a send small.
 	p := sendPrep{
 		req:     &req,
-		members: dedupe(req.Members),
-		targets: dedupe(req.Devices),
+		members: store.Unique(req.Members),
+		targets: store.Unique(req.Devices),
 	}
 	switch {
 	case req.Kind == "":
@@ -159,26 +159,6 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	return nil
 }
 
-// dedupe drops repeated ids, keeping the first of each in place.
-func dedupe(ids []string) []string {
-	out := make([]string, 0, len(ids))
-	if len(ids) <= 16 { // the usual direct chat: a scan beats a map
-		for _, id := range ids {
-			if !slices.Contains(out, id) {
-				out = append(out, id)
-			}
-		}
-		return out
-	}
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
-}
 
 // receiptGroup collects the message ids of one receipt: one chat, one
 // author, in seq order.

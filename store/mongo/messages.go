@@ -93,8 +93,8 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 	if err := ctx.Err(); err != nil {
 		return store.SendResult{}, fmt.Errorf("send: %w", err)
 	}
-	p := &sendPlan{req: &req, key: idemKey(&req), members: dedupe(req.Members)}
-	for _, d := range dedupe(req.Devices) {
+	p := &sendPlan{req: &req, key: idemKey(&req), members: store.Unique(req.Members)}
+	for _, d := range store.Unique(req.Devices) {
 		if validID(d) {
 			p.targets = append(p.targets, d)
 		}
@@ -504,26 +504,6 @@ func (s *Store) History(ctx context.Context, chatID string, before int64, limit 
 	return out, nil
 }
 
-// dedupe drops repeated ids, keeping the first of each in place.
-func dedupe(ids []string) []string {
-	out := make([]string, 0, len(ids))
-	if len(ids) <= 16 { // a direct chat: a scan beats a map
-		for _, id := range ids {
-			if !slices.Contains(out, id) {
-				out = append(out, id)
-			}
-		}
-		return out
-	}
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
-}
 
 // parallelN is parallel with at most n calls in flight.
 func parallelN(n int, fns []func() error) error {
