@@ -159,7 +159,6 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	return nil
 }
 
-
 // receiptGroup collects the message ids of one receipt: one chat, one
 // author, in seq order.
 type receiptGroup struct {

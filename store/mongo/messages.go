@@ -504,7 +504,6 @@ func (s *Store) History(ctx context.Context, chatID string, before int64, limit 
 	return out, nil
 }
 
-
 // parallelN is parallel with at most n calls in flight.
 func parallelN(n int, fns []func() error) error {
 	sem := make(chan struct{}, n)
