@@ -143,11 +143,16 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 func clientIP(r *http.Request, trustProxy bool) string {
 	if trustProxy {
+		// The rightmost entry is the one our load balancer added; entries
+		// to its left came from the client and can be forged (proxies that
+		// append, like AWS ALB, keep whatever the client sent).
 		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			if i := strings.IndexByte(xff, ','); i >= 0 {
-				xff = xff[:i]
+			if i := strings.LastIndexByte(xff, ','); i >= 0 {
+				xff = xff[i+1:]
 			}
-			return strings.TrimSpace(xff)
+			if ip := strings.TrimSpace(xff); ip != "" {
+				return ip
+			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
