@@ -395,25 +395,6 @@ func TestKubernetesIngressAndSecrets(t *testing.T) {
 	}
 }
 
-// TestKustomizeBuild renders the manifests with kubectl when it is there.
-// Optional: the structural checks above do not need it.
-func TestKustomizeBuild(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not installed; optional check of `kubectl kustomize deploy/k8s`")
-	}
-	out, err := exec.Command(kubectl, "kustomize", "k8s").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
-	}
-	if n := bytes.Count(out, []byte("\nkind: ")) + btoi(bytes.HasPrefix(out, []byte("kind: "))); n < 8 {
-		t.Errorf("kustomize rendered %d objects, want 8", n)
-	}
-	if bytes.Count(out, []byte("namespace: tern")) < 7 {
-		t.Error("kustomize did not put the objects in namespace tern")
-	}
-}
-
 func btoi(b bool) int {
 	if b {
 		return 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,8 +143,10 @@ func TestAuthAbuse(t *testing.T) {
 	ac := auth.DefaultConfig()
 	ac.CodesPerIPPerHour = 6
 	ac.ResendAfter = time.Minute
-	ac.CodeTTL = time.Second
-	n := servertest.Start(t, servertest.Options{Auth: ac})
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	n := servertest.Start(t, servertest.Options{Auth: ac, Now: clock})
 	ctx := ctxT(t)
 	c := n.Client(t, client.Options{})
 
@@ -168,8 +171,10 @@ func TestAuthAbuse(t *testing.T) {
 	if _, err := c.Verify(ctx, phone, wrong, "d", "ios"); errCode(err) != wire.CodeInvalidCode {
 		t.Fatalf("wrong code: %v, want invalid_code", err)
 	}
-	// The code expires (TTL 1 s here).
-	time.Sleep(1100 * time.Millisecond)
+	// The code expires: move the server's clock past its lifetime.
+	mu.Lock()
+	now = now.Add(ac.CodeTTL + time.Second)
+	mu.Unlock()
 	if _, err := c.Verify(ctx, phone, code, "d", "ios"); errCode(err) != wire.CodeCodeExpired {
 		t.Fatalf("expired code: %v, want code_expired", err)
 	}

@@ -88,6 +88,8 @@ type Options struct {
 	Server server.Config // limits
 	Auth   auth.Config   // default auth.DefaultConfig() with per-IP limits off
 	Log    *slog.Logger  // default: discard (TERN_TEST_LOG=1 logs to stderr)
+	// Now is the auth clock (code expiry, token lifetimes); nil: time.Now.
+	Now func() time.Time
 	// Router wraps the node's in-process router, e.g. to lose or reorder
 	// envelopes in a test; nil: the plain router.
 	Router func(routing.Router) routing.Router
@@ -130,7 +132,7 @@ func Start(t testing.TB, o Options) *Node {
 	}
 	sink := NewSMSSink(t)
 	n := &Node{SMS: sink, Store: st}
-	as, err := auth.New(ctx, st, smshttp.New(sink.URL, nil), o.Auth, auth.Options{Log: o.Log,
+	as, err := auth.New(ctx, st, smshttp.New(sink.URL, nil), o.Auth, auth.Options{Log: o.Log, Now: o.Now,
 		OnRevoke: func(u, d string) { n.Srv.DeviceRevoked(u, d) }})
 	if err != nil {
 		cancel()
