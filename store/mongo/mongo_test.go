@@ -34,7 +34,7 @@ func TestReopen(t *testing.T) {
 			dropped[name] = true
 			dropDB(t, name)
 		}
-		s, err := Open(t.Context(), Config{URI: harness.uri, Database: name, Timeout: 30 * time.Second})
+		s, err := Open(t.Context(), Config{URI: needServer(t), Database: name, Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

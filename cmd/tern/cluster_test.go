@@ -1,0 +1,1308 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tern-im/tern/client"
+	"github.com/tern-im/tern/internal/testenv"
+	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/store/mongo/mongotest"
+	"github.com/tern-im/tern/wire"
+)
+
+// The cluster tests run three `tern serve` processes on one MongoDB
+// database (FerretDB started by package mongotest, unless
+// TERN_TEST_MONGO_URI points at a real MongoDB) and the local RabbitMQ
+// (TERN_TEST_AMQP_URL), and drive SDK clients over real sockets while they
+// kill a node, cut the broker connections or drain a node. Every test has a
+// database, node ids and an SMS sink of its own. FerretDB writes one
+// command at a time (about a hundred messages a second here), so the
+// message counts are modest and every wait is generous: no assertion here
+// is about speed.
+
+const (
+	clusterTestTimeout = 3 * time.Minute
+	// deliverWait bounds each wait for deliveries: a liveness bound, far
+	// above what a healthy run needs.
+	deliverWait = 60 * time.Second
+)
+
+// brokerURL returns the test broker's URL, skipping the test (failing it
+// in CI) when no broker answers there.
+func brokerURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("TERN_TEST_AMQP_URL")
+	if url == "" {
+		url = "amqp://guest:guest@127.0.0.1:5672/"
+	}
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	if err != nil {
+		testenv.Unavailable(t, "RabbitMQ not reachable (%v); CI starts it, locally run `rabbitmq-server -detached` or set TERN_TEST_AMQP_URL", err)
+	}
+	_ = conn.Close()
+	return url
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cluster is a set of tern processes sharing a database and the broker.
+type cluster struct {
+	t        *testing.T
+	amqpURL  string
+	mongoURI string
+	db       string
+	sms      *servertest.SMSSink
+	nodes    []*node
+	mc       *mongo.Client // for inboxes
+}
+
+type node struct {
+	*proc
+	id   string
+	addr string // host:port
+}
+
+// newCluster starts n nodes, passing extra flags to each.
+func newCluster(t *testing.T, n int, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, amqpURL: brokerURL(t), sms: servertest.NewSMSSink(t)}
+	c.mongoURI, c.db = mongotest.NewDatabase(t)
+	run := randomHex(4)
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("ct-%s-%d", run, i)
+		args := append([]string{"--store", "mongo", "--mongo-uri", c.mongoURI, "--mongo-db", c.db,
+			"--router", "rabbitmq", "--amqp-url", c.amqpURL, "--node-id", id,
+			// Resent sends come in bursts after a reconnect.
+			"--sends-per-second", "1000", "--send-burst", "1000"}, extra...)
+		p := startTern(t, t.TempDir(), c.sms.URL, args...)
+		c.nodes = append(c.nodes, &node{proc: p, id: id, addr: strings.TrimPrefix(p.url, "http://")})
+	}
+	// Registered after the nodes' own cleanups, so it runs before they
+	// are killed.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, nd := range c.nodes {
+			t.Logf("log of node %s (last lines):\n%s", nd.id, tail(nd.log(), 40))
+		}
+	})
+	return c
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// exited reports whether the node's process has ended.
+func (nd *node) exited() bool {
+	select {
+	case err := <-nd.done:
+		nd.done <- err // leave it for others
+		return true
+	default:
+		return false
+	}
+}
+
+// device is one signed-in SDK client and what its application saw.
+type device struct {
+	name string
+	c    *client.Client
+	sess wire.Session
+	scr  *screen
+	log  *syncBuffer // the SDK's log
+}
+
+type deviceOpts struct {
+	// strict turns the SDK's dedupe off, so that the screen sees every
+	// message frame the server wrote: where nothing fails, the server must
+	// not repeat one.
+	strict bool
+}
+
+// login signs phone in as a new device through baseURL and connects it.
+func (c *cluster) login(ctx context.Context, baseURL, phone, name string, o deviceOpts) *device {
+	t := c.t
+	t.Helper()
+	d := &device{name: name, log: &syncBuffer{}}
+	opts := client.Options{
+		// A fresh connection per REST call, so that the load balancer's
+		// count of open connections is the sockets'.
+		HTTPClient:  &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second},
+		Log:         slog.New(slog.NewTextHandler(d.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		DialTimeout: 5 * time.Second,
+	}
+	opts.Backoff.Min, opts.Backoff.Max = 50*time.Millisecond, time.Second
+	if o.strict {
+		opts.DedupeWindow = -1
+	}
+	d.c = client.New(baseURL, opts)
+	t.Cleanup(func() { _ = d.c.Close() })
+	sess, err := d.c.Login(ctx, phone, name, "other", c.sms.Code)
+	if err != nil {
+		t.Fatalf("login %s (%s) at %s: %v", name, phone, baseURL, err)
+	}
+	d.sess = sess
+	if err := d.c.Connect(ctx); err != nil {
+		t.Fatalf("connect %s at %s: %v", name, baseURL, err)
+	}
+	d.scr = watch(d.c)
+	return d
+}
+
+func (d *device) user() string { return d.sess.UserID }
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// screen records what a device's application received from Events: every
+// message (by msg_id, with when it arrived), every receipt, and anything
+// that breaks the contract (a message shown twice, a chat out of seq order,
+// an error frame nobody asked for).
+type screen struct {
+	mu       sync.Mutex
+	msgs     map[string]wire.ServerFrame
+	arrived  map[string]time.Time
+	lastSeq  map[string]int64 // by chat
+	receipts map[string]map[string]string
+	problems []string
+}
+
+func watch(c *client.Client) *screen {
+	s := &screen{msgs: map[string]wire.ServerFrame{}, arrived: map[string]time.Time{},
+		lastSeq:  map[string]int64{},
+		receipts: map[string]map[string]string{wire.StatusDelivered: {}, wire.StatusRead: {}}}
+	go func() {
+		// Ends when the client closes, at the end of the test.
+		for f := range c.Events() {
+			s.record(f)
+		}
+	}()
+	return s
+}
+
+func (s *screen) record(f wire.ServerFrame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch f.Type {
+	case wire.TypeMessage:
+		if _, dup := s.msgs[f.MsgID]; dup {
+			s.problems = append(s.problems, fmt.Sprintf("message %s (seq %d) shown twice", f.MsgID, f.Seq))
+			return
+		}
+		if last := s.lastSeq[f.ChatID]; f.Seq <= last {
+			s.problems = append(s.problems, fmt.Sprintf("chat %s: seq %d shown after seq %d", f.ChatID, f.Seq, last))
+		}
+		s.lastSeq[f.ChatID] = max(s.lastSeq[f.ChatID], f.Seq)
+		s.msgs[f.MsgID] = f
+		s.arrived[f.MsgID] = time.Now()
+	case wire.TypeReceipt:
+		m := s.receipts[f.Status]
+		if m == nil {
+			s.problems = append(s.problems, fmt.Sprintf("receipt with status %q", f.Status))
+			return
+		}
+		for _, id := range f.MsgIDs {
+			m[id] = f.By
+		}
+	case wire.TypeError:
+		s.problems = append(s.problems, fmt.Sprintf("error frame %s: %s", f.Code, f.Message))
+	}
+}
+
+// missing returns how many of ids have not arrived, and one of them.
+func (s *screen) missing(ids map[string]wire.Sent) (n int, one string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range ids {
+		if _, ok := s.msgs[id]; !ok {
+			n++
+			one = id
+		}
+	}
+	return n, one
+}
+
+// missingReceipts returns those of ids that have no receipt of status
+// from by.
+func (s *screen) missingReceipts(status, by string, ids map[string]wire.Sent) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id := range ids {
+		if s.receipts[status][id] != by {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (s *screen) message(id string) (wire.ServerFrame, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.msgs[id], s.arrived[id]
+}
+
+func (s *screen) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+func (s *screen) troubles() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.problems)
+}
+
+// flow is one device sending n messages to a user, one after another (each
+// waits for its sent answer), and the devices that must receive them.
+type flow struct {
+	from  *device
+	to    *device   // the addressee, one of its devices
+	recv  []*device // every device that must show the messages
+	n     int
+	mu    sync.Mutex
+	sent  map[string]wire.Sent // by msg_id
+	texts map[string]string    // by msg_id
+	at    map[string]time.Time // when the sent answer came
+}
+
+func newFlow(from, to *device, n int, alsoTo ...*device) *flow {
+	return &flow{from: from, to: to, recv: append([]*device{to}, alsoTo...), n: n,
+		sent: map[string]wire.Sent{}, texts: map[string]string{}, at: map[string]time.Time{}}
+}
+
+func (f *flow) answered() map[string]wire.Sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.sent)
+}
+
+// runFlows runs the flows at once, pausing between the sends of a flow,
+// and counts answered sends in progress. It returns the first error.
+func runFlows(ctx context.Context, flows []*flow, pause time.Duration, progress *atomic.Int64) error {
+	errs := make(chan error, len(flows))
+	var wg sync.WaitGroup
+	for _, f := range flows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range f.n {
+				text := fmt.Sprintf("%s->%s #%d", f.from.name, f.to.name, i)
+				s, err := f.from.c.Send(ctx, f.to.user(), wire.Body{Text: text})
+				if err != nil {
+					errs <- fmt.Errorf("%s: send %d: %w", f.from.name, i, err)
+					return
+				}
+				f.mu.Lock()
+				if _, dup := f.sent[s.MsgID]; dup {
+					f.mu.Unlock()
+					errs <- fmt.Errorf("%s: send %d answered with the msg_id of an earlier send: %+v", f.from.name, i, s)
+					return
+				}
+				f.sent[s.MsgID], f.texts[s.MsgID], f.at[s.MsgID] = s, text, time.Now()
+				f.mu.Unlock()
+				if progress != nil {
+					progress.Add(1)
+				}
+				if pause > 0 {
+					select {
+					case <-time.After(pause):
+					case <-ctx.Done():
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// eventually polls cond until it holds, failing the test after d.
+func eventually(t *testing.T, d time.Duration, what func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// Known server bugs these tests find, whose fixes are outside cmd/tern.
+// While a bug is listed here, the check that finds it logs "KNOWN BUG" and
+// goes on (after checking what still must hold); delete the entry once the
+// fix is in, and the check fails again.
+const (
+	// bugUnroutedTail: an inbox event that was stored but never routed
+	// reaches a connected device only with the device's next routed event
+	// (a gap makes the session read its inbox) or its next connection, so
+	// a device's last event can wait indefinitely. Causes: (1) the
+	// publishing node's broker link is down (Publish fails with
+	// ErrNotConnected; only the publishing node's own sessions are resynced,
+	// not the recipient's node); (2) the node dies between storing and
+	// publishing; (3) a resent send answered as a duplicate is not
+	// dispatched again (server/messaging.go handleSend returns early on
+	// res.Duplicate), so case (2) is never repaired.
+	bugUnroutedTail = "unrouted-tail"
+	// bugAckNotAtomic: store/mongo Ack first raises the device's floor,
+	// then, in parallel, deletes the acked events and moves the reader's
+	// delivered watermark, then appends the delivered receipts. If the
+	// node dies in between (SIGKILL), the device's next ack, on another
+	// node, skips every event at or below the raised floor, and the
+	// watermark guard skips messages it already moved over: those
+	// messages never get a delivered receipt, and when the deletion did
+	// not run either their inbox documents stay forever below the floor.
+	// By reading the code, a graceful stop can do the same: ack workers
+	// (session.ackLoop) are not waited for by server.Shutdown, which then
+	// cancels the context their Ack runs with.
+	bugAckNotAtomic = "ack-not-atomic"
+)
+
+var knownBugs = map[string]bool{bugUnroutedTail: true, bugAckNotAtomic: true}
+
+// knownWait is how long a check waits before it blames a known bug.
+const knownWait = 15 * time.Second
+
+// waitLeft polls left until it returns 0 or d has passed, and returns the
+// last count.
+func waitLeft(d time.Duration, left func() int) int {
+	deadline := time.Now().Add(d)
+	for {
+		n := left()
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// checkDelivered waits until every device of every flow's recv shows every
+// message the flow had answered sent, and checks what it shows. With lb
+// set, messages that stay missing (bugUnroutedTail) must arrive once the
+// balancer has made every client reconnect: they were durable.
+func checkDelivered(t *testing.T, flows []*flow, lb *balancer) {
+	t.Helper()
+	missing := func() (n int, what string) {
+		for _, f := range flows {
+			want := f.answered()
+			if len(want) != f.n {
+				t.Fatalf("%s->%s: %d of %d sends answered", f.from.name, f.to.name, len(want), f.n)
+			}
+			for _, d := range f.recv {
+				if k, one := d.scr.missing(want); k > 0 {
+					n += k
+					what += fmt.Sprintf("; %s misses %d of %s's %d messages (e.g. %s)", d.name, k, f.from.name, f.n, one)
+				}
+			}
+		}
+		return n, what
+	}
+	var what string
+	wait := deliverWait
+	if lb != nil && knownBugs[bugUnroutedTail] {
+		wait = knownWait
+	}
+	if waitLeft(wait, func() (n int) { n, what = missing(); return n }) > 0 {
+		if lb == nil || !knownBugs[bugUnroutedTail] {
+			t.Fatalf("after %v: %s", wait, what[2:])
+		}
+		t.Logf("KNOWN BUG %s: after %v: %s; making every client reconnect", bugUnroutedTail, wait, what[2:])
+		lb.dropAll()
+		if waitLeft(deliverWait, func() (n int) { n, what = missing(); return n }) > 0 {
+			t.Fatalf("after every client reconnected: %s", what[2:])
+		}
+	}
+	for _, f := range flows {
+		for id, s := range f.answered() {
+			for _, d := range f.recv {
+				m, _ := d.scr.message(id)
+				if m.ChatID != s.ChatID || m.Seq != s.Seq || m.From != f.from.user() ||
+					m.FromDevice != f.from.sess.DeviceID || m.Body == nil || m.Body.Text != f.texts[id] {
+					t.Fatalf("%s got %+v (body %+v) for %+v", d.name, m, m.Body, s)
+				}
+			}
+		}
+	}
+}
+
+// checkChats checks that the sent answers of every chat have unique,
+// gap-free seqs starting at 1, whatever node answered them.
+func checkChats(t *testing.T, flows []*flow) {
+	t.Helper()
+	seqs := map[string][]int64{}
+	for _, f := range flows {
+		for _, s := range f.answered() {
+			seqs[s.ChatID] = append(seqs[s.ChatID], s.Seq)
+		}
+	}
+	for chat, ss := range seqs {
+		slices.Sort(ss)
+		for i, s := range ss {
+			if s != int64(i+1) {
+				t.Fatalf("chat %s: seqs %v are not 1..%d", chat, ss, len(ss))
+			}
+		}
+	}
+}
+
+// checkReceipts waits until every flow's sender shows a receipt of status
+// by the addressee for every message. With lb set, receipts that stay
+// missing (bugUnroutedTail) must arrive once every client has reconnected.
+// With crashy (a test that kills or drains a node), a missing delivered
+// receipt is excused when the database shows it was never made
+// (bugAckNotAtomic), and only then.
+func checkReceipts(t *testing.T, c *cluster, status string, flows []*flow, lb *balancer, crashy bool) {
+	t.Helper()
+	excuse := crashy && status == wire.StatusDelivered && knownBugs[bugAckNotAtomic]
+	var db dbState
+	var readAt time.Time
+	var excused []string
+	var what string
+	left := func() int {
+		if excuse && time.Since(readAt) > 500*time.Millisecond {
+			db, readAt = c.inboxes(t), time.Now()
+		}
+		n := 0
+		what, excused = "", nil
+		for _, f := range flows {
+			k := 0
+			for _, id := range f.from.scr.missingReceipts(status, f.to.user(), f.answered()) {
+				if excuse && !db.receipts[id] {
+					excused = append(excused, id)
+				} else {
+					k++
+				}
+			}
+			if k > 0 {
+				n += k
+				what += fmt.Sprintf("; %s has no %s receipt from %s for %d of %d messages", f.from.name, status, f.to.name, k, f.n)
+			}
+		}
+		return n
+	}
+	tail := lb != nil && knownBugs[bugUnroutedTail]
+	wait := deliverWait
+	if tail {
+		wait = knownWait
+	}
+	if waitLeft(wait, left) > 0 {
+		if !tail {
+			t.Fatalf("after %v: %s", wait, what[2:])
+		}
+		t.Logf("KNOWN BUG %s: after %v: %s, but in the inbox; making every client reconnect", bugUnroutedTail, wait, what[2:])
+		lb.dropAll()
+		if waitLeft(deliverWait, left) > 0 {
+			t.Fatalf("after every client reconnected: %s", what[2:])
+		}
+	}
+	if len(excused) > 0 {
+		// Not an ack in progress: still so a moment later.
+		time.Sleep(time.Second)
+		readAt = time.Time{}
+		if n := left(); n > 0 {
+			t.Fatalf("%s", what[2:])
+		}
+		var stranded int
+		for _, id := range excused {
+			if db.stranded[id] {
+				stranded++
+			}
+		}
+		t.Logf("KNOWN BUG %s: %d delivered messages never got their %s receipt (it is in no inbox; %d of them are stranded in their reader's inbox below its floor): %v",
+			bugAckNotAtomic, len(excused), status, stranded, excused)
+	}
+}
+
+// dbState is what the cluster's database says about inbox events.
+type dbState struct {
+	// receipts: messages named by a receipt event in some inbox (stored,
+	// not yet acked by the author's device).
+	receipts map[string]bool
+	// stranded: messages whose event sits at or below its device's floor:
+	// acked, yet never deleted.
+	stranded map[string]bool
+}
+
+// inboxes reads every inbox of the cluster's database. It reads
+// store/mongo's documents directly (their layout is in
+// store/mongo/doc.go): devices {_id, floor}; inbox {_id "<device>/<cursor,
+// 19 digits>", k "m" with m {id}, or k "r" with r {ids}}.
+func (c *cluster) inboxes(t *testing.T) dbState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c.mc == nil {
+		mc, err := mongo.Connect(options.Client().ApplyURI(c.mongoURI))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
+		c.mc = mc
+	}
+	db := c.mc.Database(c.db)
+	var devs []struct {
+		ID    string `bson:"_id"`
+		Floor int64  `bson:"floor"`
+	}
+	cur, err := db.Collection("devices").Find(ctx, bson.D{})
+	if err == nil {
+		err = cur.All(ctx, &devs)
+	}
+	if err != nil {
+		t.Fatalf("read devices: %v", err)
+	}
+	floor := map[string]int64{}
+	for _, d := range devs {
+		floor[d.ID] = d.Floor
+	}
+	var evs []struct {
+		ID string `bson:"_id"`
+		K  string `bson:"k"`
+		M  struct {
+			ID string `bson:"id"`
+		} `bson:"m"`
+		R struct {
+			IDs []string `bson:"ids"`
+		} `bson:"r"`
+	}
+	cur, err = db.Collection("inbox").Find(ctx, bson.D{})
+	if err == nil {
+		err = cur.All(ctx, &evs)
+	}
+	if err != nil {
+		t.Fatalf("read inbox: %v", err)
+	}
+	st := dbState{receipts: map[string]bool{}, stranded: map[string]bool{}}
+	for _, e := range evs {
+		switch e.K {
+		case "r":
+			for _, id := range e.R.IDs {
+				st.receipts[id] = true
+			}
+		case "m":
+			dev, num, _ := strings.Cut(e.ID, "/")
+			if f, ok := floor[dev]; ok && num <= fmt.Sprintf("%019d", f) {
+				st.stranded[e.M.ID] = true
+			}
+		}
+	}
+	return st
+}
+
+// checkClean fails the test if a device saw something the contract rules
+// out, or its SDK stopped.
+func checkClean(t *testing.T, ds ...*device) {
+	t.Helper()
+	for _, d := range ds {
+		if p := d.scr.troubles(); len(p) > 0 {
+			t.Errorf("%s: %s", d.name, strings.Join(p, "; "))
+		}
+		if err := d.c.Err(); err != nil {
+			t.Errorf("%s: SDK stopped: %v", d.name, err)
+		}
+	}
+}
+
+// readAll marks every chat d shows as read up to the last seq it shows.
+func readAll(ctx context.Context, t *testing.T, d *device) {
+	t.Helper()
+	d.scr.mu.Lock()
+	last := maps.Clone(d.scr.lastSeq)
+	d.scr.mu.Unlock()
+	for chat, seq := range last {
+		if err := d.c.Read(ctx, chat, seq); err != nil {
+			t.Fatalf("%s: read %s up to %d: %v", d.name, chat, seq, err)
+		}
+	}
+}
+
+// noMore fails the test if any device shows another message within d.
+func noMore(t *testing.T, d time.Duration, ds ...*device) {
+	t.Helper()
+	before := make([]int, len(ds))
+	for i, dv := range ds {
+		before[i] = dv.scr.count()
+	}
+	time.Sleep(d)
+	for i, dv := range ds {
+		if n := dv.scr.count(); n != before[i] {
+			t.Errorf("%s: %d more messages after all had arrived", dv.name, n-before[i])
+		}
+	}
+}
+
+func phone(n int) string { return fmt.Sprintf("+1415555%04d", n) }
+
+// TestClusterChatAcrossNodes: alice, bob and carol, each on a node of its
+// own, chat pairwise in both directions at once. Every message answered
+// sent reaches its addressee exactly once (the SDK's dedupe is off: the
+// server itself must not repeat), in seq order, each chat's seqs are
+// gap-free whichever node stored them, and delivered and read receipts
+// come back across nodes.
+func TestClusterChatAcrossNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
+	defer cancel()
+	c := newCluster(t, 3)
+	strict := deviceOpts{strict: true}
+	alice := c.login(ctx, c.nodes[0].url, phone(1), "alice", strict)
+	bob := c.login(ctx, c.nodes[1].url, phone(2), "bob", strict)
+	carol := c.login(ctx, c.nodes[2].url, phone(3), "carol", strict)
+
+	const each = 6
+	flows := []*flow{
+		newFlow(alice, bob, each), newFlow(bob, alice, each),
+		newFlow(bob, carol, each), newFlow(carol, bob, each),
+		newFlow(carol, alice, each), newFlow(alice, carol, each),
+	}
+	if err := runFlows(ctx, flows, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkChats(t, flows)
+	checkDelivered(t, flows, nil)
+	checkReceipts(t, c, wire.StatusDelivered, flows, nil, false)
+	for _, d := range []*device{alice, bob, carol} {
+		readAll(ctx, t, d)
+	}
+	checkReceipts(t, c, wire.StatusRead, flows, nil, false)
+	noMore(t, 500*time.Millisecond, alice, bob, carol)
+	checkClean(t, alice, bob, carol)
+	for _, d := range []*device{alice, bob, carol} {
+		if s := d.c.Stats(); s.Reconnects != 0 {
+			t.Errorf("%s reconnected %d times with every node up", d.name, s.Reconnects)
+		}
+	}
+}
+
+// TestClusterTwoDevicesOnTwoNodes: dave has a phone on node 1 and a laptop
+// on node 2; erin is on node 3. Every message erin sends reaches both of
+// dave's devices, and what either of dave's devices sends reaches erin and
+// dave's other device, each exactly once and in seq order.
+func TestClusterTwoDevicesOnTwoNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
+	defer cancel()
+	c := newCluster(t, 3)
+	strict := deviceOpts{strict: true}
+	phoneDev := c.login(ctx, c.nodes[0].url, phone(11), "dave-phone", strict)
+	laptop := c.login(ctx, c.nodes[1].url, phone(11), "dave-laptop", strict)
+	erin := c.login(ctx, c.nodes[2].url, phone(12), "erin", strict)
+	if phoneDev.user() != laptop.user() || phoneDev.sess.DeviceID == laptop.sess.DeviceID {
+		t.Fatalf("two sign-ins of one phone: %+v and %+v; want one user, two devices", phoneDev.sess, laptop.sess)
+	}
+
+	flows := []*flow{
+		newFlow(erin, phoneDev, 20, laptop),
+		newFlow(phoneDev, erin, 10, laptop),
+		newFlow(laptop, erin, 10, phoneDev),
+	}
+	if err := runFlows(ctx, flows, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkChats(t, flows)
+	checkDelivered(t, flows, nil)
+	// erin's messages are acked by both of dave's devices: one delivered
+	// receipt per message, by dave.
+	checkReceipts(t, c, wire.StatusDelivered, flows[:1], nil, false)
+	noMore(t, 500*time.Millisecond, phoneDev, laptop, erin)
+	checkClean(t, phoneDev, laptop, erin)
+	// A device never gets its own messages back.
+	for _, f := range flows {
+		for id := range f.answered() {
+			if m, _ := f.from.scr.message(id); m.MsgID != "" {
+				t.Fatalf("%s got its own message %s back", f.from.name, id)
+			}
+		}
+	}
+	if n, want := erin.scr.count(), 20; n != want {
+		t.Fatalf("erin shows %d messages, want %d", n, want)
+	}
+	for _, d := range []*device{phoneDev, laptop} {
+		if n, want := d.scr.count(), 30; n != want {
+			t.Fatalf("%s shows %d messages, want %d", d.name, n, want)
+		}
+	}
+}
+
+// failoverCast is the cast of the failover tests: four users behind a load
+// balancer, bob and dave on node 2 (the one that fails), alice on node 1,
+// carol on node 3, and traffic through node 2 in both directions.
+type failoverCast struct {
+	alice, bob, carol, dave *device
+	flows                   []*flow
+}
+
+func newFailoverCast(ctx context.Context, c *cluster, lb *balancer, each int) *failoverCast {
+	fc := &failoverCast{
+		alice: c.login(ctx, lb.url(0), phone(21), "alice", deviceOpts{}),
+		bob:   c.login(ctx, lb.url(1), phone(22), "bob", deviceOpts{}),
+		carol: c.login(ctx, lb.url(2), phone(23), "carol", deviceOpts{}),
+		dave:  c.login(ctx, lb.url(1), phone(24), "dave", deviceOpts{}),
+	}
+	fc.flows = []*flow{
+		newFlow(fc.alice, fc.bob, each),
+		newFlow(fc.bob, fc.carol, each),
+		newFlow(fc.carol, fc.dave, each),
+		newFlow(fc.dave, fc.alice, each),
+	}
+	return fc
+}
+
+func (fc *failoverCast) devices() []*device { return []*device{fc.alice, fc.bob, fc.carol, fc.dave} }
+
+// runWithFault runs the cast's flows and calls fault once the given number
+// of sends have been answered.
+func runWithFault(ctx context.Context, t *testing.T, flows []*flow, pause time.Duration, after int64, fault func()) {
+	t.Helper()
+	var progress atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- runFlows(ctx, flows, pause, &progress) }()
+	for progress.Load() < after {
+		select {
+		case err := <-done:
+			t.Fatalf("traffic ended before the fault: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fault()
+	if err := <-done; err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+}
+
+// TestClusterNodeKilled kills node 2 with SIGKILL under steady traffic.
+// Its clients reconnect through the load balancer to the other nodes,
+// write their unanswered sends again, and nothing is lost: every message
+// answered sent is shown once, in order, and its delivered receipt comes
+// back.
+func TestClusterNodeKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
+	defer cancel()
+	c := newCluster(t, 3)
+	lb := newBalancer(t, c.nodes)
+	fc := newFailoverCast(ctx, c, lb, 15)
+	victim := c.nodes[1]
+	eventually(t, 10*time.Second, func() string {
+		return fmt.Sprintf("%d connections to node 2 before the kill, want bob's and dave's sockets", lb.open(1))
+	}, func() bool { return lb.open(1) == 2 })
+
+	runWithFault(ctx, t, fc.flows, 30*time.Millisecond, 20, func() {
+		if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-victim.done
+	})
+	checkChats(t, fc.flows)
+	checkDelivered(t, fc.flows, lb)
+	checkReceipts(t, c, wire.StatusDelivered, fc.flows, lb, true)
+	noMore(t, 500*time.Millisecond, fc.devices()...)
+	checkClean(t, fc.devices()...)
+	for _, d := range []*device{fc.bob, fc.dave} {
+		if s := d.c.Stats(); s.Reconnects == 0 {
+			t.Errorf("%s, whose node died, never reconnected: %+v", d.name, s)
+		}
+	}
+	eventually(t, 10*time.Second, func() string { return "sockets still counted on the dead node" },
+		func() bool { return lb.open(1) == 0 })
+	for _, d := range fc.devices() {
+		if !d.c.Connected() {
+			t.Errorf("%s is not connected at the end", d.name)
+		}
+	}
+	for _, d := range fc.devices() {
+		t.Logf("%s: %+v", d.name, d.c.Stats())
+	}
+}
+
+// TestClusterGracefulDrain sends SIGTERM to node 2 under steady traffic:
+// its /readyz turns 503 during the drain delay, so the load balancer stops
+// sending it connections; then its sockets are closed with 1001, its
+// clients reconnect to the other nodes, the process exits cleanly, and
+// nothing is lost.
+func TestClusterGracefulDrain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
+	defer cancel()
+	c := newCluster(t, 3, "--drain-delay", "1s", "--shutdown-grace", "10s")
+	lb := newBalancer(t, c.nodes)
+	fc := newFailoverCast(ctx, c, lb, 15)
+	victim := c.nodes[1]
+	eventually(t, 10*time.Second, func() string {
+		return fmt.Sprintf("%d connections to node 2 before the drain, want bob's and dave's sockets", lb.open(1))
+	}, func() bool { return lb.open(1) == 2 })
+
+	var sawDraining bool
+	runWithFault(ctx, t, fc.flows, 30*time.Millisecond, 20, func() {
+		if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		// The drain delay is 1 s: /readyz must say 503 while the node
+		// still serves.
+		deadline := time.Now().Add(5 * time.Second)
+		for !sawDraining && time.Now().Before(deadline) && !victim.exited() {
+			sawDraining = readyStatus(victim.addr) == http.StatusServiceUnavailable
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	if !sawDraining {
+		t.Error("never saw /readyz answer 503 on the draining node")
+	}
+	select {
+	case err := <-victim.done:
+		if err != nil {
+			t.Fatalf("drained node exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("drained node did not exit")
+	}
+	if !strings.Contains(victim.log(), `"msg":"tern stopped"`) {
+		t.Error("no clean stop in the drained node's log")
+	}
+	checkChats(t, fc.flows)
+	checkDelivered(t, fc.flows, lb)
+	checkReceipts(t, c, wire.StatusDelivered, fc.flows, lb, true)
+	noMore(t, 500*time.Millisecond, fc.devices()...)
+	checkClean(t, fc.devices()...)
+	for _, d := range []*device{fc.bob, fc.dave} {
+		if !strings.Contains(d.log.String(), "close 1001") {
+			t.Errorf("%s was not told 1001 (going away); its SDK log:\n%s", d.name, d.log.String())
+		}
+		if s := d.c.Stats(); s.Reconnects == 0 {
+			t.Errorf("%s, whose node drained, never reconnected: %+v", d.name, s)
+		}
+	}
+	for _, d := range []*device{fc.alice, fc.carol} {
+		if s := d.c.Stats(); s.Reconnects != 0 && lb.drops.Load() == 0 {
+			t.Errorf("%s, on a node that stayed, reconnected %d times", d.name, s.Reconnects)
+		}
+	}
+	if n := lb.open(1); n != 0 {
+		t.Errorf("%d sockets still on the drained node", n)
+	}
+}
+
+func readyStatus(addr string) int {
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestClusterBrokerCut makes the broker close every node's connection,
+// twice, under traffic. The sockets stay up; delivery resumes within
+// seconds (the routers resync their sessions from the inbox while down,
+// then reconnect and rebind), nothing answered sent is lost and nothing
+// is shown twice.
+func TestClusterBrokerCut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
+	defer cancel()
+	rabbitmqctl(t, "-q", "status") // skip early when unusable
+	c := newCluster(t, 3)
+	lb := newBalancer(t, c.nodes)
+	alice := c.login(ctx, lb.url(0), phone(31), "alice", deviceOpts{})
+	bob := c.login(ctx, lb.url(1), phone(32), "bob", deviceOpts{})
+	carol := c.login(ctx, lb.url(2), phone(33), "carol", deviceOpts{})
+	all := []*device{alice, bob, carol}
+	// About 30 messages a second for 3 s or more: each cut (listing the
+	// connections, then closing them) takes a second or two of rabbitmqctl.
+	flows := []*flow{newFlow(alice, bob, 30), newFlow(bob, carol, 30), newFlow(carol, alice, 30)}
+
+	var cuts []time.Time
+	var progress atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- runFlows(ctx, flows, 100*time.Millisecond, &progress) }()
+	at := int64(10)
+	for range 2 {
+		for progress.Load() < at {
+			select {
+			case err := <-done:
+				t.Fatalf("traffic ended before the cut: %v", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		cuts = append(cuts, closeBrokerConnections(t, c.nodes...))
+		at = progress.Load() + 10
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+	checkChats(t, flows)
+	checkDelivered(t, flows, lb)
+	checkReceipts(t, c, wire.StatusDelivered, flows, lb, false)
+	noMore(t, 500*time.Millisecond, all...)
+	checkClean(t, all...)
+
+	// Delivery resumed: every message answered sent from the moment of a
+	// cut on reached the screen within seconds (a liveness bound, far
+	// above the ~1 s the routers' outage resync takes).
+	const resumeBound = 15 * time.Second
+	for i, cut := range cuts {
+		var worst time.Duration
+		n := 0
+		for _, f := range flows {
+			f.mu.Lock()
+			for id, at := range f.at {
+				if at.Before(cut) || at.After(cut.Add(5*time.Second)) {
+					continue
+				}
+				n++
+				// Negative when the message was on screen before the
+				// sender had its sent answer.
+				_, arrived := f.to.scr.message(id)
+				worst = max(worst, arrived.Sub(at))
+			}
+			f.mu.Unlock()
+		}
+		t.Logf("cut %d: of the %d messages answered sent within 5 s of it, the slowest took %v from sent to screen",
+			i+1, n, worst.Round(time.Millisecond))
+		if worst > resumeBound && lb.drops.Load() == 0 {
+			t.Errorf("cut %d: a message sent after it took %v to reach the screen", i+1, worst)
+		}
+	}
+	// The routers reconnected: every node has a broker connection again
+	// and logged "reconnected to broker" after each cut.
+	eventually(t, 30*time.Second, func() string { return "not every node reconnected to the broker" }, func() bool {
+		return len(brokerConnections(t, c.nodes...)) == len(c.nodes)
+	})
+	for _, nd := range c.nodes {
+		if n := strings.Count(nd.log(), `"msg":"reconnected to broker"`); n < len(cuts) {
+			t.Errorf("node %s logged %d reconnections to the broker, want %d", nd.id, n, len(cuts))
+		}
+		if nd.exited() {
+			t.Errorf("node %s exited", nd.id)
+		}
+	}
+	for _, d := range all {
+		// The broker is behind the nodes: its outage leaves the sockets up.
+		if s := d.c.Stats(); s.Reconnects != 0 && lb.drops.Load() == 0 {
+			t.Errorf("%s reconnected %d times during the broker cuts", d.name, s.Reconnects)
+		}
+	}
+	// After the cuts, the fast path works again.
+	after := []*flow{newFlow(alice, bob, 2), newFlow(bob, carol, 2), newFlow(carol, alice, 2)}
+	if err := runFlows(ctx, after, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkDelivered(t, after, lb)
+	checkClean(t, all...)
+}
+
+// rabbitmqctl runs the broker's admin tool, skipping the test when it is
+// not usable here.
+func rabbitmqctl(t *testing.T, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		testenv.Unavailable(t, "rabbitmqctl not on PATH; the broker connection-cut test needs it (CI has it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		testenv.Unavailable(t, "rabbitmqctl %s failed (%v): %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// brokerConnections returns the broker's connection pids of the given
+// nodes, which routing/rabbitmq names "tern.node.<id>".
+func brokerConnections(t *testing.T, nodes ...*node) []string {
+	t.Helper()
+	out := rabbitmqctl(t, "-q", "list_connections", "--no-table-headers", "pid", "client_properties")
+	var pids []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		pid, props, ok := strings.Cut(sc.Text(), "\t")
+		if !ok {
+			continue
+		}
+		for _, nd := range nodes {
+			if strings.Contains(props, `"tern.node.`+nd.id+`"`) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// closeBrokerConnections makes the broker close the given nodes'
+// connections, and only theirs, as a broker restart or a network cut
+// would, and returns when it started closing them. The closes run at once:
+// each rabbitmqctl takes about a second to start.
+func closeBrokerConnections(t *testing.T, nodes ...*node) time.Time {
+	t.Helper()
+	var pids []string
+	eventually(t, 30*time.Second, func() string { return "the nodes' broker connections are not all up" }, func() bool {
+		pids = brokerConnections(t, nodes...)
+		return len(pids) == len(nodes)
+	})
+	start := time.Now()
+	errs := make(chan error, len(pids))
+	for _, pid := range pids {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "rabbitmqctl", "close_connection", pid, "cluster test: cut").CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("rabbitmqctl close_connection %s: %v: %s", pid, err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range pids {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return start
+}
+
+// balancer is a small layer-4 load balancer on loopback, as in front of a
+// real cluster. Each backend has an endpoint of its own (url(i)) whose
+// connections go to backend i while it is up, and to the other live
+// backends in turn otherwise: affinity with failover, so that a test knows
+// where a client starts. A backend is up while its /readyz answers 200
+// (checked every 100 ms) and it accepts connections. Bytes are copied both
+// ways; when either side closes, both are closed, so a backend that dies
+// drops its clients' connections, as it would without the balancer.
+type balancer struct {
+	backends []*backend
+	lns      []net.Listener
+	rr       atomic.Uint64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closed   bool
+	drops    atomic.Int64 // dropAll calls
+}
+
+type backend struct {
+	addr  string
+	up    atomic.Bool
+	conns atomic.Int64 // connections open through the balancer
+}
+
+func newBalancer(t *testing.T, nodes []*node) *balancer {
+	t.Helper()
+	b := &balancer{stop: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	for _, nd := range nodes {
+		be := &backend{addr: nd.addr}
+		be.up.Store(true)
+		b.backends = append(b.backends, be)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.lns = append(b.lns, ln)
+	}
+	for i, ln := range b.lns {
+		b.wg.Add(1)
+		go b.accept(ln, i)
+	}
+	b.wg.Add(1)
+	go b.check()
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *balancer) url(i int) string { return "http://" + b.lns[i].Addr().String() }
+
+// open is the number of connections open through the balancer to backend i.
+func (b *balancer) open(i int) int64 { return b.backends[i].conns.Load() }
+
+func (b *balancer) check() {
+	defer b.wg.Done()
+	hc := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, be := range b.backends {
+			resp, err := hc.Get("http://" + be.addr + "/readyz")
+			ok := err == nil && resp.StatusCode == http.StatusOK
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+			be.up.Store(ok)
+		}
+		select {
+		case <-b.stop:
+			hc.CloseIdleConnections()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (b *balancer) accept(ln net.Listener, prefer int) {
+	defer b.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if !b.track(c) {
+			_ = c.Close()
+			return
+		}
+		b.wg.Add(1)
+		go b.proxy(c, prefer)
+	}
+}
+
+func (b *balancer) track(c net.Conn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.conns[c] = struct{}{}
+	return true
+}
+
+func (b *balancer) untrack(c net.Conn) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+}
+
+// candidates orders the backends to try: the preferred one if up, then the
+// other live ones starting at a rotating index, then the rest.
+func (b *balancer) candidates(prefer int) []*backend {
+	n := len(b.backends)
+	var up, down []*backend
+	if b.backends[prefer].up.Load() {
+		up = append(up, b.backends[prefer])
+	} else {
+		down = append(down, b.backends[prefer])
+	}
+	start := int(b.rr.Add(1))
+	for k := range n {
+		be := b.backends[(start+k)%n]
+		if be == b.backends[prefer] {
+			continue
+		}
+		if be.up.Load() {
+			up = append(up, be)
+		} else {
+			down = append(down, be)
+		}
+	}
+	return append(up, down...)
+}
+
+func (b *balancer) proxy(c net.Conn, prefer int) {
+	defer b.wg.Done()
+	defer b.untrack(c)
+	defer c.Close()
+	var s net.Conn
+	var be *backend
+	for _, cand := range b.candidates(prefer) {
+		var err error
+		if s, err = net.DialTimeout("tcp", cand.addr, time.Second); err == nil {
+			be = cand
+			break
+		}
+		cand.up.Store(false)
+	}
+	if s == nil {
+		return // nothing is up: the client sees the connection closed
+	}
+	if !b.track(s) {
+		_ = s.Close()
+		return
+	}
+	defer b.untrack(s)
+	be.conns.Add(1)
+	defer be.conns.Add(-1)
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(s, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, s); done <- struct{}{} }()
+	<-done
+	_ = c.Close()
+	_ = s.Close()
+	<-done
+}
+
+// dropAll closes every connection open through the balancer, as a load
+// balancer's restart would: every client reconnects.
+func (b *balancer) dropAll() {
+	b.drops.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for c := range b.conns {
+		_ = c.Close()
+	}
+}
+
+func (b *balancer) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	for c := range b.conns {
+		_ = c.Close()
+	}
+	b.mu.Unlock()
+	close(b.stop)
+	for _, ln := range b.lns {
+		_ = ln.Close()
+	}
+	b.wg.Wait()
+}
