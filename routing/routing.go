@@ -24,6 +24,9 @@ const (
 	// KindProbe asks whether any node holds the device (Publish returns
 	// nil) or none (ErrNoRoute); holders ignore it.
 	KindProbe = 5
+	// KindPoke tells the holder to re-read the device's inbox: an event was
+	// stored but its own envelope may never have been published.
+	KindPoke = 6
 )
 
 // Envelope is what travels between nodes for one device.

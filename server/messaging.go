@@ -82,7 +82,13 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 	ss.queue(sentFrame(f.ID, &res.Message))
 	s.metrics.sendSeconds.Observe(time.Since(t0).Seconds())
 	if res.Duplicate {
+		// A resend usually means the first attempt's answer was lost, maybe
+		// with the node that stored it before it published: poke the
+		// targets so that their holders read the inbox.
 		s.metrics.duplicates.Inc()
+		for _, d := range targets {
+			s.poke(ctx, d)
+		}
 		return nil
 	}
 	s.metrics.messagesSent.Inc()
@@ -142,6 +148,7 @@ func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[
 			// during a broker outage an extra push beats a silent phone.
 			s.metrics.routed.WithLabelValues("error").Inc()
 			s.log.Warn("publish failed", "device", ds[i].DeviceID, "err", err)
+			s.repair.add(ds[i].DeviceID)
 			if d, ok := devices[ds[i].DeviceID]; ok && ev.Message != nil && !s.online(d.ID) {
 				s.wake(ctx, d, ev)
 			}
@@ -254,4 +261,66 @@ func (b *bucket) take(now time.Time) time.Duration {
 		return 0
 	}
 	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+}
+
+// poke asks the node holding device to re-read its inbox; a device nobody
+// holds reads it when it connects.
+func (s *Server) poke(ctx context.Context, device string) {
+	err := s.router.Publish(ctx, device, routing.Envelope{Kind: routing.KindPoke})
+	if err != nil && !errors.Is(err, routing.ErrNoRoute) {
+		s.repair.add(device)
+	}
+}
+
+// maxRepairs bounds the devices waiting for a poke; past it the oldest
+// unrepaired ones get their events on reconnect only.
+const maxRepairs = 100_000
+
+// repairs remembers devices whose event could not be published (the broker
+// link was down), so that they are poked once it is back: otherwise a
+// connected device would not see its last event until its next one or a
+// reconnect. The holder's own resync does not cover it when the failure
+// was on the publishing node's link.
+type repairs struct {
+	mu      sync.Mutex
+	devices map[string]struct{}
+}
+
+func (r *repairs) add(device string) {
+	r.mu.Lock()
+	if r.devices == nil {
+		r.devices = make(map[string]struct{})
+	}
+	if len(r.devices) < maxRepairs {
+		r.devices[device] = struct{}{}
+	}
+	r.mu.Unlock()
+}
+
+func (r *repairs) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.devices))
+	for d := range r.devices {
+		out = append(out, d)
+	}
+	clear(r.devices)
+	return out
+}
+
+// repairLoop pokes the devices whose publish failed, every interval, until
+// the router takes the poke (or says nobody holds the device).
+func (s *Server) repairLoop(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, d := range s.repair.take() {
+			s.poke(s.ctx, d)
+		}
+	}
 }

@@ -120,6 +120,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	repair   repairs // devices to poke once publishing works again
 	draining atomic.Bool
 	mu       sync.Mutex
 	sessions map[string]*session // by device id, this node only
@@ -164,6 +165,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		CheckOrigin:       func(*http.Request) bool { return true },
 	}
 	s.handler = s.routes()
+	go s.repairLoop(time.Second)
 	return s, nil
 }
 

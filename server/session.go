@@ -233,6 +233,8 @@ func (ss *session) Deliver(env routing.Envelope) {
 	switch env.Kind {
 	case routing.KindRevoke:
 		go ss.close(wire.CloseUnauthorized, "device signed out")
+	case routing.KindPoke:
+		ss.Resync()
 	case routing.KindReplace:
 		if string(env.Frame) != ss.id {
 			go ss.close(wire.CloseReplaced, "device connected again")
@@ -369,12 +371,17 @@ func (ss *session) handleAck(cursor int64) error {
 	ss.ackWant = cursor
 	if !ss.acking {
 		ss.acking = true
+		// Counted with the sessions, so that a graceful stop waits for the
+		// ack being applied instead of cancelling it halfway. The read loop
+		// calling this is itself counted, so the count is not zero here.
+		ss.srv.wg.Add(1)
 		go ss.ackLoop()
 	}
 	return nil
 }
 
 func (ss *session) ackLoop() {
+	defer ss.srv.wg.Done()
 	ctx := ss.srv.ctx
 	for {
 		ss.mu.Lock()

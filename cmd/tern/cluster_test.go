@@ -411,7 +411,7 @@ const (
 	bugAckNotAtomic = "ack-not-atomic"
 )
 
-var knownBugs = map[string]bool{bugUnroutedTail: true, bugAckNotAtomic: true}
+var knownBugs = map[string]bool{bugAckNotAtomic: true}
 
 // knownWait is how long a check waits before it blames a known bug.
 const knownWait = 15 * time.Second
