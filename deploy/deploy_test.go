@@ -395,13 +395,6 @@ func TestKubernetesIngressAndSecrets(t *testing.T) {
 	}
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // ---------------------------------------------------------------------------
 // Compose
 
