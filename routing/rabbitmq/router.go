@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Router, error) {
 	runCtx, stop := context.WithCancel(context.Background())
 	r := &Router{
 		cfg:     cfg,
-		log:     cfg.Log.With("component", "routing", "node", cfg.NodeID),
+		log:     cfg.Log.With("component", "routing"),
 		sem:     make(chan struct{}, cfg.MaxInFlight),
 		topo:    make(chan struct{}, 1),
 		quit:    runCtx.Done(),
