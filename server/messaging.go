@@ -133,7 +133,9 @@ func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[
 		} else {
 			frame = renderEvent(ev)
 		}
+		t0 := time.Now()
 		err := s.router.Publish(ctx, ds[i].DeviceID, routing.Envelope{Kind: routing.KindEvent, Cursor: ev.Cursor, Frame: frame})
+		s.metrics.routeSeconds.Observe(time.Since(t0).Seconds())
 		switch {
 		case err == nil:
 			s.metrics.routed.WithLabelValues("routed").Inc()

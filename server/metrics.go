@@ -17,6 +17,7 @@ type metrics struct {
 	sendSeconds   prometheus.Histogram
 	storeSeconds  *prometheus.HistogramVec
 	routed        *prometheus.CounterVec
+	routeSeconds  prometheus.Histogram
 	pushes        *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
 	httpSeconds   *prometheus.HistogramVec
@@ -47,6 +48,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Store call latency, by operation.", Buckets: fast}, []string{"op"}),
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_routed_total",
 			Help: "Envelopes published, by result (routed, offline, error)."}, []string{"result"}),
+		routeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tern_route_seconds",
+			Help: "Time to publish one envelope through the router (broker confirm included).", Buckets: fast}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_push_total",
 			Help: "Push wake-ups, by result."}, []string{"result"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_http_requests_total",
@@ -59,7 +62,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Sockets closed because the client did not read fast enough."}),
 	}
 	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.messagesSent, m.duplicates,
-		m.eventsAcked, m.receipts, m.sendSeconds, m.storeSeconds, m.routed, m.pushes,
+		m.eventsAcked, m.receipts, m.sendSeconds, m.storeSeconds, m.routed, m.routeSeconds, m.pushes,
 		m.httpRequests, m.httpSeconds, m.wsRejected, m.slowConsumers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
