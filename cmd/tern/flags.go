@@ -43,52 +43,37 @@ func (f *flagSet) String(p *string, name, def, u string) {
 	f.StringVar(p, name, def, f.usage(name, u))
 }
 
-func (f *flagSet) Int(p *int, name string, def int, u string) {
-	if v, ok := f.env(name); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not an integer", f.envName(name), v))
-		} else {
-			def = n
-		}
+// envDefault returns the flag's default from its environment twin when set,
+// parsed like the flag itself; a bad value is reported by parse, so that
+// every mistake shows at once.
+func envDefault[T any](f *flagSet, name string, def T, kind string, conv func(string) (T, error)) T {
+	v, ok := f.env(name)
+	if !ok {
+		return def
 	}
-	f.IntVar(p, name, def, f.usage(name, u))
+	x, err := conv(v)
+	if err != nil {
+		f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not %s", f.envName(name), v, kind))
+		return def
+	}
+	return x
+}
+
+func (f *flagSet) Int(p *int, name string, def int, u string) {
+	f.IntVar(p, name, envDefault(f, name, def, "an integer", strconv.Atoi), f.usage(name, u))
 }
 
 func (f *flagSet) Float(p *float64, name string, def float64, u string) {
-	if v, ok := f.env(name); ok {
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a number", f.envName(name), v))
-		} else {
-			def = n
-		}
-	}
-	f.Float64Var(p, name, def, f.usage(name, u))
+	conv := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+	f.Float64Var(p, name, envDefault(f, name, def, "a number", conv), f.usage(name, u))
 }
 
 func (f *flagSet) Bool(p *bool, name string, def bool, u string) {
-	if v, ok := f.env(name); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a boolean", f.envName(name), v))
-		} else {
-			def = b
-		}
-	}
-	f.BoolVar(p, name, def, f.usage(name, u))
+	f.BoolVar(p, name, envDefault(f, name, def, "a boolean", strconv.ParseBool), f.usage(name, u))
 }
 
 func (f *flagSet) Duration(p *time.Duration, name string, def time.Duration, u string) {
-	if v, ok := f.env(name); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			f.envErr = append(f.envErr, fmt.Errorf("%s=%q: not a duration", f.envName(name), v))
-		} else {
-			def = d
-		}
-	}
-	f.DurationVar(p, name, def, f.usage(name, u))
+	f.DurationVar(p, name, envDefault(f, name, def, "a duration", time.ParseDuration), f.usage(name, u))
 }
 
 // parse parses args, reporting bad environment values first.
