@@ -268,6 +268,9 @@ func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	if err == nil && validID(id) {
 		_, err = s.inbox.DeleteMany(ctx, idRange(id))
 	}
+	if err == nil {
+		_, err = s.acks.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	}
 	if err != nil {
 		return fmt.Errorf("delete device %s: %w", id, err)
 	}

@@ -35,11 +35,14 @@
 //     message with Duplicate set, on any node, forever (the key is stored
 //     with the message). A send without a ClientID is keyed by its message
 //     id.
-//   - Receipts: a message gets at most one delivered receipt per reader
-//     and one read receipt, however many devices or nodes ack it at once:
-//     each watermark moves by a conditional findOneAndUpdate
-//     ({delivered: {$lt: n}} then $max), and only the caller that moved it
-//     over a message sends that message's receipt.
+//   - Receipts: a message acked by a reader's device gets a delivered
+//     receipt, and one marked read a read receipt, even if the node dies
+//     halfway (see "Acks"). While no node dies, it gets exactly one of
+//     each per reader, however many devices or nodes ack it at once: each
+//     watermark moves by a conditional update (delivered by
+//     findOneAndUpdate {delivered: {$lt: n}} then $max, read by
+//     compare-and-set), and only the caller that moved it over a message
+//     sends that message's receipt.
 //   - EnsureUser, Secret: get-or-create decided by a unique index (phone;
 //     _id). CountAttempt: one $inc. DeleteCode: one deleteOne, whose count
 //     says who won. RotateRefresh: an updateOne filtered on the current
@@ -60,11 +63,14 @@
 //	secrets   _id name; value
 //	chats     _id chat id; kind, title, members, created, seq (last committed),
 //	          last_ts (of the last message), lock {t, dead} while a send holds it
-//	members   _id "<user>/<chat>"; read, delivered (the user's watermarks)
+//	members   _id "<user>/<chat>"; read, delivered (the user's watermarks),
+//	          rp {s<seq>: {f, t, ts, at}} (reads whose receipts may be unsent)
 //	messages  _id "<chat>/<seq>"; id, chat, seq, from, dev, ts, body (the JSON
 //	          bytes), reply, key (the idempotency key)
 //	inbox     _id "<device>/<cursor>"; k ("m" or "r"), m (the whole message)
 //	          or r (the receipt), n (a random tag of the insert)
+//	acks      _id device id; tok, t, cur, done, msgs [{c, s, i, f}],
+//	          del [{i, n}]: the journal of the device's last ack
 //
 // # Indexes
 //
@@ -126,12 +132,43 @@
 //
 // Ack deletes events, so an acked cursor could be claimed again by a
 // writer that read floor and hint before the ack. Against that, Ack reads
-// the events, then raises floor, then deletes the events it read; a writer
-// raises hint with an update filtered on floor below its cursor, and if
-// that finds floor at or above the cursor, deletes its own event (by its
-// random tag) and claims again above floor. An event the ack did not read
-// is not deleted by it, so the writer always finds its own. Inbox returns
-// only events above floor.
+// the events, then the floor, raises the floor and only then deletes the
+// events it read, by _id and tag; a writer raises hint with an update
+// filtered on floor below its cursor, and if that finds floor at or above
+// the cursor, deletes its own event (by its random tag) and claims again
+// above floor. An event the ack did not read is not deleted by it, so the
+// writer always finds its own. Inbox returns only events above floor.
+//
+// # Acks: a journal per device
+//
+// An ack writes to many documents (receipts into the authors' inboxes, the
+// reader's delivered watermarks, the floor, the events), and a node may die
+// between any two writes. So each ack first writes down what it will do,
+// replacing the device's journal (acks, _id the device):
+//
+//  1. read the events up to the cursor, then the device (floor, user) and
+//     its journal;
+//  2. write the journal (compare-and-set on the last one's token): the
+//     cursor, the acked messages of others that need delivered receipts,
+//     the events to delete (_id and tag), done = no receipts needed;
+//  3. move the reader's delivered watermarks (conditional
+//     findOneAndUpdate, as before) and store receipts for the messages
+//     this ack moved them over;
+//  4. mark the journal done and raise the floor, side by side;
+//  5. delete the events.
+//
+// The next ack of the device reads the journal and finishes it: if it is
+// not done, it sends the delivered receipts of all its messages again
+// (the watermark may have moved while the receipts were never stored, and
+// nothing tells which; a receipt twice is a tick set twice, one missing is
+// a tick that never comes); it raises the floor to the journal's cursor
+// (which the device acked) and deletes the journal's events that are still
+// there. A node dying before step 4 leaves the events above the floor, so
+// the device is sent them again when it reconnects, and its ack of them
+// is that next ack. Reads work alike: the member record notes the range a
+// read moved the read mark over ("rp"), until its receipts are stored; a
+// later read by the user in the chat sends the receipts of notes older
+// than Config.Timeout again.
 //
 // # What remains possible
 //
@@ -145,11 +182,15 @@
 //     gap-free (the message _id decides, and the taker completes what it
 //     finds), but that one message may land in an inbox after the chat's
 //     next message, and some devices may receive it twice.
-//   - An Ack that fails between raising floor and deleting leaves its
-//     events stored below floor, invisible, until the device is deleted;
-//     one that fails between moving the delivered watermark and appending
-//     the receipt loses that receipt. Acks are replayed by clients, so the
-//     events themselves are never lost.
+//   - An ack or read that stops halfway (its node dies, or the database
+//     fails under it) may have its receipts sent twice by the next ack or
+//     read of the device or user: never lost, possibly duplicated. The
+//     read receipts of a read that stopped wait for the user's next read
+//     in that chat. Events acked by an ack that stopped after raising the
+//     floor stay stored, invisible, until the device's next ack.
+//   - Two acks of one device running at once (its socket replaced across
+//     nodes) may send some receipts twice: the second takes the first's
+//     journal as unfinished.
 //   - Chat creation inserts the membership records before the chat: a
 //     creation that stops halfway, or loses a race with another sender
 //     using different members, leaves records that readers skip.

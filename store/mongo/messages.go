@@ -40,6 +40,8 @@ type memberDoc struct {
 	ID        string `bson:"_id"`
 	Read      int64  `bson:"read"`
 	Delivered int64  `bson:"delivered"`
+	// Pending are read ranges whose receipts may not be stored yet.
+	Pending map[string]pendingRead `bson:"rp,omitempty"`
 }
 
 // msgDoc is an entry of a chat log; _id is "<chat>/<seq>". Key is the
@@ -307,34 +309,93 @@ func (s *Store) MarkRead(ctx context.Context, userID, chatID string, seq, ts int
 		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, notFound(err))
 	}
 	seq = min(seq, c.Seq)
-	if seq <= mem.Read {
-		return nil, nil
-	}
-	// Conditional, so that of concurrent reads exactly one moves the mark
-	// over each message and sends its receipt.
-	var prev memberDoc
-	err = s.members.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: mem.ID}, {Key: "read", Value: bson.D{{Key: "$lt", Value: seq}}}},
-		bson.D{{Key: "$max", Value: bson.D{{Key: "read", Value: seq}}}},
-		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&prev)
-	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && !notify) {
-		return nil, nil
-	}
+	out, err := s.replayReads(ctx, userID, chatID, mem)
 	if err != nil {
 		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
 	}
+	// Compare and set, so that of concurrent reads exactly one moves the
+	// mark over each message and sends its receipt. With notify it notes
+	// the range it moved over in the member record until the receipts are
+	// stored: a node that dies in between leaves the note, and a later
+	// read finishes the job (replayReads).
+	key := fmt.Sprintf("%s.s%d", fieldPendingReads, seq)
+	for {
+		if seq <= mem.Read {
+			return out, nil
+		}
+		set := bson.D{{Key: "read", Value: seq}}
+		if notify {
+			set = append(set, bson.E{Key: key, Value: pendingRead{From: mem.Read, To: seq, TS: ts, At: nowMillis()}})
+		}
+		res, err := s.members.UpdateOne(ctx, bson.D{{Key: "_id", Value: mem.ID}, {Key: "read", Value: mem.Read}},
+			bson.D{{Key: "$set", Value: set}})
+		if err != nil {
+			return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
+		}
+		if res.MatchedCount == 1 {
+			break
+		}
+		if err := s.members.FindOne(ctx, bson.D{{Key: "_id", Value: mem.ID}}).Decode(&mem); err != nil {
+			return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, notFound(err))
+		}
+	}
+	if !notify {
+		return out, nil
+	}
+	more, err := s.readReceipts(ctx, userID, chatID, pendingRead{From: mem.Read, To: seq, TS: ts}, key)
+	if err != nil {
+		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
+	}
+	return append(out, more...), nil
+}
+
+// fieldPendingReads is the member record's map of read ranges whose
+// receipts may not be stored yet, keyed "s<seq>".
+const fieldPendingReads = "rp"
+
+// pendingRead is a range of a chat that a read moved over: (From, To].
+type pendingRead struct {
+	From int64 `bson:"f"`
+	To   int64 `bson:"t"`
+	TS   int64 `bson:"ts"` // the read's time, for the receipts
+	At   int64 `bson:"at"` // when it was noted, on the noting node's clock
+}
+
+// replayReads sends the read receipts of the ranges noted in mem that are
+// older than the lock timeout: their node died before storing them (a
+// slower one would be a duplicate, which clients take as the same tick).
+func (s *Store) replayReads(ctx context.Context, userID, chatID string, mem memberDoc) ([]store.Delivery, error) {
+	var out []store.Delivery
+	now := nowMillis()
+	for k, p := range mem.Pending {
+		if now-p.At < s.lockTimeout.Milliseconds() {
+			continue
+		}
+		s.log.Info("sending read receipts a read left behind", "user", userID, "chat", chatID, "from", p.From, "to", p.To)
+		more, err := s.readReceipts(ctx, userID, chatID, p, fieldPendingReads+"."+k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+// readReceipts sends userID's read receipts for the messages of others in
+// the range p of chatID, then drops the note at key.
+func (s *Store) readReceipts(ctx context.Context, userID, chatID string, p pendingRead, key string) ([]store.Delivery, error) {
 	var msgs []struct {
 		ID   string `bson:"id"`
 		From string `bson:"from"`
 	}
 	cur, err := s.messages.Find(ctx,
-		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(chatID, prev.Read)}, {Key: "$lte", Value: numKey(chatID, seq)}}}},
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(chatID, p.From)}, {Key: "$lte", Value: numKey(chatID, p.To)}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "id", Value: 1}, {Key: "from", Value: 1}}))
 	if err == nil {
 		err = cur.All(ctx, &msgs)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
+		return nil, err
 	}
 	var g groups
 	for _, m := range msgs {
@@ -342,9 +403,17 @@ func (s *Store) MarkRead(ctx context.Context, userID, chatID string, seq, ts int
 			g.add(chatID, m.From, m.ID)
 		}
 	}
-	out, err := s.sendReceipts(ctx, &g, store.StatusRead, userID, ts)
+	out, err := s.sendReceipts(ctx, &g, store.StatusRead, userID, p.TS)
 	if err != nil {
-		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
+		return nil, err
+	}
+	if s.stopAt(readStepReceipts) {
+		return nil, errStopped
+	}
+	_, err = s.members.UpdateOne(ctx, bson.D{{Key: "_id", Value: pairKey(userID, chatID)}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: key, Value: ""}}}})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

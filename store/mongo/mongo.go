@@ -54,7 +54,7 @@ type Store struct {
 
 	users, devices, codes, secrets *mongo.Collection
 	chats, members, messages       *mongo.Collection
-	inbox                          *mongo.Collection
+	inbox, acks                    *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -63,6 +63,9 @@ type Store struct {
 	// chatGates queue this node's senders of one chat in memory, so that
 	// only one of them at a time polls the chat's lock in the database.
 	chatGates gates
+	// stopAck, set by tests, stops an ack after the step it names as a
+	// node dying there would.
+	stopAck func(step string) bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -110,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		members:     db.Collection(collMembers),
 		messages:    db.Collection(collMessages),
 		inbox:       db.Collection(collInbox),
+		acks:        db.Collection(collAcks),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
 	}
@@ -171,6 +175,7 @@ const (
 	collMembers  = "members"
 	collMessages = "messages"
 	collInbox    = "inbox"
+	collAcks     = "acks"
 )
 
 // IndexSpec is one secondary index the store creates at Open. Every

@@ -1,0 +1,355 @@
+package mongo
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tern-im/tern/store"
+)
+
+// An ack is several writes to several documents: receipts into the authors'
+// inboxes, the reader's delivered watermarks, the device's floor, the
+// deletion of the acked events. Without transactions a node can die between
+// any two of them, so an ack first writes down what it is about to do, in
+// its device's journal (collection acks, _id the device id), and the next
+// ack of the device finishes whatever the last one left undone. The package
+// docs ("Acks") give the order and why each step may be repeated.
+
+// ackDoc is a device's ack journal: what its last ack set out to do.
+type ackDoc struct {
+	Device string `bson:"_id"`
+	// Token identifies the ack that wrote the journal, so that it marks
+	// done only its own.
+	Token int64 `bson:"tok"`
+	TS    int64 `bson:"t"`
+	// Cursor is where the floor goes.
+	Cursor int64 `bson:"cur"`
+	// Done: the receipts of Msgs are stored. Until then a later ack sends
+	// them again.
+	Done bool `bson:"done"`
+	// Msgs are the acked messages of others, which need delivered receipts.
+	Msgs []ackMsg `bson:"msgs,omitempty"`
+	// Del are the acked events to delete, by _id and insert tag: an acked
+	// cursor may be taken again by a writer (see confirm), whose event has
+	// another tag and must stay.
+	Del []ackPair `bson:"del,omitempty"`
+}
+
+type ackMsg struct {
+	Chat string `bson:"c"`
+	Seq  int64  `bson:"s"`
+	ID   string `bson:"i"`
+	From string `bson:"f"`
+}
+
+type ackPair struct {
+	ID string `bson:"i"`
+	N  int64  `bson:"n"`
+}
+
+// ackedEvent is what Ack reads of an event.
+type ackedEvent struct {
+	ID      string `bson:"_id"`
+	N       int64  `bson:"n"`
+	Kind    string `bson:"k"`
+	Message *struct {
+		ID     string `bson:"id"`
+		ChatID string `bson:"chat"`
+		Seq    int64  `bson:"seq"`
+		From   string `bson:"from"`
+	} `bson:"m"`
+}
+
+// Steps of an ack after which tests stop it, as a node dying there would.
+const (
+	ackStepJournal    = "journal"    // the journal is written
+	ackStepWatermarks = "watermarks" // delivered watermarks moved, no receipt stored
+	ackStepReceipts   = "receipts"   // receipts stored, watermarks moved
+	ackStepCommit     = "commit"     // journal done, floor raised
+	// A read's receipts are stored, its note not yet dropped.
+	readStepReceipts = "read-receipts"
+)
+
+// errStopped is what an ack stopped by Store.stopAck returns.
+var errStopped = errors.New("store/mongo: stopped by test")
+
+// stopAt reports whether a test asked the ack to stop after step.
+func (s *Store) stopAt(step string) bool {
+	return s.stopAck != nil && s.stopAck(step)
+}
+
+// Ack implements store.Messages. The receipts' time is the time of the ack.
+func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store.Delivery, error) {
+	if !validID(deviceID) || cursor <= 0 {
+		return nil, nil
+	}
+	// A concurrent ack of the same device (a socket replaced across nodes)
+	// may replace the journal between our read and write: start again.
+	for attempt := 0; ; attempt++ {
+		out, err := s.ack(ctx, deviceID, cursor)
+		if errors.Is(err, errJournalMoved) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ack %s up to %d: %w", deviceID, cursor, err)
+		}
+		return out, nil
+	}
+}
+
+var errJournalMoved = errors.New("the ack journal changed underneath")
+
+func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store.Delivery, error) {
+	now := nowMillis()
+	// The events first, the floor after: an event read above the floor
+	// read later was never on a deleted cursor, so the device has seen it
+	// (confirm relies on this).
+	var evs []ackedEvent
+	cur, err := s.inbox.Find(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: rangeStart(deviceID)}, {Key: "$lte", Value: numKey(deviceID, cursor)}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{
+			{Key: "n", Value: 1}, {Key: "k", Value: 1},
+			{Key: "m.id", Value: 1}, {Key: "m.chat", Value: 1}, {Key: "m.seq", Value: 1}, {Key: "m.from", Value: 1},
+		}))
+	if err == nil {
+		err = cur.All(ctx, &evs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var (
+		dev  head
+		last ackDoc
+		had  bool
+	)
+	err = parallel(
+		func() error {
+			err := s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
+				options.FindOne().SetProjection(headProjection)).Decode(&dev)
+			return notFound(err)
+		},
+		func() error {
+			err := s.acks.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}}).Decode(&last)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil
+			}
+			had = err == nil
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+
+	plan := planAck(dev, evs, cursor, last, had)
+	if len(plan.del) == 0 && len(plan.msgs) == 0 {
+		return nil, nil // a repeated ack, and nothing left over
+	}
+	if len(plan.force) > 0 {
+		s.log.Info("finishing an ack that stopped halfway", "device", deviceID,
+			"cursor", last.Cursor, "receipts", len(plan.force))
+	}
+
+	j := ackDoc{Device: deviceID, Token: rand.Int64(), TS: now, Cursor: plan.floor,
+		Done: len(plan.msgs) == 0, Msgs: plan.msgs, Del: plan.del}
+	if err := s.writeJournal(ctx, j, last, had); err != nil {
+		return nil, err
+	}
+	if s.stopAt(ackStepJournal) {
+		return nil, errStopped
+	}
+	var out []store.Delivery
+	if !j.Done {
+		out, err = s.delivered(ctx, dev.User, plan.msgs, plan.force, now)
+		if err != nil {
+			return nil, err
+		}
+		if s.stopAt(ackStepReceipts) {
+			return nil, errStopped
+		}
+	}
+	// Done and floor are independent: done without the floor makes the
+	// next ack raise it; the floor without done makes the next ack send
+	// the receipts again (a duplicate, never a loss).
+	err = parallel(
+		func() error {
+			if j.Done {
+				return nil
+			}
+			_, err := s.acks.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}, {Key: "tok", Value: j.Token}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}}}})
+			return err
+		},
+		func() error {
+			if dev.Floor >= plan.floor {
+				return nil
+			}
+			_, err := s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
+				bson.D{{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	if s.stopAt(ackStepCommit) {
+		return nil, errStopped
+	}
+	if len(plan.del) > 0 {
+		ids := make([]string, len(plan.del))
+		tags := make([]int64, len(plan.del))
+		for i, p := range plan.del {
+			ids[i], tags[i] = p.ID, p.N
+		}
+		// A writer's event on one of these cursors has another random tag
+		// (1 in 2^64 per event that it collides), so it stays.
+		_, err := s.inbox.DeleteMany(ctx, bson.D{
+			{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}},
+			{Key: "n", Value: bson.D{{Key: "$in", Value: tags}}},
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ackPlan is what one ack does.
+type ackPlan struct {
+	floor int64
+	msgs  []ackMsg        // messages that need delivered receipts, in seq order
+	force map[string]bool // ids of msgs whose receipts go out whatever the watermark says
+	del   []ackPair       // events to delete
+}
+
+// planAck works out an ack from the events read up to cursor, the device's
+// head read after them and the journal of the last ack (if had).
+func planAck(dev head, evs []ackedEvent, cursor int64, last ackDoc, had bool) ackPlan {
+	p := ackPlan{floor: cursor}
+	seen := map[string]bool{}
+	for _, e := range evs {
+		// At or below the floor: acked before (its ack deletes it), or a
+		// writer's event on an acked cursor, which the writer takes back.
+		if keyNum(e.ID) <= dev.Floor {
+			continue
+		}
+		p.del = append(p.del, ackPair{ID: e.ID, N: e.N})
+		seen[e.ID] = true
+		if e.Kind == kindMessage && e.Message != nil && e.Message.From != dev.User {
+			m := e.Message
+			p.msgs = append(p.msgs, ackMsg{Chat: m.ChatID, Seq: m.Seq, ID: m.ID, From: m.From})
+		}
+	}
+	if !had {
+		return p
+	}
+	// The last ack's cursor was acked by the device too.
+	p.floor = max(p.floor, last.Cursor)
+	present := make(map[ackPair]bool, len(evs))
+	for _, e := range evs {
+		present[ackPair{ID: e.ID, N: e.N}] = true
+	}
+	for _, d := range last.Del {
+		// Still there (it stopped before deleting), or beyond what was
+		// read: delete it with ours.
+		if !seen[d.ID] && (present[d] || keyNum(d.ID) > cursor) {
+			p.del = append(p.del, d)
+			seen[d.ID] = true
+		}
+	}
+	if !last.Done {
+		// It stopped before its receipts were surely stored. Its watermark
+		// moves may have happened, so they can't tell which are missing:
+		// send them all.
+		p.force = make(map[string]bool, len(last.Msgs))
+		for _, m := range last.Msgs {
+			p.force[m.ID] = true
+			if !slices.ContainsFunc(p.msgs, func(o ackMsg) bool { return o.ID == m.ID }) {
+				p.msgs = append(p.msgs, m)
+			}
+		}
+	}
+	slices.SortStableFunc(p.msgs, func(a, b ackMsg) int { return cmp.Compare(a.Seq, b.Seq) })
+	return p
+}
+
+// writeJournal replaces the device's journal last (if had) with j. If
+// another ack replaced it since it was read, it returns errJournalMoved.
+func (s *Store) writeJournal(ctx context.Context, j ackDoc, last ackDoc, had bool) error {
+	filter := bson.D{{Key: "_id", Value: j.Device}, {Key: "tok", Value: last.Token}}
+	if !had {
+		filter = bson.D{{Key: "_id", Value: j.Device}, {Key: "tok", Value: bson.D{{Key: "$exists", Value: false}}}}
+	}
+	res, err := s.acks.ReplaceOne(ctx, filter, &j, options.Replace().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) || (err == nil && res.MatchedCount == 0 && res.UpsertedCount == 0) {
+		return errJournalMoved
+	}
+	if err != nil {
+		return fmt.Errorf("write ack journal: %w", err)
+	}
+	return nil
+}
+
+// delivered moves the reader's delivered watermarks over msgs and sends a
+// delivered receipt for the messages it moved over, and for those in force
+// in any case. The watermark update is conditional (delivered < seq), so of
+// the reader's devices acking one message concurrently exactly one moves it
+// and sends the receipt.
+func (s *Store) delivered(ctx context.Context, reader string, msgs []ackMsg, force map[string]bool, now int64) ([]store.Delivery, error) {
+	top := map[string]int64{} // chat -> highest seq acked
+	var chats, authors []string
+	for _, m := range msgs {
+		if _, ok := top[m.Chat]; !ok {
+			chats = append(chats, m.Chat)
+		}
+		top[m.Chat] = max(top[m.Chat], m.Seq)
+		if !slices.Contains(authors, m.From) {
+			authors = append(authors, m.From)
+		}
+	}
+	// below[i] is the watermark this ack moved up from in chats[i], if
+	// moved[i]. The authors' devices are read meanwhile, in case.
+	below := make([]int64, len(chats))
+	moved := make([]bool, len(chats))
+	var hs []head
+	fns := make([]func() error, len(chats), len(chats)+1)
+	for i, c := range chats {
+		fns[i] = func() error {
+			var m memberDoc
+			err := s.members.FindOneAndUpdate(ctx,
+				bson.D{{Key: "_id", Value: pairKey(reader, c)}, {Key: "delivered", Value: bson.D{{Key: "$lt", Value: top[c]}}}},
+				bson.D{{Key: "$max", Value: bson.D{{Key: "delivered", Value: top[c]}}}},
+				options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&m)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil // already delivered, or the reader left the chat
+			}
+			below[i], moved[i] = m.Delivered, err == nil
+			return err
+		}
+	}
+	fns = append(fns, func() error {
+		var err error
+		hs, err = s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: authors}}}})
+		return err
+	})
+	if err := parallel(fns...); err != nil {
+		return nil, err
+	}
+	if s.stopAt(ackStepWatermarks) {
+		return nil, errStopped
+	}
+	var g groups
+	for _, m := range msgs {
+		i := slices.Index(chats, m.Chat)
+		if force[m.ID] || (moved[i] && m.Seq > below[i]) {
+			g.add(m.Chat, m.From, m.ID)
+		}
+	}
+	return s.appendReceipts(ctx, &g, hs, store.StatusDelivered, reader, now)
+}

@@ -1,0 +1,264 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/tern-im/tern/store"
+)
+
+// receiptsOn counts, per message id, the receipts of status in device's
+// inbox.
+func receiptsOn(ctx context.Context, t *testing.T, s *Store, device, status string) map[string]int {
+	t.Helper()
+	evs, _, err := s.Inbox(ctx, device, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range evs {
+		if e.Kind == store.EventReceipt && e.Receipt.Status == status {
+			for _, id := range e.Receipt.MsgIDs {
+				got[id]++
+			}
+		}
+	}
+	return got
+}
+
+// sendN sends n messages from alice's a1 to bob's b1, with client ids
+// prefix0, prefix1..., and returns their ids in seq order.
+func sendN(ctx context.Context, t *testing.T, s *Store, c cast, prefix string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		res, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, fmt.Sprint(prefix, i), c.b1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = res.Message.ID
+	}
+	return ids
+}
+
+// stored counts the inbox documents of device, visible or not.
+func stored(ctx context.Context, t *testing.T, s *Store, device string) int64 {
+	t.Helper()
+	n, err := s.inbox.CountDocuments(ctx, idRange(device))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestAckStopsHalfway stops an ack after each of its steps, as a node dying
+// there would, and checks that the device's next ack, on another node,
+// leaves the store as if the first had finished: every acked message has a
+// delivered receipt, no event is left stored below the floor.
+func TestAckStopsHalfway(t *testing.T) {
+	for _, tc := range []struct {
+		step string
+		// again is the cursor of the device's next ack: the same one (the
+		// client acks the events that came again after it reconnected) or
+		// further on.
+		again int64
+		// twice: the receipts of the stopped ack may come out twice.
+		twice bool
+	}{
+		{step: ackStepJournal, again: 3},
+		{step: ackStepJournal, again: 5},
+		{step: ackStepWatermarks, again: 3},
+		{step: ackStepWatermarks, again: 5},
+		{step: ackStepReceipts, again: 3, twice: true},
+		{step: ackStepReceipts, again: 5, twice: true},
+		{step: ackStepCommit, again: 3},
+		{step: ackStepCommit, again: 5},
+	} {
+		t.Run(fmt.Sprintf("%s/then%d", tc.step, tc.again), func(t *testing.T) {
+			name := dbName()
+			dropDB(t, name)
+			dying, other := openDB(t, name, Config{}), openDB(t, name, Config{})
+			dying.stopAck = func(step string) bool { return step == tc.step }
+			ctx := t.Context()
+			c := newCast(t, other)
+			ids := sendN(ctx, t, other, c, "m", 5)
+
+			if _, err := dying.Ack(ctx, c.b1, 3); !errors.Is(err, errStopped) {
+				t.Fatalf("stopped ack: %v", err)
+			}
+			if _, err := other.Ack(ctx, c.b1, tc.again); err != nil {
+				t.Fatal(err)
+			}
+			if tc.again < 5 {
+				// The rest, acked normally.
+				if _, err := other.Ack(ctx, c.b1, 5); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := receiptsOn(ctx, t, other, c.a1, store.StatusDelivered)
+			for i, id := range ids {
+				k := got[id]
+				if k == 0 || k > 2 || (k == 2 && (!tc.twice || i >= 3)) {
+					t.Fatalf("message %d has %d delivered receipts (all: %v)", i+1, k, got)
+				}
+			}
+			if n := stored(ctx, t, other, c.b1); n != 0 {
+				t.Fatalf("%d events of b1 still stored after it acked all", n)
+			}
+			evs, head, err := other.Inbox(ctx, c.b1, 0, 0)
+			if err != nil || len(evs) != 0 || head != 5 {
+				t.Fatalf("inbox of b1: %v head %d err %v", evs, head, err)
+			}
+			// The next message is placed above the floor and acked as usual.
+			more := sendN(ctx, t, other, c, "more", 1)
+			evs, _, err = dying.Inbox(ctx, c.b1, 5, 0)
+			if err != nil || len(evs) != 1 || evs[0].Cursor != 6 || evs[0].Message.ID != more[0] {
+				t.Fatalf("inbox of b1 after 5: %v err %v", evs, err)
+			}
+			if _, err := other.Ack(ctx, c.b1, 6); err != nil {
+				t.Fatal(err)
+			}
+			if got := receiptsOn(ctx, t, other, c.a1, store.StatusDelivered); got[more[0]] != 1 {
+				t.Fatalf("the next message has %d delivered receipts", got[more[0]])
+			}
+		})
+	}
+}
+
+// TestAckRepeatedAfterCommit: an ack that stopped after raising the floor
+// leaves its events stored below it; a repeated ack, with nothing new to
+// ack, deletes them.
+func TestAckRepeatedAfterCommit(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	dying, other := openDB(t, name, Config{}), openDB(t, name, Config{})
+	dying.stopAck = func(step string) bool { return step == ackStepCommit }
+	ctx := t.Context()
+	c := newCast(t, other)
+	sendN(ctx, t, other, c, "m", 5)
+	if _, err := dying.Ack(ctx, c.b1, 5); !errors.Is(err, errStopped) {
+		t.Fatalf("stopped ack: %v", err)
+	}
+	if n := stored(ctx, t, other, c.b1); n != 5 {
+		t.Fatalf("%d events stored after the stopped ack, want all 5 (below the floor)", n)
+	}
+	if evs, _, err := other.Inbox(ctx, c.b1, 0, 0); err != nil || len(evs) != 0 {
+		t.Fatalf("inbox of b1 shows %v (err %v) below its floor", evs, err)
+	}
+	ds, err := other.Ack(ctx, c.b1, 2)
+	if err != nil || len(ds) != 0 {
+		t.Fatalf("repeated ack: %v %v", ds, err)
+	}
+	if n := stored(ctx, t, other, c.b1); n != 0 {
+		t.Fatalf("%d events stored after the repeated ack", n)
+	}
+	// And once clean, a repeated ack writes nothing.
+	var before ackDoc
+	if err := other.acks.FindOne(ctx, bson.D{{Key: "_id", Value: c.b1}}).Decode(&before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Ack(ctx, c.b1, 5); err != nil {
+		t.Fatal(err)
+	}
+	var after ackDoc
+	if err := other.acks.FindOne(ctx, bson.D{{Key: "_id", Value: c.b1}}).Decode(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Token != before.Token {
+		t.Fatal("a repeated ack of a clean inbox rewrote the journal")
+	}
+}
+
+// TestDeleteDeviceDropsJournal: deleting a device deletes its journal.
+func TestDeleteDeviceDropsJournal(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	c := newCast(t, s)
+	sendN(ctx, t, s, c, "m", 1)
+	if _, err := s.Ack(ctx, c.b1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDevice(ctx, c.b1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.acks.CountDocuments(ctx, bson.D{{Key: "_id", Value: c.b1}}); err != nil || n != 0 {
+		t.Fatalf("%d journals of the deleted device (err %v)", n, err)
+	}
+}
+
+// TestMarkReadStopsHalfway stops a read after its receipts were stored but
+// before its note was dropped, and checks that the user's next read in the
+// chat, once the note is older than the lock timeout, sends them again and
+// drops the note; and that a read whose receipts were never stored gets
+// them the same way.
+func TestMarkReadStopsHalfway(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	dying, other := openDB(t, name, Config{}), openDB(t, name, Config{})
+	other.lockTimeout = 300 * time.Millisecond
+	ctx := t.Context()
+	c := newCast(t, other)
+	ids := sendN(ctx, t, other, c, "m", 4)
+	chat := store.DirectChatID(c.alice, c.bob)
+
+	// Stopped after storing the receipts of 1..2.
+	dying.stopAck = func(step string) bool { return step == readStepReceipts }
+	if _, err := dying.MarkRead(ctx, c.bob, chat, 2, 1000, true); !errors.Is(err, errStopped) {
+		t.Fatalf("stopped read: %v", err)
+	}
+	// Stopped before storing the receipts of 3: the note is written by
+	// hand, as the dying node left it.
+	_, err := other.members.UpdateOne(ctx, bson.D{{Key: "_id", Value: pairKey(c.bob, chat)}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "read", Value: 3},
+			{Key: fieldPendingReads + ".s3", Value: pendingRead{From: 2, To: 3, TS: 2000, At: nowMillis()}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A read right away leaves young notes alone: their reads may be in
+	// flight.
+	if ds, err := other.MarkRead(ctx, c.bob, chat, 3, 3000, true); err != nil || len(ds) != 0 {
+		t.Fatalf("read at once: %v %v", ds, err)
+	}
+	time.Sleep(other.lockTimeout + 50*time.Millisecond)
+	ds, err := other.MarkRead(ctx, c.bob, chat, 3, 3000, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := map[string]int{}
+	for _, d := range ds {
+		if d.DeviceID == c.a1 {
+			for _, id := range d.Event.Receipt.MsgIDs {
+				sent[id]++
+			}
+		}
+	}
+	if sent[ids[0]] != 1 || sent[ids[1]] != 1 || sent[ids[2]] != 1 || sent[ids[3]] != 0 {
+		t.Fatalf("replayed read receipts %v for %v", sent, ids)
+	}
+	got := receiptsOn(ctx, t, other, c.a1, store.StatusRead)
+	if got[ids[0]] != 2 || got[ids[1]] != 2 || got[ids[2]] != 1 || got[ids[3]] != 0 {
+		t.Fatalf("read receipts in a1's inbox %v for %v", got, ids)
+	}
+	var m memberDoc
+	if err := other.members.FindOne(ctx, bson.D{{Key: "_id", Value: pairKey(c.bob, chat)}}).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Pending) != 0 || m.Read != 3 {
+		t.Fatalf("member record after the replay: %+v", m)
+	}
+	// A normal read leaves no note.
+	if _, err := other.MarkRead(ctx, c.bob, chat, 4, 4000, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.members.FindOne(ctx, bson.D{{Key: "_id", Value: pairKey(c.bob, chat)}}).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Pending) != 0 || m.Read != 4 {
+		t.Fatalf("member record after a read: %+v", m)
+	}
+}
