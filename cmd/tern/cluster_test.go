@@ -767,6 +767,12 @@ func TestClusterNodeKilled(t *testing.T) {
 	for _, d := range fc.devices() {
 		t.Logf("%s: %+v", d.name, d.c.Stats())
 	}
+	// How often the kill cut an ack short (then a surviving node finished it).
+	finished := 0
+	for _, nd := range c.nodes {
+		finished += strings.Count(nd.log(), "finishing an ack that stopped halfway")
+	}
+	t.Logf("acks cut short by the kill and finished by another node: %d", finished)
 }
 
 // TestClusterGracefulDrain sends SIGTERM to node 2 under steady traffic:

@@ -140,6 +140,10 @@ type deviceDoc struct {
 	Floor        int64     `bson:"floor"`
 }
 
+// deviceProjection leaves out the ack journal, which can hold hundreds of
+// entries, from reads of the device itself.
+var deviceProjection = bson.D{{Key: fieldJournal, Value: 0}}
+
 func (d *deviceDoc) device() store.Device {
 	return store.Device{
 		ID: d.ID, UserID: d.User, Name: d.Name, Platform: d.Platform,
@@ -178,7 +182,7 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 // Device implements store.Devices.
 func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 	var d deviceDoc
-	if err := s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d); err != nil {
+	if err := s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: id}}, options.FindOne().SetProjection(deviceProjection)).Decode(&d); err != nil {
 		return store.Device{}, fmt.Errorf("device %s: %w", id, notFound(err))
 	}
 	return d.device(), nil
@@ -188,7 +192,8 @@ func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 // creation order.
 func (s *Store) UserDevices(ctx context.Context, userID string) ([]store.Device, error) {
 	var docs []deviceDoc
-	cur, err := s.devices.Find(ctx, bson.D{{Key: "user", Value: userID}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	cur, err := s.devices.Find(ctx, bson.D{{Key: "user", Value: userID}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(deviceProjection))
 	if err == nil {
 		err = cur.All(ctx, &docs)
 	}
@@ -268,9 +273,7 @@ func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	if err == nil && validID(id) {
 		_, err = s.inbox.DeleteMany(ctx, idRange(id))
 	}
-	if err == nil {
-		_, err = s.acks.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
-	}
+
 	if err != nil {
 		return fmt.Errorf("delete device %s: %w", id, err)
 	}

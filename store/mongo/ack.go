@@ -19,15 +19,17 @@ import (
 // inboxes, the reader's delivered watermarks, the device's floor, the
 // deletion of the acked events. Without transactions a node can die between
 // any two of them, so an ack first writes down what it is about to do, in
-// its device's journal (collection acks, _id the device id), and the next
-// ack of the device finishes whatever the last one left undone. The package
+// its device's journal (field j of the device document), and the next ack
+// of the device finishes whatever the last one left undone. The package
 // docs ("Acks") give the order and why each step may be repeated.
 
-// ackDoc is a device's ack journal: what its last ack set out to do.
-type ackDoc struct {
-	Device string `bson:"_id"`
-	// Token identifies the ack that wrote the journal, so that it marks
-	// done only its own.
+// fieldJournal is the device document's field holding its ack journal.
+const fieldJournal = "j"
+
+// ackJournal is what a device's last ack set out to do.
+type ackJournal struct {
+	// Token identifies the ack that wrote the journal: journal writes are
+	// compare-and-set on it, and an ack marks done only its own.
 	Token int64 `bson:"tok"`
 	TS    int64 `bson:"t"`
 	// Cursor is where the floor goes.
@@ -41,6 +43,13 @@ type ackDoc struct {
 	// cursor may be taken again by a writer (see confirm), whose event has
 	// another tag and must stay.
 	Del []ackPair `bson:"del,omitempty"`
+}
+
+// ackHead is what an ack reads of its device.
+type ackHead struct {
+	User    string      `bson:"user"`
+	Floor   int64       `bson:"floor"`
+	Journal *ackJournal `bson:"j"`
 }
 
 type ackMsg struct {
@@ -125,30 +134,15 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	if err != nil {
 		return nil, err
 	}
-	var (
-		dev  head
-		last ackDoc
-		had  bool
-	)
-	err = parallel(
-		func() error {
-			err := s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
-				options.FindOne().SetProjection(headProjection)).Decode(&dev)
-			return notFound(err)
-		},
-		func() error {
-			err := s.acks.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}}).Decode(&last)
-			if errors.Is(err, mongo.ErrNoDocuments) {
-				return nil
-			}
-			had = err == nil
-			return err
-		})
+	var dev ackHead
+	err = s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
+		options.FindOne().SetProjection(bson.D{{Key: "user", Value: 1}, {Key: "floor", Value: 1}, {Key: fieldJournal, Value: 1}})).Decode(&dev)
 	if err != nil {
-		return nil, err
+		return nil, notFound(err)
 	}
+	last := dev.Journal
 
-	plan := planAck(dev, evs, cursor, last, had)
+	plan := planAck(dev, evs, cursor)
 	if len(plan.del) == 0 && len(plan.msgs) == 0 {
 		return nil, nil // a repeated ack, and nothing left over
 	}
@@ -157,10 +151,24 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 			"cursor", last.Cursor, "receipts", len(plan.force))
 	}
 
-	j := ackDoc{Device: deviceID, Token: rand.Int64(), TS: now, Cursor: plan.floor,
+	// The journal is written compare-and-set on the last one's token. An
+	// ack that needs no receipts raises the floor in the same write.
+	j := ackJournal{Token: rand.Int64(), TS: now, Cursor: plan.floor,
 		Done: len(plan.msgs) == 0, Msgs: plan.msgs, Del: plan.del}
-	if err := s.writeJournal(ctx, j, last, had); err != nil {
-		return nil, err
+	filter := bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal, Value: bson.D{{Key: "$exists", Value: false}}}}
+	if last != nil {
+		filter = bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal + ".tok", Value: last.Token}}
+	}
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: fieldJournal, Value: &j}}}}
+	if j.Done && dev.Floor < plan.floor {
+		update = append(update, bson.E{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}})
+	}
+	res, err := s.devices.UpdateOne(ctx, filter, update)
+	if err != nil {
+		return nil, fmt.Errorf("write ack journal: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return nil, errJournalMoved
 	}
 	if s.stopAt(ackStepJournal) {
 		return nil, errStopped
@@ -174,29 +182,19 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 		if s.stopAt(ackStepReceipts) {
 			return nil, errStopped
 		}
-	}
-	// Done and floor are independent: done without the floor makes the
-	// next ack raise it; the floor without done makes the next ack send
-	// the receipts again (a duplicate, never a loss).
-	err = parallel(
-		func() error {
-			if j.Done {
-				return nil
-			}
-			_, err := s.acks.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}, {Key: "tok", Value: j.Token}},
-				bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}}}})
-			return err
-		},
-		func() error {
-			if dev.Floor >= plan.floor {
-				return nil
-			}
-			_, err := s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
+		// Done and the floor in one write. If another ack replaced the
+		// journal meanwhile, it took this one as unfinished and sends its
+		// receipts again: only the floor is left to raise.
+		res, err := s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal + ".tok", Value: j.Token}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: fieldJournal + ".done", Value: true}}},
+				{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
+		if err == nil && res.MatchedCount == 0 {
+			_, err = s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
 				bson.D{{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
-			return err
-		})
-	if err != nil {
-		return nil, err
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if s.stopAt(ackStepCommit) {
 		return nil, errStopped
@@ -228,9 +226,9 @@ type ackPlan struct {
 	del   []ackPair       // events to delete
 }
 
-// planAck works out an ack from the events read up to cursor, the device's
-// head read after them and the journal of the last ack (if had).
-func planAck(dev head, evs []ackedEvent, cursor int64, last ackDoc, had bool) ackPlan {
+// planAck works out an ack from the events read up to cursor and the
+// device read after them, with the journal of its last ack.
+func planAck(dev ackHead, evs []ackedEvent, cursor int64) ackPlan {
 	p := ackPlan{floor: cursor}
 	seen := map[string]bool{}
 	for _, e := range evs {
@@ -246,7 +244,8 @@ func planAck(dev head, evs []ackedEvent, cursor int64, last ackDoc, had bool) ac
 			p.msgs = append(p.msgs, ackMsg{Chat: m.ChatID, Seq: m.Seq, ID: m.ID, From: m.From})
 		}
 	}
-	if !had {
+	last := dev.Journal
+	if last == nil {
 		return p
 	}
 	// The last ack's cursor was acked by the device too.
@@ -277,23 +276,6 @@ func planAck(dev head, evs []ackedEvent, cursor int64, last ackDoc, had bool) ac
 	}
 	slices.SortStableFunc(p.msgs, func(a, b ackMsg) int { return cmp.Compare(a.Seq, b.Seq) })
 	return p
-}
-
-// writeJournal replaces the device's journal last (if had) with j. If
-// another ack replaced it since it was read, it returns errJournalMoved.
-func (s *Store) writeJournal(ctx context.Context, j ackDoc, last ackDoc, had bool) error {
-	filter := bson.D{{Key: "_id", Value: j.Device}, {Key: "tok", Value: last.Token}}
-	if !had {
-		filter = bson.D{{Key: "_id", Value: j.Device}, {Key: "tok", Value: bson.D{{Key: "$exists", Value: false}}}}
-	}
-	res, err := s.acks.ReplaceOne(ctx, filter, &j, options.Replace().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) || (err == nil && res.MatchedCount == 0 && res.UpsertedCount == 0) {
-		return errJournalMoved
-	}
-	if err != nil {
-		return fmt.Errorf("write ack journal: %w", err)
-	}
-	return nil
 }
 
 // delivered moves the reader's delivered watermarks over msgs and sends a

@@ -58,7 +58,8 @@
 //	users     _id user id; phone, name, about, hide_read, created
 //	devices   _id device id; user, name, platform, created, last_seen,
 //	          refresh_hash, prev_refresh_hash, refresh_expires, push_provider,
-//	          push_token; hint and floor of its inbox
+//	          push_token; hint and floor of its inbox; j, the journal of its
+//	          last ack: {tok, t, cur, done, msgs [{c, s, i, f}], del [{i, n}]}
 //	codes     _id phone; hash, expires, attempts, sent, window_start, window_count
 //	secrets   _id name; value
 //	chats     _id chat id; kind, title, members, created, seq (last committed),
@@ -69,8 +70,6 @@
 //	          bytes), reply, key (the idempotency key)
 //	inbox     _id "<device>/<cursor>"; k ("m" or "r"), m (the whole message)
 //	          or r (the receipt), n (a random tag of the insert)
-//	acks      _id device id; tok, t, cur, done, msgs [{c, s, i, f}],
-//	          del [{i, n}]: the journal of the device's last ack
 //
 // # Indexes
 //
@@ -144,17 +143,18 @@
 // An ack writes to many documents (receipts into the authors' inboxes, the
 // reader's delivered watermarks, the floor, the events), and a node may die
 // between any two writes. So each ack first writes down what it will do,
-// replacing the device's journal (acks, _id the device):
+// replacing the device's journal (field j of the device document):
 //
-//  1. read the events up to the cursor, then the device (floor, user) and
-//     its journal;
+//  1. read the events up to the cursor, then the device (floor, user,
+//     journal);
 //  2. write the journal (compare-and-set on the last one's token): the
 //     cursor, the acked messages of others that need delivered receipts,
-//     the events to delete (_id and tag), done = no receipts needed;
+//     the events to delete (_id and tag), done = no receipts needed (and
+//     then the floor is raised in the same write, and step 4 is skipped);
 //  3. move the reader's delivered watermarks (conditional
 //     findOneAndUpdate, as before) and store receipts for the messages
 //     this ack moved them over;
-//  4. mark the journal done and raise the floor, side by side;
+//  4. mark the journal done and raise the floor, in one write;
 //  5. delete the events.
 //
 // The next ack of the device reads the journal and finishes it: if it is

@@ -54,7 +54,7 @@ type Store struct {
 
 	users, devices, codes, secrets *mongo.Collection
 	chats, members, messages       *mongo.Collection
-	inbox, acks                    *mongo.Collection
+	inbox                          *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -113,7 +113,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		members:     db.Collection(collMembers),
 		messages:    db.Collection(collMessages),
 		inbox:       db.Collection(collInbox),
-		acks:        db.Collection(collAcks),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
 	}
@@ -175,7 +174,6 @@ const (
 	collMembers  = "members"
 	collMessages = "messages"
 	collInbox    = "inbox"
-	collAcks     = "acks"
 )
 
 // IndexSpec is one secondary index the store creates at Open. Every
