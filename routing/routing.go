@@ -57,3 +57,32 @@ type Router interface {
 	// Close releases the router; it is safe to call once.
 	Close() error
 }
+
+// Target is one envelope for one device.
+type Target struct {
+	DeviceID string
+	Env      Envelope
+}
+
+// Batcher is a Router whose Publish waits on the network. PublishBatch
+// publishes every target and then waits for all their answers together, so
+// that a fan-out costs one wait instead of one per device. errs (as long as
+// targets) gets what Publish would have returned for each target.
+// Envelopes to one device keep the order they have in targets.
+type Batcher interface {
+	PublishBatch(ctx context.Context, targets []Target, errs []error)
+}
+
+// PublishAll publishes targets through r, as one batch when r is a Batcher
+// and one after the other otherwise, and returns an error per target.
+func PublishAll(ctx context.Context, r Router, targets []Target) []error {
+	errs := make([]error, len(targets))
+	if b, ok := r.(Batcher); ok && len(targets) > 1 {
+		b.PublishBatch(ctx, targets, errs)
+		return errs
+	}
+	for i, t := range targets {
+		errs[i] = r.Publish(ctx, t.DeviceID, t.Env)
+	}
+	return errs
+}

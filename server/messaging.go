@@ -105,6 +105,7 @@ func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[
 	}
 	// All deliveries of one call share the rendering of their content.
 	var tails map[any][]byte
+	targets := make([]routing.Target, len(ds))
 	for i := range ds {
 		ev := &ds[i].Event
 		var key any
@@ -133,9 +134,14 @@ func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[
 		} else {
 			frame = renderEvent(ev)
 		}
-		t0 := time.Now()
-		err := s.router.Publish(ctx, ds[i].DeviceID, routing.Envelope{Kind: routing.KindEvent, Cursor: ev.Cursor, Frame: frame})
-		s.metrics.routeSeconds.Observe(time.Since(t0).Seconds())
+		targets[i] = routing.Target{DeviceID: ds[i].DeviceID, Env: routing.Envelope{Kind: routing.KindEvent, Cursor: ev.Cursor, Frame: frame}}
+	}
+	// One batch: over a broker, a fan-out waits for its confirms together.
+	t0 := time.Now()
+	errs := routing.PublishAll(ctx, s.router, targets)
+	s.metrics.routeSeconds.Observe(time.Since(t0).Seconds())
+	for i, err := range errs {
+		ev := &ds[i].Event
 		switch {
 		case err == nil:
 			s.metrics.routed.WithLabelValues("routed").Inc()

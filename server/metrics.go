@@ -49,7 +49,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_routed_total",
 			Help: "Envelopes published, by result (routed, offline, error)."}, []string{"result"}),
 		routeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tern_route_seconds",
-			Help: "Time to publish one envelope through the router (broker confirm included).", Buckets: fast}),
+			Help: "Time to publish the envelopes of one store write (a send's fan-out, an ack's receipts) through the router, broker confirms included.", Buckets: fast}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_push_total",
 			Help: "Push wake-ups, by result."}, []string{"result"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_http_requests_total",

@@ -24,7 +24,9 @@
 // broker's delivery tag travels as the message id, which is how a return is
 // matched to its publish. At most Config.MaxInFlight publishes await their
 // confirm at once; further ones wait, honouring their context. A publish is
-// abandoned after Config.PublishTimeout.
+// abandoned after Config.PublishTimeout. PublishBatch (routing.Batcher)
+// sends a whole fan-out before waiting for the first confirm, so that a
+// message to many devices costs one confirm wait rather than one each.
 //
 // The body is compact: the kind byte, the cursor as a signed varint, then
 // the frame bytes.

@@ -237,51 +237,109 @@ func (r *Router) unbind(deviceID string) {
 
 // Publish implements routing.Router: nil when at least one node's queue
 // took the envelope, routing.ErrNoRoute when no node holds the device, and
-// another error (ErrNotConnected, ErrClosed, ErrNacked, a context error)
-// when it is not known.
+// another error (ErrNotConnected, ErrBlocked, ErrClosed, ErrNacked, a
+// context error) when it is not known.
 func (r *Router) Publish(ctx context.Context, deviceID string, env routing.Envelope) error {
+	l, err := r.usable()
+	if err != nil {
+		return err
+	}
+	expired, stop := r.deadline()
+	defer stop()
+	p, err := r.start(ctx, l, deviceID, env, expired)
+	if err != nil || p == nil {
+		return err
+	}
+	return r.wait(ctx, p, deviceID, expired)
+}
+
+// PublishBatch implements routing.Batcher: it publishes every target before
+// it waits for the first confirm, so a fan-out costs one round trip to the
+// broker, not one per device. Envelopes to one device keep their order (one
+// channel, one queue per node). All of them share one Config.PublishTimeout.
+func (r *Router) PublishBatch(ctx context.Context, targets []routing.Target, errs []error) {
+	l, err := r.usable()
+	if err != nil {
+		for i := range targets {
+			errs[i] = err
+		}
+		return
+	}
+	expired, stop := r.deadline()
+	defer stop()
+	ps := make([]*pending, len(targets))
+	for i, t := range targets {
+		ps[i], errs[i] = r.start(ctx, l, t.DeviceID, t.Env, expired)
+	}
+	for i, p := range ps {
+		if p != nil {
+			errs[i] = r.wait(ctx, p, targets[i].DeviceID, expired)
+		}
+	}
+}
+
+// usable returns the link to publish on, or why there is none.
+func (r *Router) usable() (*link, error) {
 	r.mu.RLock()
 	closed, l := r.closed, r.link
 	r.mu.RUnlock()
 	switch {
 	case closed:
-		return ErrClosed
+		return nil, ErrClosed
 	case l == nil:
-		return ErrNotConnected
+		return nil, ErrNotConnected
 	case l.blocked.Load():
-		return ErrBlocked
-	case len(deviceID) > maxKey:
-		return routing.ErrNoRoute // no node can have attached it
+		return nil, ErrBlocked
+	}
+	return l, nil
+}
+
+// deadline returns a channel closed after Config.PublishTimeout (closed, so
+// that every publish of a batch sees it) and its stop function.
+func (r *Router) deadline() (<-chan struct{}, func() bool) {
+	expired := make(chan struct{})
+	t := time.AfterFunc(r.cfg.PublishTimeout, func() { close(expired) })
+	return expired, t.Stop
+}
+
+// start publishes env once there is room among the publishes in flight. A
+// nil pending with a nil error never happens; a nil pending comes with the
+// error that ends the publish.
+func (r *Router) start(ctx context.Context, l *link, deviceID string, env routing.Envelope, expired <-chan struct{}) (*pending, error) {
+	if len(deviceID) > maxKey {
+		return nil, routing.ErrNoRoute // no node can have attached it
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("rabbitmq: publish to %s: %w", deviceID, err)
+		return nil, fmt.Errorf("rabbitmq: publish to %s: %w", deviceID, err)
 	}
-	timeout := time.NewTimer(r.cfg.PublishTimeout)
-	defer timeout.Stop()
-
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("rabbitmq: publish to %s: waiting for room: %w", deviceID, ctx.Err())
-	case <-timeout.C:
-		return fmt.Errorf("rabbitmq: publish to %s: %d publishes awaiting confirms for %v: %w",
+		return nil, fmt.Errorf("rabbitmq: publish to %s: waiting for room: %w", deviceID, ctx.Err())
+	case <-expired:
+		return nil, fmt.Errorf("rabbitmq: publish to %s: %d publishes awaiting confirms for %v: %w",
 			deviceID, r.cfg.MaxInFlight, r.cfg.PublishTimeout, context.DeadlineExceeded)
 	case <-l.down:
-		return ErrNotConnected
+		return nil, ErrNotConnected
 	case <-r.quit:
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	// From here the token is released by whoever settles the publish.
 	p, err := l.publish(r.cfg.Exchange, deviceID, encode(env))
 	if err != nil {
-		return fmt.Errorf("rabbitmq: publish to %s: %w", deviceID, err)
+		return nil, fmt.Errorf("rabbitmq: publish to %s: %w", deviceID, err)
 	}
+	return p, nil
+}
+
+// wait waits for the broker's answer to p.
+func (r *Router) wait(ctx context.Context, p *pending, deviceID string, expired <-chan struct{}) error {
 	select {
 	case <-p.done:
 		return p.err
 	case <-ctx.Done():
 		return fmt.Errorf("rabbitmq: publish to %s: waiting for confirm: %w", deviceID, ctx.Err())
-	case <-timeout.C:
+	case <-expired:
 		return fmt.Errorf("rabbitmq: publish to %s: no confirm within %v: %w",
 			deviceID, r.cfg.PublishTimeout, context.DeadlineExceeded)
 	}

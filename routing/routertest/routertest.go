@@ -19,6 +19,8 @@
 //   - Attaching a device again on the same node replaces the handler; the
 //     late detach of a replaced handler leaves its successor in place.
 //   - A device attached on several nodes gets every envelope on each of them.
+//   - routing.PublishAll (PublishBatch, for a Batcher) answers each target
+//     as Publish would, and keeps the order of one device's envelopes.
 //   - Envelopes from one publisher to one device arrive in publish order;
 //     concurrent publishers' envelopes all arrive exactly once while nothing
 //     fails.
@@ -87,6 +89,7 @@ func Run(t *testing.T, opts Options, newCluster func(t *testing.T, nodes int) []
 		{"RemoteNode", true, s.testRemoteNode},
 		{"SeveralNodes", true, s.testSeveralNodes},
 		{"Order", false, s.testOrder},
+		{"PublishAll", false, s.testPublishAll},
 		{"ConcurrentPublishers", false, s.testConcurrent},
 		{"NoDeliveryAfterDetach", false, s.testNoDeliveryAfterDetach},
 		{"Close", false, s.testClose},
@@ -446,6 +449,54 @@ func (s *suite) testOrder(t *testing.T) {
 	quiet()
 	if m := h.count(); m != n {
 		t.Fatalf("handler got %d envelopes, want %d", m, n)
+	}
+}
+
+// testPublishAll publishes one batch mixing devices attached on other nodes
+// (several envelopes each, interleaved), a device attached nowhere and an
+// over-long device id.
+func (s *suite) testPublishAll(t *testing.T) {
+	c := s.cluster(t, s.nodes)
+	devA, devB, gone := deviceID(t), deviceID(t), deviceID(t)
+	ha, hb := newRecorder(t, "A"), newRecorder(t, "B")
+	attach(t, c.node(1), devA, ha)
+	attach(t, c.node(2), devB, hb)
+	const each = 50
+	var targets []routing.Target
+	for i := 1; i <= each; i++ {
+		for _, d := range []string{devA, gone, devB} {
+			targets = append(targets, routing.Target{DeviceID: d,
+				Env: routing.Envelope{Kind: routing.KindEvent, Cursor: int64(i), Frame: []byte(d + fmt.Sprint(i))}})
+		}
+	}
+	targets = append(targets, routing.Target{DeviceID: string(bytes.Repeat([]byte("x"), 300)), Env: routing.Envelope{Kind: routing.KindEvent}})
+	errs := routing.PublishAll(ctxT(t), c.node(0), targets)
+	if len(errs) != len(targets) {
+		t.Fatalf("%d answers for %d targets", len(errs), len(targets))
+	}
+	for i, err := range errs {
+		want := error(nil)
+		if d := targets[i].DeviceID; d != devA && d != devB {
+			want = routing.ErrNoRoute
+		}
+		if !errors.Is(err, want) {
+			t.Fatalf("target %d (%.20s): %v, want %v", i, targets[i].DeviceID, err, want)
+		}
+	}
+	for _, x := range []struct {
+		h   *recorder
+		dev string
+	}{{ha, devA}, {hb, devB}} {
+		got := x.h.wait(each)
+		for i, e := range got[:each] {
+			if e.Cursor != int64(i+1) || string(e.Frame) != x.dev+fmt.Sprint(i+1) {
+				t.Fatalf("%s: envelope %d is %d %q: order lost", x.h.name, i+1, e.Cursor, e.Frame)
+			}
+		}
+	}
+	quiet()
+	if ha.count() != each || hb.count() != each {
+		t.Fatalf("handlers got %d and %d envelopes, want %d each", ha.count(), hb.count(), each)
 	}
 }
 
