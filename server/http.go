@@ -145,8 +145,10 @@ func clientIP(r *http.Request, trustProxy bool) string {
 	if trustProxy {
 		// The rightmost entry is the one our load balancer added; entries
 		// to its left came from the client and can be forged (proxies that
-		// append, like AWS ALB, keep whatever the client sent).
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		// append, like AWS ALB, keep whatever the client sent). A proxy
+		// may append a header line rather than a value: the last line.
+		if vs := r.Header.Values("X-Forwarded-For"); len(vs) > 0 {
+			xff := vs[len(vs)-1]
 			if i := strings.LastIndexByte(xff, ','); i >= 0 {
 				xff = xff[i+1:]
 			}

@@ -19,4 +19,10 @@ func TestClientIPTakesTheEntryOurProxyAdded(t *testing.T) {
 	if got := clientIP(r, true); got != "198.51.100.1" {
 		t.Fatalf("single entry: %s", got)
 	}
+	// A client's forged line first, the proxy's own line appended.
+	r.Header.Set("X-Forwarded-For", "6.6.6.6")
+	r.Header.Add("X-Forwarded-For", "203.0.113.9")
+	if got := clientIP(r, true); got != "203.0.113.9" {
+		t.Fatalf("two header lines: %s, want the last line's entry", got)
+	}
 }

@@ -46,10 +46,11 @@ func serveAdmin(ctx context.Context, addr, token string, st any, log *slog.Logge
 		w.Header().Set("Content-Disposition", `attachment; filename="tern-backup.tar"`)
 		n, err := b.Backup(r.Context(), w)
 		if err != nil {
-			// The status is gone with the first byte; a truncated stream
-			// fails the restore's own check.
 			log.Error("backup failed", "err", err, "bytes", n)
-			return
+			// The status went with the first byte: break the connection
+			// instead of ending the stream cleanly, so the client sees
+			// the failure (and tern backup checks the stream too).
+			panic(http.ErrAbortHandler)
 		}
 		log.Info("backup streamed", "bytes", n)
 	})

@@ -52,7 +52,15 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, resp.Body)
+	// Checked while written: a stream that broke off (the node failed
+	// mid-way) must not pass for a backup.
+	cw := &countWriter{w: tmp}
+	err = embedded.Verify(ctx, io.TeeReader(resp.Body, cw))
+	if err == nil {
+		// Whatever follows the tar's end (its zero blocks' padding).
+		_, err = io.Copy(cw, resp.Body)
+	}
+	n := cw.n
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -90,4 +98,16 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "restore: %s restored into %s\n", in, dataDir)
 	return nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

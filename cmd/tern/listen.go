@@ -28,6 +28,9 @@ func listen(ctx context.Context, c serveConfig, log *slog.Logger) (net.Listener,
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if c.tlsCert == "" {
+		// Nothing to reload, but SIGHUP's default action would end the
+		// process without a drain (and systemd's reload sends it).
+		onSIGHUP(ctx, func() { log.Info("SIGHUP: no TLS certificate to reload; ignored") })
 		return ln, nil
 	}
 	cr, err := newCertReloader(c.tlsCert, c.tlsKey)
@@ -35,7 +38,14 @@ func listen(ctx context.Context, c serveConfig, log *slog.Logger) (net.Listener,
 		_ = ln.Close()
 		return nil, err
 	}
-	go cr.reloadOnSIGHUP(ctx, log)
+	onSIGHUP(ctx, func() {
+		// A bad new file keeps the old certificate in service.
+		if err := cr.reload(); err != nil {
+			log.Error("TLS certificate reload failed; keeping the old one", "err", err)
+			return
+		}
+		log.Info("TLS certificate reloaded", "cert", cr.certFile)
+	})
 	return tls.NewListener(ln, tlsConfig(cr.get)), nil
 }
 
@@ -102,21 +112,20 @@ func (cr *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return cr.cert, nil
 }
 
-func (cr *certReloader) reloadOnSIGHUP(ctx context.Context, log *slog.Logger) {
+// onSIGHUP calls f on every SIGHUP until ctx ends. The handler is in place
+// when it returns, so no SIGHUP from then on takes the default action.
+func onSIGHUP(ctx context.Context, f func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			// A bad new file keeps the old certificate in service.
-			if err := cr.reload(); err != nil {
-				log.Error("TLS certificate reload failed; keeping the old one", "err", err)
-				continue
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				f()
 			}
-			log.Info("TLS certificate reloaded", "cert", cr.certFile)
 		}
-	}
+	}()
 }

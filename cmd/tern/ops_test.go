@@ -141,6 +141,38 @@ func TestTLSServesWSSAndReloadsOnSIGHUP(t *testing.T) {
 	}
 }
 
+// TestSIGHUPWithoutTLS: with no certificate to reload, SIGHUP (systemctl
+// reload, a log rotator) must not end the process.
+func TestSIGHUPWithoutTLS(t *testing.T) {
+	sms := servertest.NewSMSSink(t)
+	p := startTern(t, t.TempDir(), sms.URL)
+	for range 2 {
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.log(), "no TLS certificate to reload") {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP not noticed\n%s", p.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-p.done:
+		t.Fatalf("tern exited on SIGHUP: %v\n%s", err, p.log())
+	default:
+	}
+	resp, err := http.Get(p.url + "/healthz")
+	if err != nil {
+		t.Fatalf("not serving after SIGHUP: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz after SIGHUP: %d", resp.StatusCode)
+	}
+}
+
 func TestPlainHTTPOnlyOnLoopbackOrWhenAllowed(t *testing.T) {
 	out, err := exec.Command(ternBinary(t), "serve", "--addr", "0.0.0.0:0", "--data-dir", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "refusing plain HTTP") {

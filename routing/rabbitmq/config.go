@@ -37,6 +37,13 @@ type Config struct {
 	// turns the polling off (handlers are still resynced when the link fails
 	// and after reconnecting).
 	OutageResync time.Duration
+	// Heartbeat is the AMQP heartbeat interval the node asks for. It is how
+	// soon the broker notices a node that vanished without closing its
+	// connection (host down, partition) and drops its queue; until then
+	// publishes to that node's devices are confirmed but not delivered, and
+	// push does not fire. The broker takes the lower of its own value and
+	// this. Default 10s.
+	Heartbeat time.Duration
 }
 
 const (
@@ -46,6 +53,7 @@ const (
 	defaultReconnectMax   = 5 * time.Second
 	defaultPublishTimeout = 5 * time.Second
 	defaultOutageResync   = time.Second
+	defaultHeartbeat      = 10 * time.Second
 
 	// dialTimeout bounds the TCP connect and the AMQP handshake.
 	dialTimeout = 10 * time.Second
@@ -99,6 +107,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.OutageResync == 0 {
 		c.OutageResync = defaultOutageResync
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = defaultHeartbeat
 	}
 	return c, nil
 }

@@ -11,7 +11,11 @@
 // of a device on the node unbinds. The queue is exclusive to the node's
 // connection, so when a node dies its queue and every binding on it vanish
 // with the connection: nothing is routed to a dead node, and publishers see
-// routing.ErrNoRoute instead, which wakes the device by push. Nothing is
+// routing.ErrNoRoute instead, which wakes the device by push. That happens
+// at once when the node's process dies (the kernel closes its socket), and
+// within about two Config.Heartbeat intervals when its host or network does.
+// The queue is declared classic explicitly: a vhost whose default queue
+// type is quorum must not turn it into one that outlives the node. Nothing is
 // durable on purpose: routing is a fast path, the inbox in the store is the
 // truth.
 //

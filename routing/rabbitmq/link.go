@@ -85,6 +85,7 @@ func (r *Router) dial(ctx context.Context) (*amqp.Connection, error) {
 	aborted := make(chan struct{})
 	conn, err := amqp.DialConfig(r.cfg.URL, amqp.Config{
 		Properties: props,
+		Heartbeat:  r.cfg.Heartbeat,
 		Dial: func(network, addr string) (net.Conn, error) {
 			d := net.Dialer{Timeout: dialTimeout}
 			c, err := d.DialContext(ctx, network, addr)
@@ -166,7 +167,9 @@ func (r *Router) open(conn *amqp.Connection) (*link, error) {
 	// previous connection died, and would refuse an exclusive queue of the
 	// same name as still owned by it.
 	queue := "tern.node." + r.cfg.NodeID + "." + randomID()
-	if _, err := ctl.QueueDeclare(queue, false, true, true, false, nil); err != nil {
+	// Classic, whatever the vhost's default queue type: a quorum or stream
+	// queue cannot be exclusive, and this queue must die with the node.
+	if _, err := ctl.QueueDeclare(queue, false, true, true, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
 		return nil, fmt.Errorf("declare queue %s: %w", queue, err)
 	}
 	if err := ctl.Qos(prefetch, 0, false); err != nil {

@@ -222,6 +222,38 @@ func restore(ctx context.Context, r io.Reader, dir string) error {
 		return err
 	}
 
+	err = readBackup(ctx, r, func(name string, r io.Reader) error {
+		return writeFile(filepath.Join(stage, strings.TrimPrefix(name, dbDir+"/")), r)
+	})
+	if err != nil {
+		return err
+	}
+	if err := syncDir(stage); err != nil {
+		return err
+	}
+	if err := os.Rename(stage, filepath.Join(dir, dbDir)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// Verify reads a stream written by Backup to its end and checks it against
+// its list, as Restore does, without writing anything: a backup that passes
+// restores (unless the disk fails).
+func Verify(ctx context.Context, r io.Reader) error {
+	err := readBackup(ctx, r, func(_ string, r io.Reader) error {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store/embedded: verify backup: %w", err)
+	}
+	return nil
+}
+
+// readBackup reads a backup stream, checking every entry against the list
+// that opens it, and hands each database file to file, by tar name.
+func readBackup(ctx context.Context, r io.Reader, file func(name string, r io.Reader) error) error {
 	tr := tar.NewReader(ctxReader{ctx: ctx, r: r})
 	want, err := readManifest(tr)
 	if err != nil {
@@ -245,20 +277,14 @@ func restore(ctx context.Context, r io.Reader, dir string) error {
 			return fmt.Errorf("backup entry %q has %d bytes, its list says %d", hdr.Name, hdr.Size, size)
 		}
 		delete(want, hdr.Name)
-		if err := writeFile(filepath.Join(stage, strings.TrimPrefix(hdr.Name, dbDir+"/")), tr); err != nil {
+		if err := file(hdr.Name, tr); err != nil {
 			return fmt.Errorf("%s: %w", hdr.Name, err)
 		}
 	}
 	if len(want) > 0 {
 		return fmt.Errorf("backup is truncated: %d of its files are missing", len(want))
 	}
-	if err := syncDir(stage); err != nil {
-		return err
-	}
-	if err := os.Rename(stage, filepath.Join(dir, dbDir)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // readManifest reads the first entry of a backup: the files to expect, by
