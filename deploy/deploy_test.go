@@ -231,8 +231,13 @@ func TestKubernetesDeployment(t *testing.T) {
 	if n := num(t, "replicas", get(dep, "spec", "replicas")); n != 3 {
 		t.Errorf("Deployment replicas %d, want 3", n)
 	}
-	if n := num(t, "maxUnavailable", get(dep, "spec", "strategy", "rollingUpdate", "maxUnavailable")); n != 1 {
-		t.Errorf("rolling update maxUnavailable %d, want 1", n)
+	// A rolling update starts the new pod before stopping an old one, so
+	// capacity never drops.
+	if n := num(t, "maxUnavailable", get(dep, "spec", "strategy", "rollingUpdate", "maxUnavailable")); n != 0 {
+		t.Errorf("rolling update maxUnavailable %d, want 0", n)
+	}
+	if n := num(t, "maxSurge", get(dep, "spec", "strategy", "rollingUpdate", "maxSurge")); n != 1 {
+		t.Errorf("rolling update maxSurge %d, want 1", n)
 	}
 	pod := get(dep, "spec", "template", "spec")
 	containers, _ := get(pod, "containers").([]any)
@@ -334,8 +339,13 @@ func TestKubernetesDeployment(t *testing.T) {
 func TestKubernetesDisruptionAndScaling(t *testing.T) {
 	objs := k8sObjects(t)
 	pdb, hpa := objs["PodDisruptionBudget"], objs["HorizontalPodAutoscaler"]
-	if n := num(t, "minAvailable", get(pdb, "spec", "minAvailable")); n != 2 {
-		t.Errorf("PDB minAvailable %d, want 2", n)
+	// One eviction at a time, however many pods the HPA runs (minAvailable
+	// would allow evicting all but that many).
+	if v := get(pdb, "spec", "minAvailable"); v != nil {
+		t.Errorf("PDB minAvailable %v: use maxUnavailable", v)
+	}
+	if n := num(t, "maxUnavailable", get(pdb, "spec", "maxUnavailable")); n != 1 {
+		t.Errorf("PDB maxUnavailable %d, want 1", n)
 	}
 	if v := str(hpa["apiVersion"]); v != "autoscaling/v2" {
 		t.Errorf("HPA apiVersion %s, want autoscaling/v2", v)
@@ -343,9 +353,9 @@ func TestKubernetesDisruptionAndScaling(t *testing.T) {
 	if k, n := str(get(hpa, "spec", "scaleTargetRef", "kind")), str(get(hpa, "spec", "scaleTargetRef", "name")); k != "Deployment" || n != str(get(objs["Deployment"], "metadata", "name")) {
 		t.Errorf("HPA targets %s/%s, not the Deployment", k, n)
 	}
-	// Below minAvailable + 1 pods, no voluntary disruption could proceed.
+	// One pod evicted must leave two to carry its sockets.
 	if min := num(t, "minReplicas", get(hpa, "spec", "minReplicas")); min < 3 {
-		t.Errorf("HPA minReplicas %d: the PDB (minAvailable 2) needs at least 3", min)
+		t.Errorf("HPA minReplicas %d, want at least 3", min)
 	}
 	cpu := false
 	for _, m := range get(hpa, "spec", "metrics").([]any) {
@@ -554,8 +564,8 @@ func TestCompose(t *testing.T) {
 	if !strings.Contains(script, "rs.initiate") {
 		t.Error("compose/mongo-init.js does not call rs.initiate")
 	}
-	if !strings.HasPrefix(str(get(services, "rabbitmq", "image")), "rabbitmq:3.13-management") {
-		t.Errorf("rabbitmq image %v, want rabbitmq:3.13-management", get(services, "rabbitmq", "image"))
+	if !strings.HasPrefix(str(get(services, "rabbitmq", "image")), "rabbitmq:4.1-management") {
+		t.Errorf("rabbitmq image %v, want rabbitmq:4.1-management", get(services, "rabbitmq", "image"))
 	}
 
 	// HAProxy: mounts the checked configuration and a certificate folder,
@@ -681,12 +691,20 @@ func TestHAProxyConfigFacts(t *testing.T) {
 	if regexp.MustCompile(`(?m)^\s*(cookie|stick)`).MatchString(cfg) {
 		t.Error("haproxy.cfg: stickiness configured; any node serves any device")
 	}
-	// Tern reads the first X-Forwarded-For entry: it must be set, not appended.
-	if !strings.Contains(cfg, "http-request set-header X-Forwarded-For %[src]") {
-		t.Error("haproxy.cfg does not set X-Forwarded-For to the client address")
+	// Tern reads the last X-Forwarded-For entry: HAProxy must always add
+	// its own (if-none would skip it when the client sent one).
+	if m := regexp.MustCompile(`(?m)^\s*option\s+forwardfor\b(.*)$`).FindStringSubmatch(cfg); m == nil {
+		t.Error("haproxy.cfg: no option forwardfor (the client address in X-Forwarded-For)")
+	} else if strings.Contains(m[1], "if-none") {
+		t.Error("haproxy.cfg: option forwardfor if-none lets a client-sent X-Forwarded-For stand")
 	}
-	if regexp.MustCompile(`(?m)^\s*option\s+forwardfor`).MatchString(cfg) {
-		t.Error("haproxy.cfg: option forwardfor appends to a client-sent X-Forwarded-For")
+	if regexp.MustCompile(`(?mi)^\s*http-request\s+del-header\s+X-Forwarded-For`).MatchString(cfg) {
+		t.Error("haproxy.cfg deletes X-Forwarded-For")
+	}
+	// Go's router serves /metrics for /%6Detrics: the deny must match the
+	// decoded path.
+	if deny := regexp.MustCompile(`(?m)^\s*http-request deny .*/metrics.*$`).FindString(cfg); !strings.Contains(deny, "path,url_dec") {
+		t.Errorf("haproxy.cfg: the /metrics deny %q does not match the decoded path (path,url_dec)", strings.TrimSpace(deny))
 	}
 	if regexp.MustCompile(`on-marked-down\s+shutdown-sessions`).MatchString(cfg) {
 		t.Error("haproxy.cfg: shutdown-sessions would cut every socket of a node whose store blinked")
@@ -714,7 +732,7 @@ func TestNginxConfigFacts(t *testing.T) {
 	if ws == nil {
 		t.Fatal("nginx.conf: no location = /v1/ws")
 	}
-	for _, want := range []string{"proxy_set_header Upgrade", "proxy_set_header Connection", "proxy_set_header X-Forwarded-For   $remote_addr"} {
+	for _, want := range []string{"proxy_set_header Upgrade", "proxy_set_header Connection", "proxy_set_header X-Forwarded-For   $proxy_add_x_forwarded_for"} {
 		if !strings.Contains(ws[1], want) {
 			t.Errorf("nginx.conf /v1/ws: lacks %s", want)
 		}
@@ -724,14 +742,13 @@ func TestNginxConfigFacts(t *testing.T) {
 	} else if d := dur(t, "proxy_read_timeout", m[1]); d <= server.DefaultConfig().IdleTimeout {
 		t.Errorf("nginx.conf /v1/ws: proxy_read_timeout %v not above Tern's idle timeout", d)
 	}
-	if strings.Contains(cfg, "$proxy_add_x_forwarded_for") {
-		t.Error("nginx.conf appends to a client-sent X-Forwarded-For")
-	}
 	// A location that sets any proxy_set_header inherits none from above:
-	// every proxying location must set the forwarding headers itself.
+	// every proxying location must add the client address itself, as the
+	// last X-Forwarded-For entry, which is the one Tern reads.
 	for _, loc := range regexp.MustCompile(`(?s)location [^{]+\{(.*?)\n        \}`).FindAllStringSubmatch(cfg, -1) {
-		if strings.Contains(loc[1], "proxy_pass") && !strings.Contains(loc[1], "X-Forwarded-For") {
-			t.Errorf("nginx.conf: a proxying location without X-Forwarded-For:\n%s", loc[0])
+		if strings.Contains(loc[1], "proxy_pass") &&
+			!regexp.MustCompile(`proxy_set_header\s+X-Forwarded-For\s+(\$proxy_add_x_forwarded_for|\$remote_addr);`).MatchString(loc[1]) {
+			t.Errorf("nginx.conf: a proxying location that does not add the client address to X-Forwarded-For:\n%s", loc[0])
 		}
 	}
 }

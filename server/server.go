@@ -35,8 +35,9 @@ type Config struct {
 	WriteTimeout   time.Duration // a write that takes longer closes the socket
 	OutboxLimit    int           // frames queued for one socket before it counts as a slow consumer
 	HistoryLimit   int           // largest history page
-	// TrustProxy takes the client IP from X-Forwarded-For (set it only
-	// behind a load balancer that overwrites that header).
+	// TrustProxy takes the client IP from the last X-Forwarded-For entry
+	// (set it only behind a load balancer that appends the address it
+	// sees, or overwrites the header).
 	TrustProxy bool
 }
 
