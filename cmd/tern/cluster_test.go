@@ -29,6 +29,7 @@ import (
 
 	"github.com/tern-im/tern/client"
 	"github.com/tern-im/tern/internal/testenv"
+	"github.com/tern-im/tern/routing/rabbitmq/rabbittest"
 	"github.com/tern-im/tern/server/servertest"
 	"github.com/tern-im/tern/store/mongo/mongotest"
 	"github.com/tern-im/tern/wire"
@@ -91,10 +92,17 @@ type node struct {
 	addr string // host:port
 }
 
-// newCluster starts n nodes, passing extra flags to each.
+// newCluster starts n nodes on the shared test broker, passing extra flags
+// to each.
 func newCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, amqpURL: brokerURL(t), sms: servertest.NewSMSSink(t)}
+	return newClusterOn(t, brokerURL(t), n, extra...)
+}
+
+// newClusterOn is newCluster on the broker at amqpURL.
+func newClusterOn(t *testing.T, amqpURL string, n int, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, amqpURL: amqpURL, sms: servertest.NewSMSSink(t)}
 	c.mongoURI, c.db = mongotest.NewDatabase(t)
 	run := randomHex(4)
 	for i := 1; i <= n; i++ {
@@ -946,6 +954,104 @@ func TestClusterBrokerCut(t *testing.T) {
 		}
 	}
 	// After the cuts, the fast path works again.
+	after := []*flow{newFlow(alice, bob, 2), newFlow(bob, carol, 2), newFlow(carol, alice, 2)}
+	if err := runFlows(ctx, after, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkDelivered(t, after)
+	checkClean(t, all...)
+}
+
+// TestClusterBrokerRestart kills the broker (a private RabbitMQ node) under
+// traffic and starts it again a few seconds later. Sends keep being
+// answered (the store is up); while the broker is away the nodes poll their
+// sessions' inboxes, so messages keep reaching screens; once it is back the
+// nodes reconnect and rebind. Nothing answered sent is lost or shown twice,
+// receipts come back, and no client socket drops.
+func TestClusterBrokerRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
+	defer cancel()
+	broker := rabbittest.Start(t)
+	c := newClusterOn(t, broker.URL, 3)
+	lb := newBalancer(t, c.nodes)
+	alice := c.login(ctx, lb.url(0), phone(41), "alice", deviceOpts{})
+	bob := c.login(ctx, lb.url(1), phone(42), "bob", deviceOpts{})
+	carol := c.login(ctx, lb.url(2), phone(43), "carol", deviceOpts{})
+	all := []*device{alice, bob, carol}
+	flows := []*flow{newFlow(alice, bob, 60), newFlow(bob, carol, 60), newFlow(carol, alice, 60)}
+
+	var progress atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- runFlows(ctx, flows, 100*time.Millisecond, &progress) }()
+	for progress.Load() < 15 {
+		select {
+		case err := <-done:
+			t.Fatalf("traffic ended before the broker died: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	down := time.Now()
+	broker.Kill()
+	atKill := progress.Load()
+	time.Sleep(2 * time.Second)
+	if n := progress.Load() - atKill; n == 0 {
+		t.Error("no send was answered while the broker was down: sends must not need it")
+	}
+	broker.Start()
+	up := time.Now()
+	t.Logf("broker away for %v; %d sends answered meanwhile", up.Sub(down).Round(time.Millisecond), progress.Load()-atKill)
+	if err := <-done; err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+	checkChats(t, flows)
+	checkDelivered(t, flows)
+	checkReceipts(t, wire.StatusDelivered, flows)
+	noMore(t, 500*time.Millisecond, all...)
+	checkClean(t, all...)
+
+	// Delivered during the outage too: a message answered sent while the
+	// broker was away reached its screen by the nodes' inbox polling, in
+	// seconds (a liveness bound, far above the 1 s poll).
+	const pollBound = 15 * time.Second
+	var worst time.Duration
+	n := 0
+	for _, f := range flows {
+		f.mu.Lock()
+		for id, at := range f.at {
+			if at.Before(down) || at.After(up) {
+				continue
+			}
+			n++
+			_, arrived := f.to.scr.message(id)
+			worst = max(worst, arrived.Sub(at))
+		}
+		f.mu.Unlock()
+	}
+	t.Logf("of the %d messages answered sent while the broker was away, the slowest took %v from sent to screen",
+		n, worst.Round(time.Millisecond))
+	if worst > pollBound {
+		t.Errorf("a message sent while the broker was away took %v to reach the screen", worst)
+	}
+	// The nodes retry with backoff (at most 5 s apart).
+	eventually(t, 30*time.Second, func() string { return "not every node reconnected to the restarted broker" }, func() bool {
+		for _, nd := range c.nodes {
+			if !strings.Contains(nd.log(), `"msg":"reconnected to broker"`) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, nd := range c.nodes {
+		if nd.exited() {
+			t.Errorf("node %s exited", nd.id)
+		}
+	}
+	for _, d := range all {
+		if s := d.c.Stats(); s.Reconnects != 0 {
+			t.Errorf("%s reconnected %d times: the broker's restart must not drop client sockets", d.name, s.Reconnects)
+		}
+	}
+	// And the fast path works again.
 	after := []*flow{newFlow(alice, bob, 2), newFlow(bob, carol, 2), newFlow(carol, alice, 2)}
 	if err := runFlows(ctx, after, 0, nil); err != nil {
 		t.Fatal(err)

@@ -53,7 +53,11 @@
 //     fails, every attached handler's Resync is called at once, then every
 //     Config.OutageResync while the link is down, and once more after the
 //     node has reconnected, re-declared its queue and rebound every attached
-//     device. Resync is never called while nothing fails.
+//     device. While the broker blocks publishing (a memory or disk alarm:
+//     connection.blocked), Publish fails at once with ErrBlocked and the
+//     handlers are resynced the same way: at once, every
+//     Config.OutageResync, and when the block lifts. Resync is never called
+//     while nothing fails.
 //   - Close stops every goroutine the router started, deletes the node's
 //     queue (so its devices are unroutable when Close returns) and closes
 //     the connection; Publish and Attach then return ErrClosed.

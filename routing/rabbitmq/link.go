@@ -42,6 +42,8 @@ type link struct {
 	drained bool // no publish can be settled any more
 
 	blocked atomic.Bool
+	// blockChanged is signalled (without blocking) when blocked changes.
+	blockChanged chan struct{}
 
 	down     chan struct{} // closed once the link has failed or is closing
 	downOnce sync.Once
@@ -187,14 +189,15 @@ func (r *Router) open(conn *amqp.Connection) (*link, error) {
 		return nil, fmt.Errorf("enable publisher confirms: %w", err)
 	}
 	l := &link{
-		conn:    conn,
-		pub:     pub,
-		ctl:     ctl,
-		queue:   queue,
-		sem:     r.sem,
-		log:     r.log,
-		pending: make(map[uint64]*pending),
-		down:    make(chan struct{}),
+		blockChanged: make(chan struct{}, 1),
+		conn:         conn,
+		pub:          pub,
+		ctl:          ctl,
+		queue:        queue,
+		sem:          r.sem,
+		log:          r.log,
+		pending:      make(map[uint64]*pending),
+		down:         make(chan struct{}),
 	}
 	// Unbuffered, and read by one goroutine: a return is fully recorded
 	// before the ack that follows it can be received (see settleLoop).
@@ -300,6 +303,10 @@ func (l *link) watch(conn, pub, ctl <-chan *amqp.Error, blocked <-chan amqp.Bloc
 				continue
 			}
 			l.blocked.Store(b.Active)
+			select {
+			case l.blockChanged <- struct{}{}:
+			default:
+			}
 			if b.Active {
 				l.log.Warn("broker blocks publishing", "reason", b.Reason)
 			} else {

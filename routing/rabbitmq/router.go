@@ -401,10 +401,7 @@ func (r *Router) resyncAll() {
 func (r *Router) run(ctx context.Context, l *link) {
 	defer close(r.done)
 	for {
-		select {
-		case <-l.down:
-		case <-ctx.Done():
-		}
+		r.superviseLink(ctx, l)
 		r.mu.Lock()
 		r.link = nil
 		r.mu.Unlock()
@@ -433,6 +430,47 @@ func (r *Router) run(ctx context.Context, l *link) {
 		r.log.Info("reconnected to broker", "queue", l.queue)
 		// Envelopes published while the link was down were not routed.
 		r.resyncAll()
+	}
+}
+
+// superviseLink returns when the link fails or ctx ends. Meanwhile, while
+// the broker blocks publishing (a memory or disk alarm), the link is up but
+// nothing is routed: it polls as in an outage, and resyncs once more when
+// the block lifts (publishes refused meanwhile are in the inboxes).
+func (r *Router) superviseLink(ctx context.Context, l *link) {
+	var (
+		stop chan struct{}
+		poll sync.WaitGroup
+	)
+	endPoll := func() {
+		if stop != nil {
+			close(stop)
+			poll.Wait()
+			stop = nil
+		}
+	}
+	defer endPoll()
+	for {
+		select {
+		case <-l.down:
+			return
+		case <-ctx.Done():
+			return
+		case <-l.blockChanged:
+			blocked := l.blocked.Load()
+			switch {
+			case blocked && stop == nil:
+				r.resyncAll()
+				if r.cfg.OutageResync > 0 {
+					stop = make(chan struct{})
+					s := stop
+					poll.Go(func() { r.pollDuringOutage(ctx, s) })
+				}
+			case !blocked:
+				endPoll()
+				r.resyncAll()
+			}
+		}
 	}
 }
 
