@@ -141,6 +141,23 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 		return nil, notFound(err)
 	}
 	last := dev.Journal
+	if last != nil && last.Cursor > cursor && len(last.Del) > 0 {
+		// The last ack went further than this one (a client acking again
+		// after a reconnect): see which of its events are still stored.
+		// Read after the floor, but matched by insert tag, so a writer's
+		// event on one of those cursors is never taken for one of them.
+		var more []ackedEvent
+		cur, err := s.inbox.Find(ctx,
+			bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(deviceID, cursor)}, {Key: "$lte", Value: numKey(deviceID, last.Cursor)}}}},
+			options.Find().SetProjection(bson.D{{Key: "n", Value: 1}}))
+		if err == nil {
+			err = cur.All(ctx, &more)
+		}
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, more...)
+	}
 
 	plan := planAck(dev, evs, cursor)
 	if len(plan.del) == 0 && len(plan.msgs) == 0 {
@@ -226,15 +243,17 @@ type ackPlan struct {
 	del   []ackPair       // events to delete
 }
 
-// planAck works out an ack from the events read up to cursor and the
-// device read after them, with the journal of its last ack.
+// planAck works out an ack from the events read up to cursor (and, beyond
+// it, up to the last ack's cursor), and the device read after the first of
+// them, with the journal of its last ack.
 func planAck(dev ackHead, evs []ackedEvent, cursor int64) ackPlan {
 	p := ackPlan{floor: cursor}
 	seen := map[string]bool{}
 	for _, e := range evs {
 		// At or below the floor: acked before (its ack deletes it), or a
 		// writer's event on an acked cursor, which the writer takes back.
-		if keyNum(e.ID) <= dev.Floor {
+		// Beyond cursor: read only to find the last ack's events.
+		if k := keyNum(e.ID); k <= dev.Floor || k > cursor {
 			continue
 		}
 		p.del = append(p.del, ackPair{ID: e.ID, N: e.N})
@@ -255,9 +274,8 @@ func planAck(dev ackHead, evs []ackedEvent, cursor int64) ackPlan {
 		present[ackPair{ID: e.ID, N: e.N}] = true
 	}
 	for _, d := range last.Del {
-		// Still there (it stopped before deleting), or beyond what was
-		// read: delete it with ours.
-		if !seen[d.ID] && (present[d] || keyNum(d.ID) > cursor) {
+		// Still there: it stopped before deleting. Delete it with ours.
+		if !seen[d.ID] && present[d] {
 			p.del = append(p.del, d)
 			seen[d.ID] = true
 		}
