@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -26,7 +27,8 @@ import (
 // fieldJournal is the device document's field holding its ack journal.
 const fieldJournal = "j"
 
-// ackJournal is what a device's last ack set out to do.
+// ackJournal is what a device's last ack set out to do. It is kept small:
+// it is rewritten by every ack (and, in MongoDB, copied to the oplog).
 type ackJournal struct {
 	// Token identifies the ack that wrote the journal: journal writes are
 	// compare-and-set on it, and an ack marks done only its own.
@@ -34,15 +36,26 @@ type ackJournal struct {
 	TS    int64 `bson:"t"`
 	// Cursor is where the floor goes.
 	Cursor int64 `bson:"cur"`
-	// Done: the receipts of Msgs are stored. Until then a later ack sends
-	// them again.
+	// Done: the delivered receipts of the acked events are stored. Until
+	// then a later ack sends them again; the events are still stored, as
+	// they are deleted only after done, and say which messages need them.
 	Done bool `bson:"done"`
-	// Msgs are the acked messages of others, which need delivered receipts.
-	Msgs []ackMsg `bson:"msgs,omitempty"`
-	// Del are the acked events to delete, by _id and insert tag: an acked
-	// cursor may be taken again by a writer (see confirm), whose event has
-	// another tag and must stay.
-	Del []ackPair `bson:"del,omitempty"`
+	// Cursors and Tags name the acked events to delete: by cursor and
+	// insert tag, since an acked cursor may be taken again by a writer
+	// (see confirm), whose event has another tag and must stay.
+	Cursors []int64 `bson:"dc,omitempty"`
+	Tags    []int64 `bson:"dn,omitempty"`
+}
+
+// events returns the journal's events as pairs of the device's inbox.
+func (j *ackJournal) events(device string) []ackPair {
+	out := make([]ackPair, 0, len(j.Cursors))
+	for i, c := range j.Cursors {
+		if i < len(j.Tags) {
+			out = append(out, ackPair{ID: numKey(device, c), N: j.Tags[i]})
+		}
+	}
+	return out
 }
 
 // ackHead is what an ack reads of its device.
@@ -52,16 +65,17 @@ type ackHead struct {
 	Journal *ackJournal `bson:"j"`
 }
 
+// ackMsg is an acked message of another user, which needs a delivered
+// receipt.
 type ackMsg struct {
-	Chat string `bson:"c"`
-	Seq  int64  `bson:"s"`
-	ID   string `bson:"i"`
-	From string `bson:"f"`
+	Chat, ID, From string
+	Seq            int64
 }
 
+// ackPair is an inbox event by _id and insert tag.
 type ackPair struct {
-	ID string `bson:"i"`
-	N  int64  `bson:"n"`
+	ID string
+	N  int64
 }
 
 // ackedEvent is what Ack reads of an event.
@@ -121,45 +135,37 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	// The events first, the floor after: an event read above the floor
 	// read later was never on a deleted cursor, so the device has seen it
 	// (confirm relies on this).
-	var evs []ackedEvent
-	cur, err := s.inbox.Find(ctx,
-		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: rangeStart(deviceID)}, {Key: "$lte", Value: numKey(deviceID, cursor)}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{
-			{Key: "n", Value: 1}, {Key: "k", Value: 1},
-			{Key: "m.id", Value: 1}, {Key: "m.chat", Value: 1}, {Key: "m.seq", Value: 1}, {Key: "m.from", Value: 1},
-		}))
-	if err == nil {
-		err = cur.All(ctx, &evs)
-	}
+	evs, err := s.ackedEvents(ctx, deviceID, 0, cursor)
 	if err != nil {
 		return nil, err
 	}
-	var dev ackHead
-	err = s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
-		options.FindOne().SetProjection(bson.D{{Key: "user", Value: 1}, {Key: "floor", Value: 1}, {Key: fieldJournal, Value: 1}})).Decode(&dev)
-	if err != nil {
-		return nil, notFound(err)
+	// The device: floor, user, journal. When this node wrote the journal
+	// there by the device's last ack, and finished it, the cache knows
+	// them; the compare-and-set on the journal's token below checks that
+	// nothing changed since (every change of the floor rewrites the
+	// journal), and a miss falls back to reading.
+	dev, cached := s.acked.get(deviceID)
+	if !cached {
+		err = s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
+			options.FindOne().SetProjection(bson.D{{Key: "user", Value: 1}, {Key: "floor", Value: 1}, {Key: fieldJournal, Value: 1}})).Decode(&dev)
+		if err != nil {
+			return nil, notFound(err)
+		}
 	}
 	last := dev.Journal
-	if last != nil && last.Cursor > cursor && len(last.Del) > 0 {
+	if last != nil && last.Cursor > cursor && len(last.Cursors) > 0 {
 		// The last ack went further than this one (a client acking again
 		// after a reconnect): see which of its events are still stored.
 		// Read after the floor, but matched by insert tag, so a writer's
 		// event on one of those cursors is never taken for one of them.
-		var more []ackedEvent
-		cur, err := s.inbox.Find(ctx,
-			bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(deviceID, cursor)}, {Key: "$lte", Value: numKey(deviceID, last.Cursor)}}}},
-			options.Find().SetProjection(bson.D{{Key: "n", Value: 1}}))
-		if err == nil {
-			err = cur.All(ctx, &more)
-		}
+		more, err := s.ackedEvents(ctx, deviceID, cursor, last.Cursor)
 		if err != nil {
 			return nil, err
 		}
 		evs = append(evs, more...)
 	}
 
-	plan := planAck(dev, evs, cursor)
+	plan := planAck(deviceID, dev, evs, cursor)
 	if len(plan.del) == 0 && len(plan.msgs) == 0 {
 		return nil, nil // a repeated ack, and nothing left over
 	}
@@ -170,8 +176,10 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 
 	// The journal is written compare-and-set on the last one's token. An
 	// ack that needs no receipts raises the floor in the same write.
-	j := ackJournal{Token: rand.Int64(), TS: now, Cursor: plan.floor,
-		Done: len(plan.msgs) == 0, Msgs: plan.msgs, Del: plan.del}
+	j := ackJournal{Token: rand.Int64(), TS: now, Cursor: plan.floor, Done: len(plan.msgs) == 0}
+	for _, d := range plan.del {
+		j.Cursors, j.Tags = append(j.Cursors, keyNum(d.ID)), append(j.Tags, d.N)
+	}
 	filter := bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal, Value: bson.D{{Key: "$exists", Value: false}}}}
 	if last != nil {
 		filter = bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal + ".tok", Value: last.Token}}
@@ -180,6 +188,8 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	if j.Done && dev.Floor < plan.floor {
 		update = append(update, bson.E{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}})
 	}
+	// Whatever happens next, what the cache held is stale or in question.
+	s.acked.drop(deviceID)
 	res, err := s.devices.UpdateOne(ctx, filter, update)
 	if err != nil {
 		return nil, fmt.Errorf("write ack journal: %w", err)
@@ -191,6 +201,7 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 		return nil, errStopped
 	}
 	var out []store.Delivery
+	ours := true // the journal is still the one this ack wrote
 	if !j.Done {
 		out, err = s.delivered(ctx, dev.User, plan.msgs, plan.force, now)
 		if err != nil {
@@ -205,13 +216,15 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 		res, err := s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal + ".tok", Value: j.Token}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: fieldJournal + ".done", Value: true}}},
 				{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
-		if err == nil && res.MatchedCount == 0 {
+		replaced := err == nil && res.MatchedCount == 0
+		if replaced {
 			_, err = s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
 				bson.D{{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
 		}
 		if err != nil {
 			return nil, err
 		}
+		ours = !replaced
 	}
 	if s.stopAt(ackStepCommit) {
 		return nil, errStopped
@@ -232,7 +245,51 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 			return nil, err
 		}
 	}
+	if ours {
+		// Done, floor raised, events deleted: the journal needs nothing
+		// from the next ack, which only has to check it is still ours.
+		s.acked.put(deviceID, ackHead{User: dev.User, Floor: max(dev.Floor, plan.floor),
+			Journal: &ackJournal{Token: j.Token, Cursor: j.Cursor, Done: true}})
+	}
 	return out, nil
+}
+
+// ackCache holds, per device, the head an ack of this node left behind,
+// complete and done. It is bounded: when full, it forgets an entry.
+type ackCache struct {
+	mu sync.Mutex
+	m  map[string]ackHead
+}
+
+// ackCacheSize bounds the cache: 64Ki devices of about 100 bytes each.
+const ackCacheSize = 1 << 16
+
+func (c *ackCache) get(device string) (ackHead, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.m[device]
+	return h, ok
+}
+
+func (c *ackCache) put(device string, h ackHead) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]ackHead)
+	}
+	if _, ok := c.m[device]; !ok && len(c.m) >= ackCacheSize {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[device] = h
+}
+
+func (c *ackCache) drop(device string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, device)
 }
 
 // ackPlan is what one ack does.
@@ -246,21 +303,23 @@ type ackPlan struct {
 // planAck works out an ack from the events read up to cursor (and, beyond
 // it, up to the last ack's cursor), and the device read after the first of
 // them, with the journal of its last ack.
-func planAck(dev ackHead, evs []ackedEvent, cursor int64) ackPlan {
+func planAck(deviceID string, dev ackHead, evs []ackedEvent, cursor int64) ackPlan {
 	p := ackPlan{floor: cursor}
 	seen := map[string]bool{}
-	for _, e := range evs {
-		// At or below the floor: acked before (its ack deletes it), or a
-		// writer's event on an acked cursor, which the writer takes back.
-		// Beyond cursor: read only to find the last ack's events.
-		if k := keyNum(e.ID); k <= dev.Floor || k > cursor {
-			continue
-		}
+	add := func(e ackedEvent) {
 		p.del = append(p.del, ackPair{ID: e.ID, N: e.N})
 		seen[e.ID] = true
 		if e.Kind == kindMessage && e.Message != nil && e.Message.From != dev.User {
 			m := e.Message
 			p.msgs = append(p.msgs, ackMsg{Chat: m.ChatID, Seq: m.Seq, ID: m.ID, From: m.From})
+		}
+	}
+	for _, e := range evs {
+		// At or below the floor: acked before (its ack deletes it), or a
+		// writer's event on an acked cursor, which the writer takes back.
+		// Beyond cursor: read only to find the last ack's events.
+		if k := keyNum(e.ID); k > dev.Floor && k <= cursor {
+			add(e)
 		}
 	}
 	last := dev.Journal
@@ -269,31 +328,53 @@ func planAck(dev ackHead, evs []ackedEvent, cursor int64) ackPlan {
 	}
 	// The last ack's cursor was acked by the device too.
 	p.floor = max(p.floor, last.Cursor)
-	present := make(map[ackPair]bool, len(evs))
-	for _, e := range evs {
-		present[ackPair{ID: e.ID, N: e.N}] = true
+	lastEvents := map[ackPair]bool{}
+	for _, d := range last.events(deviceID) {
+		lastEvents[d] = true
 	}
-	for _, d := range last.Del {
-		// Still there: it stopped before deleting. Delete it with ours.
-		if !seen[d.ID] && present[d] {
-			p.del = append(p.del, d)
-			seen[d.ID] = true
+	before := len(p.msgs)
+	for _, e := range evs {
+		// Still stored: it stopped before deleting. Delete it with ours.
+		if lastEvents[ackPair{ID: e.ID, N: e.N}] && !seen[e.ID] {
+			add(e)
 		}
 	}
 	if !last.Done {
 		// It stopped before its receipts were surely stored. Its watermark
 		// moves may have happened, so they can't tell which are missing:
-		// send them all.
-		p.force = make(map[string]bool, len(last.Msgs))
-		for _, m := range last.Msgs {
-			p.force[m.ID] = true
-			if !slices.ContainsFunc(p.msgs, func(o ackMsg) bool { return o.ID == m.ID }) {
-				p.msgs = append(p.msgs, m)
+		// send them all. Its events are all still stored (deleted only
+		// after done), so they say which messages those are.
+		p.force = map[string]bool{}
+		for _, e := range evs {
+			if lastEvents[ackPair{ID: e.ID, N: e.N}] && e.Kind == kindMessage && e.Message != nil && e.Message.From != dev.User {
+				p.force[e.Message.ID] = true
 			}
 		}
 	}
-	slices.SortStableFunc(p.msgs, func(a, b ackMsg) int { return cmp.Compare(a.Seq, b.Seq) })
+	if len(p.msgs) > before {
+		slices.SortStableFunc(p.msgs, func(a, b ackMsg) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
 	return p
+}
+
+// ackedEvents reads the events of device in (after, upto], with what an
+// ack needs of them.
+func (s *Store) ackedEvents(ctx context.Context, device string, after, upto int64) ([]ackedEvent, error) {
+	lo := rangeStart(device)
+	if after > 0 {
+		lo = numKey(device, after)
+	}
+	var evs []ackedEvent
+	cur, err := s.inbox.Find(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: lo}, {Key: "$lte", Value: numKey(device, upto)}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{
+			{Key: "n", Value: 1}, {Key: "k", Value: 1},
+			{Key: "m.id", Value: 1}, {Key: "m.chat", Value: 1}, {Key: "m.seq", Value: 1}, {Key: "m.from", Value: 1},
+		}))
+	if err == nil {
+		err = cur.All(ctx, &evs)
+	}
+	return evs, err
 }
 
 // delivered moves the reader's delivered watermarks over msgs and sends a

@@ -256,3 +256,48 @@ func TestMarkReadStopsHalfway(t *testing.T) {
 		t.Fatalf("member record after a read: %+v", m)
 	}
 }
+
+// TestAckAcrossNodes acks one device by turns on two nodes, so that each
+// node's memory of the device's last ack goes stale every other time: every
+// message still gets exactly one delivered receipt, and the inbox empties.
+func TestAckAcrossNodes(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	nodes := []*Store{openDB(t, name, Config{}), openDB(t, name, Config{})}
+	ctx := t.Context()
+	c := newCast(t, nodes[0])
+	ids := sendN(ctx, t, nodes[0], c, "m", 12)
+	for cur := int64(1); cur <= 12; cur++ {
+		// Twice on one node (the second from its memory), then the other.
+		n := nodes[(cur/2)%2]
+		if _, err := n.Ack(ctx, c.b1, cur); err != nil {
+			t.Fatal(err)
+		}
+		if _, cached := n.acked.get(c.b1); !cached {
+			t.Fatalf("node %d does not remember its ack up to %d", (cur/2)%2, cur)
+		}
+	}
+	got := receiptsOn(ctx, t, nodes[0], c.a1, store.StatusDelivered)
+	for i, id := range ids {
+		if got[id] != 1 {
+			t.Fatalf("message %d has %d delivered receipts (all %v)", i+1, got[id], got)
+		}
+	}
+	if n := stored(ctx, t, nodes[1], c.b1); n != 0 {
+		t.Fatalf("%d events of b1 still stored", n)
+	}
+	// A remembered device deleted by another node: acks change nothing
+	// (and bring nothing back).
+	sendN(ctx, t, nodes[0], c, "x", 1)
+	if err := nodes[1].DeleteDevice(ctx, c.b1); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if _, err := n.Ack(ctx, c.b1, 13); err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("ack of a deleted device: %v", err)
+		}
+	}
+	if n, err := nodes[0].devices.CountDocuments(ctx, bson.D{{Key: "_id", Value: c.b1}}); err != nil || n != 0 {
+		t.Fatalf("deleted device: %d documents (err %v)", n, err)
+	}
+}

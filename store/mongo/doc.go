@@ -59,7 +59,7 @@
 //	devices   _id device id; user, name, platform, created, last_seen,
 //	          refresh_hash, prev_refresh_hash, refresh_expires, push_provider,
 //	          push_token; hint and floor of its inbox; j, the journal of its
-//	          last ack: {tok, t, cur, done, msgs [{c, s, i, f}], del [{i, n}]}
+//	          last ack: {tok, t, cur, done, dc [cursors], dn [their tags]}
 //	codes     _id phone; hash, expires, attempts, sent, window_start, window_count
 //	secrets   _id name; value
 //	chats     _id chat id; kind, title, members, created, seq (last committed),
@@ -146,11 +146,12 @@
 // replacing the device's journal (field j of the device document):
 //
 //  1. read the events up to the cursor, then the device (floor, user,
-//     journal);
+//     journal), unless this node finished the device's last ack: then it
+//     remembers them, and step 2's compare-and-set checks that they hold;
 //  2. write the journal (compare-and-set on the last one's token): the
-//     cursor, the acked messages of others that need delivered receipts,
-//     the events to delete (_id and tag), done = no receipts needed (and
-//     then the floor is raised in the same write, and step 4 is skipped);
+//     cursor, the events to delete (cursor and tag), done = no receipts
+//     needed (and then the floor is raised in the same write, and step 4
+//     is skipped);
 //  3. move the reader's delivered watermarks (conditional
 //     findOneAndUpdate, as before) and store receipts for the messages
 //     this ack moved them over;
@@ -161,7 +162,8 @@
 // not done, it sends the delivered receipts of all its messages again
 // (the watermark may have moved while the receipts were never stored, and
 // nothing tells which; a receipt twice is a tick set twice, one missing is
-// a tick that never comes); it raises the floor to the journal's cursor
+// a tick that never comes; the events, deleted only after done, say which
+// messages those are); it raises the floor to the journal's cursor
 // (which the device acked) and deletes the journal's events that are still
 // there. A node dying before step 4 leaves the events above the floor, so
 // the device is sent them again when it reconnects, and its ack of them

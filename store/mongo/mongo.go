@@ -63,6 +63,9 @@ type Store struct {
 	// chatGates queue this node's senders of one chat in memory, so that
 	// only one of them at a time polls the chat's lock in the database.
 	chatGates gates
+	// acked remembers, per device, what this node's last ack of it left
+	// in the device document, to skip reading it back (see ack.go).
+	acked ackCache
 	// stopAck, set by tests, stops an ack after the step it names as a
 	// node dying there would.
 	stopAck func(step string) bool
