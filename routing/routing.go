@@ -86,3 +86,13 @@ func PublishAll(ctx context.Context, r Router, targets []Target) []error {
 	}
 	return errs
 }
+
+// Linked is a Router whose routing goes through a link (to a broker) that
+// can fail on its own; the server exports its state as metrics.
+type Linked interface {
+	// Connected reports whether the link is up.
+	Connected() bool
+	// Blocked reports whether the far end refuses publishes for now (a
+	// broker's flow control), the link being up.
+	Blocked() bool
+}

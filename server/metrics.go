@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tern-im/tern/routing"
 )
 
 // metrics are the tern_* series of one node.
@@ -67,4 +69,22 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchLink exports the state of the router's broker link.
+func watchLink(reg *prometheus.Registry, l routing.Linked) {
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tern_broker_connected",
+			Help: "1 while the node's link to the broker is up. While it is down, sessions poll their inboxes every second."},
+			func() float64 { return flag(l.Connected()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tern_broker_blocked",
+			Help: "1 while the broker blocks this node's publishing (a RabbitMQ memory or disk alarm)."},
+			func() float64 { return flag(l.Blocked()) }),
+	)
 }

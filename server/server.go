@@ -165,6 +165,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		EnableCompression: false,
 		CheckOrigin:       func(*http.Request) bool { return true },
 	}
+	if l, ok := d.Router.(routing.Linked); ok {
+		watchLink(d.Registry, l)
+	}
 	s.handler = s.routes()
 	go s.repairLoop(time.Second)
 	return s, nil

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -990,10 +991,16 @@ func TestClusterBrokerRestart(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	if g := gauge(t, c.nodes[0], "tern_broker_connected"); g != 1 {
+		t.Errorf("tern_broker_connected is %v before the broker died", g)
+	}
 	down := time.Now()
 	broker.Kill()
 	atKill := progress.Load()
 	time.Sleep(2 * time.Second)
+	if g := gauge(t, c.nodes[0], "tern_broker_connected"); g != 0 {
+		t.Errorf("tern_broker_connected is %v with the broker dead", g)
+	}
 	if n := progress.Load() - atKill; n == 0 {
 		t.Error("no send was answered while the broker was down: sends must not need it")
 	}
@@ -1045,6 +1052,9 @@ func TestClusterBrokerRestart(t *testing.T) {
 		if nd.exited() {
 			t.Errorf("node %s exited", nd.id)
 		}
+		if g := gauge(t, nd, "tern_broker_connected"); g != 1 {
+			t.Errorf("node %s: tern_broker_connected is %v once reconnected", nd.id, g)
+		}
 	}
 	for _, d := range all {
 		if s := d.c.Stats(); s.Reconnects != 0 {
@@ -1058,6 +1068,31 @@ func TestClusterBrokerRestart(t *testing.T) {
 	}
 	checkDelivered(t, after)
 	checkClean(t, all...)
+}
+
+// gauge reads an unlabelled gauge from a node's /metrics.
+func gauge(t *testing.T, nd *node, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + nd.addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", nd.id, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("node %s exports no %s", nd.id, name)
+	return 0
 }
 
 // rabbitmqctl runs the broker's admin tool, skipping the test when it is

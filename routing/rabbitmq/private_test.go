@@ -93,6 +93,9 @@ func TestBrokerBlocksPublishing(t *testing.T) {
 	eventually(t, 30*time.Second, "publish not refused with ErrBlocked during the alarm", func() bool {
 		return errors.Is(a.Publish(ctx, dev, routing.Envelope{Kind: routing.KindEvent, Cursor: -1}), ErrBlocked)
 	})
+	if !a.Blocked() {
+		t.Fatal("Blocked() is false while Publish says ErrBlocked")
+	}
 	polled := h.resyncs.Load()
 	eventually(t, 10*time.Second, "handler not polled while publishing is blocked", func() bool {
 		return h.resyncs.Load() >= polled+3
@@ -106,6 +109,9 @@ func TestBrokerBlocksPublishing(t *testing.T) {
 		return a.Publish(ctx, dev, routing.Envelope{Kind: routing.KindEvent, Cursor: 2}) == nil
 	})
 	eventually(t, 10*time.Second, "envelope after the alarm not delivered", func() bool { return h.has(2) })
+	if a.Blocked() {
+		t.Fatal("Blocked() still true once publishing works again")
+	}
 	// Polling stops with the alarm.
 	time.Sleep(300 * time.Millisecond)
 	settled := h.resyncs.Load()

@@ -354,6 +354,16 @@ func (r *Router) Connected() bool {
 	return r.link != nil
 }
 
+// Blocked reports whether the broker blocks this node's publishing (a
+// memory or disk alarm): the link is up, and Publish fails with ErrBlocked.
+func (r *Router) Blocked() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.link != nil && r.link.blocked.Load()
+}
+
+var _ routing.Linked = (*Router)(nil)
+
 // Close implements routing.Router. It returns once every goroutine of the
 // router has ended and the node's queue is gone. Later calls do nothing.
 func (r *Router) Close() error {
