@@ -228,8 +228,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, o RunOptions) error {
 // reconnect (elsewhere), and waits until their in-flight frames are
 // finished or ctx is done. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) {
-	s.draining.Store(true)
+	// Under s.mu: from here no socket is admitted or attached (serveWS,
+	// attach), so the sessions seen below are all there will be.
 	s.mu.Lock()
+	s.draining.Store(true)
 	all := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
 		all = append(all, ss)
@@ -257,14 +259,18 @@ func (s *Server) DeviceRevoked(userID, deviceID string) {
 	}
 }
 
-// attach registers a session as the one for its device on this node and
-// returns the one it replaces.
-func (s *Server) attach(ss *session) (old *session) {
+// attach registers ss as its device's session on this node and returns the
+// one it replaces; ok is false, and nothing registered, once the node
+// drains.
+func (s *Server) attach(ss *session) (old *session, ok bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return nil, false
+	}
 	old = s.sessions[ss.deviceID]
 	s.sessions[ss.deviceID] = ss
-	s.mu.Unlock()
-	return old
+	return old, true
 }
 
 func (s *Server) detach(ss *session) {

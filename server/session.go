@@ -77,7 +77,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		lastAcked: -1, pumping: true,
 		limiter: newBucket(s.cfg.SendsPerSecond, s.cfg.SendBurst)}
 	ip := clientIP(r, s.cfg.TrustProxy)
+	// Admitted under s.mu, so that no session is counted in s.wg once
+	// Shutdown (which sets draining under s.mu) has begun waiting on it.
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		s.metrics.wsRejected.WithLabelValues("draining").Inc()
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocketGoingAway, "node is draining, reconnect"), time.Now().Add(time.Second))
+		_ = conn.Close()
+		return
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	s.metrics.connections.Inc()
 	// The session runs on a fresh goroutine and the handler returns: that
 	// releases net/http's per-connection state (request, response writer,
@@ -118,7 +130,13 @@ func wsToken(r *http.Request) (token, proto string) {
 
 func (s *Server) run(ss *session, ip string) {
 	log := s.log.With("device", ss.deviceID, "user", ss.userID)
-	if old := s.attach(ss); old != nil {
+	old, ok := s.attach(ss)
+	if !ok {
+		// Shutdown began after this socket was admitted, and did not see it.
+		ss.close(websocketGoingAway, "server going away, reconnect")
+		return
+	}
+	if old != nil {
 		old.close(wire.CloseReplaced, "device connected again")
 	}
 	// A connection of this device on another node is replaced too.
