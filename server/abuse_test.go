@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/client"
+	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/server/servertest"
 	"github.com/tern-im/tern/wire"
 )
@@ -273,4 +275,51 @@ func asWire(err error) *wire.Error {
 		return we
 	}
 	return nil
+}
+
+// slowAttach holds every Attach until release is closed, so that a test can
+// act between a socket's token check and its routing attach.
+type slowAttach struct {
+	routing.Router
+	attaching chan struct{} // gets a value when an Attach starts waiting
+	release   chan struct{}
+}
+
+func (r *slowAttach) Attach(ctx context.Context, deviceID string, h routing.Handler) (func(), error) {
+	r.attaching <- struct{}{}
+	<-r.release
+	return r.Router.Attach(ctx, deviceID, h)
+}
+
+// TestRevokedWhileConnecting revokes a device after its socket passed the
+// token check but before the node attached it to routing: the revoke finds
+// no route, and the session must still close (it re-reads the device once
+// attached).
+func TestRevokedWhileConnecting(t *testing.T) {
+	slow := &slowAttach{attaching: make(chan struct{}, 8), release: make(chan struct{})}
+	n := servertest.Start(t, servertest.Options{Router: func(r routing.Router) routing.Router {
+		slow.Router = r
+		return slow
+	}})
+	ctx := ctxT(t)
+	phone := n.LoginOnly(t, "+14155550243", "phone")
+	laptop := n.LoginOnly(t, "+14155550243", "laptop")
+	connected := make(chan error, 1)
+	go func() { connected <- laptop.Connect(ctx) }()
+	select {
+	case <-slow.attaching:
+	case <-time.After(wait):
+		t.Fatal("the laptop's socket never reached the routing attach")
+	}
+	if err := phone.DeleteDevice(ctx, laptop.Session().DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	close(slow.release)
+	if err := <-connected; err != nil {
+		return // refused outright: fine too
+	}
+	waitStopped(t, laptop)
+	if !errors.Is(laptop.Err(), client.ErrSignedOut) {
+		t.Fatalf("client stopped with %v, want ErrSignedOut", laptop.Err())
+	}
 }

@@ -151,6 +151,15 @@ func (s *Server) run(ss *session, ip string) {
 		s.detach(ss)
 		return
 	}
+	// A revoke published between the token check and the attach found no
+	// route; the device record, deleted before the revoke is published,
+	// tells.
+	if _, err := s.st.Device(s.ctx, ss.deviceID); errors.Is(err, store.ErrNotFound) {
+		ss.close(wire.CloseUnauthorized, "device signed out")
+		detach()
+		s.detach(ss)
+		return
+	}
 	log.Info("connected", "ip", ip)
 	started := time.Now()
 	go ss.pump()
