@@ -18,6 +18,7 @@ import (
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
 )
 
 const readBufferSize = 1024
@@ -125,6 +126,7 @@ type Server struct {
 	draining atomic.Bool
 	mu       sync.Mutex
 	sessions map[string]*session // by device id, this node only
+	admitted uint64              // sockets admitted so far (under mu): their order
 	wg       sync.WaitGroup      // running sessions
 }
 
@@ -260,17 +262,22 @@ func (s *Server) DeviceRevoked(userID, deviceID string) {
 }
 
 // attach registers ss as its device's session on this node and returns the
-// one it replaces; ok is false, and nothing registered, once the node
-// drains.
-func (s *Server) attach(ss *session) (old *session, ok bool) {
+// one it replaces. When ss must not run it registers nothing and returns a
+// close code and reason instead: the node drains, or a socket of the device
+// admitted after ss got here first (sockets of one device race from their
+// upgrade to here; the last one admitted wins, as its client expects).
+func (s *Server) attach(ss *session) (old *session, refuse int, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining.Load() {
-		return nil, false
+		return nil, websocketGoingAway, "server going away, reconnect"
 	}
 	old = s.sessions[ss.deviceID]
+	if old != nil && old.seq > ss.seq {
+		return nil, wire.CloseReplaced, "device connected again"
+	}
 	s.sessions[ss.deviceID] = ss
-	return old, true
+	return old, 0, ""
 }
 
 func (s *Server) detach(ss *session) {

@@ -29,6 +29,7 @@ const inboxPage = 256
 type session struct {
 	srv      *Server
 	id       string // tells this connection apart from others of the device
+	seq      uint64 // admission order on this node (Server.admitted)
 	conn     *websocket.Conn
 	userID   string
 	deviceID string
@@ -89,6 +90,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.wg.Add(1)
+	s.admitted++
+	ss.seq = s.admitted
 	s.mu.Unlock()
 	s.metrics.connections.Inc()
 	// The session runs on a fresh goroutine and the handler returns: that
@@ -130,10 +133,9 @@ func wsToken(r *http.Request) (token, proto string) {
 
 func (s *Server) run(ss *session, ip string) {
 	log := s.log.With("device", ss.deviceID, "user", ss.userID)
-	old, ok := s.attach(ss)
-	if !ok {
-		// Shutdown began after this socket was admitted, and did not see it.
-		ss.close(websocketGoingAway, "server going away, reconnect")
+	old, refuse, why := s.attach(ss)
+	if refuse != 0 {
+		ss.close(refuse, why)
 		return
 	}
 	if old != nil {
