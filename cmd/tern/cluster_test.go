@@ -902,33 +902,14 @@ func TestClusterBrokerCut(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
-	checkChats(t, flows)
-	checkDelivered(t, flows)
-	checkReceipts(t, wire.StatusDelivered, flows)
-	noMore(t, 500*time.Millisecond, all...)
-	checkClean(t, all...)
+	checkAfterTraffic(t, flows, all)
 
 	// Delivery resumed: every message answered sent from the moment of a
 	// cut on reached the screen within seconds (a liveness bound, far
 	// above the ~1 s the routers' outage resync takes).
 	const resumeBound = 15 * time.Second
 	for i, cut := range cuts {
-		var worst time.Duration
-		n := 0
-		for _, f := range flows {
-			f.mu.Lock()
-			for id, at := range f.at {
-				if at.Before(cut) || at.After(cut.Add(5*time.Second)) {
-					continue
-				}
-				n++
-				// Negative when the message was on screen before the
-				// sender had its sent answer.
-				_, arrived := f.to.scr.message(id)
-				worst = max(worst, arrived.Sub(at))
-			}
-			f.mu.Unlock()
-		}
+		n, worst := slowest(flows, cut, cut.Add(5*time.Second))
 		t.Logf("cut %d: of the %d messages answered sent within 5 s of it, the slowest took %v from sent to screen",
 			i+1, n, worst.Round(time.Millisecond))
 		if worst > resumeBound {
@@ -955,12 +936,7 @@ func TestClusterBrokerCut(t *testing.T) {
 		}
 	}
 	// After the cuts, the fast path works again.
-	after := []*flow{newFlow(alice, bob, 2), newFlow(bob, carol, 2), newFlow(carol, alice, 2)}
-	if err := runFlows(ctx, after, 0, nil); err != nil {
-		t.Fatal(err)
-	}
-	checkDelivered(t, after)
-	checkClean(t, all...)
+	checkFastPath(ctx, t, alice, bob, carol)
 }
 
 // TestClusterBrokerRestart kills the broker (a private RabbitMQ node) under
@@ -1010,30 +986,13 @@ func TestClusterBrokerRestart(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
-	checkChats(t, flows)
-	checkDelivered(t, flows)
-	checkReceipts(t, wire.StatusDelivered, flows)
-	noMore(t, 500*time.Millisecond, all...)
-	checkClean(t, all...)
+	checkAfterTraffic(t, flows, all)
 
 	// Delivered during the outage too: a message answered sent while the
 	// broker was away reached its screen by the nodes' inbox polling, in
 	// seconds (a liveness bound, far above the 1 s poll).
 	const pollBound = 15 * time.Second
-	var worst time.Duration
-	n := 0
-	for _, f := range flows {
-		f.mu.Lock()
-		for id, at := range f.at {
-			if at.Before(down) || at.After(up) {
-				continue
-			}
-			n++
-			_, arrived := f.to.scr.message(id)
-			worst = max(worst, arrived.Sub(at))
-		}
-		f.mu.Unlock()
-	}
+	n, worst := slowest(flows, down, up)
 	t.Logf("of the %d messages answered sent while the broker was away, the slowest took %v from sent to screen",
 		n, worst.Round(time.Millisecond))
 	if worst > pollBound {
@@ -1062,12 +1021,49 @@ func TestClusterBrokerRestart(t *testing.T) {
 		}
 	}
 	// And the fast path works again.
-	after := []*flow{newFlow(alice, bob, 2), newFlow(bob, carol, 2), newFlow(carol, alice, 2)}
+	checkFastPath(ctx, t, alice, bob, carol)
+}
+
+// slowest returns how many messages were answered sent between from and
+// to, and the longest any of them took from its sent answer to its
+// addressee's screen (negative when it was on screen first).
+func slowest(flows []*flow, from, to time.Time) (n int, worst time.Duration) {
+	for _, f := range flows {
+		f.mu.Lock()
+		for id, at := range f.at {
+			if at.Before(from) || at.After(to) {
+				continue
+			}
+			n++
+			_, arrived := f.to.scr.message(id)
+			worst = max(worst, arrived.Sub(at))
+		}
+		f.mu.Unlock()
+	}
+	return n, worst
+}
+
+// checkAfterTraffic makes the checks every broker fault test makes once its
+// traffic is over: seqs, deliveries, receipts, nothing more, nothing wrong.
+func checkAfterTraffic(t *testing.T, flows []*flow, all []*device) {
+	t.Helper()
+	checkChats(t, flows)
+	checkDelivered(t, flows)
+	checkReceipts(t, wire.StatusDelivered, flows)
+	noMore(t, 500*time.Millisecond, all...)
+	checkClean(t, all...)
+}
+
+// checkFastPath sends two messages around the triangle a → b → c → a and
+// checks that they arrive.
+func checkFastPath(ctx context.Context, t *testing.T, a, b, c *device) {
+	t.Helper()
+	after := []*flow{newFlow(a, b, 2), newFlow(b, c, 2), newFlow(c, a, 2)}
 	if err := runFlows(ctx, after, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	checkDelivered(t, after)
-	checkClean(t, all...)
+	checkClean(t, a, b, c)
 }
 
 // gauge reads an unlabelled gauge from a node's /metrics.
