@@ -201,7 +201,6 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 		return nil, errStopped
 	}
 	var out []store.Delivery
-	ours := true // the journal is still the one this ack wrote
 	if !j.Done {
 		out, err = s.delivered(ctx, dev.User, plan.msgs, plan.force, now)
 		if err != nil {
@@ -210,21 +209,21 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 		if s.stopAt(ackStepReceipts) {
 			return nil, errStopped
 		}
-		// Done and the floor in one write. If another ack replaced the
-		// journal meanwhile, it took this one as unfinished and sends its
-		// receipts again: only the floor is left to raise.
+		// Done and the floor in one write.
 		res, err := s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal + ".tok", Value: j.Token}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: fieldJournal + ".done", Value: true}}},
 				{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
-		replaced := err == nil && res.MatchedCount == 0
-		if replaced {
-			_, err = s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
-				bson.D{{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
-		}
 		if err != nil {
 			return nil, err
 		}
-		ours = !replaced
+		if res.MatchedCount == 0 {
+			// Another ack replaced the journal meanwhile: it took this
+			// one's events over, and its receipts as unfinished. Its own
+			// may not be stored yet, and it (or the ack that finishes it)
+			// tells which from the events: leave them, and the floor
+			// under them, to it.
+			return out, nil
+		}
 	}
 	if s.stopAt(ackStepCommit) {
 		return nil, errStopped
@@ -245,12 +244,10 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 			return nil, err
 		}
 	}
-	if ours {
-		// Done, floor raised, events deleted: the journal needs nothing
-		// from the next ack, which only has to check it is still ours.
-		s.acked.put(deviceID, ackHead{User: dev.User, Floor: max(dev.Floor, plan.floor),
-			Journal: &ackJournal{Token: j.Token, Cursor: j.Cursor, Done: true}})
-	}
+	// Done, floor raised, events deleted: the journal needs nothing from
+	// the next ack, which only has to check it is still ours.
+	s.acked.put(deviceID, ackHead{User: dev.User, Floor: max(dev.Floor, plan.floor),
+		Journal: &ackJournal{Token: j.Token, Cursor: j.Cursor, Done: true}})
 	return out, nil
 }
 

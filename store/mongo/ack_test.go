@@ -301,3 +301,54 @@ func TestAckAcrossNodes(t *testing.T) {
 		t.Fatalf("deleted device: %d documents (err %v)", n, err)
 	}
 }
+
+// TestOverlappingAcksOneStops: ack A of a device writes its journal and
+// pauses; ack B of the same device (another node) takes A's journal over,
+// moves the delivered watermark and dies before storing the receipts; A
+// goes on, finds its journal replaced and must leave the events to B's
+// journal. The device's next ack then finishes B's journal: every message
+// gets its delivered receipt.
+func TestOverlappingAcksOneStops(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	a, b, c := openDB(t, name, Config{}), openDB(t, name, Config{}), openDB(t, name, Config{})
+	ctx := t.Context()
+	cs := newCast(t, c)
+	ids := sendN(ctx, t, c, cs, "m", 3)
+
+	paused, resume := make(chan struct{}), make(chan struct{})
+	a.stopAck = func(step string) bool {
+		if step == ackStepJournal {
+			close(paused)
+			<-resume
+		}
+		return false
+	}
+	b.stopAck = func(step string) bool { return step == ackStepWatermarks }
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.Ack(ctx, cs.b1, 2)
+		aDone <- err
+	}()
+	<-paused
+	if _, err := b.Ack(ctx, cs.b1, 3); !errors.Is(err, errStopped) {
+		t.Fatalf("ack B: %v", err)
+	}
+	close(resume)
+	if err := <-aDone; err != nil {
+		t.Fatalf("ack A: %v", err)
+	}
+	// The device is sent the events above its floor again, and acks them.
+	if _, err := c.Ack(ctx, cs.b1, 3); err != nil {
+		t.Fatal(err)
+	}
+	got := receiptsOn(ctx, t, c, cs.a1, store.StatusDelivered)
+	for i, id := range ids {
+		if got[id] == 0 {
+			t.Fatalf("message %d has no delivered receipt (all: %v)", i+1, got)
+		}
+	}
+	if n := stored(ctx, t, c, cs.b1); n != 0 {
+		t.Fatalf("%d events of b1 still stored", n)
+	}
+}

@@ -38,7 +38,8 @@
 //   - Receipts: a message acked by a reader's device gets a delivered
 //     receipt, and one marked read a read receipt, even if the node dies
 //     halfway (see "Acks"). While no node dies, it gets exactly one of
-//     each per reader, however many devices or nodes ack it at once: each
+//     each per reader, however many of the reader's devices ack it at once
+//     on whatever nodes (unless two acks of one device overlap): each
 //     watermark moves by a conditional update (delivered by
 //     findOneAndUpdate {delivered: {$lt: n}} then $max, read by
 //     compare-and-set), and only the caller that moved it over a message
@@ -190,9 +191,23 @@
 //     read receipts of a read that stopped wait for the user's next read
 //     in that chat. Events acked by an ack that stopped after raising the
 //     floor stay stored, invisible, until the device's next ack.
+//     A note is replayed once it is older than Config.Timeout by the
+//     replaying node's clock: a clock that runs ahead of the noting node's
+//     by more than that can replay a live read's note (a duplicate).
 //   - Two acks of one device running at once (its socket replaced across
 //     nodes) may send some receipts twice: the second takes the first's
-//     journal as unfinished.
+//     journal as unfinished. The first then leaves its events and the
+//     floor to the second's journal.
+//   - A writer with a stale head that lands an event on an acked cursor and
+//     dies before taking it back leaves that event stored below the floor
+//     until the device is deleted (the message itself reaches the device
+//     again: the send is completed by the next sender, a receipt by the
+//     ack journal). A writer that takes such an event back after the device
+//     saw it (through a concurrent inbox read) places it again: the device
+//     is shown that event twice (clients deduplicate by msg_id).
+//   - The delivered watermark is one number per reader and chat: messages
+//     below it that only a lagging device of the reader acks later get no
+//     receipt of their own (the tick came with a later message's).
 //   - Chat creation inserts the membership records before the chat: a
 //     creation that stops halfway, or loses a race with another sender
 //     using different members, leaves records that readers skip.

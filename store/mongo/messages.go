@@ -309,10 +309,7 @@ func (s *Store) MarkRead(ctx context.Context, userID, chatID string, seq, ts int
 		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, notFound(err))
 	}
 	seq = min(seq, c.Seq)
-	out, err := s.replayReads(ctx, userID, chatID, mem)
-	if err != nil {
-		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, err)
-	}
+	out := s.replayReads(ctx, userID, chatID, mem)
 	// Compare and set, so that of concurrent reads exactly one moves the
 	// mark over each message and sends its receipt. With notify it notes
 	// the range it moved over in the member record until the receipts are
@@ -364,7 +361,7 @@ type pendingRead struct {
 // replayReads sends the read receipts of the ranges noted in mem that are
 // older than the lock timeout: their node died before storing them (a
 // slower one would be a duplicate, which clients take as the same tick).
-func (s *Store) replayReads(ctx context.Context, userID, chatID string, mem memberDoc) ([]store.Delivery, error) {
+func (s *Store) replayReads(ctx context.Context, userID, chatID string, mem memberDoc) []store.Delivery {
 	var out []store.Delivery
 	now := nowMillis()
 	for k, p := range mem.Pending {
@@ -374,11 +371,13 @@ func (s *Store) replayReads(ctx context.Context, userID, chatID string, mem memb
 		s.log.Info("sending read receipts a read left behind", "user", userID, "chat", chatID, "from", p.From, "to", p.To)
 		more, err := s.readReceipts(ctx, userID, chatID, p, fieldPendingReads+"."+k)
 		if err != nil {
-			return nil, err
+			// The note stays for a later read; this read goes on.
+			s.log.Warn("read receipts left behind: still not sent", "user", userID, "chat", chatID, "err", err)
+			continue
 		}
 		out = append(out, more...)
 	}
-	return out, nil
+	return out
 }
 
 // readReceipts sends userID's read receipts for the messages of others in
