@@ -496,6 +496,35 @@ func BenchmarkPublish(b *testing.B) {
 			}
 		})
 	})
+	// A fan-out to 16 devices (a group message), one publish and confirm
+	// wait after another as dispatch did, against one batch.
+	targets := make([]routing.Target, 16)
+	for i := range targets {
+		targets[i] = routing.Target{DeviceID: fmt.Sprintf("%s-%d", dev, i), Env: env}
+		if _, err := r.Attach(ctx, targets[i].DeviceID, &discard{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("FanOut16/OneByOne", func(b *testing.B) {
+		for b.Loop() {
+			for _, t := range targets {
+				if err := a.Publish(ctx, t.DeviceID, t.Env); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("FanOut16/Batch", func(b *testing.B) {
+		errs := make([]error, len(targets))
+		for b.Loop() {
+			a.PublishBatch(ctx, targets, errs)
+			for _, err := range errs {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 	b.Run("NoRoute", func(b *testing.B) {
 		for b.Loop() {
 			if err := a.Publish(ctx, "nobody-"+dev, env); !errors.Is(err, routing.ErrNoRoute) {
