@@ -33,7 +33,6 @@ type ackJournal struct {
 	// Token identifies the ack that wrote the journal: journal writes are
 	// compare-and-set on it, and an ack marks done only its own.
 	Token int64 `bson:"tok"`
-	TS    int64 `bson:"t"`
 	// Cursor is where the floor goes.
 	Cursor int64 `bson:"cur"`
 	// Done: the delivered receipts of the acked events are stored. Until
@@ -176,7 +175,7 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 
 	// The journal is written compare-and-set on the last one's token. An
 	// ack that needs no receipts raises the floor in the same write.
-	j := ackJournal{Token: rand.Int64(), TS: now, Cursor: plan.floor, Done: len(plan.msgs) == 0}
+	j := ackJournal{Token: rand.Int64(), Cursor: plan.floor, Done: len(plan.msgs) == 0}
 	for _, d := range plan.del {
 		j.Cursors, j.Tags = append(j.Cursors, keyNum(d.ID)), append(j.Tags, d.N)
 	}

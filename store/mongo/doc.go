@@ -60,7 +60,7 @@
 //	devices   _id device id; user, name, platform, created, last_seen,
 //	          refresh_hash, prev_refresh_hash, refresh_expires, push_provider,
 //	          push_token; hint and floor of its inbox; j, the journal of its
-//	          last ack: {tok, t, cur, done, dc [cursors], dn [their tags]}
+//	          last ack: {tok, cur, done, dc [cursors], dn [their tags]}
 //	codes     _id phone; hash, expires, attempts, sent, window_start, window_count
 //	secrets   _id name; value
 //	chats     _id chat id; kind, title, members, created, seq (last committed),
