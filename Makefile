@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 ARGS        ?=
 
-.PHONY: run test lint bench build fuzz clean
+.PHONY: run test lint bench build fuzz clean killloop
 
 run:
 	$(GO) run ./cmd/tern serve $(ARGS)
@@ -26,6 +26,17 @@ lint:
 # `tern bench` (see docs/benchmarks.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The cluster chaos test at length: three nodes on FerretDB + RabbitMQ, a
+# rotating node SIGKILLed and restarted KILLS times under traffic, every
+# message answered sent counted (lost, stranded, redelivered). `make test`
+# runs 3 kills; this takes about 20 minutes. Results: docs/cluster-bench.md.
+KILLS      ?= 100
+KILL_SENDS ?= 60
+KILL_PAUSE ?= 0s
+killloop:
+	TERN_TEST_KILLS=$(KILLS) TERN_TEST_KILL_SENDS=$(KILL_SENDS) TERN_TEST_KILL_PAUSE=$(KILL_PAUSE) \
+	  $(GO) test -count=1 -timeout 120m -run '^TestClusterKillLoop$$' -v ./cmd/tern
 
 # Short fuzzing of every decoder; FUZZTIME=5m for a longer run.
 FUZZTIME ?= 20s

@@ -77,10 +77,16 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 	res, err := s.st.Send(ctx, req)
 	s.metrics.storeSeconds.WithLabelValues("send").Observe(time.Since(t1).Seconds())
 	if err != nil {
+		// Events it placed to complete another send are stored: route them.
+		s.dispatch(ctx, res.Deliveries, devices)
 		return err
 	}
-	ss.queue(sentFrame(f.ID, &res.Message))
-	s.metrics.sendSeconds.Observe(time.Since(t0).Seconds())
+	// Routed before the answer: once the client has sent, it will not
+	// write the send again, so a node that died between the answer and the
+	// publish would leave a connected recipient waiting for its next event.
+	// The other way round, a node that dies before answering is asked
+	// again, and the duplicate pokes the targets (below).
+	errs := s.publish(ctx, res.Deliveries)
 	if res.Duplicate {
 		// A resend usually means the first attempt's answer was lost, maybe
 		// with the node that stored it before it published: poke the
@@ -89,10 +95,12 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 		for _, d := range targets {
 			s.poke(ctx, d)
 		}
-		return nil
+	} else {
+		s.metrics.messagesSent.Inc()
 	}
-	s.metrics.messagesSent.Inc()
-	s.dispatch(ctx, res.Deliveries, devices)
+	ss.queue(sentFrame(f.ID, &res.Message))
+	s.metrics.sendSeconds.Observe(time.Since(t0).Seconds())
+	s.settle(ctx, res.Deliveries, errs, devices)
 	return nil
 }
 
@@ -100,8 +108,14 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 // Devices nobody holds are woken by push when devices (their records) are
 // known; receipts never wake a device.
 func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[string]store.Device) {
+	s.settle(ctx, ds, s.publish(ctx, ds), devices)
+}
+
+// publish routes stored inbox events to the nodes holding their devices and
+// returns each one's outcome.
+func (s *Server) publish(ctx context.Context, ds []store.Delivery) []error {
 	if len(ds) == 0 {
-		return
+		return nil
 	}
 	// All deliveries of one call share the rendering of their content.
 	var tails map[any][]byte
@@ -140,6 +154,12 @@ func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[
 	t0 := time.Now()
 	errs := routing.PublishAll(ctx, s.router, targets)
 	s.metrics.routeSeconds.Observe(time.Since(t0).Seconds())
+	return errs
+}
+
+// settle does what a publish leaves to do: wake the devices nobody holds
+// and remember the ones whose publish failed, to poke them later.
+func (s *Server) settle(ctx context.Context, ds []store.Delivery, errs []error, devices map[string]store.Device) {
 	for i, err := range errs {
 		ev := &ds[i].Event
 		switch {
@@ -329,6 +349,62 @@ func (s *Server) repairLoop(interval time.Duration) {
 		}
 		for _, d := range s.repair.take() {
 			s.poke(s.ctx, d)
+		}
+	}
+}
+
+// inboxCheckBatch is how many devices one Heads call asks about.
+const inboxCheckBatch = 500
+
+// inboxCheckLoop runs checkInboxes every interval until the node stops.
+func (s *Server) inboxCheckLoop(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.checkInboxes(s.ctx, interval)
+	}
+}
+
+// checkInboxes reads the inbox heads of this node's sessions' devices and
+// resyncs each session whose inbox holds more than it sent. Routing is a
+// fast path: an event whose publish never happened (its node died between
+// the store and the broker, or its publish failed and the node died before
+// the repair) would otherwise wait for the device's next event or
+// reconnect. A session that is mid-way through an event it is about to
+// receive anyway reads its inbox once more: harmless, and rare.
+func (s *Server) checkInboxes(ctx context.Context, budget time.Duration) {
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for len(all) > 0 {
+		batch := all[:min(len(all), inboxCheckBatch)]
+		all = all[len(batch):]
+		ids := make([]string, len(batch))
+		for i, ss := range batch {
+			ids[i] = ss.deviceID
+		}
+		cctx, cancel := context.WithTimeout(ctx, budget)
+		heads, err := s.st.Heads(cctx, ids)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("inbox check failed", "err", err)
+			}
+			return
+		}
+		for _, ss := range batch {
+			if ss.behindInbox(heads[ss.deviceID]) {
+				s.metrics.caughtUp.Inc()
+				s.log.Info("inbox check: session behind its inbox, resyncing", "device", ss.deviceID, "head", heads[ss.deviceID])
+			}
 		}
 	}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	httpSeconds   *prometheus.HistogramVec
 	wsRejected    *prometheus.CounterVec
 	slowConsumers prometheus.Counter
+	caughtUp      prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -62,10 +63,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "WebSocket upgrades refused, by reason."}, []string{"reason"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_slow_consumers_total",
 			Help: "Sockets closed because the client did not read fast enough."}),
+		caughtUp: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_inbox_check_behind_total",
+			Help: "Sessions the periodic inbox check found behind their inbox (an event whose routing was lost), and resynced."}),
 	}
 	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.messagesSent, m.duplicates,
 		m.eventsAcked, m.receipts, m.sendSeconds, m.storeSeconds, m.routed, m.routeSeconds, m.pushes,
-		m.httpRequests, m.httpSeconds, m.wsRejected, m.slowConsumers,
+		m.httpRequests, m.httpSeconds, m.wsRejected, m.slowConsumers, m.caughtUp,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

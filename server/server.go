@@ -36,6 +36,11 @@ type Config struct {
 	WriteTimeout   time.Duration // a write that takes longer closes the socket
 	OutboxLimit    int           // frames queued for one socket before it counts as a slow consumer
 	HistoryLimit   int           // largest history page
+	// InboxCheck is how often the node compares the inbox heads of its
+	// sessions' devices with what it sent them, and reads the inbox of a
+	// session that fell behind: the safety net under routing, for an event
+	// whose publish died with its node or its broker link. 0: off.
+	InboxCheck time.Duration
 	// TrustProxy takes the client IP from the last X-Forwarded-For entry
 	// (set it only behind a load balancer that appends the address it
 	// sees, or overwrites the header).
@@ -172,6 +177,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.handler = s.routes()
 	go s.repairLoop(time.Second)
+	if s.cfg.InboxCheck > 0 {
+		go s.inboxCheckLoop(s.cfg.InboxCheck)
+	}
 	return s, nil
 }
 

@@ -285,8 +285,9 @@ func (ss *session) Deliver(env routing.Envelope) {
 		case ss.lastSent-ss.lastAcked >= int64(ss.srv.cfg.Window):
 			ss.behind = true
 		case env.Cursor == ss.lastSent+1:
-			ss.queueLocked(env.Frame)
-			ss.lastSent = env.Cursor
+			if ss.queueLocked(env.Frame) {
+				ss.lastSent = env.Cursor
+			}
 		default:
 			// A gap: an earlier event is still on its way or was lost.
 			// The inbox has it; read from there, in order.
@@ -294,6 +295,18 @@ func (ss *session) Deliver(env routing.Envelope) {
 		}
 		ss.mu.Unlock()
 	}
+}
+
+// behindInbox starts an inbox read if head is beyond what the session sent
+// and no read is running, and reports whether it did.
+func (ss *session) behindInbox(head int64) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed || ss.pumping || ss.behind || head <= ss.lastSent {
+		return false
+	}
+	ss.startPumpLocked()
+	return true
 }
 
 // Resync implements routing.Handler.
@@ -365,7 +378,9 @@ func (ss *session) pump() {
 			if evs[i].Cursor <= ss.lastSent {
 				continue
 			}
-			ss.queueLocked(renderEvent(&evs[i]))
+			if !ss.queueLocked(renderEvent(&evs[i])) {
+				break // closed: nothing after it may be written either
+			}
 			ss.lastSent = evs[i].Cursor
 		}
 		exhausted := len(evs) < limit
@@ -427,7 +442,9 @@ func (ss *session) ackLoop() {
 		ss.srv.metrics.storeSeconds.WithLabelValues("ack").Observe(time.Since(t0).Seconds())
 		if err != nil {
 			// The events stay in the inbox and come again on the next
-			// connection; the client deduplicates them.
+			// connection; the client deduplicates them. The socket goes:
+			// the client acked already and will not again, so a session
+			// whose window is full would wait for an ack forever.
 			if !errors.Is(err, context.Canceled) {
 				ss.srv.log.Error("ack failed", "device", ss.deviceID, "err", err)
 			}
@@ -435,6 +452,7 @@ func (ss *session) ackLoop() {
 			ss.acking = false
 			ss.ackWant = ss.lastAcked
 			ss.mu.Unlock()
+			ss.close(websocketGoingAway, "store unavailable, reconnect")
 			return
 		}
 		ss.srv.metrics.eventsAcked.Add(float64(cursor - prev))
@@ -457,22 +475,29 @@ func (ss *session) queue(frame []byte) {
 	ss.mu.Unlock()
 }
 
-func (ss *session) queueLocked(frame []byte) {
+// queueLocked reports whether the frame was queued. When it was not, the
+// session is closed (or closing) and nothing after it is written either:
+// a writer that skipped a frame and wrote the next would let the client
+// ack past an event it never saw.
+func (ss *session) queueLocked(frame []byte) bool {
 	if ss.closed {
-		return
+		return false
 	}
 	if len(ss.out) >= ss.srv.cfg.OutboxLimit {
 		// The window bounds inbox events, so only a client that stopped
 		// reading gets here: drop it rather than grow without bound.
 		ss.srv.metrics.slowConsumers.Inc()
-		go ss.close(wire.CloseSlowConsumer, "not reading fast enough")
-		return
+		ss.closed = true
+		ss.out = nil
+		go ss.closeConn(wire.CloseSlowConsumer, "not reading fast enough")
+		return false
 	}
 	ss.out = append(ss.out, frame)
 	if !ss.writing {
 		ss.writing = true
 		go ss.writeLoop()
 	}
+	return true
 }
 
 // writeLoop drains the queue and exits when it is empty, so an idle socket
@@ -518,6 +543,12 @@ func (ss *session) close(code int, reason string) {
 	ss.closed = true
 	ss.out = nil
 	ss.mu.Unlock()
+	ss.closeConn(code, reason)
+}
+
+// closeConn sends the close frame and closes the socket, once the session
+// is marked closed.
+func (ss *session) closeConn(code int, reason string) {
 	_ = ss.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
 		time.Now().Add(time.Second))
 	_ = ss.conn.Close()

@@ -166,7 +166,10 @@ func Unique(ids []string) []string {
 }
 
 // SendResult is the stored message and the inbox events to route. On a
-// duplicate it is the first send's message, with no deliveries.
+// duplicate it is the first send's message. Deliveries may also hold events
+// the call placed to complete earlier sends that a dead node left half done
+// (an adapter shared by several nodes does that); a Send that fails may
+// still return those, and the caller routes them like any other.
 type SendResult struct {
 	Message    Message
 	Duplicate  bool
@@ -226,6 +229,10 @@ type Messages interface {
 	// Inbox returns up to limit unacked events with cursor > after, and the
 	// last cursor ever assigned to the device (0 for none).
 	Inbox(ctx context.Context, deviceID string, after int64, limit int) (events []Event, head int64, err error)
+	// Heads returns, for each of the devices that has an inbox, the last
+	// cursor Inbox would report as its head; a node compares them with
+	// what it sent its sessions, to catch an event whose routing was lost.
+	Heads(ctx context.Context, deviceIDs []string) (map[string]int64, error)
 	// Ack removes the device's events up to cursor. For messages it acked
 	// that were written by others and not yet delivered to its user, it
 	// appends delivered receipts to every device of their authors and

@@ -90,7 +90,8 @@ type cluster struct {
 type node struct {
 	*proc
 	id   string
-	addr string // host:port
+	addr string   // host:port
+	args []string // what it was started with, to restart it
 }
 
 // newCluster starts n nodes on the shared test broker, passing extra flags
@@ -113,7 +114,7 @@ func newClusterOn(t *testing.T, amqpURL string, n int, extra ...string) *cluster
 			// Resent sends come in bursts after a reconnect.
 			"--sends-per-second", "1000", "--send-burst", "1000"}, extra...)
 		p := startTern(t, t.TempDir(), c.sms.URL, args...)
-		c.nodes = append(c.nodes, &node{proc: p, id: id, addr: strings.TrimPrefix(p.url, "http://")})
+		c.nodes = append(c.nodes, &node{proc: p, id: id, addr: strings.TrimPrefix(p.url, "http://"), args: args})
 	}
 	// Registered after the nodes' own cleanups, so it runs before they
 	// are killed.
@@ -161,6 +162,8 @@ type deviceOpts struct {
 	// message frame the server wrote: where nothing fails, the server must
 	// not repeat one.
 	strict bool
+	// redeliveries, with strict, counts repeats rather than failing.
+	redeliveries *atomic.Int64
 }
 
 // login signs phone in as a new device through baseURL and connects it.
@@ -189,7 +192,7 @@ func (c *cluster) login(ctx context.Context, baseURL, phone, name string, o devi
 	if err := d.c.Connect(ctx); err != nil {
 		t.Fatalf("connect %s at %s: %v", name, baseURL, err)
 	}
-	d.scr = watch(d.c)
+	d.scr = watch(d.c, o.redeliveries)
 	return d
 }
 
@@ -224,10 +227,14 @@ type screen struct {
 	lastSeq  map[string]int64 // by chat
 	receipts map[string]map[string]string
 	problems []string
+	// redeliveries, when set, counts a message shown again instead of
+	// calling it a problem: where nodes die, the server may repeat what
+	// it had written before it died (clients deduplicate by msg_id).
+	redeliveries *atomic.Int64
 }
 
-func watch(c *client.Client) *screen {
-	s := &screen{msgs: map[string]wire.ServerFrame{}, arrived: map[string]time.Time{},
+func watch(c *client.Client, redeliveries *atomic.Int64) *screen {
+	s := &screen{msgs: map[string]wire.ServerFrame{}, arrived: map[string]time.Time{}, redeliveries: redeliveries,
 		lastSeq:  map[string]int64{},
 		receipts: map[string]map[string]string{wire.StatusDelivered: {}, wire.StatusRead: {}}}
 	go func() {
@@ -245,6 +252,10 @@ func (s *screen) record(f wire.ServerFrame) {
 	switch f.Type {
 	case wire.TypeMessage:
 		if _, dup := s.msgs[f.MsgID]; dup {
+			if s.redeliveries != nil {
+				s.redeliveries.Add(1)
+				return
+			}
 			s.problems = append(s.problems, fmt.Sprintf("message %s (seq %d) shown twice", f.MsgID, f.Seq))
 			return
 		}
@@ -1181,7 +1192,8 @@ type balancer struct {
 }
 
 type backend struct {
-	addr  string
+	mu    sync.Mutex
+	where string // where the node listens; moves when it restarts
 	up    atomic.Bool
 	conns atomic.Int64 // connections open through the balancer
 }
@@ -1190,7 +1202,7 @@ func newBalancer(t *testing.T, nodes []*node) *balancer {
 	t.Helper()
 	b := &balancer{stop: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	for _, nd := range nodes {
-		be := &backend{addr: nd.addr}
+		be := &backend{where: nd.addr}
 		be.up.Store(true)
 		b.backends = append(b.backends, be)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -1209,6 +1221,20 @@ func newBalancer(t *testing.T, nodes []*node) *balancer {
 	return b
 }
 
+func (be *backend) addr() string {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	return be.where
+}
+
+// moved points backend i at a restarted node's new address.
+func (b *balancer) moved(i int, addr string) {
+	be := b.backends[i]
+	be.mu.Lock()
+	be.where = addr
+	be.mu.Unlock()
+}
+
 func (b *balancer) url(i int) string { return "http://" + b.lns[i].Addr().String() }
 
 // open is the number of connections open through the balancer to backend i.
@@ -1221,7 +1247,7 @@ func (b *balancer) check() {
 	defer tick.Stop()
 	for {
 		for _, be := range b.backends {
-			resp, err := hc.Get("http://" + be.addr + "/readyz")
+			resp, err := hc.Get("http://" + be.addr() + "/readyz")
 			ok := err == nil && resp.StatusCode == http.StatusOK
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
@@ -1303,7 +1329,7 @@ func (b *balancer) proxy(c net.Conn, prefer int) {
 	var be *backend
 	for _, cand := range b.candidates(prefer) {
 		var err error
-		if s, err = net.DialTimeout("tcp", cand.addr, time.Second); err == nil {
+		if s, err = net.DialTimeout("tcp", cand.addr(), time.Second); err == nil {
 			be = cand
 			break
 		}

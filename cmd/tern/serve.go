@@ -36,6 +36,10 @@ type serveConfig struct {
 	auth                               auth.Config
 }
 
+// defaultInboxCheck is --inbox-check with a broker: well inside the few
+// seconds in which a connected device must see a message answered sent.
+const defaultInboxCheck = 2 * time.Second
+
 func serveFlags(c *serveConfig) *flagSet {
 	fs := newFlagSet("tern serve", "TERN_")
 	sd, ad := server.DefaultConfig(), auth.DefaultConfig()
@@ -67,6 +71,7 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Int(&c.srv.Window, "window", sd.Window, "unacked inbox events in flight per socket")
 	fs.Duration(&c.srv.IdleTimeout, "idle-timeout", sd.IdleTimeout, "close sockets silent for this long")
 	fs.Int(&c.srv.HistoryLimit, "history-limit", sd.HistoryLimit, "largest history page")
+	fs.Duration(&c.srv.InboxCheck, "inbox-check", 0, "how often to check that every socket got all of its inbox (the safety net under routing); 0: 2s with --router rabbitmq, off in-process; negative: off")
 	fs.Bool(&c.srv.TrustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For (behind a load balancer only)")
 	fs.Duration(&c.auth.CodeTTL, "code-ttl", ad.CodeTTL, "lifetime of a verification code")
 	fs.Int(&c.auth.MaxAttempts, "code-attempts", ad.MaxAttempts, "tries per verification code")
@@ -121,6 +126,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log = log.With("node", c.srv.NodeID)
+	switch {
+	case c.srv.InboxCheck < 0:
+		c.srv.InboxCheck = 0
+	case c.srv.InboxCheck == 0 && c.routerKind == "rabbitmq":
+		// Across nodes, an event's publish can die with the node that
+		// stored it; in one process it cannot.
+		c.srv.InboxCheck = defaultInboxCheck
+	}
 
 	var st store.Store
 	switch c.storeKind {

@@ -273,6 +273,31 @@ func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit i
 	return events, last, nil
 }
 
+// Heads implements store.Messages.
+func (s *Store) Heads(ctx context.Context, deviceIDs []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(deviceIDs))
+	err := s.snapshot(ctx, func(r reader) error {
+		clear(out)
+		for _, id := range deviceIDs {
+			if !validID(id) {
+				continue
+			}
+			raw, err := r.get(key(tHeads, id))
+			if err != nil {
+				return err
+			}
+			if raw != nil {
+				out[id] = decodeHead(raw).Last
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox heads: %w", err)
+	}
+	return out, nil
+}
+
 // Ack implements store.Messages. The receipts' time is the time of the ack.
 // Acks are lazy writes: a round of nothing but acks that append no receipts
 // commits without an fsync (see wtx.sync).

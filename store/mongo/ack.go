@@ -98,6 +98,9 @@ const (
 	ackStepCommit     = "commit"     // journal done, floor raised
 	// A read's receipts are stored, its note not yet dropped.
 	readStepReceipts = "read-receipts"
+	// sendStepInserted fails a send whose message insert was applied, as
+	// a timeout or a connection cut after the server applied it would.
+	sendStepInserted = "send-inserted"
 )
 
 // errStopped is what an ack stopped by Store.stopAck returns.

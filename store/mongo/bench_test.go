@@ -106,3 +106,27 @@ func BenchmarkAck(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkHeads measures one Heads call of the inbox check: the heads of
+// 500 devices (the server's batch), each with an event in its inbox.
+func BenchmarkHeads(b *testing.B) {
+	s := newStore(b)
+	c := newBenchCast(b, s, 250)
+	ctx := b.Context()
+	var ids []string
+	for i := 0; i < len(c.users); i += 2 {
+		req := directReq(c.users[i], c.devices[i][0], c.users[i+1], "h", c.devices[i+1][0], c.devices[i+1][1], c.devices[i][1])
+		if _, err := s.Send(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, ds := range c.devices {
+		ids = append(ids, ds[0], ds[1])
+	}
+	for b.Loop() {
+		hs, err := s.Heads(ctx, ids)
+		if err != nil || len(hs) != len(ids) {
+			b.Fatalf("Heads: %d of %d, %v", len(hs), len(ids), err)
+		}
+	}
+}

@@ -114,7 +114,17 @@
 // token, finds the message above the chat's seq, delivers it to every
 // device of every member but the writing one, commits its seq, and goes on
 // with its own. So the log stays gap-free even if the client never retries,
-// and a retry answers the completed message as a duplicate.
+// and a retry answers the completed message as a duplicate. The events the
+// taker placed come back in its SendResult, for its caller to route: the
+// dead holder will never publish them.
+//
+// A send that fails once its insert was attempted never drops the lock: it
+// marks it dead. An insert can fail after the server applied it (a
+// timeout, a connection cut), and a lock dropped over an uncommitted
+// message let a resend find that message by its key and answer it as sent
+// while it was in no inbox (issue 7). For the same reason a resend whose
+// key finds a message above the committed seq completes it (as a taker
+// does) before it answers.
 //
 // # Inbox cursors: claims by insert
 //
@@ -176,10 +186,11 @@
 // # What remains possible
 //
 //   - A node that dies holding a chat lock stalls that chat's sends for
-//     Config.Timeout (10s by default). Its half-done send stays out of
-//     History (which stops at the committed seq) and out of some inboxes
-//     until the next send in the chat completes it; devices that had
-//     received it then receive it again (clients deduplicate by msg_id).
+//     Config.Timeout (10s by default). Its half-done send (never answered
+//     sent) stays out of History (which stops at the committed seq) and
+//     out of some inboxes until its resend or the next send in the chat
+//     completes it; devices that had received it then receive it again
+//     (clients deduplicate by msg_id).
 //   - A holder that stalls for longer than Config.Timeout (a long GC
 //     pause, a partition) loses the lock while alive. Seqs stay unique and
 //     gap-free (the message _id decides, and the taker completes what it

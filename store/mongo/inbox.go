@@ -406,6 +406,34 @@ func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit i
 	return events, headCur, nil
 }
 
+// Heads implements store.Messages: max(hint, floor) of each device, as
+// Inbox reports it when the device has no event above.
+func (s *Store) Heads(ctx context.Context, deviceIDs []string) (map[string]int64, error) {
+	ids := make([]string, 0, len(deviceIDs))
+	for _, id := range deviceIDs {
+		if validID(id) {
+			ids = append(ids, id)
+		}
+	}
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	cur, err := s.devices.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "hint", Value: 1}, {Key: "floor", Value: 1}}))
+	var hs []head
+	if err == nil {
+		err = cur.All(ctx, &hs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inbox heads: %w", err)
+	}
+	for _, h := range hs {
+		out[h.ID] = max(h.Hint, h.Floor)
+	}
+	return out, nil
+}
+
 // readEvents reads up to limit (0: all) events of device after cursor.
 func (s *Store) readEvents(ctx context.Context, device string, after int64, limit int) ([]eventDoc, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})

@@ -71,6 +71,9 @@ type sendPlan struct {
 	// newChatErr is why the request cannot create its chat; it only
 	// matters if the chat does not exist yet.
 	newChatErr error
+	// completed are the events this send placed to complete the sends a
+	// dead holder of the lock left in the log (rollForward).
+	completed []store.Delivery
 }
 
 // errLockLost means another node took the chat lock over while this send
@@ -126,11 +129,12 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 			continue
 		}
 		if err != nil {
-			return store.SendResult{}, fmt.Errorf("send to %s: %w", m.ChatID, err)
+			return store.SendResult{Deliveries: p.completed}, fmt.Errorf("send to %s: %w", m.ChatID, err)
 		}
+		res.Deliveries = append(res.Deliveries, p.completed...)
 		return res, nil
 	}
-	return store.SendResult{}, fmt.Errorf("send to %s: %w", m.ChatID, errLockLost)
+	return store.SendResult{Deliveries: p.completed}, fmt.Errorf("send to %s: %w", m.ChatID, errLockLost)
 }
 
 // send is one attempt of Send under the chat lock:
@@ -150,14 +154,22 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	if err != nil {
 		return store.SendResult{}, err
 	}
-	committed := false
+	released := false
 	defer func() {
-		if !committed {
-			s.unlockChat(ctx, l, 0, 0)
+		if !released {
+			// Whatever failed, a message may be in the log above the
+			// chat's seq: an insert can fail after the server applied it
+			// (a timeout, a connection cut). Dropping the lock would let
+			// a resend find that message by its key and answer it as
+			// sent, never delivered. Marked dead, the lock makes the next
+			// sender complete it at once.
+			s.markDead(ctx, l)
 		}
 	}()
 	if l.takeover {
-		if err := s.rollForward(ctx, l); err != nil {
+		ds, err := s.rollForward(ctx, l)
+		p.completed = append(p.completed, ds...)
+		if err != nil {
 			return store.SendResult{}, err
 		}
 	}
@@ -168,7 +180,13 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		doc := msgDoc{ID: numKey(m.ChatID, m.Seq), Msg: *msgOf(&m), Key: p.key}
 		var insErr, headErr error
 		_ = parallel(
-			func() error { _, insErr = s.messages.InsertOne(ctx, &doc); return nil },
+			func() error {
+				_, insErr = s.messages.InsertOne(ctx, &doc)
+				if insErr == nil && s.stopAt(sendStepInserted) {
+					insErr = errStopped // applied, yet failed: a timeout, a cut
+				}
+				return nil
+			},
 			func() error {
 				if len(p.targets) > 0 {
 					hs, headErr = s.heads(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}})
@@ -176,14 +194,12 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 				return nil
 			})
 		if insErr == nil {
-			committed = true
 			if headErr != nil {
 				// The message is in the log: finish regardless.
 				dctx, cancel := s.detached(ctx)
 				hs, headErr = s.heads(dctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}})
 				cancel()
 				if headErr != nil {
-					s.markDead(ctx, l)
 					return store.SendResult{}, headErr
 				}
 			}
@@ -197,6 +213,18 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		var first msgDoc
 		err := s.messages.FindOne(ctx, bson.D{{Key: "dev", Value: m.FromDevice}, {Key: "key", Value: p.key}}).Decode(&first)
 		if err == nil {
+			if first.Msg.Seq > l.seq {
+				// The first attempt is in the log but not committed: it
+				// stopped halfway, and this resend came before anyone
+				// completed it. Complete it before answering sent.
+				ds, err := s.rollForward(ctx, l)
+				p.completed = append(p.completed, ds...)
+				if err != nil {
+					return store.SendResult{}, err
+				}
+			}
+			s.unlockChat(ctx, l, 0, 0)
+			released = true
 			return store.SendResult{Message: *first.Msg.message(), Duplicate: true}, nil
 		}
 		if !errors.Is(err, mongo.ErrNoDocuments) {
@@ -204,7 +232,9 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		}
 		// The seq: the holder this send took the lock over from was alive
 		// after all and wrote its message; complete it, and go on above it.
-		if err := s.rollForward(ctx, l); err != nil {
+		ds, err := s.rollForward(ctx, l)
+		p.completed = append(p.completed, ds...)
+		if err != nil {
 			return store.SendResult{}, err
 		}
 	}
@@ -226,10 +256,10 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	}
 	deliveries, err := s.appendEvents(ctx, byID, evs)
 	if err != nil {
-		s.markDead(ctx, l)
 		return store.SendResult{}, err
 	}
 	s.unlockChat(ctx, l, m.Seq, m.TS)
+	released = true
 	return store.SendResult{Message: m, Deliveries: deliveries}, nil
 }
 
@@ -238,20 +268,21 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 // of every member's devices but the writing one, and commits their seq.
 // Devices that got the event before the holder stopped get it twice; the
 // client deduplicates by message id.
-func (s *Store) rollForward(ctx context.Context, l *chatLock) error {
+func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery, error) {
+	var out []store.Delivery
 	for {
 		var d msgDoc
 		err := s.messages.FindOne(ctx, bson.D{{Key: "_id", Value: numKey(l.chatID, l.seq+1)}}).Decode(&d)
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil
+			return out, nil
 		}
 		if err != nil {
-			return err
+			return out, err
 		}
 		m := d.Msg.message()
 		hs, err := s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}})
 		if err != nil {
-			return err
+			return out, err
 		}
 		byID := make(map[string]head, len(hs))
 		var evs []*outEvent
@@ -263,18 +294,22 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) error {
 			evs = append(evs, &outEvent{device: h.ID, doc: eventDoc{Kind: kindMessage, Message: &d.Msg},
 				event: store.Event{Kind: store.EventMessage, Message: m}})
 		}
-		if _, err := s.appendEvents(ctx, byID, evs); err != nil {
-			return err
+		ds, err := s.appendEvents(ctx, byID, evs)
+		// Returned even when a later step fails: they are in the inboxes,
+		// and whoever holds their devices must hear of them.
+		out = append(out, ds...)
+		if err != nil {
+			return out, err
 		}
 		// Commit it now, so that whoever holds the lock next does not
 		// deliver it again, to the wrong devices.
 		res, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.chatID}, {Key: "lock.t", Value: l.token}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: m.Seq}}}, {Key: "$max", Value: bson.D{{Key: "last_ts", Value: m.TS}}}})
 		if err != nil {
-			return err
+			return out, err
 		}
 		if res.MatchedCount == 0 {
-			return errLockLost
+			return out, errLockLost
 		}
 		l.seq = m.Seq
 		s.log.Warn("store/mongo: completed a send left unfinished by another node",

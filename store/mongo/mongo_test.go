@@ -365,6 +365,17 @@ func TestLockTakeover(t *testing.T) {
 				t.Fatal(err)
 			}
 			waited := time.Since(t0)
+			// The events that completed the dead send come back with the
+			// taker's own, for the caller to route: nobody else will.
+			completed := map[string]bool{}
+			for _, d := range r.Deliveries {
+				if d.Event.Message != nil && d.Event.Message.ID == orphan.ID {
+					completed[d.DeviceID] = true
+				}
+			}
+			if len(completed) != 3 || !completed[c.b1] || !completed[c.b2] || !completed[c.a2] {
+				t.Fatalf("deliveries of the completed send: %v, want b1, b2 and a2", completed)
+			}
 			if !dead && waited < s.lockTimeout {
 				t.Fatalf("took a live-looking lock over after %v (timeout %v)", waited, s.lockTimeout)
 			}
@@ -495,5 +506,99 @@ func TestSendGivesUpWaiting(t *testing.T) {
 	r, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "2", c.b1))
 	if err != nil || r.Duplicate || r.Message.Seq != 2 || r.Deliveries[0].Event.Cursor != 2 {
 		t.Fatalf("send after the lock was freed: %+v, err %v; want seq 2 at cursor 2", r, err)
+	}
+}
+
+// TestResendAfterInsertFailed: a send whose message insert was applied but
+// answered with an error (a timeout, a cut connection) must not leave its
+// message in the log, uncommitted and in no inbox, for a resend to find by
+// its key and answer as sent. The lock stays marked dead, and the resend,
+// on another node, completes the message at once before answering.
+func TestResendAfterInsertFailed(t *testing.T) {
+	name := dbName()
+	dropDB(t, name)
+	failing, other := openDB(t, name, Config{}), openDB(t, name, Config{})
+	failing.stopAck = func(step string) bool { return step == sendStepInserted }
+	ctx := t.Context()
+	c := newCast(t, other)
+	if _, err := other.Send(ctx, directReq(c.alice, c.a1, c.bob, "1", c.b1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := failing.Send(ctx, directReq(c.alice, c.a1, c.bob, "2", c.b1)); !errors.Is(err, errStopped) {
+		t.Fatalf("send whose insert failed: %v", err)
+	}
+	t0 := time.Now()
+	dup, err := other.Send(ctx, directReq(c.alice, c.a1, c.bob, "2", c.b1))
+	if err != nil || !dup.Duplicate || dup.Message.Seq != 2 {
+		t.Fatalf("resend: %+v Duplicate %v err %v", dup.Message, dup.Duplicate, err)
+	}
+	if waited := time.Since(t0); waited >= other.lockTimeout {
+		t.Fatalf("the resend waited %v for the lock: it was not left marked dead", waited)
+	}
+	if !deliversTo(dup.Deliveries, c.b1, dup.Message.ID) {
+		t.Fatalf("resend deliveries %+v, want the completed message for b1", dup.Deliveries)
+	}
+	checkDelivered(ctx, t, other, c.b1, 2)
+}
+
+// TestResendFindsUncommittedMessage: a message in the log above the chat's
+// committed seq with no lock on the chat (what an older version left when
+// its insert failed after it was applied) is completed by its resend
+// before the resend answers sent.
+func TestResendFindsUncommittedMessage(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	c := newCast(t, s)
+	first, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "1", c.b1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := directReq(c.alice, c.a1, c.bob, "2").Message
+	orphan.ChatID, orphan.Seq = first.Message.ChatID, 2
+	if _, err := s.messages.InsertOne(ctx, msgDoc{ID: numKey(orphan.ChatID, 2), Msg: *msgOf(&orphan), Key: "c:2"}); err != nil {
+		t.Fatal(err)
+	}
+	dup, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, "2", c.b1))
+	if err != nil || !dup.Duplicate || dup.Message.ID != orphan.ID {
+		t.Fatalf("resend: %+v Duplicate %v err %v", dup.Message, dup.Duplicate, err)
+	}
+	if !deliversTo(dup.Deliveries, c.b1, orphan.ID) {
+		t.Fatalf("resend deliveries %+v, want the completed message for b1", dup.Deliveries)
+	}
+	checkDelivered(ctx, t, s, c.b1, 2)
+}
+
+func deliversTo(ds []store.Delivery, device, msgID string) bool {
+	for _, d := range ds {
+		if d.DeviceID == device && d.Event.Message != nil && d.Event.Message.ID == msgID {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDelivered checks that the chat of device's messages has its first n
+// seqs committed (History) and that device's inbox holds each of them.
+func checkDelivered(ctx context.Context, t *testing.T, s *Store, device string, n int64) {
+	t.Helper()
+	evs, _, err := s.Inbox(ctx, device, 0, 0)
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("inbox of %s: %d events, err %v", device, len(evs), err)
+	}
+	chatID := evs[0].Message.ChatID
+	seqs := map[int64]bool{}
+	for _, e := range evs {
+		if e.Message != nil {
+			seqs[e.Message.Seq] = true
+		}
+	}
+	hist, err := s.History(ctx, chatID, 0, 0)
+	if err != nil || int64(len(hist)) != n {
+		t.Fatalf("History of %s: %d messages (err %v), want %d committed", chatID, len(hist), err, n)
+	}
+	for seq := int64(1); seq <= n; seq++ {
+		if !seqs[seq] {
+			t.Fatalf("inbox of %s has no event for seq %d (has %v)", device, seq, seqs)
+		}
 	}
 }

@@ -198,6 +198,32 @@ func testMessages(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("Heads", func(t *testing.T) {
+		s, ctx := newStore(t), t.Context()
+		w := newWorld(t, s)
+		for i := range 3 {
+			send(t, s, direct(w.alice, w.a1, w.bob, fmt.Sprint(i), int64(i), "m", w.b1, w.b2))
+		}
+		ack(t, s, w.b1, 3)
+		fresh := newDevice(t, s, w.alice, "a3").ID
+		hs, err := s.Heads(ctx, []string{w.b1, w.b2, w.a1, fresh, "dnosuchdevice", ""})
+		must(t, err)
+		// Acked or not, the head is the last cursor used (a1 has the
+		// delivered receipt of b1's ack); a device with nothing in its
+		// inbox yet has 0 or no entry.
+		if hs[w.b1] != 3 || hs[w.b2] != 3 || hs[w.a1] != 1 || hs[fresh] != 0 || hs["dnosuchdevice"] != 0 {
+			t.Fatalf("Heads = %v; want b1 3, b2 3, a1 1, a3 0", hs)
+		}
+		for _, d := range []string{w.b1, w.b2, w.a1, fresh} {
+			if _, head := inbox(t, s, d); head != hs[d] {
+				t.Fatalf("Heads says %d for %s, Inbox %d", hs[d], d, head)
+			}
+		}
+		if hs, err := s.Heads(ctx, nil); err != nil || len(hs) != 0 {
+			t.Fatalf("Heads(nil) = %v, %v", hs, err)
+		}
+	})
+
 	t.Run("History", func(t *testing.T) {
 		s, ctx := newStore(t), t.Context()
 		w := newWorld(t, s)
