@@ -40,7 +40,7 @@ killloop:
 
 # Short fuzzing of every decoder; FUZZTIME=5m for a longer run.
 FUZZTIME ?= 20s
-FUZZ_TARGETS = wire:FuzzDecodeClientFrame wire:FuzzDecodeServerFrame server:FuzzAppendString \
+FUZZ_TARGETS = wire:FuzzCheckJSON wire:FuzzDecodeClientFrame wire:FuzzDecodeServerFrame server:FuzzAppendString \
   auth:FuzzNormalizePhone auth:FuzzParseAccessToken auth:FuzzParseRefreshToken \
   auth:FuzzValidCodeFormat auth:FuzzVerifyInput
 fuzz:

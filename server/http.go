@@ -1,16 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -28,6 +29,12 @@ const (
 	maxLookup    = 1000
 	maxPushToken = 4096
 )
+
+// MetricsHandler serves the node's Prometheus metrics, for a listener of
+// the caller's (the API port serves them too unless Config.HideMetrics).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -50,18 +57,45 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/chats/{chat_id}/messages", s.authed(s.handleHistory))
 	handle("GET /healthz", s.handleHealth)
 	handle("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	if !s.cfg.HideMetrics {
+		mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	// The socket is long-lived: it is not timed like a request.
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, wire.Errorf(wire.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "Tern "+s.version+" is running. API under /v1, health at /healthz.\n")
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, pattern := mux.Handler(r); pattern == "" {
+			// No route. The mux's own answer is plain text: a 404, or a
+			// 405 with Allow for a path that takes other methods. Say the
+			// same in the API's JSON error shape.
+			rec := &statusRecorder{header: http.Header{}}
+			h.ServeHTTP(rec, r)
+			if rec.code == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", rec.header.Get("Allow"))
+				writeError(w, wire.Errorf(wire.CodeMethodNotAllowed, "%s is not allowed on %s; allowed: %s",
+					r.Method, r.URL.Path, rec.header.Get("Allow")))
+				return
+			}
+			writeError(w, wire.Errorf(wire.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// statusRecorder keeps the status and headers of a response and drops its
+// body.
+type statusRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *statusRecorder) WriteHeader(code int)        { r.code = code }
 
 type statusWriter struct {
 	http.ResponseWriter
@@ -124,19 +158,23 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, we)
 }
 
-// decode reads a JSON body into v, refusing bodies over maxBodyBytes.
+// decode reads a JSON body into v, refusing bodies over maxBodyBytes,
+// invalid UTF-8, unpaired surrogates and keys in the wrong case (see
+// wire.CheckJSON) before decoding.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return wire.Errorf(wire.CodeTooLarge, "body over %d bytes", maxBodyBytes)
 		}
-		if errors.Is(err, io.EOF) {
-			return wire.Errorf(wire.CodeBadRequest, "body is empty; expected a JSON object")
-		}
-		return wire.Errorf(wire.CodeBadRequest, "malformed JSON body")
+		return wire.Errorf(wire.CodeBadRequest, "reading the body: %v", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return wire.Errorf(wire.CodeBadRequest, "body is empty; expected a JSON object")
+	}
+	if e := wire.DecodeJSON(data, v); e != nil {
+		return e
 	}
 	return nil
 }
@@ -238,13 +276,19 @@ func (s *Server) handlePatchMe(w http.ResponseWriter, r *http.Request, c auth.Cl
 		s.writeErr(w, r, err)
 		return
 	}
-	if err := checkText("name", p.Name, maxNameLen); err != nil {
-		s.writeErr(w, r, err)
-		return
+	if p.Name != nil {
+		*p.Name = strings.TrimSpace(*p.Name)
+		if e := wire.CheckName("name", *p.Name, maxNameLen); e != nil {
+			s.writeErr(w, r, e)
+			return
+		}
 	}
-	if err := checkText("about", p.About, maxAboutLen); err != nil {
-		s.writeErr(w, r, err)
-		return
+	if p.About != nil {
+		*p.About = strings.TrimSpace(*p.About)
+		if e := wire.CheckName("about", *p.About, maxAboutLen); e != nil {
+			s.writeErr(w, r, e)
+			return
+		}
 	}
 	u, err := s.st.User(r.Context(), c.UserID)
 	if err != nil {
@@ -265,19 +309,6 @@ func (s *Server) handlePatchMe(w http.ResponseWriter, r *http.Request, c auth.Cl
 		return
 	}
 	s.handleMe(w, r, c)
-}
-
-func checkText(field string, v *string, maxLen int) error {
-	if v == nil {
-		return nil
-	}
-	if !utf8.ValidString(*v) {
-		return wire.Errorf(wire.CodeBadRequest, "%s is not valid UTF-8", field)
-	}
-	if utf8.RuneCountInString(*v) > maxLen {
-		return wire.Errorf(wire.CodeTooLarge, "%s is longer than %d characters", field, maxLen)
-	}
-	return nil
 }
 
 func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, _ auth.Claims) {
@@ -477,4 +508,22 @@ func rfc3339(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// originAllowed reports whether a WebSocket upgrade's Origin may connect:
+// no Origin (not a browser), the server's own origin, or one configured.
+// Without it any web page a signed-in user visits could open a socket with
+// a token it got hold of, and read their messages.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }

@@ -41,6 +41,14 @@ type Config struct {
 	// session that fell behind: the safety net under routing, for an event
 	// whose publish died with its node or its broker link. 0: off.
 	InboxCheck time.Duration
+	// AllowedOrigins are the web origins ("https://chat.example.com")
+	// whose pages may open a WebSocket; "*" allows any. Empty: only the
+	// origin of the server itself (the Host the request names). Requests
+	// without an Origin header (not from a browser) are always allowed.
+	AllowedOrigins []string
+	// HideMetrics keeps /metrics off the API port (serve MetricsHandler on
+	// a private listener instead).
+	HideMetrics bool
 	// TrustProxy takes the client IP from the last X-Forwarded-For entry
 	// (set it only behind a load balancer that appends the address it
 	// sees, or overwrites the header).
@@ -107,6 +115,8 @@ type Deps struct {
 	Log      *slog.Logger
 	Registry *prometheus.Registry // nil: a new one
 	Version  string
+	// Now is the clock of Auth (token expiry); nil: time.Now.
+	Now func() time.Time
 }
 
 // Server is one Tern node.
@@ -120,6 +130,7 @@ type Server struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	version  string
+	now      func() time.Time
 	upgrader websocket.Upgrader
 	handler  http.Handler
 
@@ -147,6 +158,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:      cfg.withDefaults(),
@@ -158,6 +172,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		reg:      d.Registry,
 		metrics:  newMetrics(d.Registry),
 		version:  d.Version,
+		now:      d.Now,
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]*session),
@@ -170,7 +185,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		WriteBufferPool:   &sync.Pool{},
 		HandshakeTimeout:  10 * time.Second,
 		EnableCompression: false,
-		CheckOrigin:       func(*http.Request) bool { return true },
+		// serveWS checks the origin before upgrading, with an answer
+		// that says why.
+		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	if l, ok := d.Router.(routing.Linked); ok {
 		watchLink(d.Registry, l)

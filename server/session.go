@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -34,6 +35,11 @@ type session struct {
 	userID   string
 	deviceID string
 	limiter  bucket
+	// expires is when the access token the socket was opened with
+	// expires (on the auth clock): the socket closes then with 4401, and
+	// the client reconnects with a refreshed token, so that a session
+	// never outlives the token that opened it.
+	expires time.Time
 
 	mu       sync.Mutex
 	out      [][]byte // frames waiting for the writer
@@ -58,7 +64,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, wire.Errorf(wire.CodeUnavailable, "node is draining, connect to another"))
 		return
 	}
+	if !s.originAllowed(r) {
+		s.metrics.wsRejected.WithLabelValues("origin").Inc()
+		writeError(w, wire.Errorf(wire.CodeForbidden, "origin %q may not open a socket here", r.Header.Get("Origin")))
+		return
+	}
 	token, proto := wsToken(r)
+	if token == "" {
+		s.metrics.wsRejected.WithLabelValues("unauthorized").Inc()
+		writeError(w, wire.Errorf(wire.CodeUnauthorized,
+			"missing access token: send it as Authorization: Bearer <token>, or (browsers) as the subprotocol bearer.<token>"))
+		return
+	}
 	claims, err := s.auth.Authenticate(r.Context(), token)
 	if err != nil {
 		s.metrics.wsRejected.WithLabelValues("unauthorized").Inc()
@@ -75,6 +92,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	ss := &session{srv: s, conn: conn, id: store.NewID("s"), userID: claims.UserID, deviceID: claims.DeviceID,
+		expires:   claims.Expires,
 		lastAcked: -1, pumping: true,
 		limiter: newBucket(s.cfg.SendsPerSecond, s.cfg.SendBurst)}
 	ip := clientIP(r, s.cfg.TrustProxy)
@@ -164,6 +182,10 @@ func (s *Server) run(ss *session, ip string) {
 	}
 	log.Info("connected", "ip", ip)
 	started := time.Now()
+	expiry := time.AfterFunc(ss.expires.Sub(s.now()), func() {
+		ss.close(wire.CloseUnauthorized, "access token expired: refresh it and connect again")
+	})
+	defer expiry.Stop()
 	go ss.pump()
 
 	ss.readLoop()
@@ -217,6 +239,13 @@ func (ss *session) readLoop() {
 			ss.sendError("", wire.Errorf(wire.CodeBadRequest, "frames are JSON text frames"))
 			continue
 		}
+		if !utf8.Valid(data) {
+			// RFC 6455: a text frame that is not UTF-8 fails the
+			// connection with 1007.
+			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
+			ss.close(websocket.CloseInvalidFramePayloadData, "frame is not valid UTF-8")
+			return
+		}
 		f, err := wire.DecodeClientFrame(data)
 		if err != nil {
 			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
@@ -224,6 +253,12 @@ func (ss *session) readLoop() {
 			continue
 		}
 		ss.srv.metrics.framesIn.WithLabelValues(f.Type).Inc()
+		if !ss.srv.now().Before(ss.expires) {
+			// The timer runs on the wall clock; the token's expiry is on
+			// the auth clock, which tests move.
+			ss.close(wire.CloseUnauthorized, "access token expired: refresh it and connect again")
+			return
+		}
 		ss.handle(&f)
 	}
 }

@@ -18,7 +18,10 @@ const (
 	CodeCodeExpired  = "code_expired"
 	CodeUnsupported  = "unsupported"
 	CodeUnavailable  = "unavailable"
-	CodeInternal     = "internal"
+	// CodeMethodNotAllowed answers a REST path that exists with another
+	// method; the Allow header lists the methods it takes.
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeInternal         = "internal"
 )
 
 // Error is a protocol error: a stable code, a human message and, for
@@ -57,6 +60,8 @@ func HTTPStatus(code string) int {
 		return 403
 	case CodeNotFound:
 		return 404
+	case CodeMethodNotAllowed:
+		return 405
 	case CodeConflict:
 		return 409
 	case CodeTooLarge:

@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"regexp"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -82,6 +84,9 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	}
 	if len(data) == 0 || data[0] != '{' {
 		return f, Errorf(CodeBadRequest, "frame must be a JSON object")
+	}
+	if e := CheckJSON(data); e != nil {
+		return ClientFrame{ID: PeekID(data)}, e
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		// Salvage the id so the error frame can point at the request.
@@ -188,8 +193,11 @@ func (b *Body) Validate() error {
 	if b.Caption != "" && b.MediaID == "" {
 		return Errorf(CodeBadRequest, "caption needs a media_id")
 	}
-	if !utf8.ValidString(b.Text) || !utf8.ValidString(b.Caption) {
-		return Errorf(CodeBadRequest, "body is not valid UTF-8")
+	if e := CheckText("text", b.Text); e != nil {
+		return e
+	}
+	if e := CheckText("caption", b.Caption); e != nil {
+		return e
 	}
 	if len(b.MediaID) > MaxIDLen {
 		return Errorf(CodeBadRequest, "media_id too long")
@@ -206,9 +214,9 @@ func jsonProblem(err error) string {
 		return "invalid JSON"
 	case *json.UnmarshalTypeError:
 		if e.Field != "" {
-			return "field " + truncate(e.Field, 32) + " has the wrong type"
+			return "field " + strconv.Quote(truncate(e.Field, 32)) + " must be " + jsonKind(e.Type)
 		}
-		return "wrong JSON type"
+		return "the body must be " + jsonKind(e.Type)
 	default:
 		return "invalid JSON"
 	}
@@ -218,7 +226,36 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // never cut a character in two
+	}
 	return s[:n] + "…"
+}
+
+// jsonKind names the JSON a Go type decodes from, for error messages.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "of another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "of another type"
 }
 
 // Message is a chat message as the message frame and the history API show it.

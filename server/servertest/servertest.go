@@ -143,7 +143,7 @@ func Start(t testing.TB, o Options) *Node {
 		router = o.Router(router)
 	}
 	srv, err := server.New(o.Server, server.Deps{Store: st, Router: router,
-		Push: pushlog.Notifier{Log: o.Log}, Auth: as, Log: o.Log, Version: "test"})
+		Push: pushlog.Notifier{Log: o.Log}, Auth: as, Log: o.Log, Version: "test", Now: o.Now})
 	if err != nil {
 		cancel()
 		t.Fatalf("servertest: server: %v", err)

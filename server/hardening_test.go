@@ -1,0 +1,225 @@
+package server_test
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/wire"
+)
+
+// dialWS opens a raw WebSocket to the node with the given headers.
+func dialWS(t *testing.T, n *servertest.Node, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.URL, "http")+"/v1/ws", hdr)
+	if c != nil {
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	return c, resp, err
+}
+
+func bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// closeCode reads from c until it fails and returns the close code.
+func closeCode(t *testing.T, c *websocket.Conn) int {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code
+			}
+			t.Fatalf("socket ended without a close frame: %v", err)
+		}
+	}
+}
+
+// TestFramesAreCheckedBeforeDecoding: encoding/json would take a key in
+// any case and turn invalid UTF-8 and lone surrogates into U+FFFD. The
+// server refuses all three instead of storing something else than what
+// was sent: an error frame for the key and the surrogate, close 1007 for
+// bytes that are not UTF-8 (RFC 6455).
+func TestFramesAreCheckedBeforeDecoding(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550501", "a")
+	bob := n.Login(t, "+14155550502", "b")
+	to := bob.Session().UserID
+	for _, tc := range []struct{ name, frame, id, msg string }{
+		{"key in another case", `{"TYPE":"send","id":"k1","to":"` + to + `","body":{"text":"hi"}}`, "k1", "case-sensitive"},
+		{"nested key in another case", `{"type":"send","id":"k2","to":"` + to + `","body":{"Text":"hi"}}`, "k2", "case-sensitive"},
+		{"lone high surrogate", `{"type":"send","id":"k3","to":"` + to + `","body":{"text":"a\ud800b"}}`, "k3", "surrogate"},
+		{"lone low surrogate", `{"type":"send","id":"k4","to":"` + to + `","body":{"text":"\udc00"}}`, "k4", "surrogate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := alice.WriteRaw(ctx, []byte(tc.frame)); err != nil {
+				t.Fatal(err)
+			}
+			f := servertest.Next(t, alice, wire.TypeError, wait)
+			if f.Code != wire.CodeBadRequest || f.ID != tc.id || !strings.Contains(f.Message, tc.msg) {
+				t.Fatalf("got %s id %q: %s; want bad_request for %q mentioning %q", f.Code, f.ID, f.Message, tc.id, tc.msg)
+			}
+		})
+	}
+	// A pair is a character, and unknown keys are left alone.
+	sent, err := alice.Send(ctx, to, wire.Body{Text: "ok \U0001F600"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := servertest.Next(t, bob, wire.TypeMessage, wait); m.MsgID != sent.MsgID || m.Body.Text != "ok \U0001F600" || m.Seq != 1 {
+		t.Fatalf("bob got %+v, want the only stored message", m)
+	}
+
+	c, _, err := dialWS(t, n, bearer(alice.Session().AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")); err != nil {
+		t.Fatal(err)
+	}
+	if code := closeCode(t, c); code != websocket.CloseInvalidFramePayloadData {
+		t.Fatalf("invalid UTF-8 closed the socket with %d, want 1007", code)
+	}
+}
+
+func TestRESTBodiesAndMethods(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	alice := n.Login(t, "+14155550511", "a")
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		code, msg, allow   string
+	}{
+		{"PATCH", "/v1/me", `{"NAME":"x"}`, 400, wire.CodeBadRequest, "case-sensitive", ""},
+		{"PATCH", "/v1/me", "{\"name\":\"\xff\"}", 400, wire.CodeBadRequest, "UTF-8", ""},
+		{"PATCH", "/v1/me", `{"name":"\udfff"}`, 400, wire.CodeBadRequest, "surrogate", ""},
+		{"PATCH", "/v1/me", `{"name":5}`, 400, wire.CodeBadRequest, `"name" must be a string`, ""},
+		{"POST", "/v1/contacts/lookup", `{"phones":"+14155550100"}`, 400, wire.CodeBadRequest, `"phones" must be an array`, ""},
+		{"DELETE", "/v1/me", ``, 405, wire.CodeMethodNotAllowed, "DELETE", "PATCH"},
+		{"GET", "/v1/auth/code", ``, 405, wire.CodeMethodNotAllowed, "GET", "POST"},
+		{"GET", "/v1/nothing-here", ``, 404, wire.CodeNotFound, "no such endpoint", ""},
+		{"GET", "/nothing-here", ``, 404, wire.CodeNotFound, "no such endpoint", ""},
+	} {
+		req, _ := http.NewRequest(tc.method, n.URL+tc.path, bytes.NewBufferString(tc.body))
+		req.Header.Set("Authorization", "Bearer "+alice.Session().AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body wire.ErrorBody
+		_ = decodeJSON(resp, &body)
+		if resp.StatusCode != tc.status || body.Error == nil || body.Error.Code != tc.code || !strings.Contains(body.Error.Message, tc.msg) {
+			t.Errorf("%s %s %s: %d %+v; want %d %s mentioning %q", tc.method, tc.path, tc.body, resp.StatusCode, body.Error, tc.status, tc.code, tc.msg)
+		}
+		if allow := resp.Header.Get("Allow"); !strings.Contains(allow, tc.allow) {
+			t.Errorf("%s %s: Allow %q, want it to list %s", tc.method, tc.path, allow, tc.allow)
+		}
+	}
+	me, err := alice.Me(ctxT(t))
+	if err != nil || me.Name != "" {
+		t.Fatalf("profile after refused patches: %+v, %v; want it untouched", me, err)
+	}
+}
+
+func TestUpgradeChecks(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{AllowedOrigins: []string{"https://chat.example.com"}}})
+	alice := n.Login(t, "+14155550521", "a")
+	token := alice.Session().AccessToken
+
+	_, resp, err := dialWS(t, n, nil)
+	if err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("upgrade without a token: %v %v, want 401", resp, err)
+	}
+	var body wire.ErrorBody
+	_ = decodeJSON(resp, &body)
+	if body.Error == nil || !strings.Contains(body.Error.Message, "missing access token") {
+		t.Fatalf("upgrade without a token says %+v; want it to say the token is missing", body.Error)
+	}
+
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true}, // not a browser
+		{"https://chat.example.com", true},
+		{"http://" + strings.TrimPrefix(n.URL, "http://"), true}, // same origin
+		{"https://evil.example.net", false},
+		{"null", false},
+	} {
+		hdr := bearer(token)
+		if tc.origin != "" {
+			hdr.Set("Origin", tc.origin)
+		}
+		c, resp, err := dialWS(t, n, hdr)
+		if tc.ok && err != nil {
+			t.Errorf("origin %q refused: %v", tc.origin, err)
+		}
+		if !tc.ok && (err == nil || resp == nil || resp.StatusCode != 403) {
+			t.Errorf("origin %q: %v %v, want 403", tc.origin, resp, err)
+		}
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// TestSocketClosesWhenTokenExpires: a socket does not outlive the access
+// token that opened it; the client is told 4401 and reconnects with a
+// refreshed one.
+func TestSocketClosesWhenTokenExpires(t *testing.T) {
+	ac := auth.DefaultConfig()
+	ac.AccessTTL = 2 * time.Second
+	n := servertest.Start(t, servertest.Options{Auth: ac})
+	alice := n.LoginOnly(t, "+14155550531", "a")
+	c, _, err := dialWS(t, n, bearer(alice.Session().AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := closeCode(t, c); code != wire.CloseUnauthorized {
+		t.Fatalf("socket closed with %d when its token expired, want %d", code, wire.CloseUnauthorized)
+	}
+}
+
+// TestTextOthersSeeIsText: profile names and message texts with control
+// characters, overrides or nothing visible are refused; ordinary names in
+// any script are kept.
+func TestTextOthersSeeIsText(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550541", "a")
+	bob := n.Login(t, "+14155550542", "b")
+	for _, bad := range []string{"a\x00b", "\x1b[2Jboss", "two\nlines", "admin\u202etxt.exe", "\u200b\u200d", "\u3164"} {
+		if _, err := alice.UpdateMe(ctx, wire.MePatch{Name: &bad}); errCode(err) != wire.CodeBadRequest {
+			t.Errorf("name %q: %v, want bad_request", bad, err)
+		}
+		if _, err := alice.UpdateMe(ctx, wire.MePatch{About: &bad}); errCode(err) != wire.CodeBadRequest {
+			t.Errorf("about %q: %v, want bad_request", bad, err)
+		}
+	}
+	for _, bad := range []string{"a\x00b", "\x1b[2J", "\u200b", " \n "} {
+		if _, err := alice.Send(ctx, bob.Session().UserID, wire.Body{Text: bad}); errCode(err) != wire.CodeBadRequest {
+			t.Errorf("message %q: %v, want bad_request", bad, err)
+		}
+	}
+	for _, good := range []string{"Zoë", "李小龍", "مريم\u200f", "🌍 traveller"} {
+		me, err := alice.UpdateMe(ctx, wire.MePatch{Name: &good})
+		if err != nil || me.Name != good {
+			t.Errorf("name %q: %+v %v", good, me, err)
+		}
+	}
+	s, err := alice.Send(ctx, bob.Session().UserID, wire.Body{Text: "line one\nline two\tand a tab"})
+	if err != nil || s.Seq != 1 {
+		t.Fatalf("multi-line message: %+v %v (seq 1: nothing refused was stored)", s, err)
+	}
+}

@@ -1,0 +1,201 @@
+package wire
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// encoding/json is lenient in three ways that let a client say one thing
+// and the server store another: it replaces invalid UTF-8 and lone UTF-16
+// surrogates (\ud800) with U+FFFD, and it matches object keys without
+// regard to case ({"TYPE":"send"} is a send). CheckJSON refuses all three
+// before anything is decoded, so that what is stored is what was sent and
+// the protocol has one spelling.
+
+// ErrInvalidUTF8 is CheckJSON's error for bytes that are not UTF-8; a
+// WebSocket peer is closed with 1007 for it, as RFC 6455 asks.
+var ErrInvalidUTF8 = Errorf(CodeBadRequest, "not valid UTF-8")
+
+// CheckJSON checks raw JSON text before it is decoded: valid UTF-8, no
+// escaped lone surrogate, and no object key that differs only in case from
+// a field name of the protocol. It does not check the syntax beyond what
+// it needs (the decoder does). Keys the protocol does not know are left to
+// the decoder, which ignores them: newer clients may send fields an older
+// server does not know.
+func CheckJSON(data []byte) *Error {
+	if !utf8.Valid(data) {
+		return ErrInvalidUTF8
+	}
+	inString, isKey := false, false
+	depthKey := []bool{} // per open container: is it an object
+	expectKey := false
+	start := 0
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if inString {
+			switch c {
+			case '\\':
+				if i+1 < len(data) && data[i+1] == 'u' {
+					r, n, ok := surrogateEscape(data[i:])
+					if !ok {
+						return Errorf(CodeBadRequest, "a string holds an unpaired UTF-16 surrogate (\\u%04x)", r)
+					}
+					i += n - 1
+					continue
+				}
+				i++ // the escaped byte
+			case '"':
+				inString = false
+				if isKey {
+					if e := checkKey(data[start:i]); e != nil {
+						return e
+					}
+				}
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString, start = true, i+1
+			isKey = expectKey
+			expectKey = false
+		case '{':
+			depthKey = append(depthKey, true)
+			expectKey = true
+		case '[':
+			depthKey = append(depthKey, false)
+		case '}', ']':
+			if len(depthKey) > 0 {
+				depthKey = depthKey[:len(depthKey)-1]
+			}
+		case ',':
+			expectKey = len(depthKey) > 0 && depthKey[len(depthKey)-1]
+		case ':':
+			expectKey = false
+		}
+	}
+	return nil
+}
+
+// surrogateEscape reads a \uXXXX escape at the start of b (and its pair if
+// it is a high surrogate). It returns the code unit, the bytes read, and
+// false if it is a surrogate without its pair. Malformed escapes are left
+// to the decoder (ok, 2 bytes).
+func surrogateEscape(b []byte) (rune, int, bool) {
+	r, ok := hex4(b)
+	if !ok {
+		return 0, 2, true
+	}
+	switch {
+	case r < 0xd800 || r > 0xdfff:
+		return r, 6, true
+	case r >= 0xdc00:
+		return r, 6, false // a low surrogate first
+	}
+	if len(b) >= 12 && b[6] == '\\' && b[7] == 'u' {
+		if r2, ok := hex4(b[6:]); ok && r2 >= 0xdc00 && r2 <= 0xdfff &&
+			utf16.DecodeRune(r, r2) != utf8.RuneError {
+			return r, 12, true
+		}
+	}
+	return r, 6, false
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 6 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// checkKey refuses a key that is a protocol field name in another case. A
+// key with escapes is compared as written: a field name has none.
+func checkKey(raw []byte) *Error {
+	if len(raw) > maxFieldName {
+		return nil
+	}
+	var buf [maxFieldName]byte
+	lower := buf[:len(raw)]
+	for i, c := range raw {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	name, ok := fieldNames[string(lower)]
+	if !ok || name == string(raw) {
+		return nil
+	}
+	return Errorf(CodeBadRequest, "unknown field %q: keys are case-sensitive (did you mean %q?)", truncate(string(raw), 32), name)
+}
+
+// maxFieldName bounds the protocol's field names, so that longer keys are
+// known not to be one without looking.
+const maxFieldName = 32
+
+// fieldNames maps each JSON field name of the protocol's request types, in
+// lower case, to its one spelling. Built once from the struct tags; never
+// written after.
+var fieldNames = collectFieldNames(
+	ClientFrame{}, Body{}, CodeRequest{}, VerifyRequest{}, RefreshRequest{},
+	MePatch{}, LookupRequest{}, PushRequest{},
+)
+
+func collectFieldNames(vs ...any) map[string]string {
+	out := map[string]string{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if len(name) <= maxFieldName {
+				out[strings.ToLower(name)] = name
+			}
+			walk(f.Type)
+		}
+	}
+	for _, v := range vs {
+		walk(reflect.TypeOf(v))
+	}
+	return out
+}
+
+// DecodeJSON checks data with CheckJSON and decodes it into v, answering
+// a problem in terms a client can act on (which field, what it must be).
+func DecodeJSON(data []byte, v any) *Error {
+	if e := CheckJSON(data); e != nil {
+		return e
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return Errorf(CodeBadRequest, "malformed JSON body: %s", jsonProblem(err))
+	}
+	return nil
+}
