@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,8 +12,10 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/client"
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
 )
 
@@ -221,5 +224,89 @@ func TestTextOthersSeeIsText(t *testing.T) {
 	s, err := alice.Send(ctx, bob.Session().UserID, wire.Body{Text: "line one\nline two\tand a tab"})
 	if err != nil || s.Seq != 1 {
 		t.Fatalf("multi-line message: %+v %v (seq 1: nothing refused was stored)", s, err)
+	}
+}
+
+// TestSendBudgetSurvivesReconnects: the send budget belongs to the device.
+// Before, each socket had a fresh one, and five reconnects sent five
+// bursts.
+func TestSendBudgetSurvivesReconnects(t *testing.T) {
+	const burst = 5
+	n := servertest.Start(t, servertest.Options{Server: server.Config{SendsPerSecond: 0.2, SendBurst: burst}})
+	ctx := ctxT(t)
+	bob := n.Login(t, "+14155550552", "b")
+	alice := n.Login(t, "+14155550551", "a")
+	sess := alice.Session()
+	sent := 0
+	for round := range 4 {
+		for range burst {
+			if _, err := alice.Send(ctx, bob.Session().UserID, text("x")); err == nil {
+				sent++
+			} else if errCode(err) != wire.CodeRateLimited {
+				t.Fatal(err)
+			}
+		}
+		// Reconnect: the same device on a new socket.
+		_ = alice.Close()
+		alice = n.Client(t, client.Options{})
+		alice.SetSession(sess)
+		if err := alice.Connect(ctx); err != nil {
+			t.Fatalf("reconnect %d: %v", round, err)
+		}
+	}
+	// One burst, plus what 0.2/s earns during the test (a second or two on
+	// a quiet machine; the bound allows for a slow one).
+	if sent > burst+4 {
+		t.Fatalf("%d sends went through over 4 sockets; the device's budget is %d plus 0.2/s", sent, burst)
+	}
+}
+
+// TestFrameBudgets: typing, read, ping and bad frames have budgets too,
+// and typing goes only into chats that exist.
+func TestFrameBudgets(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{
+		TypingRate: server.Rate{PerSecond: 0.1, Burst: 3}, OtherFrameRate: server.Rate{PerSecond: 0.1, Burst: 5}}})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550561", "a")
+	bob := n.Login(t, "+14155550562", "b")
+	stranger := n.Login(t, "+14155550563", "s")
+	chat := directChat(t, alice, bob)
+
+	// A direct chat id names its members, but nobody typed to a stranger
+	// before its first message.
+	noChat := store.DirectChatID(stranger.Session().UserID, bob.Session().UserID)
+	if err := stranger.WriteRaw(ctx, []byte(`{"type":"typing","id":"t0","chat_id":"`+noChat+`","state":"typing"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := servertest.Next(t, stranger, wire.TypeError, wait); f.Code != wire.CodeNotFound || f.ID != "t0" {
+		t.Fatalf("typing into a chat that does not exist: %+v, want not_found", f)
+	}
+
+	limited := 0
+	for i := range 50 {
+		if err := alice.WriteRaw(ctx, []byte(fmt.Sprintf(`{"type":"typing","id":"t%d","chat_id":"%s","state":"typing"}`, i+1, chat))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 - 3 - 1 { // at most burst (+ one earned) get through
+		if f := servertest.Next(t, alice, wire.TypeError, wait); f.Code == wire.CodeRateLimited && f.RetryAfter > 0 {
+			limited++
+		}
+	}
+	typing := 0
+	for _, f := range servertest.Drain(bob, 300*time.Millisecond) {
+		if f.Type == wire.TypeTyping {
+			typing++
+		}
+	}
+	if limited < 46 || typing > 4 {
+		t.Fatalf("50 typing frames: %d refused, %d reached bob; want all but the burst refused", limited, typing)
+	}
+	// Pings and frames that fail to decode share a budget.
+	for range 10 {
+		_ = alice.WriteRaw(ctx, []byte(`{"type":"ping"}`))
+	}
+	if f := servertest.Next(t, alice, wire.TypeError, wait); f.Code != wire.CodeRateLimited {
+		t.Fatalf("ping flood: %+v, want rate_limited", f)
 	}
 }

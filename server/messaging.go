@@ -16,10 +16,6 @@ import (
 // handleSend stores a message durably, answers sent, then routes it.
 func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFrame) error {
 	t0 := time.Now()
-	if wait := ss.limiter.take(t0); wait > 0 {
-		return &wire.Error{Code: wire.CodeRateLimited, Message: "too many messages",
-			RetryAfter: int(wait/time.Second) + 1}
-	}
 	if f.Body.Len() > s.cfg.MaxTextBytes {
 		return wire.Errorf(wire.CodeTooLarge, "message text over %d bytes", s.cfg.MaxTextBytes)
 	}
@@ -242,10 +238,19 @@ func (s *Server) handleRead(ctx context.Context, ss *session, f *wire.ClientFram
 }
 
 func (s *Server) handleTyping(ctx context.Context, ss *session, f *wire.ClientFrame) error {
-	members, err := s.chatMembers(ctx, ss.userID, f.ChatID)
+	// Only into a chat that exists: a direct chat id names its members,
+	// but before its first message nobody asked to hear from the other.
+	if _, err := s.chatMembers(ctx, ss.userID, f.ChatID); err != nil {
+		return err
+	}
+	c, err := s.st.Chat(ctx, f.ChatID)
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.Errorf(wire.CodeNotFound, "no such chat")
+	}
 	if err != nil {
 		return err
 	}
+	members := c.Members
 	frame := marshalFrame(wire.Typing{Type: wire.TypeTyping, ChatID: f.ChatID, From: ss.userID, State: f.State})
 	for _, uid := range members {
 		if uid == ss.userID {
@@ -263,7 +268,7 @@ func (s *Server) handleTyping(ctx context.Context, ss *session, f *wire.ClientFr
 	return nil
 }
 
-// bucket is a token bucket for one socket's sends.
+// bucket is a token bucket of one device's frames of one kind.
 type bucket struct {
 	mu     sync.Mutex
 	rate   float64 // tokens per second
@@ -274,6 +279,17 @@ type bucket struct {
 
 func newBucket(rate float64, burst int) bucket {
 	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// fill sets the bucket to what idle time earned it, from now on.
+func (b *bucket) fill(idle time.Duration, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = b.burst
+	if b.rate > 0 && idle.Seconds()*b.rate < b.burst {
+		b.tokens = idle.Seconds() * b.rate
+	}
+	b.last = now
 }
 
 // take spends one token, or returns how long until one is available.

@@ -27,15 +27,19 @@ const readBufferSize = 1024
 // defaults of DefaultConfig.
 type Config struct {
 	NodeID         string
-	MaxFrameBytes  int           // larger client frames are refused with too_large
-	MaxTextBytes   int           // text + caption of one message
-	SendsPerSecond float64       // per device, sustained
-	SendBurst      int           // per device, burst
-	Window         int           // unacked inbox events in flight per socket
-	IdleTimeout    time.Duration // a socket that sends nothing for this long is closed
-	WriteTimeout   time.Duration // a write that takes longer closes the socket
-	OutboxLimit    int           // frames queued for one socket before it counts as a slow consumer
-	HistoryLimit   int           // largest history page
+	MaxFrameBytes  int     // larger client frames are refused with too_large
+	MaxTextBytes   int     // text + caption of one message
+	SendsPerSecond float64 // per device, sustained
+	SendBurst      int     // per device, burst
+	// Budgets of the other frames, per device: typing, read and ack
+	// frames, and the rest (ping, presence_sub, frames that fail to
+	// decode). A frame over its budget is answered rate_limited.
+	TypingRate, ReadRate, AckRate, OtherFrameRate Rate
+	Window                                        int           // unacked inbox events in flight per socket
+	IdleTimeout                                   time.Duration // a socket that sends nothing for this long is closed
+	WriteTimeout                                  time.Duration // a write that takes longer closes the socket
+	OutboxLimit                                   int           // frames queued for one socket before it counts as a slow consumer
+	HistoryLimit                                  int           // largest history page
 	// InboxCheck is how often the node compares the inbox heads of its
 	// sessions' devices with what it sent them, and reads the inbox of a
 	// session that fell behind: the safety net under routing, for an event
@@ -63,6 +67,11 @@ func DefaultConfig() Config {
 		MaxTextBytes:   16 << 10,
 		SendsPerSecond: 30,
 		SendBurst:      100,
+		TypingRate:     Rate{PerSecond: 2, Burst: 10},
+		ReadRate:       Rate{PerSecond: 10, Burst: 100},
+		// Two acks a message at most, coalesced by the client.
+		AckRate:        Rate{PerSecond: 100, Burst: 1000},
+		OtherFrameRate: Rate{PerSecond: 5, Burst: 100},
 		Window:         512,
 		IdleTimeout:    90 * time.Second,
 		WriteTimeout:   10 * time.Second,
@@ -87,6 +96,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendBurst <= 0 {
 		c.SendBurst = d.SendBurst
+	}
+	for _, r := range []struct{ c, d *Rate }{{&c.TypingRate, &d.TypingRate}, {&c.ReadRate, &d.ReadRate},
+		{&c.AckRate, &d.AckRate}, {&c.OtherFrameRate, &d.OtherFrameRate}} {
+		if r.c.PerSecond <= 0 || r.c.Burst <= 0 {
+			*r.c = *r.d
+		}
 	}
 	if c.Window <= 0 {
 		c.Window = d.Window
@@ -139,6 +154,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	repair   repairs // devices to poke once publishing works again
+	limits   *limiter
 	draining atomic.Bool
 	mu       sync.Mutex
 	sessions map[string]*session // by device id, this node only
@@ -177,6 +193,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cancel:   cancel,
 		sessions: make(map[string]*session),
 	}
+	s.limits = newLimiter(&s.cfg)
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for
 		// a large one but saves 3 KiB on every idle socket. Write buffers are
@@ -194,6 +211,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.handler = s.routes()
 	go s.repairLoop(time.Second)
+	go s.forgetLoop()
 	if s.cfg.InboxCheck > 0 {
 		go s.inboxCheckLoop(s.cfg.InboxCheck)
 	}

@@ -34,7 +34,7 @@ type session struct {
 	conn     *websocket.Conn
 	userID   string
 	deviceID string
-	limiter  bucket
+	budget   *budgets // the device's frame budgets, set before the read loop
 	// expires is when the access token the socket was opened with
 	// expires (on the auth clock): the socket closes then with 4401, and
 	// the client reconnects with a refreshed token, so that a session
@@ -93,8 +93,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := &session{srv: s, conn: conn, id: store.NewID("s"), userID: claims.UserID, deviceID: claims.DeviceID,
 		expires:   claims.Expires,
-		lastAcked: -1, pumping: true,
-		limiter: newBucket(s.cfg.SendsPerSecond, s.cfg.SendBurst)}
+		lastAcked: -1, pumping: true}
 	ip := clientIP(r, s.cfg.TrustProxy)
 	// Admitted under s.mu, so that no session is counted in s.wg once
 	// Shutdown (which sets draining under s.mu) has begun waiting on it.
@@ -174,11 +173,24 @@ func (s *Server) run(ss *session, ip string) {
 	// A revoke published between the token check and the attach found no
 	// route; the device record, deleted before the revoke is published,
 	// tells.
-	if _, err := s.st.Device(s.ctx, ss.deviceID); errors.Is(err, store.ErrNotFound) {
+	dev, err := s.st.Device(s.ctx, ss.deviceID)
+	if errors.Is(err, store.ErrNotFound) {
 		ss.close(wire.CloseUnauthorized, "device signed out")
 		detach()
 		s.detach(ss)
 		return
+	}
+	now := time.Now()
+	lastOnline := dev.LastSeen
+	if !lastOnline.After(dev.CreatedAt) {
+		lastOnline = time.Time{} // never connected: it spent nothing
+	}
+	ss.budget = s.limits.acquire(ss.deviceID, lastOnline, now)
+	defer s.limits.release(ss.deviceID, ss.budget, time.Now())
+	// Online from now: a node this device connects to next starts its
+	// budgets from this moment, not from its last disconnect. Best effort.
+	if err := s.st.TouchDevice(s.ctx, ss.deviceID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		log.Warn("touch device failed", "err", err)
 	}
 	log.Info("connected", "ip", ip)
 	started := time.Now()
@@ -247,6 +259,15 @@ func (ss *session) readLoop() {
 			return
 		}
 		f, err := wire.DecodeClientFrame(data)
+		class := classOther
+		if err == nil {
+			class = classOf(f.Type)
+		}
+		if wait := ss.budget.take(class, time.Now()); wait > 0 {
+			ss.srv.metrics.framesIn.WithLabelValues("rate_limited").Inc()
+			ss.sendError(f.ID, rateLimited(wait, class.String()))
+			continue
+		}
 		if err != nil {
 			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
 			ss.sendError(f.ID, asWireError(err))
