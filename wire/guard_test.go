@@ -88,7 +88,7 @@ func TestCheckNameAndText(t *testing.T) {
 		{"", true, true},
 		{"Zoë 🌍", true, true},
 		{"\u202bשלום\u202c", false, true}, // embedding: not in names
-		{"מרים\u200f", true, true},       // RLM is fine
+		{"מרים\u200f", true, true},        // RLM is fine
 		{"evil\u202egnp.exe", false, true},
 		{"a\x00b", false, false},
 		{"a\x1b[31mred", false, false},
