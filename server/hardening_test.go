@@ -310,3 +310,34 @@ func TestFrameBudgets(t *testing.T) {
 		t.Fatalf("ping flood: %+v, want rate_limited", f)
 	}
 }
+
+// TestContactDiscoveryIsBudgeted: numbers looked up count against a daily
+// budget per user and per client IP; before, 20,000 numbers went through
+// in half a second.
+func TestContactDiscoveryIsBudgeted(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{LookupsPerUserDay: 10, LookupsPerIPDay: 15}})
+	ctx := ctxT(t)
+	alice := n.LoginOnly(t, "+14155550571", "a")
+	bob := n.LoginOnly(t, "+14155550572", "b")
+	phones := func(from, k int) []string {
+		var ps []string
+		for i := range k {
+			ps = append(ps, fmt.Sprintf("+1415555%04d", from+i))
+		}
+		return ps
+	}
+	if _, err := alice.Lookup(ctx, phones(600, 8)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := alice.Lookup(ctx, phones(610, 8))
+	if we := asWire(err); we == nil || we.Code != wire.CodeRateLimited || we.RetryAfter <= 0 {
+		t.Fatalf("alice's second lookup over her day's budget: %v, want rate_limited with retry_after", err)
+	}
+	// bob has a budget of his own, but shares alice's address: 7 left.
+	if _, err := bob.Lookup(ctx, phones(620, 7)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Lookup(ctx, phones(630, 1)); errCode(err) != wire.CodeRateLimited {
+		t.Fatalf("lookup over the address's budget: %v, want rate_limited", err)
+	}
+}

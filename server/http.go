@@ -320,7 +320,7 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, _ auth.Claim
 	writeJSON(w, http.StatusOK, wire.User{UserID: u.ID, Name: u.Name, About: u.About})
 }
 
-func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, _ auth.Claims) {
+func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, c auth.Claims) {
 	var req wire.LookupRequest
 	if err := decode(w, r, &req); err != nil {
 		s.writeErr(w, r, err)
@@ -343,6 +343,17 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, _ auth.Cla
 			asked[n] = p
 			norm = append(norm, n)
 		}
+	}
+	// Both quotas or neither: a refused lookup spends nothing.
+	now := time.Now()
+	if wait := s.lookupsByUser.take(c.UserID, len(norm), now); wait > 0 {
+		s.writeErr(w, r, rateLimited(wait, "contact lookups today"))
+		return
+	}
+	if wait := s.lookupsByIP.take(clientIP(r, s.cfg.TrustProxy), len(norm), now); wait > 0 {
+		s.lookupsByUser.give(c.UserID, len(norm))
+		s.writeErr(w, r, rateLimited(wait, "contact lookups from this address today"))
+		return
 	}
 	users, err := s.st.UsersByPhones(r.Context(), norm)
 	if err != nil {

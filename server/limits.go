@@ -172,3 +172,72 @@ func (s *Server) forgetLoop() {
 		}
 	}
 }
+
+// quota counts units (looked-up phones) per key (a user, an IP) in fixed
+// windows. It lives on one node: in a cluster a user who spreads requests
+// over n nodes gets up to n times the quota, still bounded.
+type quota struct {
+	limit  int
+	window time.Duration
+	mu     sync.Mutex
+	m      map[string]*quotaWindow
+}
+
+type quotaWindow struct {
+	start time.Time
+	used  int
+}
+
+// quotaKeys bounds the keys kept; past it, finished windows are dropped,
+// and if none is finished a new key is refused (an attacker with that many
+// addresses is throttled as a whole rather than growing the map).
+const quotaKeys = 200_000
+
+func newQuota(limit int, window time.Duration) *quota {
+	return &quota{limit: limit, window: window, m: make(map[string]*quotaWindow)}
+}
+
+// take spends n units of key's quota, all or none; it returns the wait
+// until the window ends when they do not fit. A limit of 0 means no quota.
+func (q *quota) take(key string, n int, now time.Time) time.Duration {
+	if q.limit <= 0 || n <= 0 {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	w, ok := q.m[key]
+	if ok && now.Sub(w.start) >= q.window {
+		w.start, w.used = now, 0
+	}
+	if !ok {
+		if len(q.m) >= quotaKeys {
+			for k, w := range q.m {
+				if now.Sub(w.start) >= q.window {
+					delete(q.m, k)
+				}
+			}
+			if len(q.m) >= quotaKeys {
+				return q.window
+			}
+		}
+		w = &quotaWindow{start: now}
+		q.m[key] = w
+	}
+	if w.used+n > q.limit {
+		return max(w.start.Add(q.window).Sub(now), time.Second)
+	}
+	w.used += n
+	return 0
+}
+
+// give returns n units taken from key's current window.
+func (q *quota) give(key string, n int) {
+	if q.limit <= 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w, ok := q.m[key]; ok {
+		w.used = max(w.used-n, 0)
+	}
+}

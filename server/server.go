@@ -45,6 +45,11 @@ type Config struct {
 	// session that fell behind: the safety net under routing, for an event
 	// whose publish died with its node or its broker link. 0: off.
 	InboxCheck time.Duration
+	// LookupsPerUserDay and LookupsPerIPDay bound contact discovery: the
+	// phone numbers one user, or one client IP, may look up per 24 hours
+	// (each number counts, found or not). 0: the default; negative: no limit.
+	LookupsPerUserDay int
+	LookupsPerIPDay   int
 	// AllowedOrigins are the web origins ("https://chat.example.com")
 	// whose pages may open a WebSocket; "*" allows any. Empty: only the
 	// origin of the server itself (the Host the request names). Requests
@@ -77,6 +82,10 @@ func DefaultConfig() Config {
 		WriteTimeout:   10 * time.Second,
 		OutboxLimit:    2048,
 		HistoryLimit:   200,
+		// An address book of a few thousand numbers uploads in a day; a
+		// scan of a number range does not.
+		LookupsPerUserDay: 5000,
+		LookupsPerIPDay:   20000,
 	}
 }
 
@@ -118,6 +127,12 @@ func (c Config) withDefaults() Config {
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit
 	}
+	if c.LookupsPerUserDay == 0 {
+		c.LookupsPerUserDay = d.LookupsPerUserDay
+	}
+	if c.LookupsPerIPDay == 0 {
+		c.LookupsPerIPDay = d.LookupsPerIPDay
+	}
 	return c
 }
 
@@ -153,13 +168,15 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	repair   repairs // devices to poke once publishing works again
-	limits   *limiter
-	draining atomic.Bool
-	mu       sync.Mutex
-	sessions map[string]*session // by device id, this node only
-	admitted uint64              // sockets admitted so far (under mu): their order
-	wg       sync.WaitGroup      // running sessions
+	repair repairs // devices to poke once publishing works again
+	limits *limiter
+	// lookups bound contact discovery per user and per client IP.
+	lookupsByUser, lookupsByIP *quota
+	draining                   atomic.Bool
+	mu                         sync.Mutex
+	sessions                   map[string]*session // by device id, this node only
+	admitted                   uint64              // sockets admitted so far (under mu): their order
+	wg                         sync.WaitGroup      // running sessions
 }
 
 // New builds a node. Call Run to serve, or use Handler with your own
@@ -194,6 +211,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		sessions: make(map[string]*session),
 	}
 	s.limits = newLimiter(&s.cfg)
+	s.lookupsByUser = newQuota(s.cfg.LookupsPerUserDay, 24*time.Hour)
+	s.lookupsByIP = newQuota(s.cfg.LookupsPerIPDay, 24*time.Hour)
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for
 		// a large one but saves 3 KiB on every idle socket. Write buffers are
