@@ -341,3 +341,56 @@ func TestContactDiscoveryIsBudgeted(t *testing.T) {
 		t.Fatalf("lookup over the address's budget: %v, want rate_limited", err)
 	}
 }
+
+// TestIdempotencyKeyIsTheMessage: a send id answers its first message only
+// when it is that message again; and a reply quotes a message of its chat.
+func TestIdempotencyKeyIsTheMessage(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550581", "a")
+	bob := n.Login(t, "+14155550582", "b")
+	carol := n.Login(t, "+14155550583", "c")
+	to := bob.Session().UserID
+	first, err := alice.SendWithID(ctx, "k1", to, wire.Body{Text: "hello"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := alice.SendWithID(ctx, "k1", to, wire.Body{Text: "hello"}, "")
+	if err != nil || again.MsgID != first.MsgID || again.Seq != first.Seq {
+		t.Fatalf("the same send again: %+v %v, want the first answer %+v", again, err, first)
+	}
+	for _, tc := range []struct {
+		name, to, text, reply string
+	}{
+		{"other body", to, "hello!", ""},
+		{"other recipient", carol.Session().UserID, "hello", ""},
+		{"other reply", to, "hello", first.MsgID},
+	} {
+		if _, err := alice.SendWithID(ctx, "k1", tc.to, wire.Body{Text: tc.text}, tc.reply); errCode(err) != wire.CodeConflict {
+			t.Errorf("%s under a used id: %v, want conflict", tc.name, err)
+		}
+	}
+
+	elsewhere, err := bob.Send(ctx, carol.Session().UserID, wire.Body{Text: "not for alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reply := range []string{elsewhere.MsgID, "m0000000000000000000000000"} {
+		if _, err := alice.SendWithID(ctx, "r-"+reply, to, wire.Body{Text: "re"}, reply); errCode(err) != wire.CodeNotFound {
+			t.Errorf("reply to %s, not a message of the chat: %v, want not_found", reply, err)
+		}
+	}
+	r, err := alice.SendWithID(ctx, "r-ok", to, wire.Body{Text: "re"}, first.MsgID)
+	if err != nil || r.Seq != 2 {
+		t.Fatalf("reply in the chat: %+v %v, want seq 2 (nothing refused was stored)", r, err)
+	}
+	for {
+		m := servertest.Next(t, bob, wire.TypeMessage, wait)
+		if m.MsgID == r.MsgID {
+			if m.ReplyTo != first.MsgID {
+				t.Fatalf("reply delivered with reply_to %q, want %s", m.ReplyTo, first.MsgID)
+			}
+			break
+		}
+	}
+}

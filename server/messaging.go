@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,11 +55,21 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 	if err != nil {
 		return err
 	}
+	chatID := store.DirectChatID(ss.userID, f.To)
+	if f.ReplyTo != "" {
+		// A reply quotes a message of its own chat, or none: an id from
+		// elsewhere would show others a quote of what they cannot see.
+		if _, err := s.st.Message(ctx, chatID, f.ReplyTo); errors.Is(err, store.ErrNotFound) {
+			return wire.Errorf(wire.CodeNotFound, "reply_to: no message %s in this chat", f.ReplyTo)
+		} else if err != nil {
+			return err
+		}
+	}
 	req := store.SendRequest{
 		ClientID: f.ID,
 		Message: store.Message{
 			ID:         store.NewID(store.PrefixMessage),
-			ChatID:     store.DirectChatID(ss.userID, f.To),
+			ChatID:     chatID,
 			From:       ss.userID,
 			FromDevice: ss.deviceID,
 			TS:         t0.UnixMilli(),
@@ -76,6 +87,12 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 		// Events it placed to complete another send are stored: route them.
 		s.dispatch(ctx, res.Deliveries, devices)
 		return err
+	}
+	if res.Duplicate && (res.Message.ChatID != chatID || !bytes.Equal(res.Message.Body, body) || res.Message.ReplyTo != f.ReplyTo) {
+		// The id was the key of another message: answering that one's
+		// sent would tell the client this one is stored.
+		s.dispatch(ctx, res.Deliveries, devices)
+		return wire.Errorf(wire.CodeConflict, "id %q was used for another message (recipient, body or reply differ); use a new id", f.ID)
 	}
 	// Routed before the answer: once the client has sent, it will not
 	// write the send again, so a node that died between the answer and the

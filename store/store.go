@@ -244,6 +244,9 @@ type Messages interface {
 	MarkRead(ctx context.Context, userID, chatID string, seq, ts int64, notify bool) ([]Delivery, error)
 	Chat(ctx context.Context, chatID string) (Chat, error)
 	Chats(ctx context.Context, userID string) ([]ChatSummary, error)
+	// Message returns the message msgID of chatID: ErrNotFound if there is
+	// none, or it is in another chat, or not committed yet.
+	Message(ctx context.Context, chatID, msgID string) (Message, error)
 	// History returns up to limit messages with seq < before (before 0: the
 	// newest), newest first.
 	History(ctx context.Context, chatID string, before int64, limit int) ([]Message, error)

@@ -131,7 +131,7 @@ func fileHeader(name string, size int64, mod time.Time) *tar.Header {
 		Typeflag: tar.TypeReg,
 		Name:     name,
 		Size:     size,
-		Mode:     0o600,
+		Mode:     int64(fileMode),
 		ModTime:  mod.Truncate(time.Second),
 	}
 }
@@ -202,7 +202,7 @@ func restore(ctx context.Context, r io.Reader, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makePrivateDir(dir); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(dir)
@@ -212,13 +212,18 @@ func restore(ctx context.Context, r io.Reader, dir string) error {
 	if len(entries) > 0 {
 		return errNotEmpty
 	}
+	// An empty directory made beforehand (install -d, a volume mount) is
+	// often 0755; the database is about to be in it.
+	if err := os.Chmod(dir, dirMode); err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp(dir, stagingPrefix+"restore-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp) // empty after success; the partial files otherwise
 	stage := filepath.Join(tmp, dbDir)
-	if err := os.Mkdir(stage, 0o700); err != nil {
+	if err := os.Mkdir(stage, dirMode); err != nil {
 		return err
 	}
 
@@ -318,7 +323,8 @@ func readManifest(tr *tar.Reader) (map[string]int64, error) {
 
 // writeFile creates path with what r holds and makes it durable.
 func writeFile(path string, r io.Reader) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// The umask can only take bits away from 0600.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return err
 	}

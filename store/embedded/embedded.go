@@ -13,6 +13,7 @@ import (
 
 	pebble "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/tern-im/tern/store"
 )
@@ -82,8 +83,21 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := makePrivateDir(dir); err != nil {
 		return nil, fmt.Errorf("store/embedded: create data dir: %w", err)
+	}
+	// Before Pebble reads or creates anything: its new files are private
+	// (privateFS), and the old ones must be too.
+	if fixed, err := tighten(dir); err != nil {
+		log.Warn("store/embedded: the data directory is readable by other users, and making it private failed",
+			"dir", dir, "err", err)
+	} else if len(fixed) > 0 {
+		log.Warn("store/embedded: the data directory was readable by other users; made it private "+
+			"(directories 0700, files 0600)", "dir", dir, "changed", len(fixed))
 	}
 	path := filepath.Join(dir, dbDir)
 	// Starting empty next to a database of the old format would look like
@@ -93,14 +107,15 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store/embedded: %s holds a bbolt database (%s) from an older Tern, which this version cannot read; move it away to start empty", dir, legacyFile)
 		}
 	}
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	po := pebbleOptions(log)
 	db, err := pebble.Open(path, po)
 	// The DB holds its own reference to the cache.
 	po.Cache.Unref()
+	if errors.Is(err, ErrLocked) {
+		// Pebble's own words are "resource temporarily unavailable".
+		return nil, fmt.Errorf("store/embedded: another Tern process holds the data directory %s "+
+			"(or another program has it open): stop it first, or give this one its own data directory (%w)", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store/embedded: open %s: %w", path, err)
 	}
@@ -143,6 +158,10 @@ const (
 // RESULTS.md), sized for a small (2-core) node.
 func pebbleOptions(log *slog.Logger) *pebble.Options {
 	o := &pebble.Options{
+		// Private files and directories, and a clear error for a locked
+		// directory; Pebble adds its disk health checks around it
+		// (WithFSDefaults below).
+		FS: privateFS{vfs.Default},
 		// FormatNewest of Pebble v2.1.7, named rather than FormatNewest so
 		// that upgrading Pebble cannot silently ratchet the on-disk format,
 		// which would make going back to the previous Tern impossible.
@@ -173,7 +192,20 @@ func pebbleOptions(log *slog.Logger) *pebble.Options {
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	o.WithFSDefaults()
 	return o
+}
+
+// makePrivateDir creates dir with mode 0700 whatever the umask, if it does
+// not exist.
+func makePrivateDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil // tighten fixes its mode if need be
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, dirMode)
 }
 
 // pebbleLogger routes Pebble's messages to slog: its chatter (flushes,

@@ -22,6 +22,7 @@ const (
 	tIdem        byte = 11 // deviceID 0x00 clientID -> seq u64 | chatID
 	tInbox       byte = 12 // deviceID 0x00 cursor u64 -> binary event
 	tHeads       byte = 13 // deviceID -> last cursor u64 | acked cursor u64 | userID
+	tMsgIDs      byte = 14 // msgID -> seq u64 | chatID (messages stored since it came)
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

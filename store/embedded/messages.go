@@ -138,9 +138,12 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	}
 	w.put(seqK, chatSeq{LastSeq: m.Seq, LastTS: max(cs.LastTS, m.TS)}.encode())
 	w.put(seqKey(tLog, m.ChatID, m.Seq), encodeMessage(&m))
+	loc := append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.ChatID)), uint64(m.Seq)), m.ChatID...)
 	if idemKey != nil {
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.ChatID)), uint64(m.Seq))
-		w.put(idemKey, append(v, m.ChatID...))
+		w.put(idemKey, loc)
+	}
+	if validID(m.ID) {
+		w.put(key(tMsgIDs, m.ID), loc)
 	}
 	// One encoding serves every inbox: the batch copies it on each put.
 	ev := encodeMessageEvent(&m)
@@ -570,6 +573,40 @@ func unread(r reader, chatID, userID string, readSeq int64) (int64, error) {
 }
 
 // History implements store.Messages. limit <= 0 means no limit.
+func (s *Store) Message(ctx context.Context, chatID, msgID string) (store.Message, error) {
+	var m store.Message
+	if !validID(chatID) || !validID(msgID) {
+		return m, fmt.Errorf("message %s: %w", msgID, store.ErrNotFound)
+	}
+	err := s.snapshot(ctx, func(r reader) error {
+		loc, err := r.get(key(tMsgIDs, msgID))
+		if err != nil {
+			return err
+		}
+		if len(loc) < 8 || string(loc[8:]) != chatID {
+			return store.ErrNotFound
+		}
+		seq := int64(u64(loc))
+		if cs, err := r.get(key(tChatSeq, chatID)); err != nil || decodeChatSeq(cs).LastSeq < seq {
+			return cmp.Or(err, store.ErrNotFound)
+		}
+		raw, err := r.get(seqKey(tLog, chatID, seq))
+		if err != nil {
+			return err
+		}
+		if raw == nil {
+			return store.ErrNotFound
+		}
+		m, err = decodeMessage(raw)
+		return err
+	})
+	if err != nil {
+		return store.Message{}, fmt.Errorf("message %s in %s: %w", msgID, chatID, err)
+	}
+	return m, nil
+}
+
+// History implements store.Messages.
 func (s *Store) History(ctx context.Context, chatID string, before int64, limit int) ([]store.Message, error) {
 	if !validID(chatID) {
 		return nil, fmt.Errorf("history: %w", store.ErrNotFound)

@@ -80,6 +80,7 @@
 //	users     {phone: 1} unique        one user per phone
 //	devices   {user: 1}                a user's devices (UserDevices, receipts)
 //	messages  {dev: 1, key: 1} unique  the idempotency key of a send
+//	messages  {id: 1} unique           a message by its id (Message)
 //
 // The unique (chat, seq) and (device, cursor) indexes are the _id indexes
 // of messages and inbox.

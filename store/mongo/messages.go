@@ -213,7 +213,7 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		var first msgDoc
 		err := s.messages.FindOne(ctx, bson.D{{Key: "dev", Value: m.FromDevice}, {Key: "key", Value: p.key}}).Decode(&first)
 		if err == nil {
-			if first.Msg.Seq > l.seq {
+			if first.Msg.ChatID == l.chatID && first.Msg.Seq > l.seq {
 				// The first attempt is in the log but not committed: it
 				// stopped halfway, and this resend came before anyone
 				// completed it. Complete it before answering sent.
@@ -567,6 +567,33 @@ func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSumma
 		out[i] = sums[j]
 	}
 	return out, nil
+}
+
+// Message implements store.Messages: a point lookup on the unique {id}
+// index, then the chat's committed seq.
+func (s *Store) Message(ctx context.Context, chatID, msgID string) (store.Message, error) {
+	if !validID(chatID) || msgID == "" {
+		return store.Message{}, fmt.Errorf("message %s: %w", msgID, store.ErrNotFound)
+	}
+	var (
+		d msgDoc
+		c chatDoc
+	)
+	err := parallel(
+		func() error {
+			return s.messages.FindOne(ctx, bson.D{{Key: "id", Value: msgID}}).Decode(&d)
+		},
+		func() error {
+			return s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}},
+				options.FindOne().SetProjection(bson.D{{Key: "seq", Value: 1}})).Decode(&c)
+		})
+	if err == nil && (d.Msg.ChatID != chatID || d.Msg.Seq > c.Seq) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.Message{}, fmt.Errorf("message %s in %s: %w", msgID, chatID, notFound(err))
+	}
+	return *d.Msg.message(), nil
 }
 
 // History implements store.Messages. limit <= 0 means no limit. Only

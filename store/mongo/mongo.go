@@ -198,6 +198,8 @@ func Indexes() []IndexSpec {
 			Why: "UserDevices, and the devices a receipt goes to"},
 		{Collection: collMessages, Keys: []string{"dev", "key"}, Unique: true,
 			Why: "the idempotency key of a send: one message per (sending device, client id)"},
+		{Collection: collMessages, Keys: []string{"id"}, Unique: true,
+			Why: "a message by its id: the target of a reply (and of reactions, edits and deletes)"},
 	}
 }
 

@@ -198,6 +198,31 @@ func testMessages(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("MessageByID", func(t *testing.T) {
+		s, ctx := newStore(t), t.Context()
+		w := newWorld(t, s)
+		r1 := send(t, s, direct(w.alice, w.a1, w.bob, "1", 1, "first", w.b1))
+		r2 := send(t, s, direct(w.bob, w.b1, w.alice, "2", 2, "second", w.a1))
+		for _, r := range []store.SendResult{r1, r2} {
+			m, err := s.Message(ctx, r.Message.ChatID, r.Message.ID)
+			must(t, err)
+			if m.ID != r.Message.ID || m.Seq != r.Message.Seq || m.From != r.Message.From || string(m.Body) != string(r.Message.Body) {
+				t.Fatalf("Message(%s) = %+v, want %+v", r.Message.ID, m, r.Message)
+			}
+		}
+		other := send(t, s, direct(w.alice, w.a1, w.alice, "3", 3, "note to self"))
+		for _, c := range []struct{ chat, id string }{
+			{r1.Message.ChatID, "mnosuchmessage"},
+			{other.Message.ChatID, r1.Message.ID}, // a message of another chat
+			{"cnosuchchat", r1.Message.ID},
+			{"", ""},
+		} {
+			if _, err := s.Message(ctx, c.chat, c.id); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("Message(%q, %q) = %v, want ErrNotFound", c.chat, c.id, err)
+			}
+		}
+	})
+
 	t.Run("Heads", func(t *testing.T) {
 		s, ctx := newStore(t), t.Context()
 		w := newWorld(t, s)
