@@ -394,3 +394,31 @@ func TestIdempotencyKeyIsTheMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestSDKRidesThroughTokenExpiry: the Go SDK answers the 4401 of an
+// expired token by refreshing and reconnecting; nothing is lost.
+func TestSDKRidesThroughTokenExpiry(t *testing.T) {
+	ac := auth.DefaultConfig()
+	ac.AccessTTL = 2 * time.Second
+	n := servertest.Start(t, servertest.Options{Auth: ac})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550591", "a")
+	bob := n.Login(t, "+14155550592", "b")
+	deadline := time.Now().Add(30 * time.Second)
+	for bob.Stats().Reconnects == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's socket outlived its access token")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sent, err := alice.Send(ctx, bob.Session().UserID, text("after the refresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := servertest.Next(t, bob, wire.TypeMessage, wait); m.MsgID != sent.MsgID {
+		t.Fatalf("bob got %+v, want %s", m, sent.MsgID)
+	}
+	if err := bob.Err(); err != nil {
+		t.Fatalf("bob's SDK stopped: %v", err)
+	}
+}
