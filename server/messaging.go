@@ -408,8 +408,10 @@ func (s *Server) inboxCheckLoop(interval time.Duration) {
 // fast path: an event whose publish never happened (its node died between
 // the store and the broker, or its publish failed and the node died before
 // the repair) would otherwise wait for the device's next event or
-// reconnect. A session that is mid-way through an event it is about to
-// receive anyway reads its inbox once more: harmless, and rare.
+// reconnect. Sessions that received an event within half an interval are
+// left for the next check: their next event is most likely on its way. A
+// session idle until an event was stored a moment ago reads its inbox once
+// more than needed: harmless, and rare.
 func (s *Server) checkInboxes(ctx context.Context, budget time.Duration) {
 	s.mu.Lock()
 	all := make([]*session, 0, len(s.sessions))
@@ -434,7 +436,7 @@ func (s *Server) checkInboxes(ctx context.Context, budget time.Duration) {
 			return
 		}
 		for _, ss := range batch {
-			if ss.behindInbox(heads[ss.deviceID]) {
+			if ss.behindInbox(heads[ss.deviceID], budget/2) {
 				s.metrics.caughtUp.Inc()
 				s.log.Info("inbox check: session behind its inbox, resyncing", "device", ss.deviceID, "head", heads[ss.deviceID])
 			}

@@ -55,6 +55,9 @@ type session struct {
 	pumping   bool  // an inbox read is running
 	repump    bool  // something arrived during the read: read again
 	behind    bool  // the window was full when events arrived
+	// lastEventAt is when the last inbox event was queued, so that the
+	// inbox check leaves sessions alone whose events are flowing.
+	lastEventAt time.Time
 }
 
 // serveWS upgrades an authenticated request and starts the session.
@@ -343,6 +346,7 @@ func (ss *session) Deliver(env routing.Envelope) {
 		case env.Cursor == ss.lastSent+1:
 			if ss.queueLocked(env.Frame) {
 				ss.lastSent = env.Cursor
+				ss.lastEventAt = time.Now()
 			}
 		default:
 			// A gap: an earlier event is still on its way or was lost.
@@ -353,12 +357,19 @@ func (ss *session) Deliver(env routing.Envelope) {
 	}
 }
 
-// behindInbox starts an inbox read if head is beyond what the session sent
-// and no read is running, and reports whether it did.
-func (ss *session) behindInbox(head int64) bool {
+// behindInbox starts an inbox read if head is beyond what the session sent,
+// no read is running and no event came for quiet, and reports whether it
+// did.
+func (ss *session) behindInbox(head int64, quiet time.Duration) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed || ss.pumping || ss.behind || head <= ss.lastSent {
+		return false
+	}
+	if time.Since(ss.lastEventAt) < quiet {
+		// Events are flowing: the one beyond is most likely on its way
+		// (and if it was lost, the next event's gap, or the next check,
+		// finds it).
 		return false
 	}
 	ss.startPumpLocked()
@@ -438,6 +449,7 @@ func (ss *session) pump() {
 				break // closed: nothing after it may be written either
 			}
 			ss.lastSent = evs[i].Cursor
+			ss.lastEventAt = time.Now()
 		}
 		exhausted := len(evs) < limit
 		if exhausted && head > ss.lastSent {
