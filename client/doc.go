@@ -1,6 +1,6 @@
 // Package client is the Go SDK for Tern's wire contract v1: the REST API
 // under /v1 and the WebSocket at /v1/ws. Tests, the load generator
-// (tern bench) and the command line client use it, so it is built to run
+// (tern bench) and the command line client (tern chat) use it, so it is built to run
 // thousands of instances in one process.
 //
 // A Client holds one device session. REST calls are plain methods that take
@@ -36,6 +36,17 @@
 //     out and the client stops. On close code 4409 (the device connected
 //     elsewhere) it stops without reconnecting. Err tells why it stopped;
 //     the Events channel is closed in every case.
+//   - Read Events on a goroutine of its own. The reader hands events to
+//     the channel and waits while it is full; a Send issued from the
+//     goroutine that reads Events can therefore wait for a sent answer
+//     that the blocked reader never gets to (`tern chat` sends from
+//     another goroutine for this reason).
+//   - Token expiry. The server closes a socket with 4401 when the access
+//     token it was opened with expires; the client refreshes and
+//     reconnects, as above. Each refresh replaces the refresh token: an
+//     application that keeps the session on disk saves Session() again
+//     after it (the old refresh token presented later signs the device
+//     out).
 //   - Resources. A connected client runs two goroutines (a reader, and a
 //     loop that writes acks and keepalives and reconnects); one while it
 //     reconnects; none before Connect or after Close. Memory grows with the dedupe
