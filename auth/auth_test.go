@@ -39,7 +39,7 @@ func TestSignInCreatesUserThenAnotherDevice(t *testing.T) {
 		t.Fatalf("stored code: %v", err)
 	}
 	code := h.sms.lastCode(t, e164)
-	if strings.Contains(string(rec.Hash), code) || len(rec.Hash) != 32 {
+	if strings.Contains(string(rec.Hash), code) || len(rec.Hash) != 4+32 {
 		t.Errorf("stored code hash %x looks like it holds the code", rec.Hash)
 	}
 
@@ -251,7 +251,9 @@ func TestVerifyClearsResendWait(t *testing.T) {
 }
 
 func TestPhoneHourlyCap(t *testing.T) {
-	h := newHarness(t, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.CodesPerPhonePerHour = 5 // the default before the day limit; refill then hourly
+	h := newHarness(t, cfg)
 	phone := testPhone(8)
 	for i := 0; i < 5; i++ {
 		if _, err := h.svc.RequestCode(ctx, phone, fmt.Sprintf("192.0.2.%d", i)); err != nil {
@@ -409,8 +411,8 @@ func TestAccessTokens(t *testing.T) {
 
 	tok := s.AccessToken
 	parts := strings.Split(tok, ".")
-	if len(parts) != 3 || parts[0] != "v1" {
-		t.Fatalf("token %q is not v1.payload.mac", tok)
+	if len(parts) != 4 || parts[0] != "v2" || parts[1] != "1" {
+		t.Fatalf("token %q is not v2.1.payload.mac", tok)
 	}
 	flip := func(s string, i int) string {
 		b := []byte(s)
@@ -422,17 +424,24 @@ func TestAccessTokens(t *testing.T) {
 		return string(b)
 	}
 	otherParts := strings.Split(other.AccessToken, ".")
-	otherKey := signAccessToken([]byte("another server's key, 32 bytes.."), Claims{UserID: s.UserID, DeviceID: s.DeviceID, Expires: h.clock.Now().Add(time.Hour)})
-	forged := signAccessToken(h.svc.accessKey, Claims{UserID: other.UserID, DeviceID: s.DeviceID, Expires: h.clock.Now().Add(time.Hour)})
+	otherServer := &ringKey{id: 1, access: []byte("another server's key, 32 bytes..")}
+	otherKey := signAccessToken(otherServer, Claims{UserID: s.UserID, DeviceID: s.DeviceID, Expires: h.clock.Now().Add(time.Hour)})
+	forged := signAccessToken(h.svc.keys(ctx).newest(), Claims{UserID: other.UserID, DeviceID: s.DeviceID, Expires: h.clock.Now().Add(time.Hour)})
 	for name, bad := range map[string]string{
 		"empty":                "",
-		"payload bit":          flip(tok, len("v1.")+3),
+		"payload bit":          flip(tok, len("v2.1.")+3),
 		"mac bit":              flip(tok, len(tok)-3),
-		"no version":           strings.TrimPrefix(tok, "v1."),
-		"v2":                   "v2." + parts[1] + "." + parts[2],
-		"spliced payload":      "v1." + otherParts[1] + "." + parts[2],
+		"no version":           strings.TrimPrefix(tok, "v2."),
+		"v1 spelling":          "v1." + parts[2] + "." + parts[3],
+		"v3":                   "v3." + parts[1] + "." + parts[2] + "." + parts[3],
+		"key id 01":            "v2.01." + parts[2] + "." + parts[3],
+		"key id 2":             "v2.2." + parts[2] + "." + parts[3],
+		"key id 0":             "v2.0." + parts[2] + "." + parts[3],
+		"key id huge":          "v2.99999999999." + parts[2] + "." + parts[3],
+		"no key id":            "v2.." + parts[2] + "." + parts[3],
+		"spliced payload":      "v2.1." + otherParts[2] + "." + parts[3],
 		"extra part":           tok + ".x",
-		"short mac":            "v1." + parts[1] + "." + parts[2][:20],
+		"short mac":            "v2.1." + parts[2] + "." + parts[3][:20],
 		"padded mac":           tok + "=",
 		"other key":            otherKey,
 		"device of other user": forged,
@@ -535,8 +544,9 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// s1's refresh token is now the previous one: presenting it again is
-	// reuse, and the device goes.
+	// s1's refresh token is now the previous one: presenting it again,
+	// after the grace for retries, is reuse, and the device goes.
+	h.clock.Advance(30 * time.Second)
 	_, err = h.svc.Refresh(ctx, s1.RefreshToken)
 	wantCode(t, err, wire.CodeUnauthorized)
 	if _, err := h.st.Device(ctx, s0.DeviceID); !errors.Is(err, store.ErrNotFound) {

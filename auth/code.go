@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -20,7 +22,6 @@ import (
 
 const (
 	codeDigits    = 6
-	codeWindow    = time.Hour
 	maxDeviceName = 64
 	defaultDevice = "device"
 )
@@ -52,7 +53,7 @@ func (s *Service) RequestCode(ctx context.Context, phone, clientIP string) (wire
 	text := fmt.Sprintf("Your Tern code is %s. It expires in %s.", code, humanDuration(s.cfg.CodeTTL))
 	if err := s.sms.Send(ctx, phone, text); err != nil {
 		s.log.WarnContext(ctx, "auth: sms send failed", "phone", maskPhone(phone), "err", err)
-		s.unreserveCode(ctx, rec, prev)
+		s.unreserveCode(ctx, rec, prev, clientIP)
 		return wire.CodeResponse{}, wire.Errorf(wire.CodeUnavailable, "could not send the code, try again")
 	}
 	s.log.InfoContext(ctx, "auth: code sent", "phone", maskPhone(phone), "window_count", rec.WindowCount)
@@ -65,6 +66,10 @@ func (s *Service) RequestCode(ctx context.Context, phone, clientIP string) (wire
 // reserveCode checks the limits and stores the new code before it is sent,
 // so that the code works the moment the SMS arrives. It returns the stored
 // record and the one it replaced (nil for none).
+//
+// The phone's codes are a leaky bucket kept in the record: WindowCount codes
+// as of WindowStart, one leaking out every Config.codeRefill. Up to
+// CodesPerPhonePerHour codes go at once; then one per codeRefill.
 func (s *Service) reserveCode(ctx context.Context, phone, code, clientIP string) (store.Code, *store.Code, error) {
 	mu := s.phoneLock(phone)
 	mu.Lock()
@@ -83,7 +88,7 @@ func (s *Service) reserveCode(ctx context.Context, phone, code, clientIP string)
 
 	rec := store.Code{
 		Phone:       phone,
-		Hash:        s.codeHash(phone, code),
+		Hash:        s.keys(ctx).newest().codeHash(phone, code),
 		ExpiresAt:   now.Add(s.cfg.CodeTTL),
 		SentAt:      now,
 		WindowStart: now,
@@ -99,33 +104,60 @@ func (s *Service) reserveCode(ctx context.Context, phone, code, clientIP string)
 		if now.Before(resendAt) && !now.Before(prev.SentAt) {
 			return store.Code{}, nil, rateLimited(resendAt.Sub(now), "a code was sent recently; wait before asking for another")
 		}
-		windowEnd := prev.WindowStart.Add(codeWindow)
-		if now.Before(windowEnd) && !now.Before(prev.WindowStart) {
-			if prev.WindowCount >= s.cfg.CodesPerPhonePerHour {
-				return store.Code{}, nil, rateLimited(windowEnd.Sub(now), "too many codes for this phone number")
-			}
-			rec.WindowStart, rec.WindowCount = prev.WindowStart, prev.WindowCount+1
+		level, since := s.codeBucket(*prev, now)
+		if level >= s.cfg.CodesPerPhonePerHour {
+			return store.Code{}, nil, rateLimited(since.Add(s.cfg.codeRefill()).Sub(now), "too many codes for this phone number")
 		}
+		rec.WindowStart, rec.WindowCount = since, level+1
 	}
-	// The address is counted last so that a request refused for the phone
-	// does not also use up the address's budget.
+	// The shares of this address are counted after the phone's totals
+	// were checked and before they are spent, so that a request refused
+	// for the phone uses up nothing of the address, and an address past
+	// its share spends nothing of the phone's, which is what keeps one
+	// address from locking a phone's owner out.
+	key := phoneIPKey(phone, clientIP)
+	if ok, wait := s.codesByPhoneIP.takeKey(key, now); !ok {
+		return store.Code{}, nil, rateLimited(wait, "too many codes for this phone number from this address")
+	}
 	if ok, wait := s.codesByIP.take(clientIP, now); !ok {
+		s.codesByPhoneIP.giveKey(key, now)
 		return store.Code{}, nil, rateLimited(wait, "too many codes requested from this address")
 	}
 	if err := s.st.PutCode(ctx, rec); err != nil {
+		s.codesByPhoneIP.giveKey(key, now)
 		return store.Code{}, nil, fmt.Errorf("auth: store code: %w", err)
 	}
 	return rec, prev, nil
 }
 
+// codeBucket returns the phone's codes still in the bucket at now and the
+// time from which the next one leaks out.
+func (s *Service) codeBucket(prev store.Code, now time.Time) (int, time.Time) {
+	level, since := prev.WindowCount, prev.WindowStart
+	if now.Before(since) {
+		// Stamped by a node whose clock is ahead, or the clock stepped
+		// back: count from now, so a wrong clock cannot block for longer
+		// than one refill.
+		since = now
+	}
+	refill := s.cfg.codeRefill()
+	leaked := now.Sub(since) / refill
+	if leaked >= time.Duration(level) {
+		return 0, now
+	}
+	return level - int(leaked), since.Add(leaked * refill)
+}
+
 // unreserveCode undoes reserveCode after the SMS could not be sent, so that
-// a gateway failure neither uses up the phone's hourly codes nor makes the
-// user wait ResendAfter for a code that never arrived. The address stays
-// counted: it bounds how hard one source can hammer a failing gateway.
-func (s *Service) unreserveCode(ctx context.Context, rec store.Code, prev *store.Code) {
+// a gateway failure neither uses up the phone's codes nor makes the user
+// wait ResendAfter for a code that never arrived. The address stays counted
+// in its total over all phones: that bounds how hard one source can hammer a
+// failing gateway.
+func (s *Service) unreserveCode(ctx context.Context, rec store.Code, prev *store.Code, clientIP string) {
 	mu := s.phoneLock(rec.Phone)
 	mu.Lock()
 	defer mu.Unlock()
+	s.codesByPhoneIP.giveKey(phoneIPKey(rec.Phone, clientIP), s.now())
 	cur, err := s.st.Code(ctx, rec.Phone)
 	if err != nil || !hmac.Equal(cur.Hash, rec.Hash) {
 		// Gone or replaced meanwhile (by another node): the newer state wins.
@@ -163,9 +195,12 @@ func (s *Service) Verify(ctx context.Context, req wire.VerifyRequest, clientIP s
 		return wire.Session{}, err
 	}
 	code := strings.TrimSpace(req.Code)
-	if err := s.checkCode(ctx, phone, code, now); err != nil {
+	if err := s.checkCode(ctx, phone, code, clientIP, now); err != nil {
 		return wire.Session{}, err
 	}
+	// The phone is settled for this address: its share of codes starts
+	// again, as the phone's own count does (the record is gone).
+	s.codesByPhoneIP.forget(phoneIPKey(phone, clientIP))
 
 	u, created, err := s.st.EnsureUser(ctx, phone, store.NewID(store.PrefixUser), now)
 	if err != nil {
@@ -186,12 +221,12 @@ func (s *Service) Verify(ctx context.Context, req wire.VerifyRequest, clientIP s
 		return wire.Session{}, fmt.Errorf("auth: create device: %w", err)
 	}
 	s.log.InfoContext(ctx, "auth: signed in", "user", u.ID, "device", d.ID, "new_user", created, "platform", platform)
-	return s.session(u.ID, d.ID, refresh.String(), now), nil
+	return s.session(ctx, u.ID, d.ID, refresh.String(), now, now), nil
 }
 
 // checkCode consumes one try of phone's pending code and, when code is right,
 // the code itself.
-func (s *Service) checkCode(ctx context.Context, phone, code string, now time.Time) error {
+func (s *Service) checkCode(ctx context.Context, phone, code, clientIP string, now time.Time) error {
 	rec, err := s.st.Code(ctx, phone)
 	if errors.Is(err, store.ErrNotFound) {
 		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
@@ -202,8 +237,16 @@ func (s *Service) checkCode(ctx context.Context, phone, code string, now time.Ti
 	if werr := s.codeUsable(rec, now); werr != nil {
 		return werr
 	}
+	// This address's tries at this code are counted before the code's
+	// total in the store, and an address past its share is refused before
+	// that total is touched: guesses from one address cannot burn the code
+	// for its owner.
+	if ok, _ := s.triesByPhoneIP.takeKey(tryKey(phone, clientIP, rec), now); !ok {
+		return wire.Errorf(wire.CodeInvalidCode, "too many wrong tries; request a new code")
+	}
 	// Count the try before comparing, atomically in the store, so that
-	// parallel guesses cannot exceed MaxAttempts between a read and a write.
+	// parallel guesses cannot exceed MaxAttemptsTotal between a read and a
+	// write.
 	rec, err = s.st.CountAttempt(ctx, phone)
 	if errors.Is(err, store.ErrNotFound) {
 		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
@@ -219,9 +262,7 @@ func (s *Service) checkCode(ctx context.Context, phone, code string, now time.Ti
 	}
 	// A malformed code is still a try: it costs nothing to count, and the
 	// format must not become a way around the attempt limit.
-	want := rec.Hash
-	got := s.codeHash(phone, code)
-	if !validCodeFormat(code) || len(want) == 0 || subtle.ConstantTimeCompare(want, got) != 1 {
+	if !validCodeFormat(code) || !s.codeMatches(ctx, rec.Hash, phone, code) {
 		return wire.Errorf(wire.CodeInvalidCode, "wrong code")
 	}
 	if err := s.st.DeleteCode(ctx, phone); err != nil {
@@ -235,6 +276,13 @@ func (s *Service) checkCode(ctx context.Context, phone, code string, now time.Ti
 	return nil
 }
 
+// tryKey names one code (by its sending time and the tail of its hash) as
+// tried from one address, so that a new code starts a new count.
+func tryKey(phone, clientIP string, rec store.Code) string {
+	tail := rec.Hash[max(0, len(rec.Hash)-8):]
+	return phoneIPKey(phone, clientIP) + "|" + strconv.FormatInt(rec.SentAt.UnixNano(), 36) + "|" + hex.EncodeToString(tail)
+}
+
 // codeUsable tells why rec, with rec.Attempts tries already made, cannot be
 // tried again.
 func (s *Service) codeUsable(rec store.Code, now time.Time) *wire.Error {
@@ -244,21 +292,29 @@ func (s *Service) codeUsable(rec store.Code, now time.Time) *wire.Error {
 	if !now.Before(rec.ExpiresAt) {
 		return wire.Errorf(wire.CodeCodeExpired, "the code has expired; request a new one")
 	}
-	if rec.Attempts >= s.cfg.MaxAttempts {
+	if rec.Attempts >= s.cfg.MaxAttemptsTotal {
 		return wire.Errorf(wire.CodeInvalidCode, "too many wrong tries; request a new code")
 	}
 	return nil
 }
 
-// codeHash binds the code to the phone, so that a hash copied to another
-// record does not match, and keys it with a server secret, so that a copy of
-// the store cannot be brute-forced over the 10^6 possible codes.
-func (s *Service) codeHash(phone, code string) []byte {
-	m := hmac.New(sha256.New, s.codeKey)
-	m.Write([]byte(phone))
-	m.Write([]byte{0})
-	m.Write([]byte(code))
-	return m.Sum(nil)
+// codeMatches compares code with the stored hash want, under the ring key
+// want names (a code sent before a rotation is checked with the key it was
+// hashed with), in constant time. A 32-byte hash is from before the ring
+// and is checked with its legacy key.
+func (s *Service) codeMatches(ctx context.Context, want []byte, phone, code string) bool {
+	var k *ringKey
+	switch len(want) {
+	case sha256.Size:
+		k = s.keys(ctx).legacyKey()
+	case 4 + sha256.Size:
+		k = s.keyByID(ctx, binary.BigEndian.Uint32(want))
+		want = want[4:]
+	}
+	if k == nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(want, codeMAC(k.code, phone, code)) == 1
 }
 
 // newCode draws a uniform 6-digit code. Values at or above the largest

@@ -32,26 +32,39 @@ func FuzzNormalizePhone(f *testing.F) {
 }
 
 func FuzzParseAccessToken(f *testing.F) {
-	key := []byte("fuzz key, fuzz key, fuzz key, 32")
-	valid := signAccessToken(key, Claims{UserID: "u1", DeviceID: "d1", Expires: time.Unix(1_800_000_000, 0)})
-	for _, s := range []string{valid, "", "v1.", "v1..", "v1.e30.", "v1.e30." + strings.Repeat("A", 43), valid + "=", valid[:len(valid)-1]} {
+	// A ring of a legacy key (v1 tokens) and a newer one (v2 tokens).
+	r := fixedRing(f, true, 2)
+	claims := Claims{UserID: "u1", DeviceID: "d1", Expires: time.Unix(1_800_000_000, 0)}
+	v1 := signAccessTokenV1(r.keys[0], claims)
+	v2 := signAccessToken(r.newest(), claims)
+	old := signAccessToken(r.keys[0], claims)
+	for _, s := range []string{v1, v2, old, "", "v1.", "v1..", "v1.e30.", "v2.1.e30." + strings.Repeat("A", 43),
+		"v2.01.e30." + strings.Repeat("A", 43), v2 + "=", v2[:len(v2)-1], v1 + "=", "v2.4294967296.e30.x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, tok string) {
-		c, err := parseAccessToken(key, tok)
+		c, err := parseAccessToken(r, tok)
 		if err != nil {
 			return
 		}
 		// Anything accepted must be exactly what signing those claims
-		// gives: no second spelling of a token verifies.
+		// with the key it names gives: no second spelling of a token
+		// verifies.
 		if c.UserID == "" || c.DeviceID == "" || c.Expires.Unix() <= 0 {
 			t.Fatalf("accepted %q with empty claims %+v", tok, c)
 		}
-		if tok != valid {
-			re := signAccessToken(key, c)
-			if re != tok {
-				t.Fatalf("accepted %q, which is not the canonical %q", tok, re)
-			}
+		p, err := splitAccessToken(tok)
+		if err != nil {
+			t.Fatalf("accepted %q that does not split: %v", tok, err)
+		}
+		var re string
+		if p.v1 {
+			re = signAccessTokenV1(r.keys[0], c)
+		} else {
+			re = signAccessToken(r.byID(p.keyID), c)
+		}
+		if re != tok {
+			t.Fatalf("accepted %q, which is not the canonical %q", tok, re)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -195,4 +196,36 @@ func wireCode(err error) string {
 		return we.Code
 	}
 	return ""
+}
+
+// signAccessTokenV1 signs c as the version before the key ring did, with
+// the ring's legacy key.
+func signAccessTokenV1(k *ringKey, c Claims) string {
+	signed := accessPrefixV1 + marshalPayload(c)
+	return signed + "." + b64.EncodeToString(accessMAC(k.accessV1, signed))
+}
+
+// fixedRing is a ring of n keys with fixed bytes; with legacy, the first is
+// the legacy key.
+func fixedRing(t testing.TB, legacy bool, n int) *keyRing {
+	t.Helper()
+	sr := storedRing{Format: ringFormat}
+	for i := 1; i <= n; i++ {
+		sr.Keys = append(sr.Keys, storedKey{
+			ID:      uint32(i),
+			Created: time.Date(2026, 1, i, 0, 0, 0, 0, time.UTC),
+			Legacy:  legacy && i == 1,
+			Sign:    bytes.Repeat([]byte{byte(i)}, 32),
+			Code:    bytes.Repeat([]byte{byte(100 + i)}, 32),
+		})
+	}
+	blob, err := encodeRing(sr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := decodeRing(blob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -10,10 +10,11 @@ import (
 // each), so a flood from many addresses costs memory once, not without end.
 const defaultLimiterCap = 100_000
 
-// ipLimiter counts events per client address in fixed windows. It lives in
-// memory on one node: a restart or another node starts from zero, which is
-// acceptable because the per-phone limits in the store are the ones that
-// protect a person; this one protects the SMS budget from one source.
+// ipLimiter counts events per client address, or per phone and address, in
+// fixed windows. It lives in memory on one node: a restart or another node
+// starts from zero, which is acceptable because the per-phone totals in the
+// store are what bound guessing and SMS; these limits only decide how much
+// of those totals one source can spend.
 type ipLimiter struct {
 	limit  int // 0: unlimited
 	window time.Duration
@@ -36,10 +37,14 @@ func newIPLimiter(limit int, window time.Duration, capacity int) *ipLimiter {
 // take counts one event for ip at now. When the window is full it counts
 // nothing and says how long until it opens again.
 func (l *ipLimiter) take(ip string, now time.Time) (ok bool, wait time.Duration) {
+	return l.takeKey(ipKey(ip), now)
+}
+
+// takeKey is take for a key the caller built (see phoneIPKey).
+func (l *ipLimiter) takeKey(key string, now time.Time) (ok bool, wait time.Duration) {
 	if l.limit <= 0 {
 		return true, 0
 	}
-	key := ipKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maybeSweep(now)
@@ -63,10 +68,14 @@ func (l *ipLimiter) take(ip string, now time.Time) (ok bool, wait time.Duration)
 
 // give returns an event taken at now, when what it counted did not happen.
 func (l *ipLimiter) give(ip string, now time.Time) {
+	l.giveKey(ipKey(ip), now)
+}
+
+// giveKey is give for a key the caller built.
+func (l *ipLimiter) giveKey(key string, now time.Time) {
 	if l.limit <= 0 {
 		return
 	}
-	key := ipKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if w, ok := l.m[key]; ok && w.count > 0 && !now.Before(w.start) && now.Before(w.start.Add(l.window)) {
@@ -113,6 +122,14 @@ func (l *ipLimiter) makeRoom(now time.Time) {
 	}
 }
 
+// forget drops key's window, when what it limited is settled (a phone
+// signed in from that address).
+func (l *ipLimiter) forget(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, key)
+}
+
 func (l *ipLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -141,4 +158,10 @@ func ipKey(ip string) string {
 		return a.String()
 	}
 	return p.String()
+}
+
+// phoneIPKey is the limiter key of one phone asked for from one client
+// address (grouped as ipKey groups them).
+func phoneIPKey(phone, ip string) string {
+	return phone + "|" + ipKey(ip)
 }

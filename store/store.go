@@ -258,6 +258,11 @@ type Secrets interface {
 	// Secret returns the secret called name, storing fresh first if there is
 	// none yet.
 	Secret(ctx context.Context, name string, fresh []byte) ([]byte, error)
+	// ReplaceSecret sets the secret called name to next if it is old now,
+	// byte for byte: ErrConflict if it is something else, ErrNotFound if
+	// there is none. Of concurrent replacements of one value exactly one
+	// succeeds (key rotation, sealing keys under a master key).
+	ReplaceSecret(ctx context.Context, name string, old, next []byte) error
 }
 
 // Store is everything an adapter provides. Consumers take the narrowest

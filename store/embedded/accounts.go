@@ -451,3 +451,26 @@ func (s *Store) Secret(ctx context.Context, name string, fresh []byte) ([]byte, 
 	}
 	return v, nil
 }
+
+// ReplaceSecret implements store.Secrets: compare and put in one write.
+func (s *Store) ReplaceSecret(ctx context.Context, name string, old, next []byte) error {
+	if name == "" || len(next) == 0 {
+		return errInvalid("secret")
+	}
+	next = bytes.Clone(next)
+	err := s.write(ctx, func(w *wtx) error {
+		cur := w.get(key(tSecrets, name))
+		switch {
+		case cur == nil:
+			return store.ErrNotFound
+		case !bytes.Equal(cur, old):
+			return store.ErrConflict
+		}
+		w.put(key(tSecrets, name), next)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replace secret %s: %w", name, err)
+	}
+	return nil
+}

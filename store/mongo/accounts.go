@@ -376,3 +376,27 @@ func (s *Store) Secret(ctx context.Context, name string, fresh []byte) ([]byte, 
 	}
 	return nil, fmt.Errorf("secret %s: inserted and gone again: %w", name, store.ErrConflict)
 }
+
+// ReplaceSecret implements store.Secrets: one updateOne filtered on the
+// current value, so of concurrent replacements one matches.
+func (s *Store) ReplaceSecret(ctx context.Context, name string, old, next []byte) error {
+	if name == "" || len(next) == 0 {
+		return errInvalid("secret")
+	}
+	res, err := s.secrets.UpdateOne(ctx, bson.D{{Key: "_id", Value: name}, {Key: "value", Value: old}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "value", Value: bytes.Clone(next)}}}})
+	if err != nil {
+		return fmt.Errorf("replace secret %s: %w", name, err)
+	}
+	if res.MatchedCount == 1 {
+		return nil
+	}
+	n, err := s.secrets.CountDocuments(ctx, bson.D{{Key: "_id", Value: name}})
+	switch {
+	case err != nil:
+		return fmt.Errorf("replace secret %s: %w", name, err)
+	case n == 0:
+		return fmt.Errorf("replace secret %s: %w", name, store.ErrNotFound)
+	}
+	return fmt.Errorf("replace secret %s: %w", name, store.ErrConflict)
+}

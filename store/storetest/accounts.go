@@ -427,4 +427,37 @@ func testSecrets(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("Secret after the race = %q, want %q", v, got[0])
 		}
 	})
+	t.Run("Replace", func(t *testing.T) {
+		s, ctx := newStore(t), t.Context()
+		if err := s.ReplaceSecret(ctx, "ring", []byte("a"), []byte("b")); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("ReplaceSecret of a missing secret = %v, want ErrNotFound", err)
+		}
+		_, err := s.Secret(ctx, "ring", []byte("v1"))
+		must(t, err)
+		if err := s.ReplaceSecret(ctx, "ring", []byte("v0"), []byte("v2")); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("ReplaceSecret from a stale value = %v, want ErrConflict", err)
+		}
+		must(t, s.ReplaceSecret(ctx, "ring", []byte("v1"), []byte("v2")))
+		if v, err := s.Secret(ctx, "ring", []byte("fresh")); err != nil || string(v) != "v2" {
+			t.Fatalf("after ReplaceSecret: %q, %v; want v2", v, err)
+		}
+		// Of concurrent replacements of one value, one wins.
+		const n = 8
+		errs := make([]error, n)
+		race(n, func(i int) {
+			errs[i] = s.ReplaceSecret(ctx, "ring", []byte("v2"), fmt.Appendf(nil, "v3-%d", i))
+		})
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, store.ErrConflict):
+				t.Fatalf("concurrent ReplaceSecret: %v", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d concurrent replacements won, want exactly 1", won, n)
+		}
+	})
 }
