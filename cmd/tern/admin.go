@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/subtle"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,24 +18,34 @@ type backuper interface {
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 }
 
-// serveAdmin serves pprof and, with a token, the admin API on their own
-// listener, never on the public one.
-func serveAdmin(ctx context.Context, addr, token string, st any, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--admin-addr: %w", err)
-	}
+// adminHandler is what the admin listener serves: pprof and the admin API
+// (backup), both behind the admin token, and the metrics when serve put
+// them here (metrics nil otherwise). pprof needs the token as much as the
+// backup does: its goroutine dumps show what every connection is doing,
+// and a CPU profile or an execution trace slows the node while it runs,
+// which anyone reaching the port could repeat without end. Without a
+// token both are off.
+func adminHandler(token string, st any, metrics http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /admin/v1/backup", func(w http.ResponseWriter, r *http.Request) {
-		if !adminAuthorized(r, token) {
-			http.Error(w, "admin token required", http.StatusUnauthorized)
-			return
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	admin := func(h http.HandlerFunc) http.Handler {
+		if token == "" {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "the admin API and pprof are off: this node has no --admin-token", http.StatusNotFound)
+			})
 		}
+		return requireToken(token, h)
+	}
+	// No /debug/pprof/cmdline: it prints the command line, secrets given
+	// as flags included, and no profile needs it. (pprof.Index answers it
+	// 404, "Unknown profile".)
+	mux.Handle("/debug/pprof/", admin(pprof.Index))
+	mux.Handle("/debug/pprof/profile", admin(pprof.Profile))
+	mux.Handle("/debug/pprof/symbol", admin(pprof.Symbol))
+	mux.Handle("/debug/pprof/trace", admin(pprof.Trace))
+	mux.Handle("GET /admin/v1/backup", admin(func(w http.ResponseWriter, r *http.Request) {
 		b, ok := st.(backuper)
 		if !ok {
 			http.Error(w, "this store is backed up with its own tools (mongodump)", http.StatusNotImplemented)
@@ -53,15 +62,38 @@ func serveAdmin(ctx context.Context, addr, token string, st any, log *slog.Logge
 			panic(http.ErrAbortHandler)
 		}
 		log.Info("backup streamed", "bytes", n)
+	}))
+	return mux
+}
+
+func requireToken(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !adminAuthorized(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tern admin"`)
+			http.Error(w, "admin token required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// serveHTTP serves h on ln until ctx ends: the admin and the metrics
+// listeners. Both are private (loopback, or a network only Prometheus and
+// operators reach), but still get header and body deadlines, so that a
+// stuck client cannot pile up connections. writeTimeout 0 means none,
+// which the admin listener needs: a backup streams for as long as the
+// store is large, and pprof refuses a profile longer than WriteTimeout.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, c serveConfig, writeTimeout time.Duration, log *slog.Logger) {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       c.httpReadTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	go func() { _ = hs.Serve(ln) }()
-	go func() {
-		<-ctx.Done()
-		_ = hs.Close()
-	}()
-	log.Info("admin listening", "addr", ln.Addr().String(), "admin_api", token != "")
-	return nil
+	context.AfterFunc(ctx, func() { _ = hs.Close() })
 }
 
 func adminAuthorized(r *http.Request, token string) bool {

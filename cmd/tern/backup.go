@@ -20,12 +20,13 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	fs.String(&addr, "admin-addr", "127.0.0.1:9090", "admin address of the running node (its --admin-addr)")
 	fs.String(&token, "admin-token", "", "the node's --admin-token")
+	fs.secret("admin-token")
 	fs.String(&out, "out", "tern-backup.tar", "file to write the snapshot to")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if token == "" {
-		return fmt.Errorf("backup needs --admin-token (TERN_ADMIN_TOKEN)")
+		return usagef("backup needs the node's admin token: TERN_ADMIN_TOKEN, TERN_ADMIN_TOKEN_FILE or --admin-token-file (or --admin-token, which ps shows)")
 	}
 	url := addr
 	if !strings.Contains(url, "://") {
@@ -46,7 +47,9 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("backup: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	// Write beside the target and rename at the end, so a failed backup
-	// never leaves a truncated file under the final name.
+	// never leaves a truncated file under the final name. CreateTemp makes
+	// it 0600 whatever the umask: it holds every message and the node's
+	// signing keys.
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".tern-backup-*")
 	if err != nil {
 		return err

@@ -3,40 +3,48 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/wire"
 )
 
-// listen opens the public listener: TLS when a certificate is configured,
-// plain HTTP only on a loopback address or with --insecure-http, so that a
-// node never serves tokens in clear text by accident.
-func listen(ctx context.Context, c serveConfig, log *slog.Logger) (net.Listener, error) {
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
-	}
-	if c.tlsCert == "" && !c.insecureHTTP && !loopbackAddr(c.addr) {
-		return nil, fmt.Errorf("refusing plain HTTP on %s: it is not a loopback address; "+
-			"set --tls-cert/--tls-key, or --insecure-http behind a TLS-terminating load balancer", c.addr)
-	}
+// HTTP timeouts that need no flag. ReadHeaderTimeout bounds a client that
+// opens connections and sends its headers slowly (one goroutine and one
+// descriptor each while it waits); httpIdleTimeout closes keep-alive
+// connections that nobody uses.
+const (
+	readHeaderTimeout = 10 * time.Second
+	httpIdleTimeout   = 120 * time.Second
+)
+
+// listen opens the public listener, serving TLS with cr's certificate when
+// there is one. check has already refused plain HTTP on anything but
+// loopback without --insecure-http, so that a node never serves tokens in
+// clear text by accident.
+func listen(ctx context.Context, c serveConfig, cr *certReloader, log *slog.Logger) (net.Listener, error) {
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	if c.tlsCert == "" {
+	if cr == nil {
 		// Nothing to reload, but SIGHUP's default action would end the
 		// process without a drain (and systemd's reload sends it).
 		onSIGHUP(ctx, func() { log.Info("SIGHUP: no TLS certificate to reload; ignored") })
 		return ln, nil
-	}
-	cr, err := newCertReloader(c.tlsCert, c.tlsKey)
-	if err != nil {
-		_ = ln.Close()
-		return nil, err
 	}
 	onSIGHUP(ctx, func() {
 		// A bad new file keeps the old certificate in service.
@@ -47,6 +55,82 @@ func listen(ctx context.Context, c serveConfig, log *slog.Logger) (net.Listener,
 		log.Info("TLS certificate reloaded", "cert", cr.certFile)
 	})
 	return tls.NewListener(ln, tlsConfig(cr.get)), nil
+}
+
+// serveAPI serves srv's API on ln until ctx ends, then stops as
+// server.Run does: /readyz answers 503 and new sockets are refused, after
+// the drain delay the listener closes and requests in flight finish, then
+// every socket is closed with 1001, all within the shutdown grace.
+//
+// It is server.Run with the http.Server's timeouts set, which Run does not
+// let its caller choose: without ReadTimeout a client sending a body one
+// byte at a time holds a connection and a goroutine for as long as it
+// likes, and without WriteTimeout so does one that never reads its answer.
+func serveAPI(ctx context.Context, srv *server.Server, ln net.Listener, c serveConfig, log *slog.Logger) error {
+	var draining atomic.Bool
+	hs := &http.Server{
+		Handler:           apiHandler(srv.Handler(), &draining),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       c.httpReadTimeout,
+		WriteTimeout:      c.httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		srv.Shutdown(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	draining.Store(true)
+	if c.drainDelay > 0 {
+		log.Info("draining: /readyz is 503, closing sockets after the drain delay", "delay", c.drainDelay)
+		time.Sleep(c.drainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.grace)
+	defer cancel()
+	herr := hs.Shutdown(sctx)
+	srv.Shutdown(sctx)
+	if herr != nil && !errors.Is(herr, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", herr)
+	}
+	return nil
+}
+
+// apiHandler puts h behind what serveAPI adds to the server's own handler:
+// the drain answers, and WebSocket upgrades freed from the request
+// deadlines.
+func apiHandler(h http.Handler, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() && (r.URL.Path == "/readyz" || r.URL.Path == "/v1/ws") {
+			// What the server answers once it drains itself (Shutdown);
+			// until then this keeps load balancers and new sockets away
+			// while the sockets it holds keep working.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Error: wire.Errorf(wire.CodeUnavailable, "draining")})
+			return
+		}
+		if r.URL.Path == "/v1/ws" && r.ContentLength == 0 && len(r.TransferEncoding) == 0 &&
+			websocket.IsWebSocketUpgrade(r) {
+			// The upgrade hijacks the connection, and the deadlines that
+			// ReadTimeout and WriteTimeout put on it for this request
+			// would cut the socket if they stayed: Hijack's documentation
+			// leaves clearing them to the caller (Go 1.26 happens to, and
+			// gorilla/websocket clears only the write deadline it set for
+			// the handshake). From the upgrade on, the session sets its
+			// own deadlines (--idle-timeout for reads, a write timeout per
+			// frame). Only for a request without a body: one with a body
+			// must not escape ReadTimeout this way.
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // loopbackAddr reports whether addr (host:port) listens on loopback only.

@@ -2,16 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tern-im/tern/auth"
 	smshttp "github.com/tern-im/tern/auth/sms/http"
 	smslog "github.com/tern-im/tern/auth/sms/log"
-	"github.com/tern-im/tern/push"
 	pushlog "github.com/tern-im/tern/push/log"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/routing/inproc"
@@ -28,10 +35,13 @@ type serveConfig struct {
 	mongoURI, mongoDB, mongoWC         string
 	amqpURL                            string
 	smsProvider, smsHTTPURL            string
+	dev                                bool
 	tlsCert, tlsKey                    string
 	insecureHTTP                       bool
 	adminAddr, adminToken              string
+	metricsAddr                        string
 	grace, drainDelay                  time.Duration
+	httpReadTimeout, httpWriteTimeout  time.Duration
 	srv                                server.Config
 	auth                               auth.Config
 }
@@ -40,30 +50,58 @@ type serveConfig struct {
 // seconds in which a connected device must see a message answered sent.
 const defaultInboxCheck = 2 * time.Second
 
+const serveHelp = `Usage: tern serve [flags]
+
+Runs a Tern node. With no flags: a complete single node on 127.0.0.1:8080,
+its data in ./data, verification codes printed to its log (--sms-provider
+log, allowed without comment on a loopback address only; elsewhere it needs
+--dev, or --sms-provider log given explicitly).
+
+Secrets (--admin-token, --mongo-uri, --amqp-url, --sms-http-url) are best
+given through their environment variable or a file (--admin-token-file FILE,
+or TERN_ADMIN_TOKEN_FILE=FILE): every user of the machine can read a
+process's command line (ps), while its environment is readable by its owner
+only. Tern never logs them.
+
+`
+
 func serveFlags(c *serveConfig) *flagSet {
 	fs := newFlagSet("tern serve", "TERN_")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveHelp+flagsHeader)
+		fs.PrintDefaults()
+	}
 	sd, ad := server.DefaultConfig(), auth.DefaultConfig()
-	fs.String(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fs.String(&c.dataDir, "data-dir", "./data", "directory of the embedded store")
+	fs.String(&c.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on")
+	fs.String(&c.dataDir, "data-dir", "./data", "`directory` of the embedded store (created 0700; made private if others can read it)")
 	fs.String(&c.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	fs.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.String(&c.storeKind, "store", "embedded", "store engine: embedded (under --data-dir) or mongo")
 	fs.String(&c.mongoURI, "mongo-uri", "", "MongoDB connection string for --store mongo")
+	fs.secret("mongo-uri")
 	fs.String(&c.mongoDB, "mongo-db", "tern", "MongoDB database for --store mongo")
 	fs.String(&c.mongoWC, "mongo-write-concern", "majority", "MongoDB write concern: majority or a number of nodes")
 	fs.String(&c.routerKind, "router", "inproc", "router between nodes: inproc (one node) or rabbitmq")
-	fs.String(&c.amqpURL, "amqp-url", "", "RabbitMQ URL for --router rabbitmq, amqp://user:pass@host:5672/")
-	fs.String(&c.tlsCert, "tls-cert", "", "serve HTTPS and WSS with this certificate (PEM; reloaded on SIGHUP)")
-	fs.String(&c.tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	fs.String(&c.amqpURL, "amqp-url", "", "RabbitMQ `URL` for --router rabbitmq, amqp://user:pass@host:5672/")
+	fs.secret("amqp-url")
+	fs.String(&c.tlsCert, "tls-cert", "", "serve HTTPS and WSS with this certificate (PEM `file`; reloaded on SIGHUP)")
+	fs.String(&c.tlsKey, "tls-key", "", "private key of --tls-cert (PEM `file`)")
 	fs.Bool(&c.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating load balancer)")
-	fs.String(&c.adminAddr, "admin-addr", "", "serve pprof and the admin API (backup) on this address; keep it private. Empty: off")
-	fs.String(&c.adminToken, "admin-token", "", "bearer token the admin API requires; empty: admin API off (pprof still served)")
+	fs.String(&c.adminAddr, "admin-addr", "", "serve the admin API (backup) and pprof, both behind --admin-token, on `HOST:PORT`; keep it private. Empty: off")
+	fs.String(&c.adminToken, "admin-token", "", "bearer `token` the admin API and pprof require; empty: both off")
+	fs.secret("admin-token")
+	fs.String(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on `HOST:PORT` (and not on the API port).\n"+
+		"Empty: on the API port of a loopback node without TLS; otherwise on --admin-addr if set, else nowhere")
 	fs.Duration(&c.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving with /readyz at 503 this long before closing sockets (let the load balancer notice)")
 	fs.String(&c.pushKind, "push", "log", "push provider for offline devices: log")
-	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed) or http (a gateway)")
-	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway URL for --sms-provider http; receives POST {to, text}")
+	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed; see --dev) or http (a gateway)")
+	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway `URL` for --sms-provider http; receives POST {to, text}")
+	fs.secret("sms-http-url")
+	fs.Bool(&c.dev, "dev", false, "development node: verification codes go to the log (--sms-provider log) whatever --addr is")
 	fs.String(&c.srv.NodeID, "node-id", hostnameOr("node-1"), "this node's name in logs, metrics and routing")
 	fs.Duration(&c.grace, "shutdown-grace", 15*time.Second, "how long a shutdown waits for in-flight work")
+	fs.Duration(&c.httpReadTimeout, "http-read-timeout", 30*time.Second, "longest a client may take to send a whole request, body included (a WebSocket is not bound by it once open)")
+	fs.Duration(&c.httpWriteTimeout, "http-write-timeout", 30*time.Second, "longest a REST request may take from its headers to the end of its answer (not WebSockets)")
 	fs.Int(&c.srv.MaxFrameBytes, "max-frame-bytes", sd.MaxFrameBytes, "largest client WebSocket frame")
 	fs.Int(&c.srv.MaxTextBytes, "max-text-bytes", sd.MaxTextBytes, "largest message text (text + caption)")
 	fs.Float(&c.srv.SendsPerSecond, "sends-per-second", sd.SendsPerSecond, "sends per device per second, sustained")
@@ -82,6 +120,155 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Duration(&c.auth.AccessTTL, "access-ttl", ad.AccessTTL, "lifetime of access tokens")
 	fs.Duration(&c.auth.RefreshTTL, "refresh-ttl", ad.RefreshTTL, "lifetime of refresh tokens")
 	return fs
+}
+
+// smsLog says how serve treats --sms-provider log, whose codes anyone
+// reading the log can use to sign in as anyone.
+type smsLog int
+
+const (
+	smsLogOff      smsLog = iota // another provider
+	smsLogLoopback               // nobody else reaches the node: fine
+	smsLogDev                    // --dev: a development node, by the operator's word
+	smsLogExplicit               // asked for by name on a reachable node: allowed, loudly
+)
+
+// check validates the configuration as a whole, before anything touches
+// the disk or the network, and reports every mistake at once. smsExplicit
+// tells whether --sms-provider was given rather than left at its default.
+func (c *serveConfig) check(smsExplicit bool) (smsLog, error) {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, err := newLogger(c.logFormat, c.logLevel, io.Discard); err != nil {
+		errs = append(errs, err)
+	}
+	checkAddr := func(flag, addr string) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("--%s %q: want HOST:PORT", flag, addr)
+		}
+	}
+	checkAddr("addr", c.addr)
+	if c.adminAddr != "" {
+		checkAddr("admin-addr", c.adminAddr)
+	}
+	if c.metricsAddr != "" {
+		checkAddr("metrics-addr", c.metricsAddr)
+	}
+	if c.srv.NodeID == "" {
+		bad("--node-id is empty")
+	}
+
+	switch c.storeKind {
+	case "embedded":
+		if c.dataDir == "" {
+			bad("--data-dir is empty")
+		}
+	case "mongo":
+		if c.mongoURI == "" {
+			bad("--store mongo needs --mongo-uri (or TERN_MONGO_URI, or --mongo-uri-file)")
+		} else if !strings.HasPrefix(c.mongoURI, "mongodb://") && !strings.HasPrefix(c.mongoURI, "mongodb+srv://") {
+			bad("--mongo-uri: want a mongodb:// or mongodb+srv:// URI")
+		}
+		if n, err := strconv.Atoi(c.mongoWC); c.mongoWC != "majority" && (err != nil || n < 1) {
+			bad("--mongo-write-concern %q: want majority or a number of nodes (1 or more)", c.mongoWC)
+		}
+	default:
+		bad("--store %q: want embedded or mongo", c.storeKind)
+	}
+	switch c.routerKind {
+	case "inproc":
+	case "rabbitmq":
+		// The URL may hold a password: messages name the flag only.
+		if c.amqpURL == "" {
+			bad("--router rabbitmq needs --amqp-url (or TERN_AMQP_URL, or --amqp-url-file)")
+		} else if u, err := url.Parse(c.amqpURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+			bad("--amqp-url: want amqp://user:pass@host:port/ (or amqps://)")
+		}
+	default:
+		bad("--router %q: want inproc or rabbitmq", c.routerKind)
+	}
+	if c.pushKind != "log" {
+		bad("--push %q: this build supports log", c.pushKind)
+	}
+
+	mode := smsLogOff
+	switch c.smsProvider {
+	case "log":
+		switch {
+		case loopbackAddr(c.addr):
+			mode = smsLogLoopback
+		case c.dev:
+			mode = smsLogDev
+		case smsExplicit:
+			mode = smsLogExplicit
+		default:
+			bad("--sms-provider log (the default) would print verification codes to the log, where anyone reading it "+
+				"can sign in as anyone, and --addr %s is not a loopback address: set --sms-provider http with "+
+				"--sms-http-url for real phones, --dev for a development node, or --sms-provider log explicitly", c.addr)
+		}
+	case "http":
+		if c.smsHTTPURL == "" {
+			bad("--sms-provider http needs --sms-http-url")
+		} else if u, err := url.Parse(c.smsHTTPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("--sms-http-url: want an http:// or https:// URL")
+		}
+	default:
+		bad("--sms-provider %q: want log or http", c.smsProvider)
+	}
+
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	if c.tlsCert == "" && !c.insecureHTTP && !loopbackAddr(c.addr) {
+		bad("refusing plain HTTP on %s: it is not a loopback address; "+
+			"set --tls-cert/--tls-key, or --insecure-http behind a TLS-terminating load balancer", c.addr)
+	}
+
+	positive := map[string]time.Duration{"shutdown-grace": c.grace, "http-read-timeout": c.httpReadTimeout,
+		"http-write-timeout": c.httpWriteTimeout, "idle-timeout": c.srv.IdleTimeout}
+	for _, name := range slices.Sorted(maps.Keys(positive)) {
+		if positive[name] <= 0 {
+			bad("--%s %v: must be positive", name, positive[name])
+		}
+	}
+	atLeastSecond := map[string]time.Duration{"code-ttl": c.auth.CodeTTL, "access-ttl": c.auth.AccessTTL,
+		"refresh-ttl": c.auth.RefreshTTL}
+	for _, name := range slices.Sorted(maps.Keys(atLeastSecond)) {
+		if atLeastSecond[name] < time.Second {
+			bad("--%s %v: must be 1s or more", name, atLeastSecond[name])
+		}
+	}
+	if c.drainDelay < 0 || c.auth.ResendAfter < 0 {
+		bad("--drain-delay %v, --code-resend-after %v: must not be negative", c.drainDelay, c.auth.ResendAfter)
+	}
+	positiveInt := map[string]int{"max-frame-bytes": c.srv.MaxFrameBytes, "max-text-bytes": c.srv.MaxTextBytes,
+		"send-burst": c.srv.SendBurst, "window": c.srv.Window, "history-limit": c.srv.HistoryLimit,
+		"code-attempts": c.auth.MaxAttempts, "codes-per-phone-hour": c.auth.CodesPerPhonePerHour}
+	for _, name := range slices.Sorted(maps.Keys(positiveInt)) {
+		if positiveInt[name] <= 0 {
+			bad("--%s %d: must be positive", name, positiveInt[name])
+		}
+	}
+	if c.srv.SendsPerSecond <= 0 {
+		bad("--sends-per-second %v: must be positive", c.srv.SendsPerSecond)
+	}
+	if c.auth.CodesPerIPPerHour < 0 || c.auth.VerifiesPerIPPerHour < 0 {
+		bad("--codes-per-ip-hour %d, --verifies-per-ip-hour %d: must not be negative (0: unlimited)",
+			c.auth.CodesPerIPPerHour, c.auth.VerifiesPerIPPerHour)
+	}
+	if len(errs) > 0 {
+		return mode, &usageError{errors.Join(errs...)}
+	}
+	return mode, nil
+}
+
+// metricsOnAPI reports whether /metrics stays on the API port: only for a
+// loopback node without TLS (a development node, or one behind a proxy on
+// the same machine) when no --metrics-addr moves them. Anywhere else the
+// API port faces clients, and metrics (connection counts, error rates,
+// the Go runtime's internals) are for operators.
+func (c *serveConfig) metricsOnAPI() bool {
+	return c.metricsAddr == "" && c.tlsCert == "" && loopbackAddr(c.addr)
 }
 
 func hostnameOr(def string) string {
@@ -114,11 +301,15 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text, json or auto", format)
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c serveConfig
 	fs := serveFlags(&c)
 	fs.SetOutput(stderr)
 	if err := fs.parse(args); err != nil {
+		return err
+	}
+	smsMode, err := c.check(fs.isGiven("sms-provider"))
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(c.logFormat, c.logLevel, stderr)
@@ -134,27 +325,54 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// stored it; in one process it cannot.
 		c.srv.InboxCheck = defaultInboxCheck
 	}
+	c.srv.HideMetrics = !c.metricsOnAPI()
+	switch smsMode {
+	case smsLogExplicit:
+		log.Warn("VERIFICATION CODES ARE WRITTEN TO THIS LOG (--sms-provider log) on a node others can reach: "+
+			"whoever reads the log can sign in as any phone number. Use --sms-provider http for real users, "+
+			"or --dev to mark a development node", "addr", c.addr)
+	case smsLogDev:
+		log.Warn("development node (--dev): verification codes are written to this log", "addr", c.addr)
+	}
 
-	var st store.Store
-	switch c.storeKind {
-	case "embedded":
-		es, err := embedded.Open(ctx, c.dataDir, embedded.Options{Log: log})
-		if err != nil {
+	// The certificate and the listeners first: a wrong file or a taken
+	// port stops the node before it creates or opens a data directory.
+	var cr *certReloader
+	if c.tlsCert != "" {
+		if cr, err = newCertReloader(c.tlsCert, c.tlsKey); err != nil {
 			return err
 		}
-		st = es
-	case "mongo":
-		if c.mongoURI == "" {
-			return fmt.Errorf("--store mongo needs --mongo-uri")
+	}
+	var listeners []net.Listener
+	defer func() {
+		// Whatever the servers have not closed yet (after a failed start,
+		// or the private listeners, whose servers close when ctx ends).
+		for _, l := range listeners {
+			_ = l.Close()
 		}
-		ms, err := mongo.Open(ctx, mongo.Config{URI: c.mongoURI, Database: c.mongoDB,
-			WriteConcern: c.mongoWC, Log: log})
-		if err != nil {
-			return err
+	}()
+	ln, err := listen(ctx, c, cr, log)
+	if err != nil {
+		return err
+	}
+	listeners = append(listeners, ln)
+	var adminLn, metricsLn net.Listener
+	if c.adminAddr != "" {
+		if adminLn, err = net.Listen("tcp", c.adminAddr); err != nil {
+			return fmt.Errorf("--admin-addr: %w", err)
 		}
-		st = ms
-	default:
-		return fmt.Errorf("--store %q: want embedded or mongo", c.storeKind)
+		listeners = append(listeners, adminLn)
+	}
+	if c.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		listeners = append(listeners, metricsLn)
+	}
+
+	st, err := openStore(ctx, c, log)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -167,38 +385,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	case "inproc":
 		router = inproc.New()
 	case "rabbitmq":
-		if c.amqpURL == "" {
-			return fmt.Errorf("--router rabbitmq needs --amqp-url")
-		}
 		rr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: c.amqpURL, NodeID: c.srv.NodeID, Log: log})
 		if err != nil {
 			return err
 		}
 		router = rr
-	default:
-		return fmt.Errorf("--router %q: want inproc or rabbitmq", c.routerKind)
 	}
 	defer router.Close()
 
-	var pusher push.Notifier
-	switch c.pushKind {
-	case "log":
-		pusher = pushlog.Notifier{Log: log}
-	default:
-		return fmt.Errorf("--push %q: this build supports log", c.pushKind)
-	}
-
+	pusher := pushlog.Notifier{Log: log}
 	var sms auth.Sender
 	switch c.smsProvider {
 	case "log":
 		sms = smslog.Sender{Log: log}
 	case "http":
-		if c.smsHTTPURL == "" {
-			return fmt.Errorf("--sms-provider http needs --sms-http-url")
-		}
 		sms = smshttp.New(c.smsHTTPURL, nil)
-	default:
-		return fmt.Errorf("--sms-provider %q: want log or http", c.smsProvider)
 	}
 
 	// The server closes revoked devices' sockets; auth learns of it
@@ -218,20 +419,47 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(ctx, c, log)
-	if err != nil {
-		return err
+
+	metricsAt := "api"
+	switch {
+	case metricsLn != nil:
+		serveHTTP(ctx, metricsLn, metricsMux(srv.MetricsHandler()), c, c.httpWriteTimeout, log)
+		metricsAt = metricsLn.Addr().String()
+	case c.metricsOnAPI():
+	case adminLn != nil:
+		metricsAt = "admin"
+	default:
+		metricsAt = "off"
+		log.Warn("metrics are not served: the API port faces clients (TLS or a non-loopback --addr), " +
+			"and there is no --metrics-addr or --admin-addr to serve them on")
 	}
-	if c.adminAddr != "" {
-		if err := serveAdmin(ctx, c.adminAddr, c.adminToken, st, log); err != nil {
-			_ = ln.Close()
-			return err
+	if adminLn != nil {
+		var metrics http.Handler
+		if metricsLn == nil {
+			metrics = srv.MetricsHandler()
 		}
+		serveHTTP(ctx, adminLn, adminHandler(c.adminToken, st, metrics, log), c, 0, log)
+		log.Info("admin listening", "addr", adminLn.Addr().String(), "admin_api_and_pprof", c.adminToken != "")
 	}
 	log.Info("tern starting", "version", versionString(), "addr", ln.Addr().String(),
 		"store", c.storeKind, "data_dir", c.dataDir, "router", c.routerKind, "sms", c.smsProvider,
-		"tls", c.tlsCert != "")
-	err = srv.Run(ctx, ln, server.RunOptions{Grace: c.grace, DrainDelay: c.drainDelay})
+		"tls", cr != nil, "metrics", metricsAt)
+	err = serveAPI(ctx, srv, ln, c, log)
 	log.Info("tern stopped")
 	return err
+}
+
+// openStore opens the configured store; check has validated its flags.
+func openStore(ctx context.Context, c serveConfig, log *slog.Logger) (store.Store, error) {
+	if c.storeKind == "mongo" {
+		return mongo.Open(ctx, mongo.Config{URI: c.mongoURI, Database: c.mongoDB, WriteConcern: c.mongoWC, Log: log})
+	}
+	return embedded.Open(ctx, c.dataDir, embedded.Options{Log: log})
+}
+
+// metricsMux serves h at /metrics, and nothing else.
+func metricsMux(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return mux
 }
