@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -25,7 +26,7 @@ type backuper interface {
 // and a CPU profile or an execution trace slows the node while it runs,
 // which anyone reaching the port could repeat without end. Without a
 // token both are off.
-func adminHandler(token string, st any, metrics http.Handler, log *slog.Logger) http.Handler {
+func adminHandler(token string, st any, keys keyRotator, metrics http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
@@ -63,7 +64,23 @@ func adminHandler(token string, st any, metrics http.Handler, log *slog.Logger) 
 		}
 		log.Info("backup streamed", "bytes", n)
 	}))
+	mux.Handle("POST /admin/v1/keys/rotate", admin(func(w http.ResponseWriter, r *http.Request) {
+		id, err := keys.RotateKeys(r.Context())
+		if err != nil {
+			log.Error("key rotation failed", "err", err)
+			http.Error(w, "key rotation failed; see the node's log", http.StatusInternalServerError)
+			return
+		}
+		log.Info("signing keys rotated", "key_id", id)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"key_id\":%d}\n", id)
+	}))
 	return mux
+}
+
+// keyRotator adds a signing key (auth.Service.RotateKeys).
+type keyRotator interface {
+	RotateKeys(ctx context.Context) (uint32, error)
 }
 
 func requireToken(token string, h http.Handler) http.Handler {

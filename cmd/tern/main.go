@@ -38,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = bench(ctx, args[1:], stdout, stderr)
 	case "chat":
 		err = chat(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "admin":
+		err = admin(ctx, args[1:], stdout, stderr)
 	case "backup":
 		err = backup(ctx, args[1:], stdout, stderr)
 	case "restore":
@@ -85,6 +87,7 @@ Commands:
   serve     run a Tern node (embedded single node by default)
   bench     load-test a running node through the real protocol
   chat      a terminal chat client: sign in, list chats, send, watch messages
+  admin     ask a running node to rotate its signing keys (admin API)
   backup    stream a consistent snapshot of a running node's embedded store
   restore   unpack a snapshot into an empty data directory
   version   print the version

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,10 @@ type serveConfig struct {
 	metricsAddr                        string
 	grace, drainDelay                  time.Duration
 	httpReadTimeout, httpWriteTimeout  time.Duration
+	allowedOrigins                     string
+	typingRate, readRate, ackRate      string
+	otherFrameRate                     string
+	masterKey                          string
 	srv                                server.Config
 	auth                               auth.Config
 }
@@ -110,15 +116,28 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Duration(&c.srv.IdleTimeout, "idle-timeout", sd.IdleTimeout, "close sockets silent for this long")
 	fs.Int(&c.srv.HistoryLimit, "history-limit", sd.HistoryLimit, "largest history page")
 	fs.Duration(&c.srv.InboxCheck, "inbox-check", 0, "how often to check that every socket got all of its inbox (the safety net under routing); 0: 2s with --router rabbitmq, off in-process; negative: off")
+	fs.String(&c.typingRate, "typing-rate", rateString(sd.TypingRate), "typing frames per device: `PER_SECOND/BURST`")
+	fs.String(&c.readRate, "read-rate", rateString(sd.ReadRate), "read frames per device: `PER_SECOND/BURST`")
+	fs.String(&c.ackRate, "ack-rate", rateString(sd.AckRate), "ack frames per device: `PER_SECOND/BURST`")
+	fs.String(&c.otherFrameRate, "other-frame-rate", rateString(sd.OtherFrameRate), "other frames per device (ping, presence_sub, undecodable): `PER_SECOND/BURST`")
+	fs.Int(&c.srv.LookupsPerUserDay, "lookups-per-user-day", sd.LookupsPerUserDay, "phone numbers one user may look up per 24 h (contact discovery; -1: unlimited)")
+	fs.Int(&c.srv.LookupsPerIPDay, "lookups-per-ip-day", sd.LookupsPerIPDay, "phone numbers one client IP may look up per 24 h (-1: unlimited)")
+	fs.String(&c.allowedOrigins, "allowed-origins", "", "comma-separated web `origins` (https://chat.example.com) whose pages may open a WebSocket; * allows any. Empty: the server's own origin only")
 	fs.Bool(&c.srv.TrustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For (behind a load balancer only)")
 	fs.Duration(&c.auth.CodeTTL, "code-ttl", ad.CodeTTL, "lifetime of a verification code")
-	fs.Int(&c.auth.MaxAttempts, "code-attempts", ad.MaxAttempts, "tries per verification code")
+	fs.Int(&c.auth.MaxAttempts, "code-attempts", ad.MaxAttempts, "tries per verification code from one client address")
+	fs.Int(&c.auth.MaxAttemptsTotal, "code-attempts-total", ad.MaxAttemptsTotal, "tries per verification code from all addresses")
 	fs.Duration(&c.auth.ResendAfter, "code-resend-after", ad.ResendAfter, "wait before another code for the same phone")
-	fs.Int(&c.auth.CodesPerPhonePerHour, "codes-per-phone-hour", ad.CodesPerPhonePerHour, "codes per phone per hour")
+	fs.Int(&c.auth.CodesPerPhonePerHour, "codes-per-phone-hour", ad.CodesPerPhonePerHour, "codes per phone in any hour")
+	fs.Int(&c.auth.CodesPerPhonePerDay, "codes-per-phone-day", ad.CodesPerPhonePerDay, "codes per phone in any 24 hours")
+	fs.Int(&c.auth.CodesPerPhonePerIPPerHour, "codes-per-phone-ip-hour", ad.CodesPerPhonePerIPPerHour, "codes per phone per hour from one client address")
 	fs.Int(&c.auth.CodesPerIPPerHour, "codes-per-ip-hour", ad.CodesPerIPPerHour, "codes per client IP per hour (0: unlimited)")
 	fs.Int(&c.auth.VerifiesPerIPPerHour, "verifies-per-ip-hour", ad.VerifiesPerIPPerHour, "verify attempts per client IP per hour (0: unlimited)")
 	fs.Duration(&c.auth.AccessTTL, "access-ttl", ad.AccessTTL, "lifetime of access tokens")
 	fs.Duration(&c.auth.RefreshTTL, "refresh-ttl", ad.RefreshTTL, "lifetime of refresh tokens")
+	fs.Duration(&c.auth.RefreshGrace, "refresh-grace", ad.RefreshGrace, "how long a replaced refresh token still gets the same new pair (a retried or concurrent refresh); negative: off")
+	fs.String(&c.masterKey, "master-key", "", "32-byte master key (64 hex digits or base64) sealing the token and code keys in the store; give it as TERN_MASTER_KEY or --master-key-file")
+	fs.secret("master-key")
 	return fs
 }
 
@@ -189,6 +208,33 @@ func (c *serveConfig) check(smsExplicit bool) (smsLog, error) {
 	}
 	if c.pushKind != "log" {
 		bad("--push %q: this build supports log", c.pushKind)
+	}
+	for _, r := range []struct {
+		flag, v string
+		to      *server.Rate
+	}{{"typing-rate", c.typingRate, &c.srv.TypingRate}, {"read-rate", c.readRate, &c.srv.ReadRate},
+		{"ack-rate", c.ackRate, &c.srv.AckRate}, {"other-frame-rate", c.otherFrameRate, &c.srv.OtherFrameRate}} {
+		rate, err := parseRate(r.v)
+		if err != nil {
+			bad("--%s %q: %v", r.flag, r.v, err)
+		}
+		*r.to = rate
+	}
+	for _, o := range strings.Split(c.allowedOrigins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
+			bad("--allowed-origins: %q is not an origin (want https://host[:port], or *)", o)
+			continue
+		}
+		c.srv.AllowedOrigins = append(c.srv.AllowedOrigins, o)
+	}
+	if c.masterKey != "" {
+		if _, err := decodeMasterKey(c.masterKey); err != nil {
+			bad("--master-key: %v", err) // never the value
+		}
 	}
 
 	mode := smsLogOff
@@ -405,7 +451,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The server closes revoked devices' sockets; auth learns of it
 	// through OnRevoke, set before the server exists.
 	var srv *server.Server
-	as, err := auth.New(ctx, st, sms, c.auth, auth.Options{Log: log,
+	var master []byte
+	if c.masterKey != "" {
+		master, _ = decodeMasterKey(c.masterKey) // checked with the flags
+	}
+	as, err := auth.New(ctx, st, sms, c.auth, auth.Options{Log: log, MasterKey: master,
 		OnRevoke: func(userID, deviceID string) {
 			if srv != nil {
 				srv.DeviceRevoked(userID, deviceID)
@@ -438,7 +488,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if metricsLn == nil {
 			metrics = srv.MetricsHandler()
 		}
-		serveHTTP(ctx, adminLn, adminHandler(c.adminToken, st, metrics, log), c, 0, log)
+		serveHTTP(ctx, adminLn, adminHandler(c.adminToken, st, as, metrics, log), c, 0, log)
 		log.Info("admin listening", "addr", adminLn.Addr().String(), "admin_api_and_pprof", c.adminToken != "")
 	}
 	log.Info("tern starting", "version", versionString(), "addr", ln.Addr().String(),
@@ -462,4 +512,34 @@ func metricsMux(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	return mux
+}
+
+// rateString writes a server.Rate as a flag value, PER_SECOND/BURST.
+func rateString(r server.Rate) string {
+	return strconv.FormatFloat(r.PerSecond, 'f', -1, 64) + "/" + strconv.Itoa(r.Burst)
+}
+
+// parseRate reads PER_SECOND/BURST.
+func parseRate(s string) (server.Rate, error) {
+	rate, burst, ok := strings.Cut(s, "/")
+	r, err1 := strconv.ParseFloat(strings.TrimSpace(rate), 64)
+	b, err2 := strconv.Atoi(strings.TrimSpace(burst))
+	if !ok || err1 != nil || err2 != nil || r <= 0 || b < 1 {
+		return server.Rate{}, errors.New("want PER_SECOND/BURST, both positive, e.g. 2/10")
+	}
+	return server.Rate{PerSecond: r, Burst: b}, nil
+}
+
+// decodeMasterKey reads a 32-byte key written as 64 hex digits or base64.
+func decodeMasterKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if k, err := hex.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, errors.New("want 32 bytes as 64 hex digits or base64 (e.g. openssl rand -hex 32)")
 }
