@@ -371,6 +371,10 @@ func TestIdempotencyKeyIsTheMessage(t *testing.T) {
 		}
 	}
 
+	// No media exists yet: a media_id references nothing.
+	if _, err := alice.Send(ctx, to, wire.Body{MediaID: "xnosuchmedia", Caption: "look"}); errCode(err) != wire.CodeUnsupported {
+		t.Errorf("send with a media_id: %v, want unsupported", err)
+	}
 	elsewhere, err := bob.Send(ctx, carol.Session().UserID, wire.Body{Text: "not for alice"})
 	if err != nil {
 		t.Fatal(err)

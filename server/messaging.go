@@ -55,6 +55,11 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 	if err != nil {
 		return err
 	}
+	if f.Body.MediaID != "" {
+		// No media exists on this version: an id would reference nothing,
+		// and the message would promise its readers a file nobody can get.
+		return wire.Errorf(wire.CodeUnsupported, "media is not available on this server version")
+	}
 	chatID := store.DirectChatID(ss.userID, f.To)
 	if f.ReplyTo != "" {
 		// A reply quotes a message of its own chat, or none: an id from
