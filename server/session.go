@@ -189,7 +189,7 @@ func (s *Server) run(ss *session, ip string) {
 		lastOnline = time.Time{} // never connected: it spent nothing
 	}
 	ss.budget = s.limits.acquire(ss.deviceID, lastOnline, now)
-	defer s.limits.release(ss.deviceID, ss.budget, time.Now())
+	defer func() { s.limits.release(ss.deviceID, ss.budget, time.Now()) }()
 	// Online from now: a node this device connects to next starts its
 	// budgets from this moment, not from its last disconnect. Best effort.
 	if err := s.st.TouchDevice(s.ctx, ss.deviceID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
