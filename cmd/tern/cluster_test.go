@@ -389,6 +389,64 @@ func runFlows(ctx context.Context, flows []*flow, pause time.Duration, progress 
 	return <-errs
 }
 
+// flowsRun is a runFlowsUntil in progress.
+type flowsRun struct {
+	failed <-chan error // receives the first error, if any
+	wait   func() error // waits for every flow to stop; the first error
+}
+
+// runFlowsUntil runs the flows, each sending one message after another
+// with pause between, until stop is closed; each sender then finishes the
+// send it is in and stops. A flow's n counts its answered sends.
+func runFlowsUntil(ctx context.Context, flows []*flow, pause time.Duration, stop <-chan struct{}, progress *atomic.Int64) flowsRun {
+	failed := make(chan error, len(flows))
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for _, f := range flows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fail := func(err error) {
+				once.Do(func() { first = err })
+				failed <- err
+			}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f.mu.Lock()
+				i := f.n
+				f.mu.Unlock()
+				text := fmt.Sprintf("%s->%s #%d", f.from.name, f.to.name, i)
+				s, err := f.from.c.Send(ctx, f.to.user(), wire.Body{Text: text})
+				if err != nil {
+					fail(fmt.Errorf("%s: send %d: %w", f.from.name, i, err))
+					return
+				}
+				f.mu.Lock()
+				if _, dup := f.sent[s.MsgID]; dup {
+					f.mu.Unlock()
+					fail(fmt.Errorf("%s: send %d answered with the msg_id of an earlier send: %+v", f.from.name, i, s))
+					return
+				}
+				f.sent[s.MsgID], f.texts[s.MsgID], f.at[s.MsgID] = s, text, time.Now()
+				f.n++
+				f.mu.Unlock()
+				progress.Add(1)
+				select {
+				case <-stop:
+					return
+				case <-time.After(pause):
+				}
+			}
+		}()
+	}
+	return flowsRun{failed: failed, wait: func() error { wg.Wait(); return first }}
+}
+
 // eventually polls cond until it holds, failing the test after d.
 func eventually(t *testing.T, d time.Duration, what func() string, cond func() bool) {
 	t.Helper()
@@ -888,29 +946,34 @@ func TestClusterBrokerCut(t *testing.T) {
 	bob := c.login(ctx, lb.url(1), phone(32), "bob", deviceOpts{})
 	carol := c.login(ctx, lb.url(2), phone(33), "carol", deviceOpts{})
 	all := []*device{alice, bob, carol}
-	// About 30 messages a second for 5 s or more: each cut (listing the
-	// connections, then closing them) takes a second or two of rabbitmqctl,
-	// up to three on a busy machine, and the second must start while the
-	// traffic still runs.
-	flows := []*flow{newFlow(alice, bob, 50), newFlow(bob, carol, 50), newFlow(carol, alice, 50)}
+	// About 30 messages a second until 10 more were answered after the
+	// second cut: a cut (listing the connections, then closing them) takes
+	// one to several seconds of rabbitmqctl, many more on a busy machine,
+	// so the traffic lasts as long as the cuts take.
+	flows := []*flow{newFlow(alice, bob, 0), newFlow(bob, carol, 0), newFlow(carol, alice, 0)}
 
 	var cuts []time.Time
 	var progress atomic.Int64
-	done := make(chan error, 1)
-	go func() { done <- runFlows(ctx, flows, 100*time.Millisecond, &progress) }()
-	at := int64(10)
-	for range 2 {
+	stop := make(chan struct{})
+	traffic := runFlowsUntil(ctx, flows, 100*time.Millisecond, stop, &progress)
+	awaitProgress := func(at int64, what string) {
 		for progress.Load() < at {
 			select {
-			case err := <-done:
-				t.Fatalf("traffic ended before the cut: %v", err)
+			case err := <-traffic.failed:
+				t.Fatalf("traffic stopped %s: %v", what, err)
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
+	}
+	at := int64(10)
+	for i := range 2 {
+		awaitProgress(at, fmt.Sprintf("before cut %d", i+1))
 		cuts = append(cuts, closeBrokerConnections(t, c.nodes...))
 		at = progress.Load() + 10
 	}
-	if err := <-done; err != nil {
+	awaitProgress(at, "after the cuts")
+	close(stop)
+	if err := traffic.wait(); err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
 	checkAfterTraffic(t, flows, all)

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -100,51 +99,6 @@ func TestClusterKillLoop(t *testing.T) {
 		pause = d
 	}
 	var progress atomic.Int64
-	trafficErr := make(chan error, pairs)
-	// burst runs every flow until stop is closed; each sender then
-	// finishes the send it is in (written again after a reconnect if its
-	// node died) and stops.
-	burst := func(stop <-chan struct{}) (wait func()) {
-		var wg sync.WaitGroup
-		for _, f := range flows {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					f.mu.Lock()
-					i := f.n
-					f.mu.Unlock()
-					text := fmt.Sprintf("%s->%s #%d", f.from.name, f.to.name, i)
-					s, err := f.from.c.Send(ctx, f.to.user(), wire.Body{Text: text})
-					if err != nil {
-						trafficErr <- fmt.Errorf("%s: send %d: %w", f.from.name, i, err)
-						return
-					}
-					f.mu.Lock()
-					if _, dup := f.sent[s.MsgID]; dup {
-						f.mu.Unlock()
-						trafficErr <- fmt.Errorf("%s: send %d answered with the msg_id of an earlier send: %+v", f.from.name, i, s)
-						return
-					}
-					f.sent[s.MsgID], f.texts[s.MsgID], f.at[s.MsgID] = s, text, time.Now()
-					f.n++
-					f.mu.Unlock()
-					progress.Add(1)
-					select {
-					case <-stop:
-						return
-					case <-time.After(pause):
-					}
-				}
-			}()
-		}
-		return wg.Wait
-	}
 
 	plainFlows := flows
 	var stranded []string
@@ -156,11 +110,11 @@ func TestClusterKillLoop(t *testing.T) {
 		// traffic (but the sends the kill cut short, written again), so
 		// that nothing but the server itself can bring what is missing.
 		stop := make(chan struct{})
-		wait := burst(stop)
+		traffic := runFlowsUntil(ctx, flows, pause, stop, &progress)
 		at := progress.Load() + int64(killSends(t)/4+randomInt(killSends(t)))
 		for progress.Load() < at {
 			select {
-			case err := <-trafficErr:
+			case err := <-traffic.failed:
 				t.Fatalf("kill %d: traffic stopped: %v", k+1, err)
 			case <-time.After(5 * time.Millisecond):
 			}
@@ -173,11 +127,8 @@ func TestClusterKillLoop(t *testing.T) {
 		close(stop)
 		<-victim.done
 		c.restart(i, lb)
-		wait()
-		select {
-		case err := <-trafficErr:
+		if err := traffic.wait(); err != nil {
 			t.Fatalf("kill %d: traffic: %v", k+1, err)
-		default:
 		}
 		// Everything answered must reach its screen, each message within
 		// strandedAfter of its sent answer.
