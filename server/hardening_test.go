@@ -426,3 +426,42 @@ func TestSDKRidesThroughTokenExpiry(t *testing.T) {
 		t.Fatalf("bob's SDK stopped: %v", err)
 	}
 }
+
+// TestAcksAreNeverRefused: a refused ack is never sent again by a client
+// (it acked already), so with a full window the device would wait for
+// ever. Acks spend no budget, however many come.
+func TestAcksAreNeverRefused(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{Window: 3,
+		OtherFrameRate: server.Rate{PerSecond: 0.01, Burst: 2}}})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550601", "a")
+	bob := n.LoginOnly(t, "+14155550602", "b")
+	const count = 8
+	for i := range count {
+		if _, err := alice.Send(ctx, bob.Session().UserID, text(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _, err := dialWS(t, n, bearer(bob.Session().AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for got := 0; got < count; {
+		var f wire.ServerFrame
+		if err := c.ReadJSON(&f); err != nil {
+			t.Fatalf("after %d of %d messages: %v", got, count, err)
+		}
+		switch f.Type {
+		case wire.TypeError:
+			t.Fatalf("error frame %s: %s", f.Code, f.Message)
+		case wire.TypeMessage:
+			got++
+			for range 5 { // a client that acks eagerly, more than any budget
+				if err := c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"ack","cursor":%d}`, f.Cursor))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -350,7 +351,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, c auth.Cla
 		s.writeErr(w, r, rateLimited(wait, "contact lookups today"))
 		return
 	}
-	if wait := s.lookupsByIP.take(clientIP(r, s.cfg.TrustProxy), len(norm), now); wait > 0 {
+	if wait := s.lookupsByIP.take(addressKey(clientIP(r, s.cfg.TrustProxy)), len(norm), now); wait > 0 {
 		s.lookupsByUser.give(c.UserID, len(norm))
 		s.writeErr(w, r, rateLimited(wait, "contact lookups from this address today"))
 		return
@@ -537,4 +538,18 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// addressKey is what a per-address quota counts by: an IPv4 address, or
+// the /64 of an IPv6 one (a single host is usually given a whole /64).
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

@@ -22,7 +22,6 @@ const (
 	classSend frameClass = iota
 	classTyping
 	classRead
-	classAck
 	classOther // ping, presence_sub, unknown and malformed frames
 	numClasses
 )
@@ -35,8 +34,6 @@ func classOf(typ string) frameClass {
 		return classTyping
 	case wire.TypeRead:
 		return classRead
-	case wire.TypeAck:
-		return classAck
 	}
 	return classOther
 }
@@ -74,7 +71,6 @@ func newLimiter(cfg *Config) *limiter {
 	l.rates[classSend] = Rate{cfg.SendsPerSecond, cfg.SendBurst}
 	l.rates[classTyping] = cfg.TypingRate
 	l.rates[classRead] = cfg.ReadRate
-	l.rates[classAck] = cfg.AckRate
 	l.rates[classOther] = cfg.OtherFrameRate
 	return l
 }
@@ -152,8 +148,6 @@ func (c frameClass) String() string {
 		return "typing frames"
 	case classRead:
 		return "read frames"
-	case classAck:
-		return "acks"
 	}
 	return "frames"
 }
@@ -189,8 +183,8 @@ type quotaWindow struct {
 }
 
 // quotaKeys bounds the keys kept; past it, finished windows are dropped,
-// and if none is finished a new key is refused (an attacker with that many
-// addresses is throttled as a whole rather than growing the map).
+// and if none is finished an arbitrary one: the quota fails open for the
+// few it forgets rather than shut for everyone new.
 const quotaKeys = 200_000
 
 func newQuota(limit int, window time.Duration) *quota {
@@ -216,8 +210,11 @@ func (q *quota) take(key string, n int, now time.Time) time.Duration {
 					delete(q.m, k)
 				}
 			}
-			if len(q.m) >= quotaKeys {
-				return q.window
+			for k := range q.m {
+				if len(q.m) < quotaKeys {
+					break
+				}
+				delete(q.m, k)
 			}
 		}
 		w = &quotaWindow{start: now}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -48,5 +49,24 @@ func TestBudgetsFollowTheDevice(t *testing.T) {
 	l.forget(l.keepFor(), later.Add(l.keepFor()+time.Second))
 	if _, ok := l.m["dback"]; ok {
 		t.Fatal("budgets of a device gone for long are kept")
+	}
+}
+
+// TestQuotaFailsOpenAndGroupsIPv6: a full quota map forgets some keys
+// rather than refusing every new one, and IPv6 clients count by /64.
+func TestQuotaFailsOpenAndGroupsIPv6(t *testing.T) {
+	if a, b := addressKey("2001:db8::1"), addressKey("2001:db8::ffff:2"); a != b || a != "2001:db8::/64" {
+		t.Fatalf("addressKey of one /64: %q and %q", a, b)
+	}
+	if k := addressKey("192.0.2.7"); k != "192.0.2.7" {
+		t.Fatalf("addressKey(192.0.2.7) = %q", k)
+	}
+	q := newQuota(5, 24*time.Hour)
+	now := time.Unix(1_000_000, 0)
+	for i := range quotaKeys {
+		q.m[fmt.Sprint("k", i)] = &quotaWindow{start: now, used: 5}
+	}
+	if wait := q.take("newcomer", 1, now); wait != 0 {
+		t.Fatalf("a new key with the map full waits %v, want 0", wait)
 	}
 }

@@ -31,15 +31,15 @@ type Config struct {
 	MaxTextBytes   int     // text + caption of one message
 	SendsPerSecond float64 // per device, sustained
 	SendBurst      int     // per device, burst
-	// Budgets of the other frames, per device: typing, read and ack
+	// Budgets of the other frames, per device: typing, read
 	// frames, and the rest (ping, presence_sub, frames that fail to
 	// decode). A frame over its budget is answered rate_limited.
-	TypingRate, ReadRate, AckRate, OtherFrameRate Rate
-	Window                                        int           // unacked inbox events in flight per socket
-	IdleTimeout                                   time.Duration // a socket that sends nothing for this long is closed
-	WriteTimeout                                  time.Duration // a write that takes longer closes the socket
-	OutboxLimit                                   int           // frames queued for one socket before it counts as a slow consumer
-	HistoryLimit                                  int           // largest history page
+	TypingRate, ReadRate, OtherFrameRate Rate
+	Window                               int           // unacked inbox events in flight per socket
+	IdleTimeout                          time.Duration // a socket that sends nothing for this long is closed
+	WriteTimeout                         time.Duration // a write that takes longer closes the socket
+	OutboxLimit                          int           // frames queued for one socket before it counts as a slow consumer
+	HistoryLimit                         int           // largest history page
 	// InboxCheck is how often the node compares the inbox heads of its
 	// sessions' devices with what it sent them, and reads the inbox of a
 	// session that fell behind: the safety net under routing, for an event
@@ -74,8 +74,6 @@ func DefaultConfig() Config {
 		SendBurst:      100,
 		TypingRate:     Rate{PerSecond: 2, Burst: 10},
 		ReadRate:       Rate{PerSecond: 10, Burst: 100},
-		// Two acks a message at most, coalesced by the client.
-		AckRate:        Rate{PerSecond: 100, Burst: 1000},
 		OtherFrameRate: Rate{PerSecond: 5, Burst: 100},
 		Window:         512,
 		IdleTimeout:    90 * time.Second,
@@ -106,8 +104,7 @@ func (c Config) withDefaults() Config {
 	if c.SendBurst <= 0 {
 		c.SendBurst = d.SendBurst
 	}
-	for _, r := range []struct{ c, d *Rate }{{&c.TypingRate, &d.TypingRate}, {&c.ReadRate, &d.ReadRate},
-		{&c.AckRate, &d.AckRate}, {&c.OtherFrameRate, &d.OtherFrameRate}} {
+	for _, r := range []struct{ c, d *Rate }{{&c.TypingRate, &d.TypingRate}, {&c.ReadRate, &d.ReadRate}, {&c.OtherFrameRate, &d.OtherFrameRate}} {
 		if r.c.PerSecond <= 0 || r.c.Burst <= 0 {
 			*r.c = *r.d
 		}

@@ -246,11 +246,17 @@ func (ss *session) readLoop() {
 				return // over the hard limit: gorilla has sent 1009
 			}
 			ss.srv.metrics.framesIn.WithLabelValues("too_large").Inc()
+			if !ss.spendOther(wire.PeekID(data)) {
+				continue
+			}
 			ss.sendError(wire.PeekID(data), wire.Errorf(wire.CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
 			continue
 		}
 		if mt != websocket.TextMessage {
 			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
+			if !ss.spendOther("") {
+				continue
+			}
 			ss.sendError("", wire.Errorf(wire.CodeBadRequest, "frames are JSON text frames"))
 			continue
 		}
@@ -266,10 +272,16 @@ func (ss *session) readLoop() {
 		if err == nil {
 			class = classOf(f.Type)
 		}
-		if wait := ss.budget.take(class, time.Now()); wait > 0 {
-			ss.srv.metrics.framesIn.WithLabelValues("rate_limited").Inc()
-			ss.sendError(f.ID, rateLimited(wait, class.String()))
-			continue
+		// Acks are never refused: one only moves a number in memory (the
+		// ack worker coalesces them into one store write), and a refused
+		// ack is never sent again, which would leave a full window
+		// waiting for it.
+		if err != nil || f.Type != wire.TypeAck {
+			if wait := ss.budget.take(class, time.Now()); wait > 0 {
+				ss.srv.metrics.framesIn.WithLabelValues("rate_limited").Inc()
+				ss.sendError(f.ID, rateLimited(wait, class.String()))
+				continue
+			}
 		}
 		if err != nil {
 			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
@@ -285,6 +297,18 @@ func (ss *session) readLoop() {
 		}
 		ss.handle(&f)
 	}
+}
+
+// spendOther spends a frame of the "other" budget on a frame refused
+// before decoding (oversized, binary), answering rate_limited when there
+// is none left; it reports whether the frame is to be answered as usual.
+func (ss *session) spendOther(id string) bool {
+	if wait := ss.budget.take(classOther, time.Now()); wait > 0 {
+		ss.srv.metrics.framesIn.WithLabelValues("rate_limited").Inc()
+		ss.sendError(id, rateLimited(wait, classOther.String()))
+		return false
+	}
+	return true
 }
 
 func (ss *session) handle(f *wire.ClientFrame) {

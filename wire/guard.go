@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -31,6 +32,7 @@ func CheckJSON(data []byte) *Error {
 	}
 	inString, isKey := false, false
 	depthKey := []bool{} // per open container: is it an object
+	keys := [][]string{} // per open container: the keys seen in it
 	expectKey := false
 	start := 0
 	for i := 0; i < len(data); i++ {
@@ -50,8 +52,19 @@ func CheckJSON(data []byte) *Error {
 			case '"':
 				inString = false
 				if isKey {
-					if e := checkKey(data[start:i]); e != nil {
+					k, e := checkKey(data[start:i])
+					if e != nil {
 						return e
+					}
+					// encoding/json lets the last of two equal keys win;
+					// a checker reading the first would be misled.
+					if top := len(keys) - 1; top >= 0 {
+						for _, seen := range keys[top] {
+							if seen == k {
+								return Errorf(CodeBadRequest, "key %q appears twice in one object", truncate(k, 32))
+							}
+						}
+						keys[top] = append(keys[top], k)
 					}
 				}
 			}
@@ -64,12 +77,15 @@ func CheckJSON(data []byte) *Error {
 			expectKey = false
 		case '{':
 			depthKey = append(depthKey, true)
+			keys = append(keys, nil)
 			expectKey = true
 		case '[':
 			depthKey = append(depthKey, false)
+			keys = append(keys, nil)
 		case '}', ']':
 			if len(depthKey) > 0 {
 				depthKey = depthKey[:len(depthKey)-1]
+				keys = keys[:len(keys)-1]
 			}
 		case ',':
 			expectKey = len(depthKey) > 0 && depthKey[len(depthKey)-1]
@@ -124,33 +140,32 @@ func hex4(b []byte) (rune, bool) {
 	return r, true
 }
 
-// checkKey refuses a key that is a protocol field name in another case. A
-// key with escapes is compared as written: a field name has none.
-func checkKey(raw []byte) *Error {
-	if len(raw) > maxFieldName {
-		return nil
-	}
-	var buf [maxFieldName]byte
-	lower := buf[:len(raw)]
-	for i, c := range raw {
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
+// checkKey returns the key as encoding/json reads it (escapes decoded)
+// and refuses one that matches a protocol field name the way encoding/json
+// matches (Unicode simple case folding: "ſeq" is "seq") without being it.
+func checkKey(raw []byte) (string, *Error) {
+	k := string(raw)
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &k); err != nil {
+			return "", nil // malformed: the decoder says so
 		}
-		lower[i] = c
 	}
-	name, ok := fieldNames[string(lower)]
-	if !ok || name == string(raw) {
-		return nil
+	if _, exact := fieldNames[k]; exact || utf8.RuneCountInString(k) > maxFieldName {
+		return k, nil
 	}
-	return Errorf(CodeBadRequest, "unknown field %q: keys are case-sensitive (did you mean %q?)", truncate(string(raw), 32), name)
+	for _, name := range fieldNames {
+		if strings.EqualFold(k, name) {
+			return "", Errorf(CodeBadRequest, "unknown field %q: keys are case-sensitive (did you mean %q?)", truncate(k, 32), name)
+		}
+	}
+	return k, nil
 }
 
 // maxFieldName bounds the protocol's field names, so that longer keys are
 // known not to be one without looking.
 const maxFieldName = 32
 
-// fieldNames maps each JSON field name of the protocol's request types, in
-// lower case, to its one spelling. Built once from the struct tags; never
+// fieldNames holds each JSON field name of the protocol's request types. Built once from the struct tags; never
 // written after.
 var fieldNames = collectFieldNames(
 	ClientFrame{}, Body{}, CodeRequest{}, VerifyRequest{}, RefreshRequest{},
@@ -177,7 +192,7 @@ func collectFieldNames(vs ...any) map[string]string {
 				name = f.Name
 			}
 			if len(name) <= maxFieldName {
-				out[strings.ToLower(name)] = name
+				out[name] = name
 			}
 			walk(f.Type)
 		}

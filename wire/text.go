@@ -25,8 +25,8 @@ func CheckName(field, s string, maxRunes int) *Error {
 	visible := false
 	for i, r := range s {
 		switch {
-		case unicode.IsControl(r):
-			return Errorf(CodeBadRequest, "%s has a control character (U+%04X) at byte %d", field, r, i)
+		case unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp):
+			return Errorf(CodeBadRequest, "%s has a control character or line break (U+%04X) at byte %d", field, r, i)
 		case isBidiControl(r):
 			return Errorf(CodeBadRequest, "%s has a bidirectional override (U+%04X) at byte %d", field, r, i)
 		case !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) && !unicode.Is(unicode.Mn, r) && !isBlankLetter(r):

@@ -124,7 +124,7 @@ func TestOpsFlagsCheckedBeforeDisk(t *testing.T) {
 		{"bad log level", nil, []string{"--log-level", "loud"}, []string{"--log-level"}},
 		{"stray argument", nil, []string{"extra"}, []string{"unexpected arguments: extra"}},
 		{"bad frame rate", nil, []string{"--typing-rate", "0/5"}, []string{"--typing-rate"}},
-		{"rate without burst", nil, []string{"--ack-rate", "100"}, []string{"--ack-rate"}},
+		{"rate without burst", nil, []string{"--read-rate", "100"}, []string{"--read-rate"}},
 		{"origin with a path", nil, []string{"--allowed-origins", "https://ok.example, https://x.example/app"}, []string{"--allowed-origins"}},
 		{"short master key", []string{"TERN_MASTER_KEY=abcd"}, nil, []string{"--master-key: want 32 bytes"}},
 	} {

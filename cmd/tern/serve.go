@@ -45,7 +45,7 @@ type serveConfig struct {
 	grace, drainDelay                  time.Duration
 	httpReadTimeout, httpWriteTimeout  time.Duration
 	allowedOrigins                     string
-	typingRate, readRate, ackRate      string
+	typingRate, readRate               string
 	otherFrameRate                     string
 	masterKey                          string
 	srv                                server.Config
@@ -118,7 +118,6 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Duration(&c.srv.InboxCheck, "inbox-check", 0, "how often to check that every socket got all of its inbox (the safety net under routing); 0: 2s with --router rabbitmq, off in-process; negative: off")
 	fs.String(&c.typingRate, "typing-rate", rateString(sd.TypingRate), "typing frames per device: `PER_SECOND/BURST`")
 	fs.String(&c.readRate, "read-rate", rateString(sd.ReadRate), "read frames per device: `PER_SECOND/BURST`")
-	fs.String(&c.ackRate, "ack-rate", rateString(sd.AckRate), "ack frames per device: `PER_SECOND/BURST`")
 	fs.String(&c.otherFrameRate, "other-frame-rate", rateString(sd.OtherFrameRate), "other frames per device (ping, presence_sub, undecodable): `PER_SECOND/BURST`")
 	fs.Int(&c.srv.LookupsPerUserDay, "lookups-per-user-day", sd.LookupsPerUserDay, "phone numbers one user may look up per 24 h (contact discovery; -1: unlimited)")
 	fs.Int(&c.srv.LookupsPerIPDay, "lookups-per-ip-day", sd.LookupsPerIPDay, "phone numbers one client IP may look up per 24 h (-1: unlimited)")
@@ -213,7 +212,7 @@ func (c *serveConfig) check(smsExplicit bool) (smsLog, error) {
 		flag, v string
 		to      *server.Rate
 	}{{"typing-rate", c.typingRate, &c.srv.TypingRate}, {"read-rate", c.readRate, &c.srv.ReadRate},
-		{"ack-rate", c.ackRate, &c.srv.AckRate}, {"other-frame-rate", c.otherFrameRate, &c.srv.OtherFrameRate}} {
+		{"other-frame-rate", c.otherFrameRate, &c.srv.OtherFrameRate}} {
 		rate, err := parseRate(r.v)
 		if err != nil {
 			bad("--%s %q: %v", r.flag, r.v, err)

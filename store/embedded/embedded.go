@@ -138,6 +138,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		accounts: newAccountCache(),
 	}
 	go s.run()
+	if err := s.indexMessageIDs(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -654,3 +654,68 @@ func (s *Store) History(ctx context.Context, chatID string, before int64, limit 
 	}
 	return msgs, nil
 }
+
+// msgIDsDone marks a store whose every message is in tMsgIDs: messages
+// stored before the table existed (before format 14) are indexed once, at
+// the first Open that knows it. 0x00 cannot start a message id.
+var msgIDsDone = []byte{tMsgIDs, 0x00, 'd', 'o', 'n', 'e'}
+
+// indexMessageIDs fills tMsgIDs for the messages stored before it existed,
+// so that Message (the target of a reply) finds them too.
+func (s *Store) indexMessageIDs(ctx context.Context) error {
+	var done []byte
+	if err := s.view(ctx, func(r reader) error {
+		var err error
+		done, err = r.get(msgIDsDone)
+		return err
+	}); err != nil || done != nil {
+		return err
+	}
+	type entry struct{ id, loc []byte }
+	var batch []entry
+	flush := func() error {
+		err := s.write(ctx, func(w *wtx) error {
+			for _, e := range batch {
+				w.put(key(tMsgIDs, string(e.id)), e.loc)
+			}
+			return nil
+		})
+		batch = batch[:0]
+		return err
+	}
+	err := s.view(ctx, func(r reader) error {
+		it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: []byte{tLog}, UpperBound: []byte{tLog + 1}})
+		if err != nil {
+			return err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				break
+			}
+			m, err := decodeMessage(v)
+			if err != nil || !validID(m.ID) {
+				continue // reported by reads of it; not an index's business
+			}
+			loc := append(binary.BigEndian.AppendUint64(nil, uint64(m.Seq)), m.ChatID...)
+			batch = append(batch, entry{[]byte(m.ID), loc})
+			if len(batch) == 10_000 {
+				if err := flush(); err != nil {
+					_ = it.Close()
+					return err
+				}
+			}
+		}
+		return it.Close()
+	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
+	if err == nil {
+		err = s.write(ctx, func(w *wtx) error { w.put(msgIDsDone, []byte{1}); return nil })
+	}
+	if err != nil {
+		return fmt.Errorf("index message ids: %w", err)
+	}
+	return nil
+}

@@ -306,3 +306,44 @@ func TestCacheFollowsDevices(t *testing.T) {
 		t.Fatalf("ack of a receipt: %d receipts, %v", len(rs), err)
 	}
 }
+
+// TestMessageIDsOfOlderStores: a store written before messages were
+// indexed by id (no table 14) gets them indexed at its next Open, so that
+// replies to its old messages are accepted.
+func TestMessageIDsOfOlderStores(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := Open(ctx, dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, req := pair(t, s)
+	r, err := s.Send(ctx, req("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := r.Message
+	// What an older version left: the message, but no index or marker.
+	if err := s.write(ctx, func(w *wtx) error {
+		w.del(key(tMsgIDs, m.ID))
+		w.del(msgIDsDone)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Message(ctx, m.ChatID, m.ID); err == nil {
+		t.Fatal("the staged older store still finds the message by id")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Message(ctx, m.ChatID, m.ID)
+	if err != nil || got.ID != m.ID || got.Seq != m.Seq {
+		t.Fatalf("after reopening: Message = %+v, %v; want the old message", got, err)
+	}
+}
