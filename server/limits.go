@@ -152,21 +152,6 @@ func (c frameClass) String() string {
 	return "frames"
 }
 
-// forgetLoop drops the budgets of devices gone for long enough.
-func (s *Server) forgetLoop() {
-	keep := s.limits.keepFor()
-	t := time.NewTicker(keep / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			s.limits.forget(keep, now)
-		}
-	}
-}
-
 // quota counts units (looked-up phones) per key (a user, an IP) in fixed
 // windows. It lives on one node: in a cluster a user who spreads requests
 // over n nodes gets up to n times the quota, still bounded.

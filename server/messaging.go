@@ -374,39 +374,30 @@ func (r *repairs) take() []string {
 	return out
 }
 
-// repairLoop pokes the devices whose publish failed, every interval, until
-// the router takes the poke (or says nobody holds the device).
-func (s *Server) repairLoop(interval time.Duration) {
+// every runs fn every interval until the node stops.
+func (s *Server) every(interval time.Duration, fn func(now time.Time)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			fn(now)
 		}
-		for _, d := range s.repair.take() {
-			s.poke(s.ctx, d)
-		}
+	}
+}
+
+// repairDevices pokes the devices whose publish failed, until the router
+// takes the poke (or says nobody holds the device).
+func (s *Server) repairDevices() {
+	for _, d := range s.repair.take() {
+		s.poke(s.ctx, d)
 	}
 }
 
 // inboxCheckBatch is how many devices one Heads call asks about.
 const inboxCheckBatch = 500
-
-// inboxCheckLoop runs checkInboxes every interval until the node stops.
-func (s *Server) inboxCheckLoop(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.checkInboxes(s.ctx, interval)
-	}
-}
 
 // checkInboxes reads the inbox heads of this node's sessions' devices and
 // resyncs each session whose inbox holds more than it sent. Routing is a

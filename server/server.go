@@ -226,10 +226,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		watchLink(d.Registry, l)
 	}
 	s.handler = s.routes()
-	go s.repairLoop(time.Second)
-	go s.forgetLoop()
-	if s.cfg.InboxCheck > 0 {
-		go s.inboxCheckLoop(s.cfg.InboxCheck)
+	go s.every(time.Second, func(time.Time) { s.repairDevices() })
+	// Budgets of devices gone for long enough have refilled: drop them.
+	keep := s.limits.keepFor()
+	go s.every(keep/2, func(now time.Time) { s.limits.forget(keep, now) })
+	if c := s.cfg.InboxCheck; c > 0 {
+		go s.every(c, func(time.Time) { s.checkInboxes(s.ctx, c) })
 	}
 	return s, nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -260,14 +259,14 @@ func (ss *session) readLoop() {
 			ss.sendError("", wire.Errorf(wire.CodeBadRequest, "frames are JSON text frames"))
 			continue
 		}
-		if !utf8.Valid(data) {
+		f, err := wire.DecodeClientFrame(data)
+		if errors.Is(err, wire.ErrInvalidUTF8) {
 			// RFC 6455: a text frame that is not UTF-8 fails the
 			// connection with 1007.
 			ss.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
 			ss.close(websocket.CloseInvalidFramePayloadData, "frame is not valid UTF-8")
 			return
 		}
-		f, err := wire.DecodeClientFrame(data)
 		class := classOther
 		if err == nil {
 			class = classOf(f.Type)

@@ -82,10 +82,13 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	if c, ok := fastAck(data); ok {
 		return ClientFrame{Type: TypeAck, Cursor: c}, nil
 	}
+	if !utf8.Valid(data) {
+		return f, ErrInvalidUTF8
+	}
 	if len(data) == 0 || data[0] != '{' {
 		return f, Errorf(CodeBadRequest, "frame must be a JSON object")
 	}
-	if e := CheckJSON(data); e != nil {
+	if e := checkText(data); e != nil {
 		return ClientFrame{ID: PeekID(data)}, e
 	}
 	if err := json.Unmarshal(data, &f); err != nil {

@@ -30,6 +30,11 @@ func CheckJSON(data []byte) *Error {
 	if !utf8.Valid(data) {
 		return ErrInvalidUTF8
 	}
+	return checkText(data)
+}
+
+// checkText is CheckJSON on data known to be UTF-8.
+func checkText(data []byte) *Error {
 	inString, isKey := false, false
 	depthKey := []bool{} // per open container: is it an object
 	keys := [][]string{} // per open container: the keys seen in it

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,55 +54,14 @@ type proc struct {
 	mu   sync.Mutex
 }
 
-// startTern runs `tern serve` on a loopback port the OS picks and waits
-// until it listens.
+// startTern runs `tern serve` on a loopback port the OS picks, with the
+// test's SMS sink and JSON logs, and waits until it listens.
 func startTern(t *testing.T, dataDir, smsURL string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
+	args := append([]string{ternBinary(t), "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
 		"--sms-provider", "http", "--sms-http-url", smsURL, "--log-format", "json",
 		"--codes-per-ip-hour", "0", "--verifies-per-ip-hour", "0"}, extra...)
-	cmd := exec.Command(ternBinary(t), args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.logs.WriteString(line + "\n")
-			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	go func() { p.done <- cmd.Wait() }()
-	select {
-	case a := <-addr:
-		p.url = "http://" + a
-	case err := <-p.done:
-		t.Fatalf("tern exited early: %v\n%s", err, p.log())
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("tern did not start listening\n%s", p.log())
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
+	return startProc(t, nil, args...)
 }
 
 func (p *proc) log() string {
