@@ -327,3 +327,76 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestGroup runs group mode end to end: 6 members with 2 devices each, 3
+// of them connected (6 sockets), 2 senders. Every message answered sent
+// must reach the 5 connected devices besides the sending one.
+func TestGroup(t *testing.T) {
+	n := startNode(t)
+	rep, out := run(t, n, Config{Mode: ModeGroup, GroupMembers: 6, GroupDevices: 2, GroupConnected: 3,
+		GroupSenders: 2, Rate: 20, Duration: 2 * time.Second, Warmup: 200 * time.Millisecond})
+	g := rep.Group
+	if g == nil {
+		t.Fatal("no group report")
+	}
+	if rep.Provision.Devices != 12 || rep.Connect.Sockets != 6 || g.ConnectedDevices != 6 || g.OfflineDevices != 6 {
+		t.Errorf("provisioned %d, connected %d sockets, report %d connected, %d offline",
+			rep.Provision.Devices, rep.Connect.Sockets, g.ConnectedDevices, g.OfflineDevices)
+	}
+	if g.Durable <= 0 || g.SentInWindow <= 0 {
+		t.Fatalf("nothing sent: %+v", g)
+	}
+	if g.Lost != 0 || g.Incomplete != 0 || g.Errors != 0 || g.Unanswered != 0 || g.Duplicates != 0 || g.Echoes != 0 {
+		t.Errorf("lost %d (%d messages), errors %d %v, unanswered %d, duplicates %d, echoes %d",
+			g.Lost, g.Incomplete, g.Errors, g.ErrorCodes, g.Unanswered, g.Duplicates, g.Echoes)
+	}
+	if g.ExpectedPerMessage != 5 || g.Deliveries != g.Durable*5 || g.ExpectedDeliveries != g.Deliveries {
+		t.Errorf("deliveries %d, expected %d (%d per message), durable %d: want durable × 5",
+			g.Deliveries, g.ExpectedDeliveries, g.ExpectedPerMessage, g.Durable)
+	}
+	if g.Complete != g.Durable || g.Issued != g.Durable {
+		t.Errorf("issued %d, durable %d, complete %d", g.Issued, g.Durable, g.Complete)
+	}
+	// 20/s for 2.2 s: the schedule has 44 sends, 40 of them due in the window.
+	if g.Lag.Count != 40 || g.Issued != 44 || g.Scheduled != 44 {
+		t.Errorf("issued %d of %d scheduled, %d due in the window; want 44, 44, 40 (the schedule)", g.Issued, g.Scheduled, g.Lag.Count)
+	}
+	checkOrdered(t, "sent", g.Sent)
+	checkOrdered(t, "last device", g.Last)
+	checkOrdered(t, "each device", g.Each)
+	if g.Last.Count != g.Sent.Count {
+		t.Errorf("%d messages reached every device, %d answered sent (in the window)", g.Last.Count, g.Sent.Count)
+	}
+	if rep.Bench.CPUSeconds <= 0 || rep.Server.RSSBytes <= 0 {
+		t.Errorf("bench cpu %v, server rss %v", rep.Bench.CPUSeconds, rep.Server.RSSBytes)
+	}
+	if g.Server == nil || g.Server.SendMs <= 0 {
+		t.Errorf("no server cost per message: %+v", g.Server)
+	}
+	for _, want := range []string{"mode=group", "members=6", "due→last device", "deliveries", "lost", "cpu per delivery"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+// TestGroupSessionsLayout: a sessions file of group mode holds several
+// devices per phone, and a mode with one device per phone refuses it.
+func TestGroupSessionsLayout(t *testing.T) {
+	n := startNode(t)
+	path := filepath.Join(t.TempDir(), "sessions.json")
+	cfg := Config{Mode: ModeGroup, GroupMembers: 3, GroupDevices: 2, GroupConnected: 2, GroupSenders: 1,
+		Rate: 10, Duration: 300 * time.Millisecond, WarmupSet: true, SessionsFile: path}
+	rep, _ := run(t, n, cfg)
+	if rep.Group.Lost != 0 || rep.Group.Deliveries != rep.Group.Durable*3 {
+		t.Errorf("lost %d, deliveries %d, durable %d", rep.Group.Lost, rep.Group.Deliveries, rep.Group.Durable)
+	}
+	rep, _ = run(t, n, cfg)
+	if rep.Provision.Refreshed != 6 || rep.Provision.SignedUp != 0 || rep.Group.Lost != 0 {
+		t.Errorf("second run: %+v, lost %d", rep.Provision, rep.Group.Lost)
+	}
+	cfg = Config{Addr: n.URL, CodeSource: n.SMS.Code, Mode: ModeClosed, Pairs: 1, Duration: 100 * time.Millisecond, SessionsFile: path}
+	if _, err := Run(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "devices per phone") {
+		t.Errorf("closed mode on a group sessions file: %v", err)
+	}
+}

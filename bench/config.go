@@ -13,6 +13,7 @@ const (
 	ModeIdle   = "idle"
 	ModeClosed = "closed"
 	ModeRate   = "rate"
+	ModeGroup  = "group"
 )
 
 // Defaults of Config fields left at their zero value.
@@ -30,7 +31,26 @@ const (
 	DefaultRate         = 5000
 	DefaultDrain        = 10 * time.Second
 	DefaultConcurrency  = 64
+
+	// Group mode.
+	DefaultGroupMembers   = 1024
+	DefaultGroupDevices   = 2
+	DefaultGroupConnected = 256
+	DefaultGroupSenders   = 4
+	DefaultGroupRate      = 20 // group messages per second
+	DefaultGroupSize      = 100
+	DefaultGroupDuration  = 30 * time.Second
 )
+
+// MaxGroupMembers is the most members group mode puts in its group: the
+// server's default group limit (the creator included), so the group is
+// made with one POST /v1/groups.
+const MaxGroupMembers = 1024
+
+// MaxGroupDevices bounds the devices per member: each is one sign-in of the
+// member's phone, and a phone gets 10 codes an hour by default
+// (--codes-per-phone-hour).
+const MaxGroupDevices = 8
 
 // MaxConns is the most devices one bench process connects: each socket is
 // a file descriptor, and the machine Tern is developed on allows 20,000 per
@@ -43,7 +63,7 @@ const MaxConns = 18000
 type Config struct {
 	// Addr is the server: host:port or a base URL (http://host:port).
 	Addr string `json:"addr"`
-	// Mode is idle, closed or rate.
+	// Mode is idle, closed, rate or group.
 	Mode string `json:"mode"`
 
 	// Conns is the number of devices idle mode connects.
@@ -67,14 +87,30 @@ type Config struct {
 	Duration  time.Duration `json:"duration,omitempty"`
 	Warmup    time.Duration `json:"warmup"`
 	WarmupSet bool          `json:"-"`
-	// Rate is the offered load of rate mode, messages per second in all.
+	// Rate is the offered load of rate mode, messages per second in all;
+	// in group mode, group messages per second, all senders together.
 	Rate float64 `json:"rate,omitempty"`
 	// Drain is how long the end waits for outstanding messages to be
 	// delivered; what is still missing then counts as lost.
 	Drain time.Duration `json:"drain,omitempty"`
-	// Size pads message texts to this many bytes (0: no padding; the text
-	// carries about 40 bytes of bench bookkeeping anyway).
+	// Size pads message texts to this many bytes (0: no padding, except
+	// in group mode, where 0 means DefaultGroupSize; the text carries about
+	// 40 bytes of bench bookkeeping anyway).
 	Size int `json:"size,omitempty"`
+
+	// GroupMembers is the size of group mode's one group, its creator
+	// included (at most MaxGroupMembers).
+	GroupMembers int `json:"group_members,omitempty"`
+	// GroupDevices is the devices of each member, each a sign-in of the
+	// member's phone.
+	GroupDevices int `json:"group_devices,omitempty"`
+	// GroupConnected is how many members connect, with all their devices;
+	// the others' devices are signed in but never connect, like phones
+	// that are off, so their inboxes fill up.
+	GroupConnected int `json:"group_connected,omitempty"`
+	// GroupSenders is how many of the connected members send (each from
+	// its first device), at Rate group messages/s in all.
+	GroupSenders int `json:"group_senders,omitempty"`
 
 	// RunID seeds the phone number series: the same RunID gives the same
 	// phones (hence the same users). Empty means a fresh random one.
@@ -155,8 +191,63 @@ func (c Config) withDefaults() (Config, error) {
 		if c.Mode == ModeRate && c.Rate <= 0 {
 			c.Rate = DefaultRate
 		}
+	case ModeGroup:
+		if err := c.groupDefaults(); err != nil {
+			return c, err
+		}
 	default:
-		return c, fmt.Errorf("mode %q: want idle, closed or rate", c.Mode)
+		return c, fmt.Errorf("mode %q: want idle, closed, rate or group", c.Mode)
 	}
 	return c, nil
+}
+
+// groupDefaults fills and checks the fields of group mode.
+func (c *Config) groupDefaults() error {
+	if c.GroupMembers <= 0 {
+		c.GroupMembers = DefaultGroupMembers
+	}
+	if c.GroupDevices <= 0 {
+		c.GroupDevices = DefaultGroupDevices
+	}
+	if c.GroupConnected <= 0 {
+		c.GroupConnected = min(DefaultGroupConnected, c.GroupMembers)
+	}
+	if c.GroupSenders <= 0 {
+		c.GroupSenders = min(DefaultGroupSenders, c.GroupConnected)
+	}
+	if c.Inflight <= 0 {
+		c.Inflight = DefaultRateInflight
+	}
+	if c.Rate <= 0 {
+		c.Rate = DefaultGroupRate
+	}
+	if c.Size == 0 {
+		c.Size = DefaultGroupSize
+	}
+	if c.Duration <= 0 {
+		c.Duration = DefaultGroupDuration
+	}
+	if !c.WarmupSet && c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
+	}
+	switch {
+	case c.Warmup < 0:
+		return errors.New("warmup must not be negative")
+	case c.GroupMembers < 2 || c.GroupMembers > MaxGroupMembers:
+		return fmt.Errorf("group members %d: want 2 to %d (the server's group limit, the creator included)", c.GroupMembers, MaxGroupMembers)
+	case c.GroupDevices > MaxGroupDevices:
+		return fmt.Errorf("group devices %d: at most %d (each is a sign-in of the member's phone, which gets 10 codes an hour)", c.GroupDevices, MaxGroupDevices)
+	case c.GroupConnected > c.GroupMembers:
+		return fmt.Errorf("group connected %d: more than the %d members", c.GroupConnected, c.GroupMembers)
+	case c.GroupConnected*c.GroupDevices > MaxConns:
+		return fmt.Errorf("group connected %d × devices %d: at most %d sockets fit in one process's open-file limit",
+			c.GroupConnected, c.GroupDevices, MaxConns)
+	case c.GroupConnected*c.GroupDevices < 2:
+		return errors.New("group mode needs at least 2 connected devices: one sends, another receives")
+	case c.GroupSenders > c.GroupConnected:
+		return fmt.Errorf("group senders %d: more than the %d connected members", c.GroupSenders, c.GroupConnected)
+	case c.Rate*(c.Warmup+c.Duration).Seconds() >= maxSeq:
+		return fmt.Errorf("rate %g for %s: more than %d group messages in one run", c.Rate, c.Warmup+c.Duration, maxSeq)
+	}
+	return nil
 }

@@ -34,6 +34,16 @@
 //     due times spread evenly over the senders. Latencies count from the
 //     due time, not from when the send went out, so a stalled server is
 //     charged for the sends it delayed (no coordinated omission).
+//   - group: one group of GroupMembers members (one POST /v1/groups),
+//     GroupDevices devices each (each a sign-in of the member's phone, one
+//     after another). The devices of GroupConnected members connect; the
+//     others never do, so their inbox events pile up like phones that are
+//     off. GroupSenders connected members send to the group at Rate group
+//     messages/s in all, open loop as in rate mode. Every connected device
+//     counts what it gets (once per message) and acks; a message is
+//     complete when every connected device but the sending one has it, and
+//     its latency to the last of them is recorded. Deliveries that a
+//     message answered sent still lacks after the drain are lost.
 //
 // # What it guarantees
 //

@@ -26,7 +26,7 @@ type IdleReport struct {
 func (r *runner) idle(ctx context.Context, rep *Report) error {
 	cfg := r.cfg
 	// Idle devices get next to nothing, so their buffers stay tiny.
-	clients, prov, err := r.provision(ctx, cfg.Conns, r.clientOptions(4, 64))
+	clients, prov, err := r.provision(ctx, cfg.Conns, 1, r.clientOptions(4, 64))
 	rep.Provision = prov
 	if err != nil {
 		return err

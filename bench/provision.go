@@ -26,11 +26,17 @@ type savedDevice struct {
 // users instead of signing up new ones. It holds refresh tokens: it is
 // written with mode 0600.
 type sessionsFile struct {
-	Version int           `json:"version"`
-	Server  string        `json:"server"`
-	RunID   string        `json:"run_id"`
-	Devices []savedDevice `json:"devices"`
+	Version int    `json:"version"`
+	Server  string `json:"server"`
+	RunID   string `json:"run_id"`
+	// PerPhone is how many consecutive devices share one phone (one user):
+	// 1 (or absent) for the pair and idle modes, the devices per member
+	// in group mode.
+	PerPhone int           `json:"devices_per_phone,omitempty"`
+	Devices  []savedDevice `json:"devices"`
 }
+
+func (f *sessionsFile) perPhone() int { return max(f.PerPhone, 1) }
 
 func loadSessions(path string) (*sessionsFile, error) {
 	data, err := os.ReadFile(path)
@@ -82,9 +88,17 @@ type ProvisionReport struct {
 	PerSecond float64 `json:"per_second"`
 }
 
-// provision returns n clients with valid sessions, none connected.
-func (r *runner) provision(ctx context.Context, n int, opts client.Options) ([]*client.Client, ProvisionReport, error) {
+// provision returns n clients with valid sessions, none connected. Each
+// run of perPhone consecutive devices shares one phone, hence one user
+// (device i is the (i mod perPhone)-th device of phone i/perPhone); n is a
+// multiple of perPhone. The devices of one phone sign in one after
+// another: a phone has one pending code at a time.
+func (r *runner) provision(ctx context.Context, n, perPhone int, opts client.Options) ([]*client.Client, ProvisionReport, error) {
 	start := time.Now()
+	perPhone = max(perPhone, 1)
+	if n%perPhone != 0 {
+		return nil, ProvisionReport{}, fmt.Errorf("provision: %d devices are not whole phones of %d", n, perPhone)
+	}
 	var saved *sessionsFile
 	if r.cfg.SessionsFile != "" {
 		f, err := loadSessions(r.cfg.SessionsFile)
@@ -100,6 +114,10 @@ func (r *runner) provision(ctx context.Context, n int, opts client.Options) ([]*
 		if r.cfg.RunID != "" && r.cfg.RunID != saved.RunID {
 			r.printf("note: using run id %q of %s, not %q\n", saved.RunID, r.cfg.SessionsFile, r.cfg.RunID)
 		}
+		if len(saved.Devices) > 0 && saved.perPhone() != perPhone {
+			return nil, ProvisionReport{}, fmt.Errorf("sessions file %s holds %d devices per phone, this run needs %d: use another file",
+				r.cfg.SessionsFile, saved.perPhone(), perPhone)
+		}
 		r.runID = saved.RunID
 		r.printf("sessions: %d saved devices in %s\n", len(saved.Devices), r.cfg.SessionsFile)
 	} else {
@@ -107,6 +125,9 @@ func (r *runner) provision(ctx context.Context, n int, opts client.Options) ([]*
 			r.runID = newRunID()
 		}
 		saved = &sessionsFile{Version: 1, Server: r.cfg.Addr, RunID: r.runID}
+	}
+	if perPhone > 1 {
+		saved.PerPhone = perPhone
 	}
 	r.printf("run id: %s (phones %s, %s, ...)\n", r.runID, newPhoneSeries(r.runID).phone(0), newPhoneSeries(r.runID).phone(1))
 	phones := newPhoneSeries(r.runID)
@@ -124,7 +145,7 @@ func (r *runner) provision(ctx context.Context, n int, opts client.Options) ([]*
 
 	var done atomic.Int64
 	stopProgress := r.progress("provision", n, &done)
-	err := forEach(ctx, n, r.cfg.Concurrency, func(ctx context.Context, i int) error {
+	device := func(ctx context.Context, i int) error {
 		defer done.Add(1)
 		c := client.New(r.cfg.Addr, opts)
 		clients[i] = c
@@ -143,7 +164,7 @@ func (r *runner) provision(ctx context.Context, n int, opts client.Options) ([]*
 			// The server no longer knows the device (a wiped data dir,
 			// a revoked device): sign the phone up again.
 		}
-		phone := phones.phone(i)
+		phone := phones.phone(i / perPhone)
 		if devs[i].Phone != "" {
 			phone = devs[i].Phone
 		}
@@ -158,6 +179,14 @@ func (r *runner) provision(ctx context.Context, n int, opts client.Options) ([]*
 		}
 		devs[i] = savedDevice{Phone: phone, Session: s}
 		signedUp.Add(1)
+		return nil
+	}
+	err := forEach(ctx, n/perPhone, r.cfg.Concurrency, func(ctx context.Context, p int) error {
+		for i := p * perPhone; i < (p+1)*perPhone; i++ {
+			if err := device(ctx, i); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	stopProgress()

@@ -22,6 +22,7 @@ type Report struct {
 	Connect   ConnectReport   `json:"connect"`
 	Idle      *IdleReport     `json:"idle,omitempty"`
 	Traffic   *TrafficReport  `json:"traffic,omitempty"`
+	Group     *GroupReport    `json:"group,omitempty"`
 
 	// Server is the server's state at the end of the measurement (from its
 	// /metrics); ServerBefore, for the traffic modes, is it before traffic.
@@ -29,11 +30,13 @@ type Report struct {
 	ServerBefore *ServerSample `json:"server_before,omitempty"`
 	// ServerCPUCores is the server's CPU use over the measured window
 	// (process_cpu_seconds_total), in cores; per message for the traffic
-	// modes.
-	ServerCPUCores        float64       `json:"server_cpu_cores"`
-	ServerCPUMicrosPerMsg float64       `json:"server_cpu_us_per_msg,omitempty"`
-	Bench                 BenchReport   `json:"bench"`
-	Machine               MachineReport `json:"machine"`
+	// modes (group mode: per group message, and per delivery to a
+	// connected device).
+	ServerCPUCores             float64       `json:"server_cpu_cores"`
+	ServerCPUMicrosPerMsg      float64       `json:"server_cpu_us_per_msg,omitempty"`
+	ServerCPUMicrosPerDelivery float64       `json:"server_cpu_us_per_delivery,omitempty"`
+	Bench                      BenchReport   `json:"bench"`
+	Machine                    MachineReport `json:"machine"`
 }
 
 // BenchReport is what the load generator itself cost, over the measured
@@ -42,7 +45,9 @@ type BenchReport struct {
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	CPUCores        float64 `json:"cpu_cores"`
 	CPUMicrosPerMsg float64 `json:"cpu_us_per_msg,omitempty"`
-	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
+	// CPUMicrosPerDelivery: group mode, per message frame received.
+	CPUMicrosPerDelivery float64 `json:"cpu_us_per_delivery,omitempty"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
 }
 
 // ReportConfig is the Config a report was made with, durations as text.
@@ -62,6 +67,11 @@ type ReportConfig struct {
 	RunID       string  `json:"run_id"`
 	Sessions    string  `json:"sessions,omitempty"`
 	Concurrency int     `json:"concurrency"`
+
+	GroupMembers   int `json:"group_members,omitempty"`
+	GroupDevices   int `json:"group_devices,omitempty"`
+	GroupConnected int `json:"group_connected,omitempty"`
+	GroupSenders   int `json:"group_senders,omitempty"`
 }
 
 func reportConfigOf(c Config) ReportConfig {
@@ -71,8 +81,13 @@ func reportConfigOf(c Config) ReportConfig {
 		rc.Conns, rc.Hold, rc.Settle = c.Conns, c.Hold.String(), c.Settle.String()
 	} else {
 		rc.Pairs, rc.Inflight, rc.Duration, rc.Warmup = c.Pairs, c.Inflight, c.Duration.String(), c.Warmup.String()
-		if c.Mode == ModeRate {
+		if c.Mode == ModeRate || c.Mode == ModeGroup {
 			rc.Rate = c.Rate
+		}
+		if c.Mode == ModeGroup {
+			rc.Pairs = 0
+			rc.GroupMembers, rc.GroupDevices, rc.GroupConnected, rc.GroupSenders =
+				c.GroupMembers, c.GroupDevices, c.GroupConnected, c.GroupSenders
 		}
 	}
 	return rc
@@ -85,6 +100,9 @@ func (r *runner) printConfig(rep Report) {
 	switch c.Mode {
 	case ModeIdle:
 		fmt.Fprintf(&b, " conns=%d hold=%s settle=%s", c.Conns, c.Hold, c.Settle)
+	case ModeGroup:
+		fmt.Fprintf(&b, " members=%d devices=%d connected=%d senders=%d rate=%g/s inflight=%d duration=%s warmup=%s drain=%s size=%d",
+			c.GroupMembers, c.GroupDevices, c.GroupConnected, c.GroupSenders, c.Rate, c.Inflight, c.Duration, c.Warmup, c.Drain, c.Size)
 	default:
 		fmt.Fprintf(&b, " pairs=%d inflight=%d duration=%s warmup=%s drain=%s", c.Pairs, c.Inflight, c.Duration, c.Warmup, c.Drain)
 		if c.Mode == ModeRate {
@@ -109,6 +127,8 @@ func (r *runner) printReport(rep *Report) {
 		writeIdle(w, rep)
 	case rep.Traffic != nil:
 		writeTraffic(w, rep)
+	case rep.Group != nil:
+		writeGroup(w, rep)
 	}
 	fmt.Fprintf(w, "server\n")
 	fmt.Fprintf(w, "  rss at end\t%s\n", mib(rep.Server.RSSBytes))
@@ -122,11 +142,17 @@ func (r *runner) printReport(rep *Report) {
 	if rep.ServerCPUMicrosPerMsg > 0 {
 		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.ServerCPUMicrosPerMsg)
 	}
+	if rep.ServerCPUMicrosPerDelivery > 0 {
+		fmt.Fprintf(w, "  cpu per delivery\t%.2f µs\n", rep.ServerCPUMicrosPerDelivery)
+	}
 	fmt.Fprintf(w, "bench (this process)\n")
 	fmt.Fprintf(w, "  cpu (measured window)\t%.2f cores (%.0f%% of %d CPUs), %.1f s\n", rep.Bench.CPUCores,
 		100*rep.Bench.CPUCores/float64(rep.NumCPU), rep.NumCPU, rep.Bench.CPUSeconds)
 	if rep.Bench.CPUMicrosPerMsg > 0 {
 		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.Bench.CPUMicrosPerMsg)
+	}
+	if rep.Bench.CPUMicrosPerDelivery > 0 {
+		fmt.Fprintf(w, "  cpu per delivery\t%.2f µs\n", rep.Bench.CPUMicrosPerDelivery)
 	}
 	fmt.Fprintf(w, "  peak rss\t%s\n", mib(float64(rep.Bench.PeakRSSBytes)))
 	if m := rep.Machine; m.BusyCores > 0 || m.LoadEnd > 0 {
@@ -182,6 +208,51 @@ func writeTraffic(w io.Writer, rep *Report) {
 	row(from+"→delivered", tr.Delivery)
 	if tr.Lag != nil {
 		row("schedule lag", *tr.Lag)
+	}
+}
+
+func writeGroup(w io.Writer, rep *Report) {
+	g := rep.Group
+	fmt.Fprintf(w, "group %s (%s measured after %s warmup)\n", g.ChatID,
+		time.Duration(g.WindowSeconds*float64(time.Second)), time.Duration(g.WarmupSeconds*float64(time.Second)))
+	fmt.Fprintf(w, "  members\t%d × %d devices: %d members connected (%d sockets), %d devices offline; %d senders\n",
+		g.Members, g.DevicesPerMember, g.ConnectedMembers, g.ConnectedDevices, g.OfflineDevices, g.Senders)
+	fmt.Fprintf(w, "  offered rate\t%.0f group msg/s (%d due by the end of the window", g.OfferedRate, g.Scheduled)
+	if n := g.Scheduled - g.Issued; n > 0 {
+		fmt.Fprintf(w, "; %d never sent: the senders fell behind", n)
+	}
+	fmt.Fprintf(w, ")\n")
+	fmt.Fprintf(w, "  sent rate\t%.1f group msg/s (%d sent answers in the window)\n", g.SentRate, g.SentInWindow)
+	fmt.Fprintf(w, "  server sent rate\t%.1f msg/s (tern_messages_sent_total)\n", g.ServerSentRate)
+	fmt.Fprintf(w, "  deliveries\t%.0f/s to connected devices (%d message frames in the window)\n", g.DeliveryRate, g.DeliveriesInWindow)
+	fmt.Fprintf(w, "  totals\tissued %d, durable %d, complete %d; deliveries %d of %d expected (%d per message)\n",
+		g.Issued, g.Durable, g.Complete, g.Deliveries, g.ExpectedDeliveries, g.ExpectedPerMessage)
+	fmt.Fprintf(w, "  lost\t%d deliveries, %d messages incomplete (after a %s drain); unanswered %d\n",
+		g.Lost, g.Incomplete, time.Duration(g.DrainSeconds*float64(time.Second)).Round(time.Millisecond), g.Unanswered)
+	fmt.Fprintf(w, "  errors\t%d%s\n", g.Errors, codes(g.ErrorCodes))
+	fmt.Fprintf(w, "  duplicates\t%d (echoes to the sending device %d; sdk dedupe drops %d, reconnects %d, resends %d)\n",
+		g.Duplicates, g.Echoes, g.SDKDuplicates, g.Reconnects, g.Resends)
+	fmt.Fprintf(w, "  receipts\t%d frames at the authors' devices, %d msg_ids\n", g.Receipts, g.ReceiptIDs)
+	if g.Foreign > 0 {
+		fmt.Fprintf(w, "  from other runs\t%d messages\n", g.Foreign)
+	}
+	fmt.Fprintf(w, "latency (ms)\tcount\tp50\tp90\tp99\tp99.9\tmax\tmean\n")
+	row := func(name string, s Summary) {
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", name, s.Count,
+			f3(s.P50Ms), f3(s.P90Ms), f3(s.P99Ms), f3(s.P999Ms), f3(s.MaxMs), f3(s.MeanMs))
+	}
+	row("due→sent (durable)", g.Sent)
+	row("due→last device", g.Last)
+	row("due→each device", g.Each)
+	row("schedule lag", g.Lag)
+	if c := g.Server; c != nil {
+		fmt.Fprintf(w, "server per group message (its /metrics; wall time, not cpu)\n")
+		fmt.Fprintf(w, "  send→sent queued\t%.2f ms mean (store the message and its inbox events, route them)\n", c.SendMs)
+		fmt.Fprintf(w, "  routing\t%.2f ms (fan-outs and receipts)\n", c.RouteMs)
+		fmt.Fprintf(w, "  store: acks\t%.1f calls, %.2f ms; %.0f events acked, %.0f delivered receipts\n",
+			c.StoreAcks, c.StoreAckMs, c.EventsAcked, c.Receipts)
+		fmt.Fprintf(w, "  store: inbox reads\t%.2f ms\n", c.StoreInboxMs)
+		fmt.Fprintf(w, "  frames out\t%.0f\n", c.FramesOut)
 	}
 }
 

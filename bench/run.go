@@ -85,6 +85,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	switch cfg.Mode {
 	case ModeIdle:
 		err = r.idle(ctx, &rep)
+	case ModeGroup:
+		err = r.group(ctx, &rep)
 	default:
 		err = r.traffic(ctx, &rep)
 	}

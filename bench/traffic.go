@@ -103,7 +103,7 @@ func (t *traffic) measured(at int64) bool { return at >= t.winStart && at < t.wi
 
 func (r *runner) traffic(ctx context.Context, rep *Report) error {
 	cfg := r.cfg
-	clients, prov, err := r.provision(ctx, 2*cfg.Pairs, r.clientOptions(128, 4096))
+	clients, prov, err := r.provision(ctx, 2*cfg.Pairs, 1, r.clientOptions(128, 4096))
 	rep.Provision = prov
 	if err != nil {
 		return err
@@ -267,8 +267,10 @@ drain:
 }
 
 // sleepUntil sleeps until the run clock reads at; false if ctx ended first.
-func (t *traffic) sleepUntil(ctx context.Context, at int64) bool {
-	if d := at - t.r.now(); d > 0 {
+func (t *traffic) sleepUntil(ctx context.Context, at int64) bool { return t.r.sleepUntil(ctx, at) }
+
+func (r *runner) sleepUntil(ctx context.Context, at int64) bool {
+	if d := at - r.now(); d > 0 {
 		return sleepCtx(ctx, time.Duration(d))
 	}
 	return ctx.Err() == nil
@@ -426,7 +428,18 @@ func (t *traffic) complete(p *pair, pd pend, d int64) {
 
 func (t *traffic) recordErr(err error) (retry time.Duration) {
 	t.errs.Add(1)
-	code := "transport"
+	code, retry := classifyErr(err)
+	t.errMu.Lock()
+	t.errCodes[code]++
+	t.errMu.Unlock()
+	return retry
+}
+
+// classifyErr names a send's failure for the report (the server's error
+// code, or transport or client_stopped) and says how long to wait before
+// the next send.
+func classifyErr(err error) (code string, retry time.Duration) {
+	code = "transport"
 	retry = 10 * time.Millisecond
 	var werr *wire.Error
 	switch {
@@ -439,10 +452,7 @@ func (t *traffic) recordErr(err error) (retry time.Duration) {
 		code = "client_stopped"
 		retry = time.Second
 	}
-	t.errMu.Lock()
-	t.errCodes[code]++
-	t.errMu.Unlock()
-	return retry
+	return code, retry
 }
 
 // senderEvents matches delivered receipts to pending messages.
@@ -503,11 +513,14 @@ func (t *traffic) receiverEvents(p *pair) {
 }
 
 // parseBody reads "tb <nonce> <seq> <at>[ pad]" without allocating.
-func (t *traffic) parseBody(text string) (seq, at int64, ok bool) {
-	if !strings.HasPrefix(text, t.prefix) {
+func (t *traffic) parseBody(text string) (seq, at int64, ok bool) { return parseMarked(t.prefix, text) }
+
+// parseMarked reads "<prefix><seq> <at>[ pad]" without allocating.
+func parseMarked(prefix, text string) (seq, at int64, ok bool) {
+	if !strings.HasPrefix(text, prefix) {
 		return 0, 0, false
 	}
-	rest := text[len(t.prefix):]
+	rest := text[len(prefix):]
 	seq, rest, ok = leadingInt(rest)
 	if !ok || seq >= maxSeq || len(rest) == 0 || rest[0] != ' ' {
 		return 0, 0, false

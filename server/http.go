@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tern-im/tern/auth"
-	"github.com/tern-im/tern/store"
+
 	"github.com/tern-im/tern/wire"
 )
 
@@ -56,6 +57,13 @@ func (s *Server) routes() http.Handler {
 	handle("PUT /v1/devices/current/push", s.authed(s.handlePush))
 	handle("GET /v1/chats", s.authed(s.handleChats))
 	handle("GET /v1/chats/{chat_id}/messages", s.authed(s.handleHistory))
+	handle("POST /v1/groups", s.authed(s.handleCreateGroup))
+	handle("GET /v1/groups/{chat_id}", s.authed(s.handleGroup))
+	handle("PATCH /v1/groups/{chat_id}", s.authed(s.handlePatchGroup))
+	handle("POST /v1/groups/{chat_id}/members", s.authed(s.handleAddMembers))
+	handle("DELETE /v1/groups/{chat_id}/members/{user_id}", s.authed(s.handleRemoveMember))
+	handle("PUT /v1/groups/{chat_id}/admins/{user_id}", s.authed(s.handleAdmin(true)))
+	handle("DELETE /v1/groups/{chat_id}/admins/{user_id}", s.authed(s.handleAdmin(false)))
 	handle("GET /healthz", s.handleHealth)
 	handle("GET /readyz", s.handleReady)
 	if !s.cfg.HideMetrics {
@@ -415,7 +423,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, c auth.Claim
 }
 
 func (s *Server) handleChats(w http.ResponseWriter, r *http.Request, c auth.Claims) {
-	sums, err := s.st.Chats(r.Context(), c.UserID)
+	sums, err := s.chat.Chats(r.Context(), claimsActor(c))
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -452,35 +460,27 @@ func (s *Server) directTitle(ctx context.Context, self string, members []string)
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, c auth.Claims) {
-	chatID := r.PathValue("chat_id")
-	if _, err := s.chatMembers(r.Context(), c.UserID, chatID); err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
 	before, err := queryInt(r, "before", 0)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	limit, err := queryInt(r, "limit", 50)
-	if err != nil {
+	limit, err2 := queryInt(r, "limit", 50)
+	if err = cmp.Or(err, err2); err != nil {
+		// Others' chats are refused first, whatever else is wrong.
+		if merr := s.chat.CheckMember(r.Context(), claimsActor(c), r.PathValue("chat_id")); merr != nil {
+			err = merr
+		}
 		s.writeErr(w, r, err)
 		return
 	}
 	if limit <= 0 || limit > int64(s.cfg.HistoryLimit) {
 		limit = int64(s.cfg.HistoryLimit)
 	}
-	msgs, err := s.st.History(r.Context(), chatID, before, int(limit))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	msgs, next, err := s.chat.History(r.Context(), claimsActor(c), r.PathValue("chat_id"), before, int(limit))
+	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	out := wire.HistoryResponse{Messages: make([]wire.Message, 0, len(msgs))}
+	out := wire.HistoryResponse{Messages: make([]wire.Message, 0, len(msgs)), NextBefore: next}
 	for i := range msgs {
 		out.Messages = append(out.Messages, wireMessage(&msgs[i]))
-	}
-	if n := len(msgs); n == int(limit) && msgs[n-1].Seq > 1 {
-		out.NextBefore = msgs[n-1].Seq
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1,137 +1,87 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
 
+	"github.com/tern-im/tern/chat"
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
 )
 
-// handleSend stores a message durably, answers sent, then routes it.
+// handleSend stores a message durably (chat.Send routes it before it
+// returns), then answers sent.
 func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFrame) error {
 	t0 := time.Now()
-	if f.Body.Len() > s.cfg.MaxTextBytes {
-		return wire.Errorf(wire.CodeTooLarge, "message text over %d bytes", s.cfg.MaxTextBytes)
-	}
-	if len(f.To) < 2 || f.To[:1] != store.PrefixUser {
-		if len(f.To) > 1 && f.To[:1] == store.PrefixGroup {
-			return wire.Errorf(wire.CodeNotFound, "no such group")
-		}
-		return wire.Errorf(wire.CodeNotFound, "no such user or group")
-	}
-	if _, err := s.st.User(ctx, f.To); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return wire.Errorf(wire.CodeNotFound, "no such user")
-		}
-		return err
-	}
-	members := []string{ss.userID, f.To}
-	if f.To == ss.userID {
-		members = members[:1]
-	}
-	devices := make(map[string]store.Device, 4)
-	var targets []string
-	for _, uid := range members {
-		ds, err := s.st.UserDevices(ctx, uid)
-		if err != nil {
-			return err
-		}
-		for _, d := range ds {
-			if d.ID == ss.deviceID {
-				continue
-			}
-			devices[d.ID] = d
-			targets = append(targets, d.ID)
-		}
-	}
-	body, err := json.Marshal(f.Body)
+	res, err := s.chat.Send(ctx, ss.actor(), chat.SendInput{ClientID: f.ID, To: f.To, Body: f.Body, ReplyTo: f.ReplyTo})
 	if err != nil {
 		return err
 	}
-	if f.Body.MediaID != "" {
-		// No media exists on this version: an id would reference nothing,
-		// and the message would promise its readers a file nobody can get.
-		return wire.Errorf(wire.CodeUnsupported, "media is not available on this server version")
-	}
-	chatID := store.DirectChatID(ss.userID, f.To)
-	if f.ReplyTo != "" {
-		// A reply quotes a message of its own chat, or none: an id from
-		// elsewhere would show others a quote of what they cannot see.
-		if _, err := s.st.Message(ctx, chatID, f.ReplyTo); errors.Is(err, store.ErrNotFound) {
-			return wire.Errorf(wire.CodeNotFound, "reply_to: no message %s in this chat", f.ReplyTo)
-		} else if err != nil {
-			return err
-		}
-	}
-	req := store.SendRequest{
-		ClientID: f.ID,
-		Message: store.Message{
-			ID:         store.NewID(store.PrefixMessage),
-			ChatID:     chatID,
-			From:       ss.userID,
-			FromDevice: ss.deviceID,
-			TS:         t0.UnixMilli(),
-			Body:       body,
-			ReplyTo:    f.ReplyTo,
-		},
-		Kind:    wire.KindDirect,
-		Members: members,
-		Devices: targets,
-	}
-	t1 := time.Now()
-	res, err := s.st.Send(ctx, req)
-	s.metrics.storeSeconds.WithLabelValues("send").Observe(time.Since(t1).Seconds())
-	if err != nil {
-		// Events it placed to complete another send are stored: route them.
-		s.dispatch(ctx, res.Deliveries, devices)
-		return err
-	}
-	if res.Duplicate && (res.Message.ChatID != chatID || !bytes.Equal(res.Message.Body, body) || res.Message.ReplyTo != f.ReplyTo) {
-		// The id was the key of another message: answering that one's
-		// sent would tell the client this one is stored.
-		s.dispatch(ctx, res.Deliveries, devices)
-		return wire.Errorf(wire.CodeConflict, "id %q was used for another message (recipient, body or reply differ); use a new id", f.ID)
-	}
-	// Routed before the answer: once the client has sent, it will not
-	// write the send again, so a node that died between the answer and the
-	// publish would leave a connected recipient waiting for its next event.
-	// The other way round, a node that dies before answering is asked
-	// again, and the duplicate pokes the targets (below).
-	errs := s.publish(ctx, res.Deliveries)
 	if res.Duplicate {
-		// A resend usually means the first attempt's answer was lost, maybe
-		// with the node that stored it before it published: poke the
-		// targets so that their holders read the inbox.
 		s.metrics.duplicates.Inc()
-		for _, d := range targets {
-			s.poke(ctx, d)
-		}
 	} else {
 		s.metrics.messagesSent.Inc()
 	}
 	ss.queue(sentFrame(f.ID, &res.Message))
 	s.metrics.sendSeconds.Observe(time.Since(t0).Seconds())
-	s.settle(ctx, res.Deliveries, errs, devices)
 	return nil
 }
 
-// dispatch publishes stored inbox events to the nodes holding their devices.
-// Devices nobody holds are woken by push when devices (their records) are
-// known; receipts never wake a device.
-func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, devices map[string]store.Device) {
-	s.settle(ctx, ds, s.publish(ctx, ds), devices)
+func (s *Server) handleRead(ctx context.Context, ss *session, f *wire.ClientFrame) error {
+	n, err := s.chat.Read(ctx, ss.actor(), f.ChatID, f.Seq)
+	s.metrics.receipts.WithLabelValues(store.StatusRead).Add(float64(n))
+	return err
+}
+
+func (s *Server) handleTyping(ctx context.Context, ss *session, f *wire.ClientFrame) error {
+	return s.chat.Typing(ctx, ss.actor(), f.ChatID, f.State)
+}
+
+// dispatcher is the chat.Dispatcher of a node: it renders stored events,
+// publishes them through the router and wakes the devices nobody holds.
+type dispatcher struct{ s *Server }
+
+func (d dispatcher) Dispatch(ctx context.Context, ds []store.Delivery, g *store.Group) {
+	d.s.dispatch(ctx, ds, g)
+}
+
+func (d dispatcher) Poke(ctx context.Context, devices []string) {
+	for _, id := range devices {
+		d.s.poke(ctx, id)
+	}
+}
+
+// Typing publishes one frame per device of users, as one batch.
+func (d dispatcher) Typing(ctx context.Context, users []string, frame []byte) {
+	var targets []routing.Target
+	for _, uid := range users {
+		ds, err := d.s.st.UserDevices(ctx, uid)
+		if err != nil {
+			d.s.log.Warn("typing: listing devices failed", "user", uid, "err", err)
+			continue
+		}
+		for _, dev := range ds {
+			targets = append(targets, routing.Target{DeviceID: dev.ID, Env: routing.Envelope{Kind: routing.KindFrame, Frame: frame}})
+		}
+	}
+	// Typing is ephemeral: offline devices simply miss it.
+	_ = routing.PublishAll(ctx, d.s.router, targets)
+}
+
+// dispatch publishes stored inbox events to the nodes holding their
+// devices, as one batch, then queues a push for each device that no node
+// holds. g, if set, is the group of group-change events.
+func (s *Server) dispatch(ctx context.Context, ds []store.Delivery, g *store.Group) {
+	s.settle(ds, s.publish(ctx, ds, g))
 }
 
 // publish routes stored inbox events to the nodes holding their devices and
 // returns each one's outcome.
-func (s *Server) publish(ctx context.Context, ds []store.Delivery) []error {
+func (s *Server) publish(ctx context.Context, ds []store.Delivery, g *store.Group) []error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -143,6 +93,8 @@ func (s *Server) publish(ctx context.Context, ds []store.Delivery) []error {
 		var key any
 		var typ string
 		switch {
+		case ev.Kind == store.EventGroup && ev.Message != nil:
+			key, typ = ev.Message, wire.TypeGroup
 		case ev.Message != nil:
 			key, typ = ev.Message.ID, wire.TypeMessage
 		case ev.Receipt != nil:
@@ -155,16 +107,19 @@ func (s *Server) publish(ctx context.Context, ds []store.Delivery) []error {
 			}
 			tail, ok := tails[key]
 			if !ok {
-				if ev.Message != nil {
+				switch typ {
+				case wire.TypeGroup:
+					tail = groupTail(ev.Message, g)
+				case wire.TypeMessage:
 					tail = messageTail(ev.Message)
-				} else {
+				default:
 					tail = receiptTail(ev.Receipt)
 				}
 				tails[key] = tail
 			}
 			frame = eventFrame(typ, ev.Cursor, tail)
 		} else {
-			frame = renderEvent(ev)
+			frame = renderEvent(ev, nil)
 		}
 		targets[i] = routing.Target{DeviceID: ds[i].DeviceID, Env: routing.Envelope{Kind: routing.KindEvent, Cursor: ev.Cursor, Frame: frame}}
 	}
@@ -176,8 +131,10 @@ func (s *Server) publish(ctx context.Context, ds []store.Delivery) []error {
 }
 
 // settle does what a publish leaves to do: wake the devices nobody holds
-// and remember the ones whose publish failed, to poke them later.
-func (s *Server) settle(ctx context.Context, ds []store.Delivery, errs []error, devices map[string]store.Device) {
+// and remember the ones whose publish failed, to poke them later. Wakes go
+// to the push queue: reading device records and calling a push service
+// never holds up the sender.
+func (s *Server) settle(ds []store.Delivery, errs []error) {
 	for i, err := range errs {
 		ev := &ds[i].Event
 		switch {
@@ -185,8 +142,8 @@ func (s *Server) settle(ctx context.Context, ds []store.Delivery, errs []error, 
 			s.metrics.routed.WithLabelValues("routed").Inc()
 		case errors.Is(err, routing.ErrNoRoute):
 			s.metrics.routed.WithLabelValues("offline").Inc()
-			if d, ok := devices[ds[i].DeviceID]; ok && ev.Message != nil {
-				s.wake(ctx, d, ev)
+			if ev.Kind == store.EventMessage && ev.Message != nil {
+				s.wakes.add(ds[i].DeviceID, ev.Message.ChatID, false)
 			}
 		default:
 			// The event is in the inbox; the device gets it on its next
@@ -195,99 +152,98 @@ func (s *Server) settle(ctx context.Context, ds []store.Delivery, errs []error, 
 			s.metrics.routed.WithLabelValues("error").Inc()
 			s.log.Warn("publish failed", "device", ds[i].DeviceID, "err", err)
 			s.repair.add(ds[i].DeviceID)
-			if d, ok := devices[ds[i].DeviceID]; ok && ev.Message != nil && !s.online(d.ID) {
-				s.wake(ctx, d, ev)
+			if ev.Kind == store.EventMessage && ev.Message != nil {
+				s.wakes.add(ds[i].DeviceID, ev.Message.ChatID, true)
 			}
 		}
 	}
 }
 
-func (s *Server) wake(ctx context.Context, d store.Device, ev *store.Event) {
-	err := s.push.Notify(ctx, push.Notification{UserID: d.UserID, DeviceID: d.ID,
-		Provider: d.PushProvider, Token: d.PushToken, Kind: ev.Kind, ChatID: ev.Message.ChatID})
+// maxWakes bounds the push queue; past it wakes are dropped (counted): the
+// inbox holds the events, and the device gets them when it connects.
+const maxWakes = 100_000
+
+// wake is a push to send to a device that no node holds.
+type wake struct {
+	device, chatID string
+	unlessOnline   bool // skip it if the device is on this node by then
+}
+
+// wakeQueue holds pushes to send, one per device (a burst of events to an
+// offline device wakes it once).
+type wakeQueue struct {
+	mu      sync.Mutex
+	pending map[string]wake
+	signal  chan struct{}
+	dropped func()
+}
+
+func newWakeQueue(dropped func()) *wakeQueue {
+	return &wakeQueue{pending: make(map[string]wake), signal: make(chan struct{}, 1), dropped: dropped}
+}
+
+func (q *wakeQueue) add(device, chatID string, unlessOnline bool) {
+	q.mu.Lock()
+	if _, ok := q.pending[device]; !ok && len(q.pending) >= maxWakes {
+		q.mu.Unlock()
+		q.dropped()
+		return
+	}
+	q.pending[device] = wake{device: device, chatID: chatID, unlessOnline: unlessOnline}
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *wakeQueue) take() []wake {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]wake, 0, len(q.pending))
+	for _, w := range q.pending {
+		out = append(out, w)
+	}
+	clear(q.pending)
+	return out
+}
+
+// pushLoop sends the queued wakes until the node stops.
+func (s *Server) pushLoop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wakes.signal:
+		}
+		for _, w := range s.wakes.take() {
+			if w.unlessOnline && s.online(w.device) {
+				continue
+			}
+			s.wake(s.ctx, w)
+		}
+	}
+}
+
+func (s *Server) wake(ctx context.Context, w wake) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d, err := s.st.Device(ctx, w.device)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.metrics.pushes.WithLabelValues("error").Inc()
+			s.log.Warn("push: reading the device failed", "device", w.device, "err", err)
+		}
+		return
+	}
+	err = s.push.Notify(ctx, push.Notification{UserID: d.UserID, DeviceID: d.ID,
+		Provider: d.PushProvider, Token: d.PushToken, Kind: store.EventMessage, ChatID: w.chatID})
 	if err != nil {
 		s.metrics.pushes.WithLabelValues("error").Inc()
 		s.log.Warn("push failed", "device", d.ID, "err", err)
 		return
 	}
 	s.metrics.pushes.WithLabelValues("ok").Inc()
-}
-
-// chatMembers returns the members of a chat the user may act in, or
-// forbidden / not_found. Direct chats are known from their id alone, so a
-// user may type in one before its first message.
-func (s *Server) chatMembers(ctx context.Context, userID, chatID string) ([]string, error) {
-	if a, b, ok := store.DirectChatMembers(chatID); ok {
-		if userID != a && userID != b {
-			return nil, wire.Errorf(wire.CodeForbidden, "not a member of this chat")
-		}
-		if a == b {
-			return []string{a}, nil
-		}
-		return []string{a, b}, nil
-	}
-	c, err := s.st.Chat(ctx, chatID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, wire.Errorf(wire.CodeNotFound, "no such chat")
-		}
-		return nil, err
-	}
-	if !c.HasMember(userID) {
-		return nil, wire.Errorf(wire.CodeForbidden, "not a member of this chat")
-	}
-	return c.Members, nil
-}
-
-func (s *Server) handleRead(ctx context.Context, ss *session, f *wire.ClientFrame) error {
-	if _, err := s.chatMembers(ctx, ss.userID, f.ChatID); err != nil {
-		return err
-	}
-	u, err := s.st.User(ctx, ss.userID)
-	if err != nil {
-		return err
-	}
-	ds, err := s.st.MarkRead(ctx, ss.userID, f.ChatID, f.Seq, time.Now().UnixMilli(), !u.HideReadReceipts)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return wire.Errorf(wire.CodeNotFound, "no such chat")
-		}
-		return err
-	}
-	s.metrics.receipts.WithLabelValues(store.StatusRead).Add(float64(len(ds)))
-	s.dispatch(ctx, ds, nil)
-	return nil
-}
-
-func (s *Server) handleTyping(ctx context.Context, ss *session, f *wire.ClientFrame) error {
-	// Only into a chat that exists: a direct chat id names its members,
-	// but before its first message nobody asked to hear from the other.
-	if _, err := s.chatMembers(ctx, ss.userID, f.ChatID); err != nil {
-		return err
-	}
-	c, err := s.st.Chat(ctx, f.ChatID)
-	if errors.Is(err, store.ErrNotFound) {
-		return wire.Errorf(wire.CodeNotFound, "no such chat")
-	}
-	if err != nil {
-		return err
-	}
-	members := c.Members
-	frame := marshalFrame(wire.Typing{Type: wire.TypeTyping, ChatID: f.ChatID, From: ss.userID, State: f.State})
-	for _, uid := range members {
-		if uid == ss.userID {
-			continue
-		}
-		ds, err := s.st.UserDevices(ctx, uid)
-		if err != nil {
-			return err
-		}
-		for _, d := range ds {
-			// Typing is ephemeral: offline devices simply miss it.
-			_ = s.router.Publish(ctx, d.ID, routing.Envelope{Kind: routing.KindFrame, Frame: frame})
-		}
-	}
-	return nil
 }
 
 // bucket is a token bucket of one device's frames of one kind.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -72,9 +73,35 @@ func receiptTail(r *store.Receipt) []byte {
 	return append(b, '}')
 }
 
-// renderEvent renders an inbox event as its frame.
-func renderEvent(ev *store.Event) []byte {
+// groupTail renders everything of a group event's frame after the cursor:
+// the change named by the entry's body and g, the group after it (null
+// when unknown).
+func groupTail(m *store.Message, g *store.Group) []byte {
+	var b wire.Body
+	// The body is the server's own JSON; a body that does not parse still
+	// yields a frame, so that the cursor advances.
+	_ = json.Unmarshal(m.Body, &b)
+	f := wire.GroupFrame{ChatID: m.ChatID, Seq: m.Seq, By: m.From, TS: m.TS}
+	if b.Group != nil {
+		f.Change, f.By, f.UserIDs = b.Group.Change, b.Group.By, b.Group.UserIDs
+	}
+	if g != nil {
+		wg := wireGroup(g)
+		f.Group = &wg
+	}
+	full := marshalFrame(f)
+	// The frame's leading "type" and "cursor" are the prefix eventFrame
+	// writes per device: cut them off.
+	i := bytes.Index(full, []byte(`"chat_id":`))
+	return full[i:]
+}
+
+// renderEvent renders an inbox event as its frame; g is the group of a
+// group event (nil: rendered without it).
+func renderEvent(ev *store.Event, g *store.Group) []byte {
 	switch {
+	case ev.Kind == store.EventGroup && ev.Message != nil:
+		return eventFrame(wire.TypeGroup, ev.Cursor, groupTail(ev.Message, g))
 	case ev.Message != nil:
 		return eventFrame(wire.TypeMessage, ev.Cursor, messageTail(ev.Message))
 	case ev.Receipt != nil:
@@ -178,4 +205,16 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// wireGroup is the group object of the REST API and group events.
+func wireGroup(g *store.Group) wire.Group {
+	out := wire.Group{ChatID: g.ChatID, Name: g.Name, Description: g.Description,
+		Members:   make([]wire.GroupMember, len(g.Members)),
+		Settings:  wire.GroupSettings{EditInfo: g.Settings.EditInfo, Send: g.Settings.Send},
+		CreatedBy: g.CreatedBy, CreatedAt: rfc3339(g.CreatedAt)}
+	for i, m := range g.Members {
+		out.Members[i] = wire.GroupMember{UserID: m.UserID, Role: m.Role, JoinedAt: rfc3339(m.JoinedAt)}
+	}
+	return out
 }

@@ -48,14 +48,14 @@ func TestRenderedFramesDecode(t *testing.T) {
 		t.Fatalf("decoded %+v", f)
 	}
 	r := &store.Receipt{ChatID: "c", MsgIDs: []string{"a", "b"}, Status: "read", By: "uB", TS: 5}
-	f, err = wire.DecodeServerFrame(renderEvent(&store.Event{Cursor: 3, Kind: store.EventReceipt, Receipt: r}))
+	f, err = wire.DecodeServerFrame(renderEvent(&store.Event{Cursor: 3, Kind: store.EventReceipt, Receipt: r}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.Type != "receipt" || f.Cursor != 3 || len(f.MsgIDs) != 2 || f.Status != "read" || f.By != "uB" {
 		t.Fatalf("decoded %+v", f)
 	}
-	f, err = wire.DecodeServerFrame(renderEvent(&store.Event{Cursor: 9, Kind: "future"}))
+	f, err = wire.DecodeServerFrame(renderEvent(&store.Event{Cursor: 9, Kind: "future"}, nil))
 	if err != nil || f.Type != "future" || f.Cursor != 9 {
 		t.Fatalf("unknown kind: %+v %v", f, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/chat"
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/store"
@@ -40,6 +41,7 @@ type Config struct {
 	WriteTimeout                         time.Duration // a write that takes longer closes the socket
 	OutboxLimit                          int           // frames queued for one socket before it counts as a slow consumer
 	HistoryLimit                         int           // largest history page
+	MaxGroupSize                         int           // members of one group
 	// InboxCheck is how often the node compares the inbox heads of its
 	// sessions' devices with what it sent them, and reads the inbox of a
 	// session that fell behind: the safety net under routing, for an event
@@ -80,6 +82,7 @@ func DefaultConfig() Config {
 		WriteTimeout:   10 * time.Second,
 		OutboxLimit:    2048,
 		HistoryLimit:   200,
+		MaxGroupSize:   1024,
 		// An address book of a few thousand numbers uploads in a day; a
 		// scan of a number range does not.
 		LookupsPerUserDay: 5000,
@@ -124,6 +127,9 @@ func (c Config) withDefaults() Config {
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit
 	}
+	if c.MaxGroupSize <= 0 {
+		c.MaxGroupSize = d.MaxGroupSize
+	}
 	if c.LookupsPerUserDay == 0 {
 		c.LookupsPerUserDay = d.LookupsPerUserDay
 	}
@@ -160,6 +166,8 @@ type Server struct {
 	now      func() time.Time
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	chat     *chat.Service
+	wakes    *wakeQueue // pushes to send, to devices no node holds
 
 	// ctx is the parent of every session's work; cancel ends it on Close.
 	ctx    context.Context
@@ -207,6 +215,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cancel:   cancel,
 		sessions: make(map[string]*session),
 	}
+	s.chat = chat.New(d.Store, dispatcher{s}, chat.Config{
+		MaxTextBytes:    s.cfg.MaxTextBytes,
+		MaxGroupSize:    s.cfg.MaxGroupSize,
+		MaxHistoryLimit: s.cfg.HistoryLimit,
+	}, nil, d.Log)
+	s.wakes = newWakeQueue(func() { s.metrics.pushes.WithLabelValues("dropped").Inc() })
 	s.limits = newLimiter(&s.cfg)
 	s.lookupsByUser = newQuota(s.cfg.LookupsPerUserDay, 24*time.Hour)
 	s.lookupsByIP = newQuota(s.cfg.LookupsPerIPDay, 24*time.Hour)
@@ -227,6 +241,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.handler = s.routes()
 	go s.every(time.Second, func(time.Time) { s.repairDevices() })
+	go s.pushLoop()
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()
 	go s.every(keep/2, func(now time.Time) { s.limits.forget(keep, now) })

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tern-im/tern/chat"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
@@ -455,6 +456,7 @@ func (ss *session) pump() {
 			ss.close(websocketGoingAway, "store unavailable, reconnect")
 			return
 		}
+		frames := ss.srv.renderEvents(ss.srv.ctx, evs)
 		ss.mu.Lock()
 		if ss.lastAcked < 0 {
 			// First read: whatever precedes the oldest unacked event was
@@ -468,7 +470,7 @@ func (ss *session) pump() {
 			if evs[i].Cursor <= ss.lastSent {
 				continue
 			}
-			if !ss.queueLocked(renderEvent(&evs[i])) {
+			if !ss.queueLocked(frames[i]) {
 				break // closed: nothing after it may be written either
 			}
 			ss.lastSent = evs[i].Cursor
@@ -645,16 +647,33 @@ func (ss *session) closeConn(code int, reason string) {
 	_ = ss.conn.Close()
 }
 
-func asWireError(err error) *wire.Error {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		return we
+func asWireError(err error) *wire.Error { return chat.Error(err) }
+
+func (ss *session) actor() chat.Actor { return chat.Actor{UserID: ss.userID, DeviceID: ss.deviceID} }
+
+// renderEvents renders events read from an inbox. Group events show the
+// group as it is now: the state right after their change is not kept.
+func (s *Server) renderEvents(ctx context.Context, evs []store.Event) [][]byte {
+	frames := make([][]byte, len(evs))
+	var groups map[string]*store.Group
+	for i := range evs {
+		ev := &evs[i]
+		var g *store.Group
+		if ev.Kind == store.EventGroup && ev.Message != nil {
+			var ok bool
+			if g, ok = groups[ev.Message.ChatID]; !ok {
+				if gr, err := s.st.Group(ctx, ev.Message.ChatID); err == nil {
+					g = &gr
+				} else if !errors.Is(err, store.ErrNotFound) {
+					s.log.Warn("reading a group for its event failed", "chat", ev.Message.ChatID, "err", err)
+				}
+				if groups == nil {
+					groups = make(map[string]*store.Group)
+				}
+				groups[ev.Message.ChatID] = g
+			}
+		}
+		frames[i] = renderEvent(ev, g)
 	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return wire.Errorf(wire.CodeNotFound, "not found")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return wire.Errorf(wire.CodeUnavailable, "server is shutting down")
-	}
-	return wire.Errorf(wire.CodeInternal, "internal error")
+	return frames
 }

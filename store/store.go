@@ -58,7 +58,7 @@ type Code struct {
 }
 
 // Chat is a conversation: a direct chat between two users (or a user and
-// itself) or, later, a group.
+// itself) or a group (Title is its name, Members its user ids).
 type Chat struct {
 	ID        string
 	Kind      string // "direct" or "group"
@@ -89,6 +89,9 @@ type Message struct {
 	TS         int64 // unix milliseconds
 	Body       json.RawMessage
 	ReplyTo    string
+	// Kind is "" for a message and EventGroup for the entry of a group
+	// change (Body {"group": {...}}), which gets no receipts.
+	Kind string
 }
 
 // Event kinds.
@@ -113,7 +116,8 @@ type Receipt struct {
 }
 
 // Event is an entry of a device inbox. Exactly one of Message and Receipt is
-// set, as Kind says.
+// set, as Kind says: Message for EventMessage and EventGroup, Receipt for
+// EventReceipt.
 type Event struct {
 	Cursor  int64
 	Kind    string
@@ -138,8 +142,15 @@ type SendRequest struct {
 	Kind    string
 	Members []string
 	// Devices are the inboxes that get the message: every device of every
-	// recipient and the sender's other devices.
+	// recipient and the sender's other devices. For KindGroup the store
+	// ignores Members and Devices and resolves them itself (see Groups).
 	Devices []string
+	// Check, for KindGroup, runs against the group inside the send's
+	// atomic step, after the store made sure the sender is a member: the
+	// caller's rules (who may send) on the state the message is stored
+	// in. Its error stores nothing and is returned unwrapped. It may run
+	// more than once and must not have side effects.
+	Check func(g *Group) error
 }
 
 // Unique returns ids without repeats, keeping the first of each in place.
@@ -272,6 +283,7 @@ type Store interface {
 	Devices
 	Codes
 	Messages
+	Groups
 	Secrets
 	// Ping reports whether the store can serve (for /readyz).
 	Ping(ctx context.Context) error

@@ -56,6 +56,9 @@ type Body struct {
 	Text    string `json:"text,omitempty"`
 	MediaID string `json:"media_id,omitempty"`
 	Caption string `json:"caption,omitempty"`
+	// Group is set only on the chat-log entries of group changes, which
+	// the server writes; a client's send may not carry it.
+	Group *GroupNote `json:"group,omitempty"`
 }
 
 // ClientFrame is any frame a client sends. It is one flat struct so that a
@@ -186,6 +189,9 @@ func (f *ClientFrame) Validate() error {
 func (b *Body) Validate() error {
 	if b == nil {
 		return Errorf(CodeBadRequest, "send needs a body")
+	}
+	if b.Group != nil {
+		return Errorf(CodeBadRequest, "body.group is written by the server; use the /v1/groups API")
 	}
 	if b.Text == "" && b.MediaID == "" {
 		return Errorf(CodeBadRequest, "body needs text or media_id")
@@ -349,6 +355,8 @@ type ServerFrame struct {
 	Online     bool     `json:"online,omitempty"`
 	LastSeen   int64    `json:"last_seen,omitempty"`
 	Change     string   `json:"change,omitempty"`
+	UserIDs    []string `json:"user_ids,omitempty"`
+	Group      *Group   `json:"group,omitempty"`
 	Code       string   `json:"code,omitempty"`
 	Message    string   `json:"message,omitempty"`
 	RetryAfter int      `json:"retry_after,omitempty"`

@@ -32,6 +32,14 @@ Modes:
           send→sent, send→received, send→delivered percentiles
   rate    the same pairs, open loop at --rate messages/s in all; latencies
           count from each message's due time
+  group   one group of --group-members members with --group-devices
+          devices each (each a sign-in of the member's phone); the devices
+          of --group-connected members connect, the others stay offline
+          and their inboxes fill. --group-senders connected members send
+          --size-byte messages to the group at --rate group messages/s in
+          all (default 20; --size default 100, --duration default 30s).
+          Reports sent/s, deliveries/s to connected devices, lost
+          deliveries, and due→sent and due→last-device percentiles
 
 Phones are +1 AAA 555 LLLL numbers picked by --run-id (random by default:
 fresh users each run). Reuse users with --sessions FILE: the first run
@@ -53,18 +61,25 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	fs.String(&cfg.Addr, "addr", tbench.DefaultAddr, "server to load: host:port or base URL")
-	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed or rate")
+	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed, rate or group")
 	fs.Int(&cfg.Conns, "conns", tbench.DefaultConns, fmt.Sprintf("idle: devices to connect (at most %d)", tbench.MaxConns))
 	fs.Duration(&cfg.Hold, "hold", tbench.DefaultHold, "idle: how long to hold the connections before measuring")
 	fs.Duration(&cfg.Settle, "settle", tbench.DefaultSettle, "idle: wait after sign-up before the memory baseline")
 	fs.Int(&cfg.Pairs, "pairs", tbench.DefaultPairs, "closed, rate: sender→receiver device pairs")
 	fs.Int(&cfg.Inflight, "inflight", 0, fmt.Sprintf("closed: messages each sender keeps outstanding (default %d); "+
-		"rate: sends per sender waiting for their answer at once (default %d)", tbench.DefaultInflight, tbench.DefaultRateInflight))
-	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, "closed, rate: measured time")
-	fs.Duration(&cfg.Warmup, "warmup", tbench.DefaultWarmup, "closed, rate: load before the measured time, not counted")
-	fs.Float(&cfg.Rate, "rate", tbench.DefaultRate, "rate: messages per second, all senders together")
-	fs.Duration(&cfg.Drain, "drain", tbench.DefaultDrain, "closed, rate: wait at the end for messages still in flight; then they count as lost")
-	fs.Int(&cfg.Size, "size", 0, "pad message texts to this many bytes (0: about 40 bytes of bench data)")
+		"rate, group: sends per sender waiting for their answer at once (default %d)", tbench.DefaultInflight, tbench.DefaultRateInflight))
+	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, fmt.Sprintf("closed, rate, group: measured time (group default %s)", tbench.DefaultGroupDuration))
+	fs.Duration(&cfg.Warmup, "warmup", tbench.DefaultWarmup, "closed, rate, group: load before the measured time, not counted")
+	fs.Float(&cfg.Rate, "rate", tbench.DefaultRate, fmt.Sprintf("rate: messages per second, all senders together; "+
+		"group: group messages per second (group default %d)", tbench.DefaultGroupRate))
+	fs.Duration(&cfg.Drain, "drain", tbench.DefaultDrain, "closed, rate, group: wait at the end for messages still in flight; then they count as lost")
+	fs.Int(&cfg.Size, "size", 0, fmt.Sprintf("pad message texts to this many bytes (0: about 40 bytes of bench data; group: %d)", tbench.DefaultGroupSize))
+	fs.Int(&cfg.GroupMembers, "group-members", tbench.DefaultGroupMembers,
+		fmt.Sprintf("group: members of the group, its creator included (at most %d)", tbench.MaxGroupMembers))
+	fs.Int(&cfg.GroupDevices, "group-devices", tbench.DefaultGroupDevices,
+		fmt.Sprintf("group: devices per member, each a sign-in of its phone (at most %d)", tbench.MaxGroupDevices))
+	fs.Int(&cfg.GroupConnected, "group-connected", tbench.DefaultGroupConnected, "group: members that connect, with all their devices; the others' devices stay offline")
+	fs.Int(&cfg.GroupSenders, "group-senders", tbench.DefaultGroupSenders, "group: connected members that send, from their first device")
 	fs.String(&cfg.RunID, "run-id", "", "seed of the phone number series (default: random, so fresh users)")
 	fs.String(&cfg.SessionsFile, "sessions", "", "file to keep device sessions in between runs (reuse users)")
 	fs.String(&cfg.SMSListen, "sms-listen", tbench.DefaultSMSListen, "address of the SMS sink the server's --sms-http-url points at")
@@ -74,6 +89,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.WarmupSet = true // --warmup 0 means none
+	if cfg.Mode == tbench.ModeGroup {
+		// Group mode has defaults of its own for the shared flags.
+		if !fs.isGiven("rate") {
+			cfg.Rate = tbench.DefaultGroupRate
+		}
+		if !fs.isGiven("duration") {
+			cfg.Duration = tbench.DefaultGroupDuration
+		}
+	}
 
 	human := stdout
 	if asJSON {

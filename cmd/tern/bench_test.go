@@ -14,7 +14,8 @@ func TestBenchHelpDocumentsServerCommand(t *testing.T) {
 	}
 	help := out.String()
 	for _, want := range []string{"--sms-provider http", "--codes-per-ip-hour 0", "--verifies-per-ip-hour 0",
-		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_BENCH_PAIRS", "TERN_BENCH_SESSIONS"} {
+		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_BENCH_PAIRS", "TERN_BENCH_SESSIONS",
+		"TERN_BENCH_GROUP_MEMBERS", "TERN_BENCH_GROUP_DEVICES", "TERN_BENCH_GROUP_CONNECTED", "TERN_BENCH_GROUP_SENDERS"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}
@@ -32,5 +33,20 @@ func TestBenchRejectsBadConfig(t *testing.T) {
 	if code := run(context.Background(), []string{"bench"}, &out, &errOut); code == 0 ||
 		!strings.Contains(errOut.String(), "TERN_BENCH_PAIRS") {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestBenchRejectsBadGroup(t *testing.T) {
+	for _, args := range [][]string{
+		{"--group-members", "1025"},
+		{"--group-members", "10", "--group-connected", "11"},
+		{"--group-connected", "4", "--group-senders", "5"},
+		{"--group-devices", "9"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), append([]string{"bench", "--mode", "group"}, args...), &out, &errOut); code != 1 ||
+			!strings.Contains(errOut.String(), "group") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
+		}
 	}
 }

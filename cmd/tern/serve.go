@@ -21,14 +21,9 @@ import (
 	"github.com/tern-im/tern/auth"
 	smshttp "github.com/tern-im/tern/auth/sms/http"
 	smslog "github.com/tern-im/tern/auth/sms/log"
+	ternnode "github.com/tern-im/tern/internal/node"
 	pushlog "github.com/tern-im/tern/push/log"
-	"github.com/tern-im/tern/routing"
-	"github.com/tern-im/tern/routing/inproc"
-	"github.com/tern-im/tern/routing/rabbitmq"
 	"github.com/tern-im/tern/server"
-	"github.com/tern-im/tern/store"
-	"github.com/tern-im/tern/store/embedded"
-	"github.com/tern-im/tern/store/mongo"
 )
 
 type serveConfig struct {
@@ -415,30 +410,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		listeners = append(listeners, metricsLn)
 	}
 
-	st, err := openStore(ctx, c, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("store close failed", "err", err)
-		}
-	}()
-
-	var router routing.Router
-	switch c.routerKind {
-	case "inproc":
-		router = inproc.New()
-	case "rabbitmq":
-		rr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: c.amqpURL, NodeID: c.srv.NodeID, Log: log})
-		if err != nil {
-			return err
-		}
-		router = rr
-	}
-	defer router.Close()
-
-	pusher := pushlog.Notifier{Log: log}
 	var sms auth.Sender
 	switch c.smsProvider {
 	case "log":
@@ -446,28 +417,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "http":
 		sms = smshttp.New(c.smsHTTPURL, nil)
 	}
-
-	// The server closes revoked devices' sockets; auth learns of it
-	// through OnRevoke, set before the server exists.
-	var srv *server.Server
 	var master []byte
 	if c.masterKey != "" {
 		master, _ = decodeMasterKey(c.masterKey) // checked with the flags
 	}
-	as, err := auth.New(ctx, st, sms, c.auth, auth.Options{Log: log, MasterKey: master,
-		OnRevoke: func(userID, deviceID string) {
-			if srv != nil {
-				srv.DeviceRevoked(userID, deviceID)
-			}
-		}})
-	if err != nil {
-		return err
-	}
-	srv, err = server.New(c.srv, server.Deps{Store: st, Router: router, Push: pusher, Auth: as,
+	n, err := ternnode.Build(ctx, ternnode.Config{Store: c.storeKind, DataDir: c.dataDir,
+		MongoURI: c.mongoURI, MongoDB: c.mongoDB, MongoWriteConcern: c.mongoWC,
+		Router: c.routerKind, AMQPURL: c.amqpURL,
+		Server: c.srv, Auth: c.auth, SMS: sms, Push: pushlog.Notifier{Log: log}, MasterKey: master,
 		Log: log, Version: versionString()})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := n.Close(); err != nil {
+			log.Error("closing the store or router failed", "err", err)
+		}
+	}()
+	st, as, srv := n.Store, n.Auth, n.Server
 
 	metricsAt := "api"
 	switch {
@@ -496,14 +463,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err = serveAPI(ctx, srv, ln, c, log)
 	log.Info("tern stopped")
 	return err
-}
-
-// openStore opens the configured store; check has validated its flags.
-func openStore(ctx context.Context, c serveConfig, log *slog.Logger) (store.Store, error) {
-	if c.storeKind == "mongo" {
-		return mongo.Open(ctx, mongo.Config{URI: c.mongoURI, Database: c.mongoDB, WriteConcern: c.mongoWC, Log: log})
-	}
-	return embedded.Open(ctx, c.dataDir, embedded.Options{Log: log})
 }
 
 // metricsMux serves h at /metrics, and nothing else.

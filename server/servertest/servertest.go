@@ -2,6 +2,8 @@ package servertest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,14 +17,18 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/tern-im/tern/auth"
+
 	smshttp "github.com/tern-im/tern/auth/sms/http"
 	"github.com/tern-im/tern/client"
+	"github.com/tern-im/tern/internal/node"
+	"github.com/tern-im/tern/internal/testenv"
 	pushlog "github.com/tern-im/tern/push/log"
 	"github.com/tern-im/tern/routing"
-	"github.com/tern-im/tern/routing/inproc"
 	"github.com/tern-im/tern/server"
-	"github.com/tern-im/tern/store/embedded"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/store/mongo/mongotest"
 	"github.com/tern-im/tern/wire"
 )
 
@@ -90,9 +96,15 @@ type Options struct {
 	Log    *slog.Logger  // default: discard (TERN_TEST_LOG=1 logs to stderr)
 	// Now is the auth clock (code expiry, token lifetimes); nil: time.Now.
 	Now func() time.Time
-	// Router wraps the node's in-process router, e.g. to lose or reorder
-	// envelopes in a test; nil: the plain router.
+	// Router wraps the node's router, e.g. to lose or reorder envelopes
+	// in a test; nil: the plain router.
 	Router func(routing.Router) routing.Router
+	// Engines picks the store and router (node.Config's fields; Server,
+	// Auth, SMS, Push, Log and Now are set from the options above). The
+	// zero value is the embedded store under Dir and the in-process
+	// router. Several nodes may share a MongoDB database and a RabbitMQ
+	// broker: a cluster in one process.
+	Engines node.Config
 }
 
 // Node is a running in-process Tern node.
@@ -100,7 +112,7 @@ type Node struct {
 	URL   string // http://127.0.0.1:PORT
 	Addr  string
 	SMS   *SMSSink
-	Store *embedded.Store
+	Store store.Store
 	Srv   *server.Server
 	Auth  *auth.Service
 	stop  func()
@@ -125,30 +137,21 @@ func Start(t testing.TB, o Options) *Node {
 		o.Auth.ResendAfter = time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := embedded.Open(ctx, o.Dir, embedded.Options{Log: o.Log})
-	if err != nil {
-		cancel()
-		t.Fatalf("servertest: open store: %v", err)
-	}
 	sink := NewSMSSink(t)
-	n := &Node{SMS: sink, Store: st}
-	as, err := auth.New(ctx, st, smshttp.New(sink.URL, nil), o.Auth, auth.Options{Log: o.Log, Now: o.Now,
-		OnRevoke: func(u, d string) { n.Srv.DeviceRevoked(u, d) }})
+	nc := o.Engines
+	if nc.DataDir == "" {
+		nc.DataDir = o.Dir
+	}
+	nc.WrapRouter = o.Router
+	nc.Server, nc.Auth, nc.SMS = o.Server, o.Auth, smshttp.New(sink.URL, nil)
+	nc.Push, nc.Log, nc.Now, nc.Version = pushlog.Notifier{Log: o.Log}, o.Log, o.Now, "test"
+	built, err := node.Build(ctx, nc)
 	if err != nil {
 		cancel()
-		t.Fatalf("servertest: auth: %v", err)
+		t.Fatalf("servertest: build the node: %v", err)
 	}
-	var router routing.Router = inproc.New()
-	if o.Router != nil {
-		router = o.Router(router)
-	}
-	srv, err := server.New(o.Server, server.Deps{Store: st, Router: router,
-		Push: pushlog.Notifier{Log: o.Log}, Auth: as, Log: o.Log, Version: "test", Now: o.Now})
-	if err != nil {
-		cancel()
-		t.Fatalf("servertest: server: %v", err)
-	}
-	n.Srv, n.Auth = srv, as
+	n := &Node{SMS: sink, Store: built.Store, Srv: built.Server, Auth: built.Auth}
+	srv := built.Server
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
@@ -165,9 +168,8 @@ func Start(t testing.TB, o Options) *Node {
 			if err := <-done; err != nil {
 				t.Errorf("servertest: run: %v", err)
 			}
-			_ = router.Close()
-			if err := st.Close(); err != nil {
-				t.Errorf("servertest: close store: %v", err)
+			if err := built.Close(); err != nil {
+				t.Errorf("servertest: close: %v", err)
 			}
 		})
 	}
@@ -270,4 +272,51 @@ func None(t testing.TB, c *client.Client, typ string, d time.Duration) {
 			t.Fatalf("servertest: unexpected %s frame: %+v", typ, f)
 		}
 	}
+}
+
+// BrokerURL returns the RabbitMQ URL tests share (TERN_TEST_AMQP_URL, or
+// the local default), skipping the test loudly when no broker answers.
+func BrokerURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("TERN_TEST_AMQP_URL")
+	if url == "" {
+		url = "amqp://guest:guest@127.0.0.1:5672/"
+	}
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	if err != nil {
+		testenv.Unavailable(t, "RabbitMQ not reachable (%v); CI starts it, locally run `rabbitmq-server -detached` or set TERN_TEST_AMQP_URL", err)
+	}
+	_ = conn.Close()
+	return url
+}
+
+// StartCluster runs n nodes in this process that share one fresh MongoDB
+// database (FerretDB started by the tests, or TERN_TEST_MONGO_URI) and the
+// RabbitMQ broker of BrokerURL: the production engines, with the inbox
+// check on as `tern serve` sets it for a broker.
+func StartCluster(t testing.TB, n int, o Options) []*Node {
+	t.Helper()
+	uri, db := mongotest.NewDatabase(t)
+	amqpURL := BrokerURL(t)
+	nodes := make([]*Node, n)
+	for i := range nodes {
+		oi := o
+		oi.Dir = ""
+		oi.Engines = node.Config{Store: node.StoreMongo, MongoURI: uri, MongoDB: db,
+			Router: node.RouterRabbitMQ, AMQPURL: amqpURL}
+		oi.Server.NodeID = fmt.Sprintf("test-%s-%d", randomSuffix(), i+1)
+		if oi.Server.InboxCheck == 0 {
+			oi.Server.InboxCheck = 2 * time.Second
+		}
+		nodes[i] = Start(t, oi)
+	}
+	return nodes
+}
+
+// randomSuffix tells the node ids of concurrent test clusters on one broker
+// apart.
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

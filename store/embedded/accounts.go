@@ -27,9 +27,14 @@ func decodeJSON(k, raw []byte, v any) error {
 	return nil
 }
 
-func errInvalid(what string) error {
-	return fmt.Errorf("store/embedded: invalid %s", what)
-}
+// errInvalid is a request refused whatever the store's state; it wraps
+// store.ErrInvalid, which tells callers it is their bug, not an outage.
+func errInvalid(what string) error { return invalidError(what) }
+
+type invalidError string
+
+func (e invalidError) Error() string { return "store/embedded: invalid " + string(e) }
+func (invalidError) Unwrap() error   { return store.ErrInvalid }
 
 // EnsureUser implements store.Users.
 func (s *Store) EnsureUser(ctx context.Context, phone, newID string, now time.Time) (store.User, bool, error) {

@@ -15,6 +15,12 @@ import (
 // faster (BenchmarkCodec), which matters on the single writer goroutine.
 // Rarely written records (users, devices, codes, chat metadata) stay JSON,
 // where readability beats speed.
+//
+// A message is always the last thing in its record, so that fields added
+// later can follow it as optional trailers: a record written before a field
+// existed simply ends earlier, and decodes with the field's zero value.
+// Kind is the first such trailer. It is written only when it is not empty,
+// which also keeps every ordinary message byte for byte what it was.
 
 const (
 	// formatV1 starts every binary record, so that the format can change
@@ -38,12 +44,16 @@ func appendMessage(b []byte, m *store.Message) []byte {
 	b = binary.AppendVarint(b, m.TS)
 	b = appendString(b, m.ReplyTo)
 	b = binary.AppendUvarint(b, uint64(len(m.Body)))
-	return append(b, m.Body...)
+	b = append(b, m.Body...)
+	if m.Kind != "" {
+		b = appendString(b, m.Kind)
+	}
+	return b
 }
 
 func messageSize(m *store.Message) int {
 	return 1 + 6*binary.MaxVarintLen64 + len(m.ID) + len(m.ChatID) + len(m.From) +
-		len(m.FromDevice) + len(m.ReplyTo) + len(m.Body) + 2*binary.MaxVarintLen64
+		len(m.FromDevice) + len(m.ReplyTo) + len(m.Body) + len(m.Kind) + 3*binary.MaxVarintLen64
 }
 
 // encodeMessage returns the log record of m.
@@ -101,6 +111,9 @@ func decodeEvent(b []byte) (store.Event, error) {
 	case evMessage:
 		m := d.message()
 		ev = store.Event{Kind: store.EventMessage, Message: &m}
+		if m.Kind == store.EventGroup {
+			ev.Kind = store.EventGroup
+		}
 	case evReceipt:
 		r := d.receipt()
 		ev = store.Event{Kind: store.EventReceipt, Receipt: &r}
@@ -206,6 +219,12 @@ func (d *decoder) message() store.Message {
 	if body := d.raw("body"); len(body) > 0 {
 		m.Body = append([]byte(nil), body...)
 	}
+	if len(d.b) > 0 {
+		m.Kind = d.str("kind")
+		if m.Kind == "" {
+			d.fail("kind") // never written empty: one encoding per message
+		}
+	}
 	return m
 }
 
@@ -230,14 +249,31 @@ func (d *decoder) receipt() store.Receipt {
 	return r
 }
 
-// messageHead decodes only what an ack or a read mark needs to know about a
-// message, without copying its body.
-func messageHead(b []byte) (id, chatID string, seq int64, from string, err error) {
+// msgHead is what an ack or a read mark needs to know about a message.
+type msgHead struct {
+	id, chatID string
+	seq        int64
+	from       string
+	// group marks the entry of a group change, which gets no receipts.
+	group bool
+}
+
+// messageHead decodes a message's head without copying its body; the
+// fields it skips to reach Kind are only sliced.
+func messageHead(b []byte) (msgHead, error) {
 	d := decoder{b: b}
 	d.format("message")
-	id = d.str("id")
-	chatID = d.str("chat id")
-	seq = int64(d.uvarint("seq"))
-	from = d.str("from")
-	return id, chatID, seq, from, d.err
+	var h msgHead
+	h.id = d.str("id")
+	h.chatID = d.str("chat id")
+	h.seq = int64(d.uvarint("seq"))
+	h.from = d.str("from")
+	d.raw("from device")
+	d.varint("ts")
+	d.raw("reply to")
+	d.raw("body")
+	if len(d.b) > 0 {
+		h.group = string(d.raw("kind")) == store.EventGroup
+	}
+	return h, d.err
 }

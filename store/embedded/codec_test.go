@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -40,9 +42,60 @@ func TestCodecRoundTrip(t *testing.T) {
 	if err != nil || ev.Kind != store.EventReceipt || ev.Message != nil || !reflect.DeepEqual(*ev.Receipt, r) {
 		t.Fatalf("receipt event round trip: %+v, %v", ev, err)
 	}
-	id, chatID, seq, from, err := messageHead(encodeMessage(&m))
-	if err != nil || id != m.ID || chatID != m.ChatID || seq != m.Seq || from != m.From {
-		t.Fatalf("messageHead = %s %s %d %s, %v", id, chatID, seq, from, err)
+	mh, err := messageHead(encodeMessage(&m))
+	if err != nil || mh != (msgHead{id: m.ID, chatID: m.ChatID, seq: m.Seq, from: m.From}) {
+		t.Fatalf("messageHead = %+v, %v", mh, err)
+	}
+
+	g := m
+	g.Kind = store.EventGroup
+	got, err = decodeMessage(encodeMessage(&g))
+	if err != nil || !reflect.DeepEqual(got, g) {
+		t.Fatalf("group entry round trip: %+v, %v", got, err)
+	}
+	ev, err = decodeEvent(encodeMessageEvent(&g))
+	if err != nil || ev.Kind != store.EventGroup || !reflect.DeepEqual(*ev.Message, g) {
+		t.Fatalf("group event round trip: %+v, %v", ev, err)
+	}
+	if mh, err := messageHead(encodeMessage(&g)); err != nil || !mh.group || mh.id != g.ID {
+		t.Fatalf("messageHead of a group entry = %+v, %v", mh, err)
+	}
+}
+
+// TestCodecReadsRecordsWithoutKind: the log and inbox records written
+// before Message.Kind existed (formatV1 ending at the body) still decode,
+// as ordinary messages; an ordinary message is still encoded that way.
+func TestCodecReadsRecordsWithoutKind(t *testing.T) {
+	m := sampleMessage()
+	// The encoding of before Kind, spelled out.
+	var old []byte
+	old = append(old, formatV1)
+	for _, f := range []string{m.ID, m.ChatID} {
+		old = appendString(old, f)
+	}
+	old = binary.AppendUvarint(old, uint64(m.Seq))
+	old = appendString(old, m.From)
+	old = appendString(old, m.FromDevice)
+	old = binary.AppendVarint(old, m.TS)
+	old = appendString(old, m.ReplyTo)
+	old = appendString(old, string(m.Body))
+	if !bytes.Equal(encodeMessage(&m), old) {
+		t.Fatal("an ordinary message is no longer encoded as before Kind existed")
+	}
+	got, err := decodeMessage(old)
+	if err != nil || !reflect.DeepEqual(got, m) || got.Kind != "" {
+		t.Fatalf("old log record: %+v, %v", got, err)
+	}
+	ev, err := decodeEvent(append([]byte{evMessage}, old...))
+	if err != nil || ev.Kind != store.EventMessage || !reflect.DeepEqual(*ev.Message, m) {
+		t.Fatalf("old inbox record: %+v, %v", ev, err)
+	}
+	if mh, err := messageHead(old); err != nil || mh.group || mh.from != m.From {
+		t.Fatalf("messageHead of an old record = %+v, %v", mh, err)
+	}
+	// A Kind written empty would be a second encoding of the same message.
+	if _, err := decodeMessage(append(old, 0)); err == nil {
+		t.Fatal("a record with an empty Kind decoded")
 	}
 }
 
@@ -67,6 +120,9 @@ func TestCodecRejectsCorrupt(t *testing.T) {
 func FuzzDecodeEvent(f *testing.F) {
 	m := sampleMessage()
 	f.Add(encodeMessageEvent(&m))
+	g := m
+	g.Kind = store.EventGroup
+	f.Add(encodeMessageEvent(&g))
 	f.Add(encodeReceiptEvent(&store.Receipt{ChatID: "c", MsgIDs: []string{"a", "b"}, Status: "read", By: "u", TS: 1}))
 	f.Add([]byte{evReceipt, formatV1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -76,7 +132,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 		var again []byte
 		switch ev.Kind {
-		case store.EventMessage:
+		case store.EventMessage, store.EventGroup:
 			again = encodeMessageEvent(ev.Message)
 		case store.EventReceipt:
 			again = encodeReceiptEvent(ev.Receipt)
@@ -91,6 +147,8 @@ func FuzzDecodeEvent(f *testing.F) {
 // FuzzDecodeMessage does the same for chat log records.
 func FuzzDecodeMessage(f *testing.F) {
 	m := sampleMessage()
+	f.Add(encodeMessage(&m))
+	m.Kind = store.EventGroup
 	f.Add(encodeMessage(&m))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)

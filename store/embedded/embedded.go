@@ -18,8 +18,14 @@ import (
 	"github.com/tern-im/tern/store"
 )
 
-// ErrClosed is returned by every call on a closed Store.
-var ErrClosed = errors.New("store/embedded: closed")
+// ErrClosed is returned by every call on a closed Store. It wraps
+// store.ErrClosed, which is what callers that know no adapter test for.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string { return "store/embedded: closed" }
+func (closedError) Unwrap() error { return store.ErrClosed }
 
 // DefaultMaxBatch is the default Options.MaxBatch.
 const DefaultMaxBatch = 1024
@@ -509,6 +515,9 @@ func (s *Store) flush(w *wtx) error {
 	for k, v := range w.pending {
 		s.cache.set(k, v)
 	}
+	for chatID, g := range w.groups {
+		s.cache.setGroup(chatID, g)
+	}
 	return nil
 }
 
@@ -540,6 +549,9 @@ type wtx struct {
 	// devicesChanged holds the users whose device list the round changed:
 	// their lists are read from the batch and not cached.
 	devicesChanged map[string]bool
+	// groups holds the groups the round wrote (putGroup), which reach
+	// cache only if the round commits.
+	groups map[string]*cachedGroup
 	// accounts is set when the round wrote account records.
 	accounts bool
 }

@@ -17,12 +17,13 @@ const (
 	tSecrets     byte = 6  // name -> secret
 	tChats       byte = 7  // chatID -> JSON chatMeta (rarely written)
 	tChatSeq     byte = 8  // chatID -> lastSeq u64 | lastTS i64 (written by every send)
-	tMembers     byte = 9  // userID 0x00 chatID -> readSeq u64 | deliveredSeq u64
+	tMembers     byte = 9  // userID 0x00 chatID -> readSeq u64 | deliveredSeq u64 [| group membership]
 	tLog         byte = 10 // chatID 0x00 seq u64 -> binary message
 	tIdem        byte = 11 // deviceID 0x00 clientID -> seq u64 | chatID
 	tInbox       byte = 12 // deviceID 0x00 cursor u64 -> binary event
 	tHeads       byte = 13 // deviceID -> last cursor u64 | acked cursor u64 | userID
 	tMsgIDs      byte = 14 // msgID -> seq u64 | chatID (messages stored since it came)
+	tGroups      byte = 15 // chatID -> binary group (groups.go)
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32
@@ -138,21 +139,28 @@ func (h head) encode() []byte {
 // member is one user's marks in one chat. DeliveredSeq is the watermark that
 // makes delivered receipts once per message and reader however many of the
 // reader's devices ack.
+//
+// In a group the record goes on with the user's membership (role and
+// joining, groupMember), so that Member is one point read. Acks and read
+// marks rewrite the record without looking at that part: they carry it
+// over as it is, in Group.
 type member struct {
 	ReadSeq      int64
 	DeliveredSeq int64
+	Group        []byte // the membership's encoding; empty in a direct chat
 }
 
+// decodeMember parses a members record; Group aliases b.
 func decodeMember(b []byte) member {
 	if len(b) < 16 {
 		return member{}
 	}
-	return member{ReadSeq: u64(b[0:8]), DeliveredSeq: u64(b[8:16])}
+	return member{ReadSeq: u64(b[0:8]), DeliveredSeq: u64(b[8:16]), Group: b[16:]}
 }
 
 func (m member) encode() []byte {
-	b := make([]byte, 16)
+	b := make([]byte, 16, 16+len(m.Group))
 	binary.BigEndian.PutUint64(b[0:8], uint64(m.ReadSeq))
 	binary.BigEndian.PutUint64(b[8:16], uint64(m.DeliveredSeq))
-	return b
+	return append(b, m.Group...)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	pebble "github.com/cockroachdb/pebble/v2"
@@ -20,7 +21,8 @@ import (
 const maxClientID = 512
 
 // chatMeta is the rarely changing part of a chat; LastSeq lives in
-// tChatSeq so that a send does not rewrite the member list.
+// tChatSeq so that a send does not rewrite the member list. A group made by
+// WriteGroup has no Members here: its record in tGroups holds them.
 type chatMeta struct {
 	Kind      string
 	Title     string `json:",omitempty"`
@@ -28,28 +30,53 @@ type chatMeta struct {
 	CreatedAt time.Time
 }
 
-// Send implements store.Messages. A new chat is created from Kind and
-// Members, which must include the sender; in an existing chat the sender
-// must be a member (ErrNotFound otherwise). Target devices that do not exist
-// (deleted meanwhile) are skipped, so that a send racing a DeleteDevice
-// cannot resurrect its inbox.
+// Send implements store.Messages. A new direct chat is created from Kind
+// and Members, which must include the sender; in an existing chat the
+// sender must be a member (ErrNotFound otherwise). Target devices that do
+// not exist (deleted meanwhile) are skipped, so that a send racing a
+// DeleteDevice cannot resurrect its inbox. A group send (Kind KindGroup)
+// goes to the group's members instead (see groupTargets).
 func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResult, error) {
+	p, err := prepareSend(&req)
+	if err != nil {
+		return store.SendResult{}, err
+	}
+	var res store.SendResult
+	err = s.write(ctx, func(w *wtx) error {
+		res = store.SendResult{}
+		return applySend(w, &p, &res)
+	})
+	if ce, ok := callerErr(err); ok {
+		return store.SendResult{}, ce
+	}
+	if err != nil {
+		return store.SendResult{}, fmt.Errorf("send: %w", err)
+	}
+	return res, nil
+}
+
+// prepareSend checks req and makes it ready for the writer. Work that needs
+// no database state is done here, on the caller's goroutine, to keep the
+// single writer's share of a send small.
+func prepareSend(req *store.SendRequest) (sendPrep, error) {
 	m := req.Message
 	switch {
 	case m.ID == "":
-		return store.SendResult{}, errInvalid("message id")
+		return sendPrep{}, errInvalid("message id")
 	case !validID(m.ChatID) || !validID(m.From) || !validID(m.FromDevice):
-		return store.SendResult{}, errInvalid("chat, sender or device id")
+		return sendPrep{}, errInvalid("chat, sender or device id")
 	case len(req.ClientID) > maxClientID:
-		return store.SendResult{}, errInvalid("client id (too long)")
+		return sendPrep{}, errInvalid("client id (too long)")
+	case m.Kind != "":
+		// Group entries are written with their change, by WriteGroup.
+		return sendPrep{}, errInvalid(fmt.Sprintf("message kind %q", m.Kind))
 	}
-	// Work that needs no database state is done here, on the caller's
-	// goroutine, to keep the single writer's share of a send small.
-	p := sendPrep{
-		req:     &req,
-		members: store.Unique(req.Members),
-		targets: store.Unique(req.Devices),
+	p := sendPrep{req: req}
+	if req.Kind == store.KindGroup {
+		return p, nil // the group says who gets it
 	}
+	p.members = store.Unique(req.Members)
+	p.targets = store.Unique(req.Devices)
 	switch {
 	case req.Kind == "":
 		p.newChatErr = errInvalid("chat kind")
@@ -61,15 +88,7 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 			p.newChatErr = errInvalid("member id")
 		}
 	}
-	var res store.SendResult
-	err := s.write(ctx, func(w *wtx) error {
-		res = store.SendResult{}
-		return applySend(w, &p, &res)
-	})
-	if err != nil {
-		return store.SendResult{}, fmt.Errorf("send: %w", err)
-	}
-	return res, nil
+	return p, nil
 }
 
 // sendPrep is a send request made ready for the writer.
@@ -101,9 +120,22 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		}
 	}
 
+	if req.Kind != store.KindGroup && strings.HasPrefix(m.ChatID, store.PrefixGroup) {
+		// A group's members, rules and change entries are its own: a
+		// direct-style send would bypass all three.
+		if g, err := w.group(m.ChatID); err != nil || g != nil {
+			return cmp.Or(err, errInvalid(fmt.Sprintf("chat kind %q: %s is a group", req.Kind, m.ChatID)))
+		}
+	}
 	var meta []byte
-	var members []string
-	if !w.has(key(tChats, m.ChatID)) {
+	var members, targets []string
+	switch {
+	case req.Kind == store.KindGroup:
+		var err error
+		if targets, err = groupTargets(w, req); err != nil {
+			return err
+		}
+	case !w.has(key(tChats, m.ChatID)):
 		if p.newChatErr != nil {
 			return p.newChatErr
 		}
@@ -113,22 +145,22 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		if err != nil {
 			return err
 		}
-	} else if !w.has(pairKey(tMembers, m.From, m.ChatID)) {
+	case !w.has(pairKey(tMembers, m.From, m.ChatID)):
 		return fmt.Errorf("%w: %s is not in chat %s", store.ErrNotFound, m.From, m.ChatID)
 	}
-
-	// A device's inbox head exists exactly as long as the device, and
-	// appendEvent reads it next anyway.
-	targets := make([]string, 0, len(p.targets))
-	for _, d := range p.targets {
-		if validID(d) && w.head(d).User != "" {
-			targets = append(targets, d)
+	if req.Kind != store.KindGroup {
+		// A device's inbox head exists exactly as long as the device, and
+		// appendEvent reads it next anyway.
+		targets = make([]string, 0, len(p.targets))
+		for _, d := range p.targets {
+			if validID(d) && w.head(d).User != "" {
+				targets = append(targets, d)
+			}
 		}
 	}
 
 	// Everything above could fail; from here on only the engine can.
-	seqK := key(tChatSeq, m.ChatID)
-	cs := decodeChatSeq(w.get(seqK))
+	cs := decodeChatSeq(w.get(key(tChatSeq, m.ChatID)))
 	m.Seq = cs.LastSeq + 1
 	if meta != nil {
 		w.put(key(tChats, m.ChatID), meta)
@@ -136,29 +168,12 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 			w.put(pairKey(tMembers, u, m.ChatID), member{}.encode())
 		}
 	}
-	w.put(seqK, chatSeq{LastSeq: m.Seq, LastTS: max(cs.LastTS, m.TS)}.encode())
-	w.put(seqKey(tLog, m.ChatID, m.Seq), encodeMessage(&m))
-	loc := append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.ChatID)), uint64(m.Seq)), m.ChatID...)
+	loc := w.putEntry(&m, cs)
 	if idemKey != nil {
 		w.put(idemKey, loc)
 	}
-	if validID(m.ID) {
-		w.put(key(tMsgIDs, m.ID), loc)
-	}
-	// One encoding serves every inbox: the batch copies it on each put.
-	ev := encodeMessageEvent(&m)
 	res.Message = m
-	res.Deliveries = make([]store.Delivery, 0, len(targets))
-	// The deliveries share one read-only copy of the message, which also
-	// lets a caller render it once for all of them.
-	shared := &m
-	for _, d := range targets {
-		cur := w.appendEvent(d, ev)
-		res.Deliveries = append(res.Deliveries, store.Delivery{
-			DeviceID: d,
-			Event:    store.Event{Cursor: cur, Kind: store.EventMessage, Message: shared},
-		})
-	}
+	res.Deliveries = w.deliver(&m, store.EventMessage, targets)
 	return nil
 }
 
@@ -357,13 +372,14 @@ func applyAck(w *wtx, deviceID string, cursor, now int64, out *[]store.Delivery)
 		if len(v) == 0 || v[0] != evMessage {
 			return nil // receipts ask for nothing back
 		}
-		id, chatID, seq, from, err := messageHead(v[1:])
+		mh, err := messageHead(v[1:])
 		if err != nil {
 			return fmt.Errorf("event %d: %w", cur, err)
 		}
-		if from == by {
+		if mh.from == by || mh.group {
 			return nil
 		}
+		chatID := mh.chatID
 		mk, seen := marks[chatID]
 		if !seen {
 			if raw := w.get(pairKey(tMembers, by, chatID)); raw != nil {
@@ -373,14 +389,14 @@ func applyAck(w *wtx, deviceID string, cursor, now int64, out *[]store.Delivery)
 			marks[chatID] = mk
 		}
 		// The watermark: another device of the reader acked this one first.
-		if mk == nil || seq <= mk.DeliveredSeq {
+		if mk == nil || mh.seq <= mk.DeliveredSeq {
 			return nil
 		}
 		if !slices.Contains(changed, chatID) {
 			changed = append(changed, chatID)
 		}
-		mk.DeliveredSeq = seq
-		g.add(chatID, from, id)
+		mk.DeliveredSeq = mh.seq
+		g.add(chatID, mh.from, mh.id)
 		return nil
 	})
 	if err != nil {
@@ -430,12 +446,12 @@ func applyMarkRead(w *wtx, userID, chatID string, seq, ts int64, notify bool, ou
 	var g groups
 	if notify {
 		err := w.scan(seqKey(tLog, chatID, mk.ReadSeq+1), seqKey(tLog, chatID, seq+1), func(k, v []byte) (bool, error) {
-			id, _, _, from, err := messageHead(v)
+			mh, err := messageHead(v)
 			if err != nil {
 				return false, fmt.Errorf("message %d: %w", seqOf(k), err)
 			}
-			if from != userID {
-				g.add(chatID, from, id)
+			if mh.from != userID && !mh.group {
+				g.add(chatID, mh.from, mh.id)
 			}
 			return true, nil
 		})
@@ -463,7 +479,8 @@ func (s *Store) Chat(ctx context.Context, chatID string) (store.Chat, error) {
 	return c, nil
 }
 
-// readChat reads the chat's metadata and its last seq and time.
+// readChat reads the chat's metadata and its last seq and time; r must be
+// a snapshot, so that a group's members agree with the rest.
 func readChat(r reader, chatID string) (store.Chat, chatSeq, error) {
 	var meta chatMeta
 	if err := r.getJSON(key(tChats, chatID), &meta); err != nil {
@@ -474,6 +491,19 @@ func readChat(r reader, chatID string) (store.Chat, chatSeq, error) {
 		return store.Chat{}, chatSeq{}, err
 	}
 	cs := decodeChatSeq(raw)
+	if meta.Kind == store.KindGroup && meta.Members == nil {
+		// A group made by WriteGroup keeps its members in one place.
+		raw, err := r.get(key(tGroups, chatID))
+		if err != nil {
+			return store.Chat{}, chatSeq{}, err
+		}
+		if raw == nil {
+			return store.Chat{}, chatSeq{}, fmt.Errorf("%w: chat %s has no group record", errCorrupt, chatID)
+		}
+		if meta.Members, err = groupUserIDs(raw); err != nil {
+			return store.Chat{}, chatSeq{}, fmt.Errorf("group %s: %w", chatID, err)
+		}
+	}
 	return store.Chat{
 		ID:        chatID,
 		Kind:      meta.Kind,
@@ -499,13 +529,13 @@ func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, 
 	err := s.snapshot(ctx, func(r reader) error {
 		list = list[:0]
 		type membership struct {
-			chatID string
-			mk     member
+			chatID  string
+			readSeq int64
 		}
 		var chats []membership
 		p := prefix(tMembers, userID)
 		err := r.scan(p, prefixEnd(p), func(k, v []byte) (bool, error) {
-			chats = append(chats, membership{chatID: string(k[len(p):]), mk: decodeMember(v)})
+			chats = append(chats, membership{chatID: string(k[len(p):]), readSeq: decodeMember(v).ReadSeq})
 			return true, nil
 		})
 		if err != nil {
@@ -517,7 +547,7 @@ func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, 
 				return err
 			}
 			e := entry{
-				sum:      store.ChatSummary{Chat: chat, ReadSeq: c.mk.ReadSeq},
+				sum:      store.ChatSummary{Chat: chat, ReadSeq: c.readSeq},
 				activity: chat.CreatedAt.UnixMilli(),
 			}
 			if chat.LastSeq > 0 {
@@ -531,7 +561,7 @@ func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, 
 				}
 				e.sum.Last = &last
 				e.activity = cs.LastTS
-				if e.sum.Unread, err = unread(r, c.chatID, userID, c.mk.ReadSeq); err != nil {
+				if e.sum.Unread, err = unread(r, c.chatID, userID, c.readSeq); err != nil {
 					return err
 				}
 			}
@@ -557,14 +587,15 @@ func (s *Store) Chats(ctx context.Context, userID string) ([]store.ChatSummary, 
 
 // unread counts the messages of others after readSeq by walking the log:
 // a read chat costs nothing, an unread one what its backlog costs to show.
+// The entries of group changes are not messages and do not count.
 func unread(r reader, chatID, userID string, readSeq int64) (int64, error) {
 	var n int64
 	err := r.scan(seqKey(tLog, chatID, readSeq+1), prefixEnd(prefix(tLog, chatID)), func(k, v []byte) (bool, error) {
-		_, _, _, from, err := messageHead(v)
+		mh, err := messageHead(v)
 		if err != nil {
 			return false, fmt.Errorf("message %d of %s: %w", seqOf(k), chatID, err)
 		}
-		if from != userID {
+		if mh.from != userID && !mh.group {
 			n++
 		}
 		return true, nil

@@ -16,7 +16,13 @@
 // write command through at a time (tools/ferretdb), which restores
 // MongoDB's per-document atomicity. Do not run several Tern nodes on
 // FerretDB v1 without such a proxy; with it, FerretDB is a test stand-in,
-// slow and single-writer.
+// slow and single-writer. Two more of its quirks shape the code: an update
+// command of 100 statements or more hangs (each statement keeps a pooled
+// connection until the command ends, and the pool has 100), so the tests
+// cap the statements per command (Store.updateBatch; MongoDB needs no
+// cap); and $set leaves a subdocument alone when the new one has the same
+// values in the same places, whatever their keys, so a group's member map
+// is always written in member order (groupState.orderedGM).
 //
 // # Guarantees
 //
@@ -44,6 +50,12 @@
 //     findOneAndUpdate {delivered: {$lt: n}} then $max, read by
 //     compare-and-set), and only the caller that moved it over a message
 //     sends that message's receipt.
+//   - Groups: a change and its log entry are one step for every reader
+//     of the chat: the entry gets the chat's next seq under the chat lock,
+//     and the group's new state is committed in the same conditional
+//     write as that seq, so a send sees the group before or after a
+//     change, never half of it, and a change that stops halfway is
+//     completed by the next holder of the lock (see "Groups").
 //   - EnsureUser, Secret: get-or-create decided by a unique index (phone;
 //     _id). CountAttempt: one $inc. DeleteCode: one deleteOne, whose count
 //     says who won. RotateRefresh: an updateOne filtered on the current
@@ -64,13 +76,20 @@
 //	codes     _id phone; hash, expires, attempts, sent, window_start, window_count
 //	secrets   _id name; value
 //	chats     _id chat id; kind, title, members, created, seq (last committed),
-//	          last_ts (of the last message), lock {t, dead} while a send holds it
+//	          last_ts (of the last message), lock {t, dead} while a send holds it;
+//	          a group also: desc, set {edit, send}, by (its creator) and gm
+//	          {<user>: {r (role), at (joined), js (joined seq)}}, written in
+//	          the order of members (its joining order)
 //	members   _id "<user>/<chat>"; read, delivered (the user's watermarks),
-//	          rp {s<seq>: {f, t, ts, at}} (reads whose receipts may be unsent)
+//	          rp {s<seq>: {f, t, ts, at}} (reads whose receipts may be unsent);
+//	          in a group, js (the seq the user joined at)
 //	messages  _id "<chat>/<seq>"; id, chat, seq, from, dev, ts, body (the JSON
-//	          bytes), reply, key (the idempotency key)
-//	inbox     _id "<device>/<cursor>"; k ("m" or "r"), m (the whole message)
-//	          or r (the receipt), n (a random tag of the insert)
+//	          bytes), reply, kind ("group" for a group change, else absent),
+//	          key (the idempotency key); g, a group change's state after it
+//	          (as set in the chat), until the change is committed
+//	inbox     _id "<device>/<cursor>"; k ("m", "g" for a group change, or
+//	          "r"), m (the whole log entry, without g) or r (the receipt), n
+//	          (a random tag of the insert)
 //
 // # Indexes
 //
@@ -78,7 +97,8 @@
 // Indexes:
 //
 //	users     {phone: 1} unique        one user per phone
-//	devices   {user: 1}                a user's devices (UserDevices, receipts)
+//	devices   {user: 1}                a user's devices (UserDevices, receipts,
+//	                                   a group's devices in one query)
 //	messages  {dev: 1, key: 1} unique  the idempotency key of a send
 //	messages  {id: 1} unique           a message by its id (Message)
 //
@@ -90,7 +110,9 @@
 // A send holds its chat while it assigns the seq and fills the inboxes:
 //
 //  1. lock: findOneAndUpdate({_id: chat, members: sender, lock: absent},
-//     {$set: {lock: {t: token}}}), which also returns the last seq S;
+//     {$set: {lock: {t: token}}}), which also returns the last seq S (a
+//     group is locked as {_id, kind: "group", lock: absent}, and the
+//     sender checked under the lock, see "Groups");
 //  2. insert the message at _id "<chat>/<S+1>"; the unique (dev, key) index
 //     makes this insert the idempotency check too (a duplicate key on it
 //     answers the first message). The target devices' inbox heads are
@@ -113,8 +135,8 @@
 // clock: nodes' clocks are never compared), or at once if the holder marked
 // the lock dead on its way out, takes it over with findOneAndUpdate on that
 // token, finds the message above the chat's seq, delivers it to every
-// device of every member but the writing one, commits its seq, and goes on
-// with its own. So the log stays gap-free even if the client never retries,
+// device of every member but the writing one (a group change: see
+// "Groups"), commits its seq, and goes on with its own. So the log stays gap-free even if the client never retries,
 // and a retry answers the completed message as a duplicate. The events the
 // taker placed come back in its SendResult, for its caller to route: the
 // dead holder will never publish them.
@@ -126,6 +148,66 @@
 // while it was in no inbox (issue 7). For the same reason a resend whose
 // key finds a message above the committed seq completes it (as a taker
 // does) before it answers.
+//
+// # Groups
+//
+// A group is a chat document of kind "group" holding its whole committed
+// state: name (title), description, settings, members (ids, in joining
+// order) and gm (role, join time and join seq per member). A group of 1024
+// members makes a document of about 110 KB. Every change goes through the
+// chat lock that sends take, as a log entry of kind "group" whose
+// document also holds the state after the change (field g):
+//
+//  1. lock: as a send, but whoever the writer is (membership is checked
+//     under the lock, on the state the lock read); a taker completes what
+//     it finds above the committed seq first;
+//  2. run Apply on a copy of that state, validate the result, give the
+//     members it adds the entry's seq;
+//  3. insert the entry at S+1 with the state, reading the devices of every
+//     member before or after the change (one query: devices by user $in)
+//     meanwhile;
+//  4. append one event to each of those devices (the writer's included),
+//     and upsert the membership records of the members it adds ($max of
+//     read and delivered to S, js to S+1: a record left by an earlier
+//     membership is brought up, a late repeat never moves a mark back);
+//  5. commit: updateOne({_id, "lock.t": token}, {$set: {seq: S+1, title,
+//     desc, set, members, gm}, $max: {last_ts}, $unset: {lock}});
+//  6. delete the records of the members it removed, those with js below
+//     S+1 only (one re-added meanwhile keeps its new record), and unset g
+//     in the entry, which nobody needs once committed.
+//
+// A node dying anywhere from step 3 to step 5 leaves the entry above the
+// committed seq and the lock on the chat, as a send would: the next holder
+// (a send or a change, after Config.Timeout or at once if the lock is
+// marked dead) finds it, and rollForward does steps 4 to 6 from the state
+// stored in the entry, with the chat's committed members as the members
+// before. Nothing a reader sees changes before step 5: the state readers
+// use is the chat's, and records of members not yet listed are skipped.
+// A node dying after step 5 leaves at most records of removed members and
+// the entry's g, both harmless: every reader of a record checks that the
+// chat lists its user (Chats and MarkRead filter on members), and Ack's
+// delivered watermark moving on such a record only sends receipts for
+// messages the user did get while a member.
+//
+// A creation goes: records of every member; the entry at seq 1 (a
+// duplicate key, or an existing chat found first, is ErrConflict); the
+// chat, with the state, locked and at seq 0; then steps 4 and 5. Stopping
+// before the chat leaves only records and an entry no chat points at,
+// invisible (that chat id cannot be created again: ids are random).
+// Stopping after it leaves a group at seq 0 that members already see,
+// whose lock the next send or change takes over and completes.
+//
+// Member is one findOne of the chat by _id projected on "gm.<user>": one
+// member's entry comes back, however large the group. It reads the
+// committed state, so it is exact at every step of a write, and needs no
+// membership record (whose writes lead and trail the commit). Member and
+// gm keys are user ids, which must be usable as field names (no '.', no
+// '$'). A group send locks the chat (which returns the group's state),
+// checks the sender and Check under the lock, and reads every member's
+// devices in one query while it inserts the message: the same round trips
+// as a direct send, whatever the group's size. Before refusing a sender
+// (not a member, or Check said no) it looks the idempotency key up: a
+// resend is answered with the first message whatever changed since.
 //
 // # Inbox cursors: claims by insert
 //
@@ -227,4 +309,17 @@
 //     acknowledged; with "majority" it cannot.
 //   - Messages, idempotency keys and acked-away inbox ids are kept
 //     forever; nothing expires by itself (there is no TTL index).
+//   - A group change that stops halfway is, until the next send or change
+//     to the group completes it, in some inboxes but not in the group's
+//     state, History or Member; a creation that stops after inserting its
+//     chat shows the group (at seq 0) before its members were told. A
+//     group nobody writes to again stays that way.
+//   - A group writer that stalls past Config.Timeout loses its lock as a
+//     sender does. Late, its record upserts can only add records of users
+//     the chat does not list (readers skip them), and its deletions spare
+//     a member re-added since (the js filter).
+//   - The entries of group changes cost, besides the message, one event
+//     per device of every member; a change also writes the whole member
+//     list and map of the chat (about 110 KB for 1024 members), once in the
+//     entry and once in the commit.
 package mongo

@@ -41,6 +41,9 @@ func openDB(t testing.TB, name string, cfg Config) *Store {
 	if err != nil {
 		t.Fatalf("open %s: %v", mongotest.Label(), err)
 	}
+	if mongotest.Label() == "FerretDB" {
+		s.updateBatch = 50 // see Store.updateBatch
+	}
 	t.Cleanup(func() { s.Close() })
 	return s
 }

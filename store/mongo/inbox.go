@@ -42,6 +42,7 @@ type eventDoc struct {
 const (
 	kindMessage = "m"
 	kindReceipt = "r"
+	kindGroup   = "g" // a group change: m is its log entry; no receipts
 )
 
 type eventMsg struct {
@@ -53,6 +54,7 @@ type eventMsg struct {
 	TS         int64  `bson:"ts"`
 	Body       []byte `bson:"body"`
 	ReplyTo    string `bson:"reply,omitempty"`
+	Kind       string `bson:"kind,omitempty"`
 }
 
 type eventRcpt struct {
@@ -65,12 +67,12 @@ type eventRcpt struct {
 
 func msgOf(m *store.Message) *eventMsg {
 	return &eventMsg{ID: m.ID, ChatID: m.ChatID, Seq: m.Seq, From: m.From, FromDevice: m.FromDevice,
-		TS: m.TS, Body: m.Body, ReplyTo: m.ReplyTo}
+		TS: m.TS, Body: m.Body, ReplyTo: m.ReplyTo, Kind: m.Kind}
 }
 
 func (e *eventMsg) message() *store.Message {
 	return &store.Message{ID: e.ID, ChatID: e.ChatID, Seq: e.Seq, From: e.From, FromDevice: e.FromDevice,
-		TS: e.TS, Body: e.Body, ReplyTo: e.ReplyTo}
+		TS: e.TS, Body: e.Body, ReplyTo: e.ReplyTo, Kind: e.Kind}
 }
 
 func (d *eventDoc) event() (store.Event, error) {
@@ -78,6 +80,8 @@ func (d *eventDoc) event() (store.Event, error) {
 	switch {
 	case d.Kind == kindMessage && d.Message != nil:
 		ev.Kind, ev.Message = store.EventMessage, d.Message.message()
+	case d.Kind == kindGroup && d.Message != nil:
+		ev.Kind, ev.Message = store.EventGroup, d.Message.message()
 	case d.Kind == kindReceipt && d.Receipt != nil:
 		r := d.Receipt
 		ev.Kind = store.EventReceipt
@@ -106,7 +110,8 @@ var headProjection = bson.D{{Key: "user", Value: 1}, {Key: "hint", Value: 1}, {K
 // heads reads the heads of the devices matched by filter, in id order.
 func (s *Store) heads(ctx context.Context, filter bson.D) ([]head, error) {
 	var hs []head
-	cur, err := s.devices.Find(ctx, filter, options.Find().SetProjection(headProjection).SetSort(bson.D{{Key: "_id", Value: 1}}))
+	// One batch, however many: a group's are thousands of small documents.
+	cur, err := s.devices.Find(ctx, filter, options.Find().SetProjection(headProjection).SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1<<20))
 	if err == nil {
 		err = cur.All(ctx, &hs)
 	}
@@ -280,11 +285,11 @@ func (s *Store) confirm(ctx context.Context, next map[string]int64, placed []*ou
 			SetFilter(bson.D{{Key: "_id", Value: d}, {Key: "floor", Value: bson.D{{Key: "$lt", Value: l}}}}).
 			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "hint", Value: hi[d]}}}}))
 	}
-	res, err := s.devices.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	matched, err := s.bulkUpdate(ctx, s.devices, models, nil)
 	if err != nil {
 		return nil, fmt.Errorf("raise inbox hints: %w", err)
 	}
-	if res.MatchedCount == int64(len(models)) {
+	if matched == int64(len(models)) {
 		return nil, nil // the usual case: every floor is below every new event
 	}
 	devs := make([]string, 0, len(lo))
@@ -332,7 +337,7 @@ func (s *Store) confirm(ctx context.Context, next map[string]int64, placed []*ou
 		}
 	}
 	if len(models) > 0 {
-		if _, err := s.devices.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		if _, err := s.bulkUpdate(ctx, s.devices, models, nil); err != nil {
 			return nil, fmt.Errorf("raise inbox hints: %w", err)
 		}
 	}

@@ -40,20 +40,49 @@ type chatLock struct {
 	chatID   string
 	token    string
 	seq      int64    // the chat's committed seq
-	members  []string // the chat's members
+	members  []string // the chat's members, as of seq
 	takeover bool     // taken from another holder
+	// group is the group as of seq, for a group chat: what Apply and
+	// Check run against. rollForward keeps it and members current.
+	group *store.Group
 }
 
-var lockProjection = bson.D{{Key: "seq", Value: 1}, {Key: "members", Value: 1}, {Key: "lock", Value: 1}}
+// newChatLock is the lock token now holds on c, as c was read.
+func newChatLock(c *chatDoc, token string, takeover bool) *chatLock {
+	l := &chatLock{chatID: c.ID, token: token, seq: c.Seq, members: c.Members, takeover: takeover}
+	if c.Kind == store.KindGroup {
+		l.group = c.group()
+	}
+	return l
+}
+
+var lockProjection = bson.D{{Key: "kind", Value: 1}, {Key: "seq", Value: 1}, {Key: "members", Value: 1}, {Key: "lock", Value: 1}}
 
 const maxLockWait = 50 * time.Millisecond
 
-// lockChat takes the lock of the request's chat, creating the chat if it
-// does not exist. The sender must be a member (ErrNotFound otherwise).
-func (s *Store) lockChat(ctx context.Context, p *sendPlan) (*chatLock, error) {
-	m := &p.req.Message
+// lockReq says which chat to lock, for whom.
+type lockReq struct {
+	chatID, from string
+	// group locks a group whoever from is: the caller checks membership
+	// under the lock (a resend of a removed member is still answered as
+	// a duplicate). Otherwise from must be a member (ErrNotFound).
+	group bool
+	// create makes the chat, locked by token, when it does not exist;
+	// nil: ErrNotFound.
+	create func(ctx context.Context, token string) (*chatLock, error)
+}
+
+// lockChat takes the lock of a chat.
+func (s *Store) lockChat(ctx context.Context, r lockReq) (*chatLock, error) {
 	token := newToken()
 	newLock := bson.D{{Key: "$set", Value: bson.D{{Key: "lock", Value: lockDoc{T: token}}}}}
+	filter := bson.D{{Key: "_id", Value: r.chatID}}
+	if r.group {
+		filter = append(filter, bson.E{Key: "kind", Value: store.KindGroup})
+	} else {
+		filter = append(filter, bson.E{Key: "members", Value: r.from})
+	}
+	filter = append(filter, bson.E{Key: "lock", Value: bson.D{{Key: "$exists", Value: false}}})
 	var (
 		seen  string    // the token of the holder we wait for
 		since time.Time // since when we have seen it
@@ -61,30 +90,32 @@ func (s *Store) lockChat(ctx context.Context, p *sendPlan) (*chatLock, error) {
 	)
 	for {
 		var c chatDoc
-		err := s.chats.FindOneAndUpdate(ctx,
-			bson.D{{Key: "_id", Value: m.ChatID}, {Key: "members", Value: m.From}, {Key: "lock", Value: bson.D{{Key: "$exists", Value: false}}}},
-			newLock).Decode(&c)
+		err := s.chats.FindOneAndUpdate(ctx, filter, newLock).Decode(&c)
 		if err == nil {
-			return &chatLock{chatID: m.ChatID, token: token, seq: c.Seq, members: c.Members}, nil
+			return newChatLock(&c, token, false), nil
 		}
 		if !errors.Is(err, mongo.ErrNoDocuments) {
 			// The update may have been applied before the error came.
-			s.dropToken(ctx, m.ChatID, token)
+			s.dropToken(ctx, r.chatID, token)
 			return nil, err
 		}
 		// Missing, not a member, or locked?
-		err = s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: m.ChatID}}, options.FindOne().SetProjection(lockProjection)).Decode(&c)
+		err = s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: r.chatID}}, options.FindOne().SetProjection(lockProjection)).Decode(&c)
 		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			l, err := s.createChat(ctx, p, token)
+		case errors.Is(err, mongo.ErrNoDocuments) && r.create != nil:
+			l, err := r.create(ctx, token)
 			if err == nil || !mongo.IsDuplicateKeyError(err) {
 				return l, err
 			}
 			continue // created by another sender meanwhile
+		case errors.Is(err, mongo.ErrNoDocuments):
+			return nil, fmt.Errorf("no chat %s: %w", r.chatID, store.ErrNotFound)
 		case err != nil:
 			return nil, err
-		case !slices.Contains(c.Members, m.From):
-			return nil, fmt.Errorf("%s is not in chat %s: %w", m.From, m.ChatID, store.ErrNotFound)
+		case r.group && c.Kind != store.KindGroup:
+			return nil, fmt.Errorf("%s is not a group: %w", r.chatID, store.ErrNotFound)
+		case !r.group && !slices.Contains(c.Members, r.from):
+			return nil, fmt.Errorf("%s is not in chat %s: %w", r.from, r.chatID, store.ErrNotFound)
 		case c.Lock == nil:
 			continue // unlocked meanwhile
 		}
@@ -93,15 +124,15 @@ func (s *Store) lockChat(ctx context.Context, p *sendPlan) (*chatLock, error) {
 		}
 		if c.Lock.Dead || time.Since(since) >= s.lockTimeout {
 			err := s.chats.FindOneAndUpdate(ctx,
-				bson.D{{Key: "_id", Value: m.ChatID}, {Key: "lock.t", Value: seen}},
+				bson.D{{Key: "_id", Value: r.chatID}, {Key: "lock.t", Value: seen}},
 				newLock).Decode(&c)
 			if err == nil {
-				s.log.Warn("store/mongo: took over a chat lock", "chat", m.ChatID,
+				s.log.Warn("store/mongo: took over a chat lock", "chat", r.chatID,
 					"held_for_at_least", time.Since(since).Round(time.Millisecond), "dead", c.Lock != nil && c.Lock.Dead)
-				return &chatLock{chatID: m.ChatID, token: token, seq: c.Seq, members: c.Members, takeover: true}, nil
+				return newChatLock(&c, token, true), nil
 			}
 			if !errors.Is(err, mongo.ErrNoDocuments) {
-				s.dropToken(ctx, m.ChatID, token)
+				s.dropToken(ctx, r.chatID, token)
 				return nil, err
 			}
 			continue
@@ -158,23 +189,33 @@ func onlyDuplicates(err error) bool {
 // runs even when ctx has ended: a lock left behind stalls the chat for
 // lockTimeout. Failing, it only logs: the next holder takes over.
 func (s *Store) unlockChat(ctx context.Context, l *chatLock, seq, ts int64) {
+	s.commitUnlock(ctx, l, seq, ts, nil)
+}
+
+// commitUnlock is unlockChat that also sets the fields of state (a
+// group's state after the entry at seq) in the same write, and reports
+// whether it did.
+func (s *Store) commitUnlock(ctx context.Context, l *chatLock, seq, ts int64, state *groupState) bool {
 	ctx, cancel := s.detached(ctx)
 	defer cancel()
 	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "lock", Value: ""}}}}
 	if seq > l.seq {
 		update = append(update,
-			bson.E{Key: "$set", Value: bson.D{{Key: "seq", Value: seq}}},
+			bson.E{Key: "$set", Value: append(bson.D{{Key: "seq", Value: seq}}, state.fields()...)},
 			bson.E{Key: "$max", Value: bson.D{{Key: "last_ts", Value: ts}}})
 	}
 	res, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.chatID}, {Key: "lock.t", Value: l.token}}, update)
 	switch {
 	case err != nil:
 		s.log.Error("store/mongo: unlock chat", "chat", l.chatID, "err", err)
+		return false
 	case res.MatchedCount == 0:
 		// Taken over while held: the taker found this send's message in
 		// the log and committed it, or found none.
 		s.log.Warn("store/mongo: chat lock was taken over while held", "chat", l.chatID, "seq", seq)
+		return false
 	}
+	return true
 }
 
 // markDead tells waiters that the holder gave up with its message in the

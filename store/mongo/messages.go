@@ -26,20 +26,30 @@ type chatDoc struct {
 	Seq     int64     `bson:"seq"`
 	LastTS  int64     `bson:"last_ts"`
 	Lock    *lockDoc  `bson:"lock,omitempty"`
+	// The rest of a group's state (groups.go); Title is its name and
+	// Members its user ids in joining order.
+	Desc     string           `bson:"desc,omitempty"`
+	Settings *groupSettings   `bson:"set,omitempty"`
+	By       string           `bson:"by,omitempty"`
+	GM       map[string]gmDoc `bson:"gm,omitempty"`
 }
 
 func (d *chatDoc) chat() store.Chat {
 	return store.Chat{ID: d.ID, Kind: d.Kind, Title: d.Title, Members: d.Members, LastSeq: d.Seq, CreatedAt: d.Created}
 }
 
-// chatProjection leaves out the lock.
-var chatProjection = bson.D{{Key: "lock", Value: 0}}
+// chatProjection leaves out the lock and a group's member details (up to
+// some 100 bytes a member), which a store.Chat does not hold.
+var chatProjection = bson.D{{Key: "lock", Value: 0}, {Key: "gm", Value: 0}}
 
 // memberDoc is a member's marks in a chat; _id is "<user>/<chat>".
 type memberDoc struct {
 	ID        string `bson:"_id"`
 	Read      int64  `bson:"read"`
 	Delivered int64  `bson:"delivered"`
+	// Joined is, in a group, the seq of the entry that added the member:
+	// a removal deletes only records older than itself (see groups.go).
+	Joined int64 `bson:"js,omitempty"`
 	// Pending are read ranges whose receipts may not be stored yet.
 	Pending map[string]pendingRead `bson:"rp,omitempty"`
 }
@@ -52,7 +62,14 @@ type msgDoc struct {
 	ID  string   `bson:"_id"`
 	Msg eventMsg `bson:",inline"`
 	Key string   `bson:"key"`
+	// Group is, in the entry of a group change, the group's state after
+	// it, until the change is committed to the chat (see groups.go).
+	Group *groupState `bson:"g,omitempty"`
 }
+
+// msgProjection leaves out a group entry's state, which readers of the log
+// never need.
+var msgProjection = bson.D{{Key: "g", Value: 0}}
 
 func idemKey(req *store.SendRequest) string {
 	if req.ClientID == "" {
@@ -68,6 +85,9 @@ type sendPlan struct {
 	req              *store.SendRequest
 	key              string
 	members, targets []string
+	// group: a send to a group, whose members and target devices the send
+	// resolves under the lock.
+	group bool
 	// newChatErr is why the request cannot create its chat; it only
 	// matters if the chat does not exist yet.
 	newChatErr error
@@ -94,17 +114,24 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 		return store.SendResult{}, errInvalid("chat, sender or device id")
 	case len(req.ClientID) > 512:
 		return store.SendResult{}, errInvalid("client id (too long)")
+	case m.Kind != "":
+		return store.SendResult{}, errInvalid("message kind (group changes are written by WriteGroup)")
 	}
 	if err := ctx.Err(); err != nil {
 		return store.SendResult{}, fmt.Errorf("send: %w", err)
 	}
-	p := &sendPlan{req: &req, key: idemKey(&req), members: store.Unique(req.Members)}
-	for _, d := range store.Unique(req.Devices) {
-		if validID(d) {
-			p.targets = append(p.targets, d)
+	p := &sendPlan{req: &req, key: idemKey(&req), group: req.Kind == store.KindGroup}
+	if !p.group {
+		p.members = store.Unique(req.Members)
+		for _, d := range store.Unique(req.Devices) {
+			if validID(d) {
+				p.targets = append(p.targets, d)
+			}
 		}
 	}
 	switch {
+	case p.group:
+		// A group is created by WriteGroup, never by a send.
 	case req.Kind == "":
 		p.newChatErr = errInvalid("chat kind")
 	case !slices.Contains(p.members, m.From):
@@ -128,6 +155,9 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 		if errors.Is(err, errLockLost) {
 			continue
 		}
+		if ce, ok := errors.AsType[*callerError](err); ok {
+			return store.SendResult{Deliveries: p.completed}, ce.err
+		}
 		if err != nil {
 			return store.SendResult{Deliveries: p.completed}, fmt.Errorf("send to %s: %w", m.ChatID, err)
 		}
@@ -150,7 +180,11 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 // chat completes it (rollForward).
 func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error) {
 	m := p.req.Message
-	l, err := s.lockChat(ctx, p)
+	lr := lockReq{chatID: m.ChatID, from: m.From, group: p.group}
+	if !p.group {
+		lr.create = func(ctx context.Context, token string) (*chatLock, error) { return s.createChat(ctx, p, token) }
+	}
+	l, err := s.lockChat(ctx, lr)
 	if err != nil {
 		return store.SendResult{}, err
 	}
@@ -173,6 +207,33 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 			return store.SendResult{}, err
 		}
 	}
+	if !p.group && l.group != nil {
+		// A group's members, rules and change entries are its own: a
+		// direct-style send would bypass all three.
+		s.unlockChat(ctx, l, 0, 0)
+		released = true
+		return store.SendResult{}, errInvalid(fmt.Sprintf("chat kind %q: %s is a group", p.req.Kind, l.chatID))
+	}
+	// The target devices: given, or, in a group, every device of every
+	// member (the sending one is skipped below), in one query.
+	headFilter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}}
+	if p.group {
+		if err := s.groupSendAllowed(l, p.req); err != nil {
+			// A resend is answered as before, whatever changed since.
+			res, dup, derr := s.duplicate(ctx, l, p)
+			if derr != nil {
+				return store.SendResult{}, derr
+			}
+			s.unlockChat(ctx, l, 0, 0)
+			released = true
+			if dup {
+				return res, nil
+			}
+			return store.SendResult{}, err
+		}
+		p.targets = l.members
+		headFilter = bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}}
+	}
 
 	var hs []head
 	for {
@@ -189,7 +250,7 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 			},
 			func() error {
 				if len(p.targets) > 0 {
-					hs, headErr = s.heads(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}})
+					hs, headErr = s.heads(ctx, headFilter)
 				}
 				return nil
 			})
@@ -197,7 +258,7 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 			if headErr != nil {
 				// The message is in the log: finish regardless.
 				dctx, cancel := s.detached(ctx)
-				hs, headErr = s.heads(dctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}})
+				hs, headErr = s.heads(dctx, headFilter)
 				cancel()
 				if headErr != nil {
 					return store.SendResult{}, headErr
@@ -210,32 +271,37 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		}
 		// The key, or the seq? The key: a resend, answered with the
 		// first message.
-		var first msgDoc
-		err := s.messages.FindOne(ctx, bson.D{{Key: "dev", Value: m.FromDevice}, {Key: "key", Value: p.key}}).Decode(&first)
-		if err == nil {
-			if first.Msg.ChatID == l.chatID && first.Msg.Seq > l.seq {
-				// The first attempt is in the log but not committed: it
-				// stopped halfway, and this resend came before anyone
-				// completed it. Complete it before answering sent.
-				ds, err := s.rollForward(ctx, l)
-				p.completed = append(p.completed, ds...)
-				if err != nil {
-					return store.SendResult{}, err
-				}
-			}
+		res, dup, err := s.duplicate(ctx, l, p)
+		if err != nil {
+			return store.SendResult{}, err
+		}
+		if dup {
 			s.unlockChat(ctx, l, 0, 0)
 			released = true
-			return store.SendResult{Message: *first.Msg.message(), Duplicate: true}, nil
-		}
-		if !errors.Is(err, mongo.ErrNoDocuments) {
-			return store.SendResult{}, err
+			return res, nil
 		}
 		// The seq: the holder this send took the lock over from was alive
 		// after all and wrote its message; complete it, and go on above it.
+		before := l.seq
 		ds, err := s.rollForward(ctx, l)
 		p.completed = append(p.completed, ds...)
 		if err != nil {
 			return store.SendResult{}, err
+		}
+		if l.seq == before {
+			// Neither: the message id, unique, is another message's.
+			return store.SendResult{}, fmt.Errorf("message id %s is taken: %w", m.ID, store.ErrConflict)
+		}
+		if p.group {
+			// What was completed may have changed the group. Nothing of
+			// this send is stored: the insert failed on a duplicate.
+			if err := s.groupSendAllowed(l, p.req); err != nil {
+				s.unlockChat(ctx, l, 0, 0)
+				released = true
+				return store.SendResult{}, err
+			}
+			p.targets = l.members
+			headFilter = bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}}
 		}
 	}
 
@@ -249,8 +315,17 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	// a caller render it once for all of them.
 	shared := &m
 	em := msgOf(shared)
-	evs := make([]*outEvent, 0, len(p.targets))
-	for _, d := range p.targets {
+	evs := make([]*outEvent, 0, len(hs))
+	targets := p.targets
+	if p.group {
+		targets = make([]string, 0, len(hs))
+		for _, h := range hs {
+			if h.ID != m.FromDevice {
+				targets = append(targets, h.ID)
+			}
+		}
+	}
+	for _, d := range targets {
 		evs = append(evs, &outEvent{device: d, doc: eventDoc{Kind: kindMessage, Message: em},
 			event: store.Event{Kind: store.EventMessage, Message: shared}})
 	}
@@ -263,11 +338,53 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	return store.SendResult{Message: m, Deliveries: deliveries}, nil
 }
 
-// rollForward completes the sends that a previous holder of the lock left
-// in the log above the chat's seq: it appends their events to the inboxes
-// of every member's devices but the writing one, and commits their seq.
-// Devices that got the event before the holder stopped get it twice; the
-// client deduplicates by message id.
+// groupSendAllowed checks, under the lock, that req's sender is in the
+// group and passes the caller's Check.
+func (s *Store) groupSendAllowed(l *chatLock, req *store.SendRequest) error {
+	m := &req.Message
+	if l.group == nil || !slices.Contains(l.members, m.From) {
+		return fmt.Errorf("%s is not in group %s: %w", m.From, m.ChatID, store.ErrNotMember)
+	}
+	if req.Check != nil {
+		g := cloneGroup(l.group)
+		if err := req.Check(&g); err != nil {
+			return &callerError{err}
+		}
+	}
+	return nil
+}
+
+// duplicate looks up the request's idempotency key: a resend is answered
+// with the first message, which is completed first if it is in the log
+// above the committed seq (its attempt stopped halfway, and nobody
+// completed it yet: answering sent now would leave it in no inbox).
+func (s *Store) duplicate(ctx context.Context, l *chatLock, p *sendPlan) (store.SendResult, bool, error) {
+	var first msgDoc
+	err := s.messages.FindOne(ctx, bson.D{{Key: "dev", Value: p.req.Message.FromDevice}, {Key: "key", Value: p.key}},
+		options.FindOne().SetProjection(msgProjection)).Decode(&first)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return store.SendResult{}, false, nil
+	}
+	if err != nil {
+		return store.SendResult{}, false, err
+	}
+	if first.Msg.ChatID == l.chatID && first.Msg.Seq > l.seq {
+		ds, err := s.rollForward(ctx, l)
+		p.completed = append(p.completed, ds...)
+		if err != nil {
+			return store.SendResult{}, false, err
+		}
+	}
+	return store.SendResult{Message: *first.Msg.message(), Duplicate: true}, true, nil
+}
+
+// rollForward completes the sends and group writes that a previous holder
+// of the lock left in the log above the chat's seq. A message goes to every
+// member's devices but the writing one; a group change to every device of
+// every member before or after it, and its state is committed with its
+// seq, its new members' records written before and the removed ones'
+// deleted after (as WriteGroup does). Devices that got the event before
+// the holder stopped get it twice; the client deduplicates by message id.
 func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery, error) {
 	var out []store.Delivery
 	for {
@@ -280,41 +397,70 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 			return out, err
 		}
 		m := d.Msg.message()
-		hs, err := s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}})
+		st := d.Group
+		users := l.members
+		if st != nil {
+			users = union(l.members, st.Members)
+		}
+		hs, err := s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: users}}}})
 		if err != nil {
 			return out, err
 		}
 		byID := make(map[string]head, len(hs))
 		var evs []*outEvent
 		for _, h := range hs {
-			if h.ID == m.FromDevice {
+			if st == nil && h.ID == m.FromDevice {
 				continue
 			}
 			byID[h.ID] = h
-			evs = append(evs, &outEvent{device: h.ID, doc: eventDoc{Kind: kindMessage, Message: &d.Msg},
-				event: store.Event{Kind: store.EventMessage, Message: m}})
+			evs = append(evs, entryEvent(h.ID, &d.Msg, m))
 		}
-		ds, err := s.appendEvents(ctx, byID, evs)
-		// Returned even when a later step fails: they are in the inboxes,
-		// and whoever holds their devices must hear of them.
-		out = append(out, ds...)
-		if err != nil {
+		var joined []string
+		fns := []func() error{func() error {
+			ds, err := s.appendEvents(ctx, byID, evs)
+			// Returned even when a later step fails: they are in the
+			// inboxes, and whoever holds their devices must hear of them.
+			out = append(out, ds...)
+			return err
+		}}
+		if st != nil {
+			joined = minus(st.Members, l.members)
+			fns = append(fns, func() error { return s.joinRecords(ctx, l.chatID, joined, m.Seq) })
+		}
+		if err := parallel(fns...); err != nil {
 			return out, err
 		}
 		// Commit it now, so that whoever holds the lock next does not
 		// deliver it again, to the wrong devices.
 		res, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.chatID}, {Key: "lock.t", Value: l.token}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: m.Seq}}}, {Key: "$max", Value: bson.D{{Key: "last_ts", Value: m.TS}}}})
+			bson.D{{Key: "$set", Value: append(bson.D{{Key: "seq", Value: m.Seq}}, st.fields()...)},
+				{Key: "$max", Value: bson.D{{Key: "last_ts", Value: m.TS}}}})
 		if err != nil {
 			return out, err
 		}
 		if res.MatchedCount == 0 {
 			return out, errLockLost
 		}
+		if st != nil {
+			left := minus(l.members, st.Members)
+			l.members, l.group = st.Members, st.group(l.group)
+			s.afterGroupCommit(ctx, l.chatID, left, m.Seq)
+		}
 		l.seq = m.Seq
 		s.log.Warn("store/mongo: completed a send left unfinished by another node",
-			"chat", l.chatID, "seq", m.Seq, "msg_id", m.ID, "devices", len(evs))
+			"chat", l.chatID, "seq", m.Seq, "msg_id", m.ID, "devices", len(evs), "group_change", st != nil)
 	}
+}
+
+// entryEvent is the inbox event of log entry m (em in documents) for
+// device: a message, or a group change.
+func entryEvent(device string, em *eventMsg, m *store.Message) *outEvent {
+	if m.Kind == store.EventGroup {
+		return &outEvent{device: device, doc: eventDoc{Kind: kindGroup, Message: em},
+			event: store.Event{Kind: store.EventGroup, Message: m}}
+	}
+	return &outEvent{device: device, doc: eventDoc{Kind: kindMessage, Message: em},
+		event: store.Event{Kind: store.EventMessage, Message: m}}
 }
 
 // Inbox, Ack and the inbox writes are in inbox.go.
@@ -331,15 +477,15 @@ func (s *Store) MarkRead(ctx context.Context, userID, chatID string, seq, ts int
 	)
 	err := parallel(
 		func() error {
-			return s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}},
-				options.FindOne().SetProjection(bson.D{{Key: "seq", Value: 1}, {Key: "members", Value: 1}})).Decode(&c)
+			// Filtered on the member rather than reading the members: a
+			// group's list is long, and a record of a member who left
+			// may outlive the removal (see groups.go).
+			return s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: "members", Value: userID}},
+				options.FindOne().SetProjection(bson.D{{Key: "seq", Value: 1}})).Decode(&c)
 		},
 		func() error {
 			return s.members.FindOne(ctx, bson.D{{Key: "_id", Value: pairKey(userID, chatID)}}).Decode(&mem)
 		})
-	if err == nil && !slices.Contains(c.Members, userID) {
-		err = store.ErrNotFound
-	}
 	if err != nil {
 		return nil, fmt.Errorf("mark read %s in %s: %w", userID, chatID, notFound(err))
 	}
@@ -421,10 +567,11 @@ func (s *Store) readReceipts(ctx context.Context, userID, chatID string, p pendi
 	var msgs []struct {
 		ID   string `bson:"id"`
 		From string `bson:"from"`
+		Kind string `bson:"kind"`
 	}
 	cur, err := s.messages.Find(ctx,
 		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(chatID, p.From)}, {Key: "$lte", Value: numKey(chatID, p.To)}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "id", Value: 1}, {Key: "from", Value: 1}}))
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "id", Value: 1}, {Key: "from", Value: 1}, {Key: "kind", Value: 1}}))
 	if err == nil {
 		err = cur.All(ctx, &msgs)
 	}
@@ -433,7 +580,8 @@ func (s *Store) readReceipts(ctx context.Context, userID, chatID string, p pendi
 	}
 	var g groups
 	for _, m := range msgs {
-		if m.From != userID {
+		// Group changes get no receipts.
+		if m.From != userID && m.Kind == "" {
 			g.add(chatID, m.From, m.ID)
 		}
 	}
@@ -491,7 +639,8 @@ func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSumma
 		readSeq[ids[i]] = m.Read
 	}
 	var chats []chatDoc
-	cur, err = s.chats.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetProjection(chatProjection))
+	cur, err = s.chats.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "members", Value: userID}},
+		options.Find().SetProjection(chatProjection))
 	if err == nil {
 		err = cur.All(ctx, &chats)
 	}
@@ -499,7 +648,8 @@ func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSumma
 		return nil, err
 	}
 	// A membership record without the chat listing the user is left from
-	// a creation that lost a race or stopped halfway: skip it.
+	// a creation that lost a race or stopped halfway, or from a group the
+	// user left: skip it (the filter does; this says why).
 	chats = slices.DeleteFunc(chats, func(c chatDoc) bool { return !slices.Contains(c.Members, userID) })
 
 	sums := make([]store.ChatSummary, len(chats))
@@ -515,7 +665,8 @@ func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSumma
 			return nil
 		}
 		var last []msgDoc
-		cur, err := s.messages.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: lastKeys}}}})
+		cur, err := s.messages.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: lastKeys}}}},
+			options.Find().SetProjection(msgProjection))
 		if err == nil {
 			err = cur.All(ctx, &last)
 		}
@@ -538,6 +689,8 @@ func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSumma
 			n, err := s.messages.CountDocuments(ctx, bson.D{
 				{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(c.Chat.ID, c.ReadSeq)}, {Key: "$lte", Value: numKey(c.Chat.ID, c.Chat.LastSeq)}}},
 				{Key: "from", Value: bson.D{{Key: "$ne", Value: userID}}},
+				// The entries of group changes are not messages.
+				{Key: "kind", Value: bson.D{{Key: "$ne", Value: store.EventGroup}}},
 			})
 			c.Unread = n
 			return err
@@ -581,7 +734,7 @@ func (s *Store) Message(ctx context.Context, chatID, msgID string) (store.Messag
 	)
 	err := parallel(
 		func() error {
-			return s.messages.FindOne(ctx, bson.D{{Key: "id", Value: msgID}}).Decode(&d)
+			return s.messages.FindOne(ctx, bson.D{{Key: "id", Value: msgID}}, options.FindOne().SetProjection(msgProjection)).Decode(&d)
 		},
 		func() error {
 			return s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}},
@@ -614,7 +767,7 @@ func (s *Store) History(ctx context.Context, chatID string, before int64, limit 
 	if upper < 1 {
 		return nil, nil
 	}
-	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}})
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetProjection(msgProjection)
 	if limit > 0 {
 		opts.SetLimit(int64(limit))
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -44,6 +46,9 @@ type Config struct {
 	// gone, and how long a chat lock may be held before other nodes take
 	// it over. 0 means DefaultTimeout.
 	Timeout time.Duration
+
+	// monitor, set by tests, sees every command the store sends.
+	monitor *event.CommandMonitor
 }
 
 // Store is the MongoDB adapter of store.Store. It is safe for concurrent
@@ -69,6 +74,10 @@ type Store struct {
 	// stopAck, set by tests, stops an ack after the step it names as a
 	// node dying there would.
 	stopAck func(step string) bool
+	// updateBatch, if set, caps the statements of one update command
+	// (bulkUpdate). Tests set it on FerretDB v1, which keeps a connection
+	// per statement until the command ends and hangs at its pool's 100.
+	updateBatch int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -100,6 +109,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		SetConnectTimeout(cfg.Timeout).
 		SetServerSelectionTimeout(cfg.Timeout).
 		SetAppName("tern")
+	if cfg.monitor != nil {
+		opts.SetMonitor(cfg.monitor)
+	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("store/mongo: connect: %w", err)
@@ -265,9 +277,19 @@ func pairKey(a, b string) string { return a + string(keySep) + b }
 func rangeStart(id string) string { return id + string(keySep) }
 func rangeEnd(id string) string   { return id + string(keySep+1) }
 
+// errInvalid is a request refused whatever the store holds: it wraps
+// store.ErrInvalid, which callers tell from an outage.
 func errInvalid(what string) error {
-	return fmt.Errorf("store/mongo: invalid %s", what)
+	return fmt.Errorf("store/mongo: invalid %s: %w", what, store.ErrInvalid)
 }
+
+// callerError carries an error of the caller's own function (Apply,
+// Check) through the store's wrapping: Send and WriteGroup return it as it
+// came.
+type callerError struct{ err error }
+
+func (e *callerError) Error() string { return e.err.Error() }
+func (e *callerError) Unwrap() error { return e.err }
 
 // notFound maps the driver's "no document" to store.ErrNotFound.
 func notFound(err error) error {
@@ -350,6 +372,41 @@ func (g *gates) lock(ctx context.Context, key string) (func(), error) {
 		put()
 		return nil, ctx.Err()
 	}
+}
+
+// bulkUpdate runs the update models against coll, unordered, and returns
+// how many documents they matched. Its commands (one, unless updateBatch
+// caps them) run concurrently; the error is the first one that ignore does
+// not excuse (nil: none).
+func (s *Store) bulkUpdate(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, ignore func(error) bool) (int64, error) {
+	n := s.updateBatch
+	if n <= 0 {
+		n = len(models)
+	}
+	var (
+		mu      sync.Mutex
+		matched int64
+	)
+	fns := make([]func() error, 0, (len(models)+n-1)/max(n, 1))
+	for chunk := range slices.Chunk(models, max(n, 1)) {
+		fns = append(fns, func() error {
+			res, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+			if res != nil {
+				mu.Lock()
+				matched += res.MatchedCount
+				mu.Unlock()
+			}
+			if err != nil && (ignore == nil || !ignore(err)) {
+				return err
+			}
+			return nil
+		})
+	}
+	if len(fns) == 0 {
+		return 0, nil
+	}
+	err := parallel(fns...)
+	return matched, err
 }
 
 // sleep waits d or until ctx ends.

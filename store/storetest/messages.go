@@ -314,45 +314,6 @@ func testMessages(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
-	t.Run("GroupChat", func(t *testing.T) {
-		s, ctx := newStore(t), t.Context()
-		w := newWorld(t, s)
-		g := store.NewID(store.PrefixGroup)
-		req := store.SendRequest{
-			ClientID: "g1",
-			Message:  store.Message{ID: store.NewID(store.PrefixMessage), ChatID: g, From: w.alice, FromDevice: w.a1, TS: ts(1), Body: body("all")},
-			Kind:     "group",
-			Members:  []string{w.alice, w.bob, w.carol},
-			Devices:  []string{w.b1, w.b2, w.c1, w.a2},
-		}
-		r := send(t, s, req)
-		if r.Message.Seq != 1 || len(r.Deliveries) != 4 {
-			t.Fatalf("group send: seq %d, %d deliveries", r.Message.Seq, len(r.Deliveries))
-		}
-		chat, err := s.Chat(ctx, g)
-		must(t, err)
-		if chat.Kind != "group" || !slices.Equal(sorted(chat.Members), sorted(req.Members)) {
-			t.Fatalf("group chat = %+v", chat)
-		}
-		r2 := send(t, s, store.SendRequest{
-			ClientID: "g2",
-			Message:  store.Message{ID: store.NewID(store.PrefixMessage), ChatID: g, From: w.carol, FromDevice: w.c1, TS: ts(2), Body: body("hey")},
-			Kind:     "group",
-			Members:  req.Members,
-			Devices:  []string{w.a1, w.a2, w.b1, w.b2},
-		})
-		if r2.Message.Seq != 2 {
-			t.Fatalf("second group message seq %d", r2.Message.Seq)
-		}
-		for _, u := range []string{w.alice, w.bob, w.carol} {
-			sums, err := s.Chats(ctx, u)
-			must(t, err)
-			if len(sums) != 1 || sums[0].Chat.ID != g || sums[0].Last == nil || sums[0].Last.Seq != 2 {
-				t.Fatalf("Chats of member %s = %+v", u, sums)
-			}
-		}
-	})
-
 	t.Run("CanceledContext", func(t *testing.T) {
 		s, ctx := newStore(t), t.Context()
 		w := newWorld(t, s)
@@ -553,25 +514,6 @@ func testReceipts(t *testing.T, newStore func(t *testing.T) store.Store) {
 		// to each of her devices.
 		checkReceipts(t, "to alice", filter(ds, w.a1, w.a2), []string{w.a1, w.a2},
 			wantReceipt{w.chatAB, store.StatusDelivered, w.bob, []string{ma1.ID, ma2.ID}})
-	})
-
-	t.Run("DeliveredInGroup", func(t *testing.T) {
-		s := newStore(t)
-		w := newWorld(t, s)
-		g := store.NewID(store.PrefixGroup)
-		m := send(t, s, store.SendRequest{
-			ClientID: "g1",
-			Message:  store.Message{ID: store.NewID(store.PrefixMessage), ChatID: g, From: w.alice, FromDevice: w.a1, TS: ts(1), Body: body("all")},
-			Kind:     "group",
-			Members:  []string{w.alice, w.bob, w.carol},
-			Devices:  []string{w.b1, w.b2, w.c1, w.a2},
-		}).Message
-		// One receipt per reader: bob's two devices make one, carol another.
-		checkReceipts(t, "b1 acks", ack(t, s, w.b1, 1), []string{w.a1, w.a2},
-			wantReceipt{g, store.StatusDelivered, w.bob, []string{m.ID}})
-		checkReceipts(t, "b2 acks", ack(t, s, w.b2, 1), nil)
-		checkReceipts(t, "c1 acks", ack(t, s, w.c1, 1), []string{w.a1, w.a2},
-			wantReceipt{g, store.StatusDelivered, w.carol, []string{m.ID}})
 	})
 
 	t.Run("Read", func(t *testing.T) {

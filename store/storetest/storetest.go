@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Messages", func(t *testing.T) { testMessages(t, newStore) })
 	t.Run("Receipts", func(t *testing.T) { testReceipts(t, newStore) })
 	t.Run("Chats", func(t *testing.T) { testChats(t, newStore) })
+	t.Run("Groups", func(t *testing.T) { testGroups(t, newStore) })
 }
 
 // base is the suite's clock: whole milliseconds, UTC.

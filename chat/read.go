@@ -1,0 +1,163 @@
+package chat
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// members returns the members of a chat userID may act in, or forbidden /
+// not_found. Direct chats are known from their id alone, so a user may
+// type in one before its first message.
+func (s *Service) members(ctx context.Context, userID, chatID string) ([]string, error) {
+	if a, b, ok := store.DirectChatMembers(chatID); ok {
+		if userID != a && userID != b {
+			return nil, wire.Errorf(wire.CodeForbidden, "not a member of this chat")
+		}
+		if a == b {
+			return []string{a}, nil
+		}
+		return []string{a, b}, nil
+	}
+	if !isGroup(chatID) {
+		return nil, wire.Errorf(wire.CodeNotFound, "no such chat")
+	}
+	if _, err := s.member(ctx, chatID, userID); err != nil {
+		return nil, s.groupErr(err)
+	}
+	c, err := s.st.Chat(ctx, chatID)
+	if err != nil {
+		return nil, s.groupErr(err)
+	}
+	return c.Members, nil
+}
+
+// Ack removes the actor's device's inbox events up to cursor and routes the
+// delivered receipts it causes.
+func (s *Service) Ack(ctx context.Context, a Actor, cursor int64) (receipts int, err error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	ds, err := s.st.Ack(ctx, a.DeviceID, cursor)
+	if err != nil {
+		return 0, err
+	}
+	s.d.Dispatch(ctx, ds, nil)
+	return len(ds), nil
+}
+
+// Read marks chatID read up to seq for the actor's user and routes the read
+// receipts. A user who turned read receipts off sends none in direct
+// chats; in groups they always flow (WhatsApp's rule).
+func (s *Service) Read(ctx context.Context, a Actor, chatID string, seq int64) (receipts int, err error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if _, err := s.members(ctx, a.UserID, chatID); err != nil {
+		return 0, err
+	}
+	notify := true
+	if !isGroup(chatID) {
+		u, err := s.st.User(ctx, a.UserID)
+		if err != nil {
+			return 0, err
+		}
+		notify = !u.HideReadReceipts
+	}
+	ds, err := s.st.MarkRead(ctx, a.UserID, chatID, seq, s.now().UnixMilli(), notify)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, wire.Errorf(wire.CodeNotFound, "no such chat")
+		}
+		return 0, s.groupErr(err)
+	}
+	s.d.Dispatch(ctx, ds, nil)
+	return len(ds), nil
+}
+
+// Typing tells the other members of chatID that the actor is typing.
+func (s *Service) Typing(ctx context.Context, a Actor, chatID, state string) error {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	members, err := s.members(ctx, a.UserID, chatID)
+	if err != nil {
+		return err
+	}
+	if !isGroup(chatID) {
+		// Only into a chat that exists: a direct chat id names its
+		// members, but before its first message nobody asked to hear from
+		// the other.
+		if _, err := s.st.Chat(ctx, chatID); errors.Is(err, store.ErrNotFound) {
+			return wire.Errorf(wire.CodeNotFound, "no such chat")
+		} else if err != nil {
+			return err
+		}
+	}
+	others := make([]string, 0, len(members))
+	for _, u := range members {
+		if u != a.UserID {
+			others = append(others, u)
+		}
+	}
+	frame, err := marshal(wire.Typing{Type: wire.TypeTyping, ChatID: chatID, From: a.UserID, State: state})
+	if err != nil {
+		return err
+	}
+	s.d.Typing(ctx, others, frame)
+	return nil
+}
+
+// History returns a page of chatID's log, newest first, to a member: in a
+// group only from the entry that added the member.
+func (s *Service) History(ctx context.Context, a Actor, chatID string, before int64, limit int) (msgs []store.Message, nextBefore int64, err error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	var from int64 = 1
+	if isGroup(chatID) {
+		m, err := s.member(ctx, chatID, a.UserID)
+		if err != nil {
+			return nil, 0, s.groupErr(err)
+		}
+		from = max(m.JoinedSeq, 1)
+	} else if _, err := s.members(ctx, a.UserID, chatID); err != nil {
+		return nil, 0, err
+	}
+	if limit <= 0 {
+		limit = s.cfg.DefaultHistLimit
+	}
+	limit = min(limit, s.cfg.MaxHistoryLimit)
+	if before != 0 && before <= from {
+		return nil, 0, nil
+	}
+	msgs, err = s.st.History(ctx, chatID, before, limit)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, 0, err
+	}
+	full := len(msgs) == limit
+	for i, m := range msgs {
+		if m.Seq < from {
+			msgs, full = msgs[:i], false
+			break
+		}
+	}
+	if n := len(msgs); full && msgs[n-1].Seq > from {
+		nextBefore = msgs[n-1].Seq
+	}
+	return msgs, nextBefore, nil
+}
+
+// Chats lists the actor's chats.
+func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	return s.st.Chats(ctx, a.UserID)
+}
+
+// CheckMember answers nil if the actor may read chatID, else the error
+// every other call about that chat would answer.
+func (s *Service) CheckMember(ctx context.Context, a Actor, chatID string) error {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	_, err := s.members(ctx, a.UserID, chatID)
+	return err
+}

@@ -1,0 +1,182 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// SendInput is a message to store: the fields of a send frame.
+type SendInput struct {
+	ClientID string // the client's id of the message: its idempotency key
+	To       string // a user id (direct chat) or a group's chat id
+	Body     *wire.Body
+	ReplyTo  string
+}
+
+// Sent is a stored message. Duplicate says the client id was seen before
+// and Message is the first send's.
+type Sent struct {
+	Message   store.Message
+	Duplicate bool
+}
+
+// Send stores a message and routes it to every device of every recipient
+// and the sender's other devices. When it returns without error the message
+// is durable and published: the caller may answer sent.
+func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error) {
+	if in.Body == nil {
+		return Sent{}, wire.Errorf(wire.CodeBadRequest, "send needs a body")
+	}
+	if in.Body.Len() > s.cfg.MaxTextBytes {
+		return Sent{}, wire.Errorf(wire.CodeTooLarge, "message text over %d bytes", s.cfg.MaxTextBytes)
+	}
+	if in.Body.MediaID != "" {
+		// No media exists on this version: an id would reference nothing,
+		// and the message would promise its readers a file nobody can get.
+		return Sent{}, wire.Errorf(wire.CodeUnsupported, "media is not available on this server version")
+	}
+	if in.Body.Group != nil {
+		return Sent{}, wire.Errorf(wire.CodeBadRequest, "body.group is written by the server; use the /v1/groups API")
+	}
+	body, err := json.Marshal(in.Body)
+	if err != nil {
+		return Sent{}, err
+	}
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+
+	req := store.SendRequest{
+		ClientID: in.ClientID,
+		Message: store.Message{
+			ID:         store.NewID(store.PrefixMessage),
+			From:       a.UserID,
+			FromDevice: a.DeviceID,
+			TS:         s.now().UnixMilli(),
+			Body:       body,
+			ReplyTo:    in.ReplyTo,
+		},
+	}
+	switch {
+	case isGroup(in.To):
+		req.Message.ChatID = in.To
+		req.Kind = store.KindGroup
+		req.Check = func(g *store.Group) error { return maySend(g, a.UserID) }
+		// Refused early when plainly not a member, so that a non-member
+		// learns nothing from a reply_to probe; the store checks again in
+		// its atomic step.
+		if _, err := s.member(ctx, in.To, a.UserID); err != nil {
+			return Sent{}, s.groupErr(err)
+		}
+	case len(in.To) > 1 && in.To[:1] == store.PrefixUser:
+		if err := s.direct(ctx, a, in.To, &req); err != nil {
+			return Sent{}, err
+		}
+	default:
+		return Sent{}, wire.Errorf(wire.CodeNotFound, "no such user or group")
+	}
+	if in.ReplyTo != "" {
+		// A reply quotes a message of its own chat, or none: an id from
+		// elsewhere would show others a quote of what they cannot see.
+		if _, err := s.st.Message(ctx, req.Message.ChatID, in.ReplyTo); errors.Is(err, store.ErrNotFound) {
+			return Sent{}, wire.Errorf(wire.CodeNotFound, "reply_to: no message %s in this chat", in.ReplyTo)
+		} else if err != nil {
+			return Sent{}, err
+		}
+	}
+	res, err := s.st.Send(ctx, req)
+	if err != nil {
+		// Events it placed to complete another send are stored: route them.
+		s.d.Dispatch(ctx, res.Deliveries, nil)
+		if req.Kind == store.KindGroup {
+			return Sent{}, s.groupErr(err)
+		}
+		return Sent{}, err
+	}
+	m := &res.Message
+	if res.Duplicate && (m.ChatID != req.Message.ChatID || !bytes.Equal(m.Body, body) || m.ReplyTo != in.ReplyTo) {
+		// The id was the key of another message: answering that one's
+		// sent would tell the client this one is stored.
+		s.d.Dispatch(ctx, res.Deliveries, nil)
+		return Sent{}, wire.Errorf(wire.CodeConflict, "id %q was used for another message (recipient, body or reply differ); use a new id", in.ClientID)
+	}
+	// Routed before the answer: once the client has sent, it will not
+	// write the send again, so a node that died between the answer and the
+	// publish would leave a connected recipient waiting for its next event.
+	// The other way round, a node that dies before answering is asked
+	// again, and the duplicate pokes the targets (below).
+	s.d.Dispatch(ctx, res.Deliveries, nil)
+	if res.Duplicate {
+		// A resend usually means the first attempt's answer was lost, maybe
+		// with the node that stored it before it published: poke the
+		// targets so that their holders read the inbox.
+		s.d.Poke(ctx, s.targets(ctx, a, m.ChatID))
+	}
+	return Sent{Message: res.Message, Duplicate: res.Duplicate}, nil
+}
+
+// direct fills in a direct chat's members and target devices.
+func (s *Service) direct(ctx context.Context, a Actor, to string, req *store.SendRequest) error {
+	if _, err := s.st.User(ctx, to); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return wire.Errorf(wire.CodeNotFound, "no such user")
+		}
+		return err
+	}
+	members := []string{a.UserID, to}
+	if to == a.UserID {
+		members = members[:1]
+	}
+	targets, err := s.devicesOf(ctx, members, a.DeviceID)
+	if err != nil {
+		return err
+	}
+	req.Message.ChatID = store.DirectChatID(a.UserID, to)
+	req.Kind = store.KindDirect
+	req.Members = members
+	req.Devices = targets
+	return nil
+}
+
+// devicesOf lists the devices of users, but skip.
+func (s *Service) devicesOf(ctx context.Context, users []string, skip string) ([]string, error) {
+	var out []string
+	for _, uid := range users {
+		ds, err := s.st.UserDevices(ctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if d.ID != skip {
+				out = append(out, d.ID)
+			}
+		}
+	}
+	return out, nil
+}
+
+// targets lists the devices a message of chatID from a goes to; for a
+// poke, so errors leave it short.
+func (s *Service) targets(ctx context.Context, a Actor, chatID string) []string {
+	members, err := s.members(ctx, a.UserID, chatID)
+	if err != nil {
+		return nil
+	}
+	ds, err := s.devicesOf(ctx, members, a.DeviceID)
+	if err != nil {
+		s.log.Warn("listing devices to poke failed", "chat", chatID, "err", err)
+	}
+	return ds
+}
+
+// maySend is the group rule for sending, run in the store's atomic step.
+func maySend(g *store.Group, userID string) error {
+	if g.Settings.Send == store.AllowAdmins && !g.IsAdmin(userID) {
+		return wire.Errorf(wire.CodeForbidden, "only admins may send to this group")
+	}
+	return nil
+}

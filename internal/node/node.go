@@ -1,0 +1,141 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/push"
+	"github.com/tern-im/tern/routing"
+	"github.com/tern-im/tern/routing/inproc"
+	"github.com/tern-im/tern/routing/rabbitmq"
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/store/embedded"
+	"github.com/tern-im/tern/store/mongo"
+)
+
+// Store and router engines.
+const (
+	StoreEmbedded  = "embedded"
+	StoreMongo     = "mongo"
+	RouterInproc   = "inproc"
+	RouterRabbitMQ = "rabbitmq"
+)
+
+// Config says which engines a node runs on and how it is tuned.
+type Config struct {
+	Store   string // StoreEmbedded (default) or StoreMongo
+	DataDir string // embedded: where the database lives
+	// MongoDB: URI, database name and write concern ("" for the default).
+	MongoURI, MongoDB, MongoWriteConcern string
+	Router                               string // RouterInproc (default) or RouterRabbitMQ
+	AMQPURL                              string
+	// WrapRouter, if set, wraps the router (tests lose or reorder
+	// envelopes with it).
+	WrapRouter func(routing.Router) routing.Router
+
+	Server    server.Config
+	Auth      auth.Config
+	SMS       auth.Sender
+	Push      push.Notifier
+	MasterKey []byte           // seals the stored secrets; nil: none
+	Now       func() time.Time // the auth clock; nil: time.Now
+	Log       *slog.Logger
+	Version   string
+}
+
+// Node is a built node: its adapters and its server.
+type Node struct {
+	Store  store.Store
+	Router routing.Router
+	Auth   *auth.Service
+	Server *server.Server
+}
+
+// Build opens the engines and builds the node on them. On error everything
+// opened so far is closed again.
+func Build(ctx context.Context, c Config) (_ *Node, err error) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.SMS == nil || c.Push == nil {
+		return nil, errors.New("node: an SMS sender and a push notifier are required")
+	}
+	n := &Node{}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	// Adapters are assigned only once opened: a nil *embedded.Store in the
+	// interface would not be nil to Close.
+	switch c.Store {
+	case StoreMongo:
+		var st *mongo.Store
+		if st, err = mongo.Open(ctx, mongo.Config{URI: c.MongoURI, Database: c.MongoDB, WriteConcern: c.MongoWriteConcern, Log: c.Log}); err == nil {
+			n.Store = st
+		}
+	case StoreEmbedded, "":
+		var st *embedded.Store
+		if st, err = embedded.Open(ctx, c.DataDir, embedded.Options{Log: c.Log}); err == nil {
+			n.Store = st
+		}
+	default:
+		err = fmt.Errorf("node: unknown store %q", c.Store)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch c.Router {
+	case RouterRabbitMQ:
+		var r *rabbitmq.Router
+		if r, err = rabbitmq.New(ctx, rabbitmq.Config{URL: c.AMQPURL, NodeID: c.Server.NodeID, Log: c.Log}); err == nil {
+			n.Router = r
+		}
+	case RouterInproc, "":
+		n.Router = inproc.New()
+	default:
+		err = fmt.Errorf("node: unknown router %q", c.Router)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.WrapRouter != nil {
+		n.Router = c.WrapRouter(n.Router)
+	}
+	// The server closes revoked devices' sockets; auth learns of it
+	// through OnRevoke, set before the server exists.
+	n.Auth, err = auth.New(ctx, n.Store, c.SMS, c.Auth, auth.Options{Log: c.Log, MasterKey: c.MasterKey, Now: c.Now,
+		OnRevoke: func(userID, deviceID string) {
+			if n.Server != nil {
+				n.Server.DeviceRevoked(userID, deviceID)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: c.Push, Auth: n.Auth,
+		Log: c.Log, Version: c.Version, Now: c.Now})
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Close releases the router and the store (after the server stopped).
+func (n *Node) Close() error {
+	var errs []error
+	if n.Router != nil {
+		errs = append(errs, n.Router.Close())
+	}
+	if n.Store != nil {
+		if err := n.Store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
