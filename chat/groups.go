@@ -33,6 +33,10 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, in NewGroup) (g stor
 	if in.Name == "" {
 		return store.Group{}, nil, wire.Errorf(wire.CodeBadRequest, "a group needs a name")
 	}
+	if len(in.Members) >= s.cfg.MaxGroupSize+1 {
+		// Refused before looking anyone up: a long list costs reads.
+		return store.Group{}, nil, wire.Errorf(wire.CodeTooLarge, "a group holds at most %d members", s.cfg.MaxGroupSize)
+	}
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	members, err := s.newMembers(ctx, in.Members, nil, a.UserID)
@@ -62,6 +66,8 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, in NewGroup) (g stor
 	}
 	res, err := s.st.WriteGroup(ctx, store.GroupWrite{Create: &g, Message: msg})
 	if err != nil {
+		// Events it placed to complete another write are stored: route them.
+		s.d.Dispatch(ctx, res.Deliveries, nil)
 		return store.Group{}, nil, s.groupErr(err)
 	}
 	s.d.Dispatch(ctx, res.Deliveries, &res.Group)
@@ -107,6 +113,11 @@ func (s *Service) UpdateGroup(ctx context.Context, a Actor, chatID string, p Gro
 		g, err = s.change(ctx, a, chatID, wire.ChangeInfoChanged, nil, func(g *store.Group) error {
 			if g.Settings.EditInfo == store.AllowAdmins && !g.IsAdmin(a.UserID) {
 				return wire.Errorf(wire.CodeForbidden, "only admins may edit this group's info")
+			}
+			if (p.EditInfo != nil || p.Send != nil) && !g.IsAdmin(a.UserID) {
+				// Refused whole: the settings part would be, and half a
+				// patch stored under a forbidden answer misleads the client.
+				return wire.Errorf(wire.CodeForbidden, "only admins may change settings")
 			}
 			if p.Name != nil {
 				g.Name = *p.Name
@@ -266,6 +277,10 @@ func (s *Service) change(ctx context.Context, a Actor, chatID, change string, id
 		return store.Group{}, err
 	}
 	res, err := s.st.WriteGroup(ctx, store.GroupWrite{Apply: apply, Message: msg})
+	if err != nil {
+		// Events it placed to complete another write are stored: route them.
+		s.d.Dispatch(ctx, res.Deliveries, nil)
+	}
 	if errors.Is(err, errNoChange) {
 		g, err := s.st.Group(ctx, chatID)
 		return g, s.groupErr(err)

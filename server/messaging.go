@@ -109,7 +109,13 @@ func (s *Server) publish(ctx context.Context, ds []store.Delivery, g *store.Grou
 			if !ok {
 				switch typ {
 				case wire.TypeGroup:
-					tail = groupTail(ev.Message, g)
+					gr := g
+					if gr == nil || gr.ChatID != ev.Message.ChatID {
+						// Completed for another write: show the group as
+						// it is now rather than none.
+						gr = s.currentGroup(ctx, ev.Message.ChatID)
+					}
+					tail = groupTail(ev.Message, gr)
 				case wire.TypeMessage:
 					tail = messageTail(ev.Message)
 				default:
@@ -394,4 +400,16 @@ func (s *Server) checkInboxes(ctx context.Context, budget time.Duration) {
 			}
 		}
 	}
+}
+
+// currentGroup reads a group to render its events; nil if it cannot.
+func (s *Server) currentGroup(ctx context.Context, chatID string) *store.Group {
+	g, err := s.st.Group(ctx, chatID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("reading a group for its event failed", "chat", chatID, "err", err)
+		}
+		return nil
+	}
+	return &g
 }

@@ -642,8 +642,12 @@ func (ss *session) close(code int, reason string) {
 // closeConn sends the close frame and closes the socket, once the session
 // is marked closed.
 func (ss *session) closeConn(code int, reason string) {
+	// The close code is how a client tells "replaced" or "revoked" from a
+	// network cut (after which it reconnects): on a loaded node a second
+	// was too short to get it out, and a replaced client reconnected and
+	// replaced its successor in turn. It waits at most the write timeout.
 	_ = ss.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
-		time.Now().Add(time.Second))
+		time.Now().Add(ss.srv.cfg.WriteTimeout))
 	_ = ss.conn.Close()
 }
 
