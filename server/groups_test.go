@@ -233,10 +233,10 @@ func TestGroupAdminRules(t *testing.T) {
 			wantErrCode(t, c.what, c.do(), wire.CodeForbidden)
 		}
 		// A patch of info and settings by a member is refused whole: carol's
-	// next group event (below) is bob's rename, not this one.
-	_, err := b.UpdateGroup(ctx, g.chatID, wire.GroupPatch{Name: ptr("Half"), Settings: &wire.GroupSettingsPatch{Send: ptr("admins")}})
-	wantErrCode(t, "info and settings as member", err, wire.CodeForbidden)
-	// edit_info "all": a member renames it; "admins": it may not.
+		// next group event (below) is bob's rename, not this one.
+		_, err := b.UpdateGroup(ctx, g.chatID, wire.GroupPatch{Name: ptr("Half"), Settings: &wire.GroupSettingsPatch{Send: ptr("admins")}})
+		wantErrCode(t, "info and settings as member", err, wire.CodeForbidden)
+		// edit_info "all": a member renames it; "admins": it may not.
 		if _, err := b.UpdateGroup(ctx, g.chatID, wire.GroupPatch{Name: ptr("Hikers")}); err != nil {
 			t.Fatal(err)
 		}
