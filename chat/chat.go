@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -147,5 +146,3 @@ func Error(err error) *wire.Error {
 
 // isGroup reports whether id names a group chat.
 func isGroup(id string) bool { return len(id) > 1 && id[:1] == store.PrefixGroup }
-
-func marshal(v any) ([]byte, error) { return json.Marshal(v) }

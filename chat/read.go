@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/tern-im/tern/store"
@@ -99,7 +100,7 @@ func (s *Service) Typing(ctx context.Context, a Actor, chatID, state string) err
 			others = append(others, u)
 		}
 	}
-	frame, err := marshal(wire.Typing{Type: wire.TypeTyping, ChatID: chatID, From: a.UserID, State: state})
+	frame, err := json.Marshal(wire.Typing{Type: wire.TypeTyping, ChatID: chatID, From: a.UserID, State: state})
 	if err != nil {
 		return err
 	}

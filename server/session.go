@@ -666,11 +666,7 @@ func (s *Server) renderEvents(ctx context.Context, evs []store.Event) [][]byte {
 		if ev.Kind == store.EventGroup && ev.Message != nil {
 			var ok bool
 			if g, ok = groups[ev.Message.ChatID]; !ok {
-				if gr, err := s.st.Group(ctx, ev.Message.ChatID); err == nil {
-					g = &gr
-				} else if !errors.Is(err, store.ErrNotFound) {
-					s.log.Warn("reading a group for its event failed", "chat", ev.Message.ChatID, "err", err)
-				}
+				g = s.currentGroup(ctx, ev.Message.ChatID)
 				if groups == nil {
 					groups = make(map[string]*store.Group)
 				}

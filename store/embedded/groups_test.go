@@ -447,7 +447,7 @@ const (
 // index records.
 func TestGroupMessageStoreCost(t *testing.T) {
 	if testing.Short() {
-		t.Skip("creates 1024 users and 2048 devices")
+		t.Skip("-short: this test creates 1024 users and 2048 devices")
 	}
 	s := openTest(t)
 	ctx := t.Context()
