@@ -23,6 +23,9 @@ type SendInput struct {
 type Sent struct {
 	Message   store.Message
 	Duplicate bool
+	// SenderCursor is store.SendResult.SenderCursor: a cursor of the
+	// sending device's inbox with nothing for it.
+	SenderCursor int64
 }
 
 // Send stores a message and routes it to every device of every recipient
@@ -116,7 +119,7 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 		// targets so that their holders read the inbox.
 		s.d.Poke(ctx, s.targets(ctx, a, m.ChatID))
 	}
-	return Sent{Message: res.Message, Duplicate: res.Duplicate}, nil
+	return Sent{Message: res.Message, Duplicate: res.Duplicate, SenderCursor: res.SenderCursor}, nil
 }
 
 // direct fills in a direct chat's members and target devices.

@@ -63,3 +63,12 @@ func (c *Client) SetAdmin(ctx context.Context, chatID, userID string, admin bool
 	err := c.doAuth(ctx, method, groupPath(chatID, "admins", userID), nil, &out)
 	return out, err
 }
+
+// MessageReceipts returns, to the author of message msgID in chatID, when
+// each of its readers got it and read it (nil times: not yet).
+func (c *Client) MessageReceipts(ctx context.Context, chatID, msgID string) (wire.ReceiptsResponse, error) {
+	var out wire.ReceiptsResponse
+	err := c.doAuth(ctx, http.MethodGet,
+		"/v1/chats/"+url.PathEscape(chatID)+"/messages/"+url.PathEscape(msgID)+"/receipts", nil, &out)
+	return out, err
+}

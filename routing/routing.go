@@ -27,13 +27,18 @@ const (
 	// KindPoke tells the holder to re-read the device's inbox: an event was
 	// stored but its own envelope may never have been published.
 	KindPoke = 6
+	// KindUsers carries an ephemeral frame (typing, presence) for every
+	// device of Users. It is broadcast (Broadcaster): one publish reaches
+	// every node, which hands Frame to its own devices of those users.
+	KindUsers = 7
 )
 
 // Envelope is what travels between nodes for one device.
 type Envelope struct {
 	Kind   uint8
 	Cursor int64
-	Frame  []byte // a complete server frame, ready to write to the socket
+	Frame  []byte   // a complete server frame, ready to write to the socket
+	Users  []string // KindUsers: whose devices get Frame
 }
 
 // Handler receives what is published to a device this node holds.
@@ -56,6 +61,20 @@ type Router interface {
 	Publish(ctx context.Context, deviceID string, env Envelope) error
 	// Close releases the router; it is safe to call once.
 	Close() error
+}
+
+// Broadcaster is a Router that reaches every node of the cluster with one
+// publish. A frame for many users (a group's typing) then costs one publish
+// in all instead of one per device, and no lookup of anyone's devices.
+type Broadcaster interface {
+	// Broadcast hands env to the broadcast handler of every node, this one
+	// included. It is best effort, like any ephemeral frame: a node that is
+	// unreachable just misses it.
+	Broadcast(ctx context.Context, env Envelope) error
+	// OnBroadcast sets the function broadcasts are handed to at this node;
+	// it must not block. Set it before anything is broadcast: until then
+	// broadcasts that arrive are dropped.
+	OnBroadcast(fn func(env Envelope))
 }
 
 // Target is one envelope for one device.

@@ -13,7 +13,7 @@ func TestAttachKeepsTheLastAdmittedSocket(t *testing.T) {
 	first := &session{deviceID: "d1", seq: 1}
 	second := &session{deviceID: "d1", seq: 2}
 
-	s := &Server{sessions: map[string]*session{}}
+	s := &Server{sessions: map[string]*session{}, byUser: map[string][]*session{}}
 	if old, refuse, _ := s.attach(first); old != nil || refuse != 0 {
 		t.Fatalf("first attach: old %v refuse %d", old, refuse)
 	}
@@ -21,7 +21,7 @@ func TestAttachKeepsTheLastAdmittedSocket(t *testing.T) {
 		t.Fatalf("second attach in order: old %v refuse %d, want the first replaced", old, refuse)
 	}
 
-	s = &Server{sessions: map[string]*session{}}
+	s = &Server{sessions: map[string]*session{}, byUser: map[string][]*session{}}
 	s.attach(second)
 	if old, refuse, _ := s.attach(first); old != nil || refuse != wire.CloseReplaced {
 		t.Fatalf("first socket attaching late: old %v refuse %d, want it refused with %d", old, refuse, wire.CloseReplaced)

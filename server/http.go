@@ -57,6 +57,7 @@ func (s *Server) routes() http.Handler {
 	handle("PUT /v1/devices/current/push", s.authed(s.handlePush))
 	handle("GET /v1/chats", s.authed(s.handleChats))
 	handle("GET /v1/chats/{chat_id}/messages", s.authed(s.handleHistory))
+	handle("GET /v1/chats/{chat_id}/messages/{msg_id}/receipts", s.authed(s.handleMessageReceipts))
 	handle("POST /v1/groups", s.authed(s.handleCreateGroup))
 	handle("GET /v1/groups/{chat_id}", s.authed(s.handleGroup))
 	handle("PATCH /v1/groups/{chat_id}", s.authed(s.handlePatchGroup))

@@ -26,6 +26,7 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 	} else {
 		s.metrics.messagesSent.Inc()
 	}
+	ss.skipOwn(res.SenderCursor)
 	ss.queue(sentFrame(f.ID, &res.Message))
 	s.metrics.sendSeconds.Observe(time.Since(t0).Seconds())
 	return nil
@@ -55,8 +56,17 @@ func (d dispatcher) Poke(ctx context.Context, devices []string) {
 	}
 }
 
-// Typing publishes one frame per device of users, as one batch.
+// Typing hands frame to every device of users: one broadcast to all nodes
+// when the router can (each node looks up its own sessions of users), one
+// publish per device, as one batch, otherwise.
 func (d dispatcher) Typing(ctx context.Context, users []string, frame []byte) {
+	if b, ok := d.s.router.(routing.Broadcaster); ok {
+		// Ephemeral: a node that misses it just shows no typing.
+		if err := b.Broadcast(ctx, routing.Envelope{Kind: routing.KindUsers, Frame: frame, Users: users}); err != nil {
+			d.s.log.Debug("typing: broadcast failed", "err", err)
+		}
+		return
+	}
 	var targets []routing.Target
 	for _, uid := range users {
 		ds, err := d.s.st.UserDevices(ctx, uid)

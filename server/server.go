@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,9 +180,10 @@ type Server struct {
 	lookupsByUser, lookupsByIP *quota
 	draining                   atomic.Bool
 	mu                         sync.Mutex
-	sessions                   map[string]*session // by device id, this node only
-	admitted                   uint64              // sockets admitted so far (under mu): their order
-	wg                         sync.WaitGroup      // running sessions
+	sessions                   map[string]*session   // by device id, this node only
+	byUser                     map[string][]*session // the same sessions, by user id
+	admitted                   uint64                // sockets admitted so far (under mu): their order
+	wg                         sync.WaitGroup        // running sessions
 }
 
 // New builds a node. Call Run to serve, or use Handler with your own
@@ -214,6 +216,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]*session),
+		byUser:   make(map[string][]*session),
+	}
+	if b, ok := d.Router.(routing.Broadcaster); ok {
+		b.OnBroadcast(s.deliverToUsers)
 	}
 	s.chat = chat.New(d.Store, dispatcher{s}, chat.Config{
 		MaxTextBytes:    s.cfg.MaxTextBytes,
@@ -353,6 +359,10 @@ func (s *Server) attach(ss *session) (old *session, refuse int, why string) {
 		return nil, wire.CloseReplaced, "device connected again"
 	}
 	s.sessions[ss.deviceID] = ss
+	if old != nil {
+		s.dropUserLocked(old)
+	}
+	s.byUser[ss.userID] = append(s.byUser[ss.userID], ss)
 	return old, 0, ""
 }
 
@@ -360,8 +370,43 @@ func (s *Server) detach(ss *session) {
 	s.mu.Lock()
 	if s.sessions[ss.deviceID] == ss {
 		delete(s.sessions, ss.deviceID)
+		s.dropUserLocked(ss)
 	}
 	s.mu.Unlock()
+}
+
+// dropUserLocked removes ss from byUser.
+func (s *Server) dropUserLocked(ss *session) {
+	list := s.byUser[ss.userID]
+	for i, x := range list {
+		if x == ss {
+			list = slices.Delete(list, i, i+1)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.byUser, ss.userID)
+	} else {
+		s.byUser[ss.userID] = list
+	}
+}
+
+// deliverToUsers hands a broadcast frame (routing.KindUsers) to this
+// node's sessions of its users: a group's typing costs the sender's node
+// one publish, and each node one lookup per user, however many devices.
+func (s *Server) deliverToUsers(env routing.Envelope) {
+	if env.Kind != routing.KindUsers || len(env.Frame) == 0 {
+		return
+	}
+	var to []*session
+	s.mu.Lock()
+	for _, u := range env.Users {
+		to = append(to, s.byUser[u]...)
+	}
+	s.mu.Unlock()
+	for _, ss := range to {
+		ss.Deliver(routing.Envelope{Kind: routing.KindFrame, Frame: env.Frame})
+	}
 }
 
 func (s *Server) online(deviceID string) bool {

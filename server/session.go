@@ -50,11 +50,16 @@ type session struct {
 	// lastAcked is the highest cursor the device acked (or that was gone
 	// from the inbox when the session started); -1 before the first read.
 	lastAcked int64
-	ackWant   int64 // highest ack received, applied by ackLoop
-	acking    bool  // an ackLoop is running
-	pumping   bool  // an inbox read is running
-	repump    bool  // something arrived during the read: read again
-	behind    bool  // the window was full when events arrived
+	// inflight holds the cursors queued to the socket and not acked yet, in
+	// order: the window counts events, not cursors, because an inbox a
+	// device shares with its user's other devices has cursors that are
+	// not for it (its own messages).
+	inflight []int64
+	ackWant  int64 // highest ack received, applied by ackLoop
+	acking   bool  // an ackLoop is running
+	pumping  bool  // an inbox read is running
+	repump   bool  // something arrived during the read: read again
+	behind   bool  // the window was full when events arrived
 	// lastEventAt is when the last inbox event was queued, so that the
 	// inbox check leaves sessions alone whose events are flowing.
 	lastEventAt time.Time
@@ -365,12 +370,11 @@ func (ss *session) Deliver(env routing.Envelope) {
 			ss.repump = true
 		case env.Cursor <= ss.lastSent:
 			// Already sent (replayed from the inbox): drop the duplicate.
-		case ss.lastSent-ss.lastAcked >= int64(ss.srv.cfg.Window):
+		case len(ss.inflight) >= ss.srv.cfg.Window:
 			ss.behind = true
 		case env.Cursor == ss.lastSent+1:
 			if ss.queueLocked(env.Frame) {
-				ss.lastSent = env.Cursor
-				ss.lastEventAt = time.Now()
+				ss.sentLocked(env.Cursor)
 			}
 		default:
 			// A gap: an earlier event is still on its way or was lost.
@@ -432,10 +436,7 @@ func (ss *session) pump() {
 		}
 		ss.repump = false
 		after := ss.lastSent
-		room := window
-		if ss.lastAcked >= 0 {
-			room = window - (ss.lastSent - ss.lastAcked)
-		}
+		room := window - int64(len(ss.inflight))
 		if room <= 0 {
 			ss.behind = true
 			ss.pumping = false
@@ -473,14 +474,14 @@ func (ss *session) pump() {
 			if !ss.queueLocked(frames[i]) {
 				break // closed: nothing after it may be written either
 			}
-			ss.lastSent = evs[i].Cursor
-			ss.lastEventAt = time.Now()
+			ss.sentLocked(evs[i].Cursor)
 		}
 		exhausted := len(evs) < limit
 		if exhausted && head > ss.lastSent {
-			// Everything up to head is gone from the inbox: acked.
+			// Nothing up to head is left for this device: acked, or never
+			// for it (its own messages in its user's inbox). Its acks of
+			// what is in flight still count.
 			ss.lastSent = head
-			ss.lastAcked = max(ss.lastAcked, head)
 		}
 		if !exhausted || ss.repump {
 			ss.mu.Unlock()
@@ -490,6 +491,29 @@ func (ss *session) pump() {
 		ss.mu.Unlock()
 		return
 	}
+}
+
+// sentLocked records that the event at cursor was queued to the socket.
+func (ss *session) sentLocked(cursor int64) {
+	ss.lastSent = cursor
+	ss.inflight = append(ss.inflight, cursor)
+	ss.lastEventAt = time.Now()
+}
+
+// skipOwn counts cursor, the entry of the device's own message in an inbox
+// it shares with its user's other devices (store.SendResult.SenderCursor),
+// as sent when it is the next one, so that the event after it does not
+// look like a gap that needs an inbox read. It is not in flight: nothing
+// is written for it.
+func (ss *session) skipOwn(cursor int64) {
+	if cursor == 0 {
+		return
+	}
+	ss.mu.Lock()
+	if !ss.pumping && cursor == ss.lastSent+1 {
+		ss.lastSent = cursor
+	}
+	ss.mu.Unlock()
 }
 
 // handleAck records an ack and lets the ack worker apply it, so the read
@@ -548,10 +572,18 @@ func (ss *session) ackLoop() {
 			ss.close(websocketGoingAway, "store unavailable, reconnect")
 			return
 		}
-		ss.srv.metrics.eventsAcked.Add(float64(cursor - prev))
 		ss.srv.metrics.receipts.WithLabelValues(store.StatusDelivered).Add(float64(len(deliveries)))
 		ss.mu.Lock()
 		ss.lastAcked = max(ss.lastAcked, cursor)
+		n := 0
+		for n < len(ss.inflight) && ss.inflight[n] <= ss.lastAcked {
+			n++
+		}
+		ss.srv.metrics.eventsAcked.Add(float64(n))
+		ss.inflight = ss.inflight[n:]
+		if len(ss.inflight) == 0 && cap(ss.inflight) > 64 {
+			ss.inflight = nil // let a burst's array go
+		}
 		if ss.behind {
 			ss.behind = false
 			ss.startPumpLocked()

@@ -185,6 +185,12 @@ type SendResult struct {
 	Message    Message
 	Duplicate  bool
 	Deliveries []Delivery
+	// SenderCursor, if not 0, is a cursor of the sending device's inbox
+	// that holds nothing for it: an adapter that keeps one inbox per user
+	// gives the sender's own message a cursor there, which every device of
+	// the user but the sending one reads. Its session can count the cursor
+	// as sent, and need not read its inbox to find it empty.
+	SenderCursor int64
 }
 
 // ChatSummary is a chat as one member sees it in the chat list.
@@ -261,6 +267,20 @@ type Messages interface {
 	// History returns up to limit messages with seq < before (before 0: the
 	// newest), newest first.
 	History(ctx context.Context, chatID string, before int64, limit int) ([]Message, error)
+	// MessageMarks returns, for each of userIDs in order, when its
+	// delivered and read marks in chatID first reached seq (0: not yet):
+	// the "message info" of the message at seq. A delivered mark moves when
+	// a device of the user acks a message of another; a read mark when
+	// MarkRead moves it with notify (a hidden read is never recorded).
+	MessageMarks(ctx context.Context, chatID string, seq int64, userIDs []string) ([]Marks, error)
+}
+
+// Marks is when one reader's delivered and read marks in a chat first
+// reached a message, in unix milliseconds; 0 means not yet.
+type Marks struct {
+	UserID      string
+	DeliveredTS int64
+	ReadTS      int64
 }
 
 // Secrets keeps server-wide secrets (the token signing key) so that every

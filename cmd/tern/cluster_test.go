@@ -224,8 +224,8 @@ type screen struct {
 	mu       sync.Mutex
 	msgs     map[string]wire.ServerFrame
 	arrived  map[string]time.Time
-	lastSeq  map[string]int64 // by chat
-	receipts map[string]map[string]string
+	lastSeq  map[string]int64                      // by chat
+	receipts map[string]map[string]map[string]bool // status -> msg id -> by
 	problems []string
 	// redeliveries, when set, counts a message shown again instead of
 	// calling it a problem: where nodes die, the server may repeat what
@@ -236,7 +236,7 @@ type screen struct {
 func watch(c *client.Client, redeliveries *atomic.Int64) *screen {
 	s := &screen{msgs: map[string]wire.ServerFrame{}, arrived: map[string]time.Time{}, redeliveries: redeliveries,
 		lastSeq:  map[string]int64{},
-		receipts: map[string]map[string]string{wire.StatusDelivered: {}, wire.StatusRead: {}}}
+		receipts: map[string]map[string]map[string]bool{wire.StatusDelivered: {}, wire.StatusRead: {}}}
 	go func() {
 		// Ends when the client closes, at the end of the test.
 		for f := range c.Events() {
@@ -272,7 +272,10 @@ func (s *screen) record(f wire.ServerFrame) {
 			return
 		}
 		for _, id := range f.MsgIDs {
-			m[id] = f.By
+			if m[id] == nil {
+				m[id] = map[string]bool{}
+			}
+			m[id][f.By] = true
 		}
 	case wire.TypeError:
 		s.problems = append(s.problems, fmt.Sprintf("error frame %s: %s", f.Code, f.Message))
@@ -299,7 +302,7 @@ func (s *screen) missingReceipts(status, by string, ids map[string]wire.Sent) []
 	defer s.mu.Unlock()
 	var out []string
 	for id := range ids {
-		if s.receipts[status][id] != by {
+		if !s.receipts[status][id][by] {
 			out = append(out, id)
 		}
 	}
@@ -327,9 +330,13 @@ func (s *screen) troubles() []string {
 // flow is one device sending n messages to a user, one after another (each
 // waits for its sent answer), and the devices that must receive them.
 type flow struct {
-	from  *device
-	to    *device   // the addressee, one of its devices
-	recv  []*device // every device that must show the messages
+	from *device
+	to   *device   // the addressee, one of its devices
+	recv []*device // every device that must show the messages
+	// chat, if set, is the group the messages go to (recv: its members'
+	// devices), whose log starts with base entries of group changes.
+	chat  string
+	base  int64
 	n     int
 	mu    sync.Mutex
 	sent  map[string]wire.Sent // by msg_id
@@ -340,6 +347,22 @@ type flow struct {
 func newFlow(from, to *device, n int, alsoTo ...*device) *flow {
 	return &flow{from: from, to: to, recv: append([]*device{to}, alsoTo...), n: n,
 		sent: map[string]wire.Sent{}, texts: map[string]string{}, at: map[string]time.Time{}}
+}
+
+// newGroupFlow is from sending to the group chat, whose members' devices
+// are recv; the group was just created (one entry).
+func newGroupFlow(from *device, chat string, recv ...*device) *flow {
+	f := newFlow(from, recv[0], 0, recv[1:]...)
+	f.chat, f.base = chat, 1
+	return f
+}
+
+// target is what the flow's sends go to.
+func (f *flow) target() string {
+	if f.chat != "" {
+		return f.chat
+	}
+	return f.to.user()
 }
 
 func (f *flow) answered() map[string]wire.Sent {
@@ -359,7 +382,7 @@ func runFlows(ctx context.Context, flows []*flow, pause time.Duration, progress 
 			defer wg.Done()
 			for i := range f.n {
 				text := fmt.Sprintf("%s->%s #%d", f.from.name, f.to.name, i)
-				s, err := f.from.c.Send(ctx, f.to.user(), wire.Body{Text: text})
+				s, err := f.from.c.Send(ctx, f.target(), wire.Body{Text: text})
 				if err != nil {
 					errs <- fmt.Errorf("%s: send %d: %w", f.from.name, i, err)
 					return
@@ -421,7 +444,7 @@ func runFlowsUntil(ctx context.Context, flows []*flow, pause time.Duration, stop
 				i := f.n
 				f.mu.Unlock()
 				text := fmt.Sprintf("%s->%s #%d", f.from.name, f.to.name, i)
-				s, err := f.from.c.Send(ctx, f.to.user(), wire.Body{Text: text})
+				s, err := f.from.c.Send(ctx, f.target(), wire.Body{Text: text})
 				if err != nil {
 					fail(fmt.Errorf("%s: send %d: %w", f.from.name, i, err))
 					return
@@ -513,15 +536,17 @@ func checkDelivered(t *testing.T, flows []*flow) {
 func checkChats(t *testing.T, flows []*flow) {
 	t.Helper()
 	seqs := map[string][]int64{}
+	base := map[string]int64{}
 	for _, f := range flows {
 		for _, s := range f.answered() {
 			seqs[s.ChatID] = append(seqs[s.ChatID], s.Seq)
+			base[s.ChatID] = f.base
 		}
 	}
 	for chat, ss := range seqs {
 		slices.Sort(ss)
 		for i, s := range ss {
-			if s != int64(i+1) {
+			if s != base[chat]+int64(i+1) {
 				t.Fatalf("chat %s: seqs %v are not 1..%d", chat, ss, len(ss))
 			}
 		}
@@ -537,9 +562,18 @@ func checkReceipts(t *testing.T, status string, flows []*flow) {
 		n := 0
 		what = ""
 		for _, f := range flows {
-			if k := len(f.from.scr.missingReceipts(status, f.to.user(), f.answered())); k > 0 {
-				n += k
-				what += fmt.Sprintf("; %s has no %s receipt from %s for %d of %d messages", f.from.name, status, f.to.name, k, f.n)
+			readers := []*device{f.to}
+			if f.chat != "" {
+				readers = f.recv // every member's: one receipt per member
+			}
+			for _, r := range readers {
+				if r.user() == f.from.user() {
+					continue
+				}
+				if k := len(f.from.scr.missingReceipts(status, r.user(), f.answered())); k > 0 {
+					n += k
+					what += fmt.Sprintf("; %s has no %s receipt from %s for %d of %d messages", f.from.name, status, r.name, k, f.n)
+				}
 			}
 		}
 		return n

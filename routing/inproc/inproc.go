@@ -13,9 +13,10 @@ var ErrClosed = errors.New("routing/inproc: router closed")
 
 // Router routes within one process.
 type Router struct {
-	mu       sync.RWMutex
-	closed   bool
-	handlers map[string]*slot
+	mu          sync.RWMutex
+	closed      bool
+	handlers    map[string]*slot
+	onBroadcast func(routing.Envelope)
 }
 
 // slot identifies one Attach, so that a late detach of a replaced handler
@@ -60,6 +61,27 @@ func (r *Router) Publish(_ context.Context, deviceID string, env routing.Envelop
 	}
 	s.h.Deliver(env)
 	return nil
+}
+
+// Broadcast implements routing.Broadcaster: this process is every node.
+func (r *Router) Broadcast(_ context.Context, env routing.Envelope) error {
+	r.mu.RLock()
+	fn, closed := r.onBroadcast, r.closed
+	r.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if fn != nil {
+		fn(env)
+	}
+	return nil
+}
+
+// OnBroadcast implements routing.Broadcaster.
+func (r *Router) OnBroadcast(fn func(routing.Envelope)) {
+	r.mu.Lock()
+	r.onBroadcast = fn
+	r.mu.Unlock()
 }
 
 // Close implements routing.Router.

@@ -11,12 +11,27 @@ import (
 var errBadBody = errors.New("rabbitmq: malformed envelope body")
 
 // encode lays an envelope out as its kind byte, its cursor as a signed
-// varint and its frame. JSON would cost a copy of the frame with escaping
-// for every envelope; this costs one allocation.
+// varint, for KindUsers its users (a uvarint count, then each as a uvarint
+// length and its bytes), and its frame. JSON would cost a copy of the frame
+// with escaping for every envelope; this costs one allocation.
 func encode(env routing.Envelope) []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(env.Frame))
+	n := 1 + binary.MaxVarintLen64 + len(env.Frame)
+	if env.Kind == routing.KindUsers {
+		n += binary.MaxVarintLen64
+		for _, u := range env.Users {
+			n += binary.MaxVarintLen64 + len(u)
+		}
+	}
+	b := make([]byte, 0, n)
 	b = append(b, env.Kind)
 	b = binary.AppendVarint(b, env.Cursor)
+	if env.Kind == routing.KindUsers {
+		b = binary.AppendUvarint(b, uint64(len(env.Users)))
+		for _, u := range env.Users {
+			b = binary.AppendUvarint(b, uint64(len(u)))
+			b = append(b, u...)
+		}
+	}
 	return append(b, env.Frame...)
 }
 
@@ -30,7 +45,26 @@ func decode(b []byte) (routing.Envelope, error) {
 		return routing.Envelope{}, errBadBody
 	}
 	env := routing.Envelope{Kind: b[0], Cursor: cursor}
-	if rest := b[1+n:]; len(rest) > 0 {
+	rest := b[1+n:]
+	if env.Kind == routing.KindUsers {
+		count, n := binary.Uvarint(rest)
+		// Each user takes at least one byte: a count beyond what is left
+		// is a lie, not a reason to allocate.
+		if n <= 0 || count > uint64(len(rest)) {
+			return routing.Envelope{}, errBadBody
+		}
+		rest = rest[n:]
+		env.Users = make([]string, 0, count)
+		for range count {
+			l, n := binary.Uvarint(rest)
+			if n <= 0 || l > uint64(len(rest)-n) {
+				return routing.Envelope{}, errBadBody
+			}
+			env.Users = append(env.Users, string(rest[n:n+int(l)]))
+			rest = rest[n+int(l):]
+		}
+	}
+	if len(rest) > 0 {
 		env.Frame = rest
 	}
 	return env, nil

@@ -174,6 +174,9 @@ func (r *Router) open(conn *amqp.Connection) (*link, error) {
 	if _, err := ctl.QueueDeclare(queue, false, true, true, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
 		return nil, fmt.Errorf("declare queue %s: %w", queue, err)
 	}
+	if err := ctl.QueueBind(queue, broadcastKey, r.cfg.Exchange, false, nil); err != nil {
+		return nil, fmt.Errorf("bind %s for broadcasts: %w", queue, err)
+	}
 	if err := ctl.Qos(prefetch, 0, false); err != nil {
 		return nil, fmt.Errorf("set prefetch: %w", err)
 	}

@@ -43,6 +43,25 @@ type Router struct {
 	closed  bool
 	link    *link // nil while disconnected
 	devices map[string]*device
+	// onBroadcast receives what is published to broadcastKey.
+	onBroadcast func(routing.Envelope)
+}
+
+// broadcastKey is the routing key every node's queue is bound to, besides
+// its devices': a publish to it reaches all nodes. A device id has no dot.
+const broadcastKey = ".all"
+
+// Broadcast implements routing.Broadcaster: one publish, to every node's
+// queue. It returns when the broker confirmed it.
+func (r *Router) Broadcast(ctx context.Context, env routing.Envelope) error {
+	return r.Publish(ctx, broadcastKey, env)
+}
+
+// OnBroadcast implements routing.Broadcaster.
+func (r *Router) OnBroadcast(fn func(routing.Envelope)) {
+	r.mu.Lock()
+	r.onBroadcast = fn
+	r.mu.Unlock()
 }
 
 // device is what this node knows of one device id.
@@ -379,6 +398,15 @@ func (r *Router) Close() error {
 
 // deliver hands an envelope from the queue to the device's handler.
 func (r *Router) deliver(deviceID string, env routing.Envelope) {
+	if deviceID == broadcastKey {
+		r.mu.RLock()
+		fn := r.onBroadcast
+		r.mu.RUnlock()
+		if fn != nil {
+			fn(env)
+		}
+		return
+	}
 	r.mu.RLock()
 	var s *slot
 	if d := r.devices[deviceID]; d != nil {

@@ -28,6 +28,9 @@
 //     returned, and no handler is called later than DetachGrace after its
 //     detach returned (a delivery already under way may finish).
 //   - Resync is never called while nothing fails.
+//   - Every adapter is a routing.Broadcaster: a broadcast from any node
+//     reaches the broadcast handler of every node (the sender's too)
+//     exactly once, with Kind, Users and Frame intact.
 //   - After Close, Publish returns an error promptly (it does not hang), and
 //     a closed node's devices are no longer routed to from other nodes.
 //
@@ -94,6 +97,7 @@ func Run(t *testing.T, opts Options, newCluster func(t *testing.T, nodes int) []
 		{"NoDeliveryAfterDetach", false, s.testNoDeliveryAfterDetach},
 		{"Close", false, s.testClose},
 		{"ClosedNodeUnroutable", true, s.testClosedNodeUnroutable},
+		{"Broadcast", false, s.testBroadcast},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -681,4 +685,72 @@ func (s *suite) testClosedNodeUnroutable(t *testing.T) {
 	c.close(1)
 	wantNoRoute(t, c.node(0), dev, "device of a closed node")
 	wantNoRoute(t, c.node(2), dev, "device of a closed node")
+}
+
+func (s *suite) testBroadcast(t *testing.T) {
+	c := s.cluster(t, s.nodes)
+	ctx := ctxT(t)
+	// Other tests may share the broker: only this test's frames count.
+	first, second := []byte(deviceID(t)), []byte(deviceID(t))
+	type seen struct {
+		mu   sync.Mutex
+		envs []routing.Envelope
+	}
+	got := make([]*seen, s.nodes)
+	for i := range s.nodes {
+		b, ok := c.node(i).(routing.Broadcaster)
+		if !ok {
+			t.Fatalf("node %d (%T) is not a routing.Broadcaster", i, c.node(i))
+		}
+		got[i] = &seen{}
+		b.OnBroadcast(func(env routing.Envelope) {
+			if !bytes.Equal(env.Frame, first) && !bytes.Equal(env.Frame, second) {
+				return
+			}
+			env.Frame = bytes.Clone(env.Frame)
+			env.Users = append([]string(nil), env.Users...)
+			got[i].mu.Lock()
+			got[i].envs = append(got[i].envs, env)
+			got[i].mu.Unlock()
+		})
+	}
+	from := c.node(1).(routing.Broadcaster)
+	users := []string{"u1", "u2", "u3"}
+	for _, f := range [][]byte{first, second} {
+		if err := from.Broadcast(ctx, routing.Envelope{Kind: routing.KindUsers, Frame: f, Users: users}); err != nil {
+			t.Fatalf("Broadcast: %v", err)
+		}
+	}
+	// One publisher's broadcasts arrive in order, so once the second is
+	// everywhere, a copy of the first would have come before it.
+	for i, g := range got {
+		deadline := time.Now().Add(Timeout)
+		for {
+			g.mu.Lock()
+			n := len(g.envs)
+			last := routing.Envelope{}
+			if n > 0 {
+				last = g.envs[n-1]
+			}
+			g.mu.Unlock()
+			if n > 0 && bytes.Equal(last.Frame, second) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: %d of this test's broadcasts within %v, the second not among them", i, n, Timeout)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		g.mu.Lock()
+		envs := g.envs
+		g.mu.Unlock()
+		if len(envs) != 2 || !bytes.Equal(envs[0].Frame, first) {
+			t.Fatalf("node %d got %d broadcasts, want the two in order", i, len(envs))
+		}
+		for _, env := range envs {
+			if env.Kind != routing.KindUsers || len(env.Users) != len(users) || env.Users[0] != users[0] || env.Users[2] != users[2] {
+				t.Fatalf("node %d got %+v, want kind %d for %v", i, env, routing.KindUsers, users)
+			}
+		}
+	}
 }

@@ -186,7 +186,9 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		}
 		w.put(key(tDevices, d.ID), v)
 		w.put(pairKey(tUserDevices, d.UserID, d.ID), []byte{})
-		w.put(key(tHeads, d.ID), head{User: d.UserID}.encode())
+		// A new device starts at the end of its user's feed: what came
+		// before it was for the devices there were.
+		w.put(key(tHeads, d.ID), head{Acked: w.feedLast(d.UserID), User: d.UserID}.encode())
 		return nil
 	})
 	if err != nil {
@@ -313,30 +315,26 @@ func (s *Store) SetPush(ctx context.Context, id, provider, token string) error {
 	return nil
 }
 
-// DeleteDevice implements store.Devices. With the device go its inbox, its
-// head and its idempotency keys: nothing can address them any more. All of
-// them go as point deletes (see wtx.del).
+// DeleteDevice implements store.Devices. With the device go its head (its
+// ack cursor), the feed entries only it had not acked, and its idempotency
+// keys: nothing can address them any more. All of them go as point deletes
+// (see wtx.del).
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	err := s.write(ctx, func(w *wtx) error {
 		var d store.Device
 		if err := w.getJSON(key(tDevices, id), &d); err != nil {
 			return err
 		}
-		// Only the unacked events are left; starting past the acked ones
-		// also keeps the scan off their tombstones.
-		h := w.head(id)
-		inbox := w.keys(seqKey(tInbox, id, h.Acked+1), prefixEnd(prefix(tInbox, id)))
 		p := prefix(tIdem, id)
 		idem := w.keys(p, prefixEnd(p))
-		for _, k := range inbox {
-			w.del(k)
-		}
 		for _, k := range idem {
 			w.del(k)
 		}
 		w.del(key(tHeads, id))
 		w.del(pairKey(tUserDevices, d.UserID, id))
 		w.del(key(tDevices, id))
+		// The feed entries only this device still held back go now.
+		w.trim(d.UserID)
 		return nil
 	})
 	if err != nil {

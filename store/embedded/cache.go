@@ -23,7 +23,7 @@ import "github.com/tern-im/tern/store"
 // the large records: logs, inboxes) go to the database every time.
 func cachedTable(t byte) bool {
 	switch t {
-	case tHeads, tChatSeq, tMembers, tChats:
+	case tHeads, tChatSeq, tMembers, tChats, tFeedTrim, tChatNums, tChatIDs:
 		return true
 	}
 	return false

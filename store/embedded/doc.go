@@ -16,11 +16,11 @@
 //
 //   - Every write has returned only after its batch was committed and the WAL
 //     fsynced (unless Options.NoSync, for tests), acks excepted (below). A
-//     Send that returned is on disk, with its chat log entry, its inbox
-//     events and its idempotency key, all in the same batch: they exist
+//     Send that returned is on disk, with its chat log entry, its feed
+//     entries and its idempotency key, all in the same batch: they exist
 //     together or not at all.
 //   - All writes are applied by one goroutine in submission order, so the
-//     per-chat seq and per-device cursor are gap-free and an inbox holds a
+//     per-chat seq and per-user feed cursor are gap-free and a feed holds a
 //     chat's messages in seq order. Read-modify-write operations
 //     (EnsureUser, CountAttempt, DeleteCode, RotateRefresh, Secret) are
 //     atomic without locks.
@@ -51,8 +51,9 @@
 // deduplication, whether an ack has anything to remove) is done on the
 // caller's goroutine, because the writer is the one serial resource.
 //
-// The writer also keeps the small records every send and ack reads (inbox
-// heads, chat seqs, memberships, chats, users' device lists) in memory
+// The writer also keeps the small records every send and ack reads (device
+// heads, feed ends, chat seqs and numbers, memberships, chats, users'
+// device lists) in memory
 // (cache.go): a Pebble point read costs more than the writes it guards. It
 // keeps groups too, decoded: a message to a group of a thousand members
 // would otherwise read and decode a 45 KB record. It is the only writer, so
@@ -71,15 +72,29 @@
 // losing them after they were delivered would hand those cursors to other
 // events after a restart. Such a round is fsynced like a send.
 //
-// An ack deletes its events with one point tombstone each, never with a
-// range deletion. Range tombstones are what inbox trimming seems to call
-// for, but after one every point read re-fragments the memtable's range
-// tombstones: in tools/enginebench that took 60% of Pebble's CPU and
-// dropped it from 23.5k to 2.5k msg/s. Cursors are dense, so the keys to
-// delete are known without searching. Each inbox head records the last
-// cursor acked, and reads and acks start right after it, so that they never
-// walk the tombstones of acked events, which the LSM keeps until compaction
-// drops them.
+// An ack trims with one point tombstone per entry, never with a range
+// deletion. Range tombstones are what trimming seems to call for, but after
+// one every point read re-fragments the memtable's range tombstones: in
+// tools/enginebench that took 60% of Pebble's CPU and dropped it from 23.5k
+// to 2.5k msg/s. Feed cursors are dense, so the keys to delete are known
+// without searching (tFeedTrim says where the last trim stopped). Each
+// device head records the device's ack cursor, and reads and acks start
+// right after it, so that they never walk the tombstones of trimmed
+// entries, which the LSM keeps until compaction drops them.
+//
+// # Feeds
+//
+// A user's devices share one inbox, the user's feed (feed.go): a message
+// is stored once, in its chat's log, and each recipient user's feed gets a
+// reference to it (the chat's number and the seq, a few bytes); receipts
+// are stored whole, once per author. Each device has its own ack cursor in
+// its head; the feed's entries up to the slowest device's cursor are
+// deleted, all but the last, whose key says where the feed goes on after a
+// restart. The sending device skips its own message, which its entry in
+// the sender's feed names (store.SendResult.SenderCursor), so a device's
+// cursors increase but may skip. A store from before feeds is migrated at
+// Open: what per-device inboxes still held goes to the feeds, each event
+// for its one device, above every cursor those devices had.
 //
 // # Layout
 //
@@ -98,15 +113,20 @@
 //	9  members  userID 0 chatID            read seq u64, delivered seq u64, [group membership]
 //	10 log      chatID 0 seq u64           binary message
 //	11 idem     deviceID 0 clientID        seq u64, chatID
-//	12 inbox    deviceID 0 cursor u64      binary event (the whole message)
-//	13 heads    deviceID                   last cursor u64, acked cursor u64, userID
+//	12 inbox    deviceID 0 cursor u64      (before feeds) binary event; emptied by the migration
+//	13 heads    deviceID                   (before feeds: last cursor) u64, acked feed cursor u64, userID
 //	14 msgids   msgID                      seq u64, chatID
 //	15 groups   chatID                     binary group: info, settings, members
+//	16 marks    chatID 0 userID 0 kind seq ts i64: a delivered or read mark reached seq (marks.go)
+//	17 feed     userID 0 cursor u64        feed entry: a reference, a receipt, or an event for one device
+//	18 trim     userID                     cursor u64: the feed's entries up to it are deleted
+//	19 chatnums chatID                     number uvarint
+//	20 chatids  number u64                 chatID
 //
-// The last seq of a chat and the head of an inbox live in the database and
-// are read inside the writer, so a restart continues both without reuse.
-// The chat log and the inboxes, which carry nearly all the bytes, use a
-// compact binary encoding; the rest is JSON.
+// The last seq of a chat and the last key of a feed live in the database
+// and are read inside the writer, so a restart continues both without
+// reuse. The chat log and the feeds, which carry nearly all the bytes, use
+// a compact binary encoding; the rest is JSON.
 //
 // Receipts: the members record keeps a delivered watermark per reader and
 // chat. An ack makes delivered receipts only for messages above it, so a
@@ -126,11 +146,11 @@
 // group as the step finds it, checks the result, then writes the group
 // record, the members records of the members it added, changed or removed
 // (deleted), the title if the name changed, and the change's entry (Kind
-// store.EventGroup) at the chat's next seq, which it appends to every
-// device of every member before or after the change. A group send takes
-// its targets from the cached group and the cached device lists, so its
-// cost is that of its inbox appends: two keys and about 260 bytes per
-// device for a short message (TestGroupMessageStoreCost). Group entries get
+// store.EventGroup) at the chat's next seq, a reference to which it
+// appends to the feed of every member before or after the change. A group
+// send takes its members from the cached group, so its cost is that of its
+// feed appends: one key of about 43 bytes per member, 44 KB for a group of
+// 1024 (TestGroupMessageStoreCost; per-device copies were 535 KB). Group entries get
 // no receipts and do not count as unread. A new member's marks start just
 // below the entry that added it, so that nothing before it is unread or
 // gets its receipts.

@@ -75,6 +75,9 @@ type Store struct {
 	cache *writerCache
 	// accounts caches account records for readers (accounts_cache.go).
 	accounts *accountCache
+	// chatIDs maps chat numbers to chat ids for readers of feeds (feed.go);
+	// a number never changes once given.
+	chatIDs sync.Map
 	// commits counts the batches committed, and durable those of them that
 	// had to be fsynced (whether or not Options.NoSync skipped it): they
 	// show group commit and lazy acks at work.
@@ -145,6 +148,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	go s.run()
 	if err := s.indexMessageIDs(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.migrateInboxes(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
@@ -686,18 +693,6 @@ func (w *wtx) noteWrite(k, v []byte) {
 // head returns the state of device's inbox as of the round so far.
 func (w *wtx) head(device string) head {
 	return decodeHead(w.get(key(tHeads, device)))
-}
-
-// appendEvent puts v at the end of device's inbox and returns its cursor.
-// The head is read as of the round so far, the round's own earlier appends
-// included: that is what keeps cursors gap-free inside a round.
-func (w *wtx) appendEvent(device string, v []byte) int64 {
-	h := w.head(device)
-	h.Last++
-	w.put(seqKey(tInbox, device, h.Last), v)
-	w.put(key(tHeads, device), h.encode())
-	w.sync = true
-	return h.Last
 }
 
 // userDeviceIDs lists the device ids of userID as of the round so far.

@@ -299,41 +299,59 @@ func (w *wtx) putEntry(m *store.Message, cs chatSeq) []byte {
 	return loc
 }
 
-// deliver appends m to the inboxes of targets as events of kind. The
-// deliveries share one read-only copy of the message, which also lets a
-// caller render it once for all of them.
-func (w *wtx) deliver(m *store.Message, kind string, targets []string) []store.Delivery {
-	// One encoding serves every inbox: the batch copies it on each put.
-	ev := encodeMessageEvent(m)
+// deliver appends a reference to m to the feed of each of users that has
+// a device other than skip (the sending device, which its own user's entry
+// names) and returns a delivery for each of their devices but skip, and
+// the cursor of the entry skip skips (0 if none). The deliveries share one
+// read-only copy of the message, which also lets a caller render it once
+// for all of them.
+func (w *wtx) deliver(m *store.Message, kind string, users []string, skip string) ([]store.Delivery, int64) {
+	num := w.chatNum(m.ChatID)
+	plain := encodeRef(num, m.Seq, "")
 	shared := m
-	out := make([]store.Delivery, 0, len(targets))
-	for _, d := range targets {
-		cur := w.appendEvent(d, ev)
-		out = append(out, store.Delivery{
-			DeviceID: d,
-			Event:    store.Event{Cursor: cur, Kind: kind, Message: shared},
-		})
+	out := make([]store.Delivery, 0, 2*len(users))
+	var skipped int64
+	for _, u := range users {
+		devs := w.userDeviceIDs(u)
+		if len(devs) == 0 || len(devs) == 1 && devs[0] == skip {
+			continue // nobody would read the entry
+		}
+		entry := plain
+		if skip != "" && slices.Contains(devs, skip) {
+			entry = encodeRef(num, m.Seq, skip)
+		}
+		cur := w.appendFeed(u, entry)
+		for _, d := range devs {
+			if d == skip {
+				skipped = cur
+				continue
+			}
+			out = append(out, store.Delivery{
+				DeviceID: d,
+				Event:    store.Event{Cursor: cur, Kind: kind, Message: shared},
+			})
+		}
 	}
-	return out
+	return out, skipped
 }
 
-// deliverGroupEntry appends the entry of a group change to every device of
+// deliverGroupEntry appends the entry of a group change to the feeds of
 // the members after it and of those it removed (gone), who learn of their
 // removal: the writing device too, which sees its change in order with
 // the rest of the chat.
 func (w *wtx) deliverGroupEntry(m *store.Message, members, gone []store.Member) []store.Delivery {
-	var targets []string
+	users := make([]string, 0, len(members)+len(gone))
 	for _, list := range [][]store.Member{members, gone} {
 		for _, mb := range list {
-			targets = append(targets, w.userDeviceIDs(mb.UserID)...)
+			users = append(users, mb.UserID)
 		}
 	}
-	return w.deliver(m, store.EventGroup, targets)
+	out, _ := w.deliver(m, store.EventGroup, users, "")
+	return out
 }
 
 // groupTargets checks a group send (the sender is a member, the caller's
-// Check passes) and returns the devices it goes to: every device of every
-// member but the sending one.
+// Check passes) and returns the users it goes to: every member.
 func groupTargets(w *wtx, req *store.SendRequest) ([]string, error) {
 	m := &req.Message
 	g, err := w.group(m.ChatID)
@@ -351,15 +369,11 @@ func groupTargets(w *wtx, req *store.SendRequest) ([]string, error) {
 			return nil, &callerError{err}
 		}
 	}
-	targets := make([]string, 0, 2*len(g.Members))
-	for _, mb := range g.Members {
-		for _, d := range w.userDeviceIDs(mb.UserID) {
-			if d != m.FromDevice {
-				targets = append(targets, d)
-			}
-		}
+	users := make([]string, len(g.Members))
+	for i, mb := range g.Members {
+		users[i] = mb.UserID
 	}
-	return targets, nil
+	return users, nil
 }
 
 // group returns the group chatID as of the round so far, nil if there is

@@ -437,14 +437,15 @@ func FuzzDecodeGroup(f *testing.F) {
 // They guard against the cost creeping up; lower them when the storage
 // model changes.
 const (
-	maxGroupMessageKeys  = 4_900   // measured 4098: 2 per target, 4 per message
-	maxGroupMessageBytes = 640_000 // measured 534,646: 261 per target
+	maxGroupMessageKeys  = 1_100    // measured 1028: a feed entry per member, 4 per message
+	maxGroupMessageBytes = 64 << 10 // the bound; measured 44,438: 43 per member
 )
 
 // TestGroupMessageStoreCost measures what one message to a group of 1024
-// members with two devices each writes: an event and a head per device
-// (2047, all but the sender's), the log entry, the chat seq and the two
-// index records.
+// members with two devices each writes: a feed entry per member (the
+// sender's too, which its other device reads), the log entry, the chat seq
+// and the two index records. Before feeds it was an event (a copy of the
+// message) and a head per device: 4,098 keys and 534,646 bytes.
 func TestGroupMessageStoreCost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: this test creates 1024 users and 2048 devices")

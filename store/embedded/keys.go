@@ -20,10 +20,18 @@ const (
 	tMembers     byte = 9  // userID 0x00 chatID -> readSeq u64 | deliveredSeq u64 [| group membership]
 	tLog         byte = 10 // chatID 0x00 seq u64 -> binary message
 	tIdem        byte = 11 // deviceID 0x00 clientID -> seq u64 | chatID
-	tInbox       byte = 12 // deviceID 0x00 cursor u64 -> binary event
-	tHeads       byte = 13 // deviceID -> last cursor u64 | acked cursor u64 | userID
+	tInbox       byte = 12 // deviceID 0x00 cursor u64 -> binary event (before feeds; migrated by feed.go)
+	tHeads       byte = 13 // deviceID -> last cursor u64 (before feeds) | acked feed cursor u64 | userID
 	tMsgIDs      byte = 14 // msgID -> seq u64 | chatID (messages stored since it came)
 	tGroups      byte = 15 // chatID -> binary group (groups.go)
+	tMarks       byte = 16 // chatID 0x00 userID 0x00 kind seq u64 -> ts i64 (marks.go)
+	tFeed        byte = 17 // userID 0x00 cursor u64 -> feed entry (feed.go)
+	tFeedTrim    byte = 18 // userID -> cursor u64: the feed's entries up to it are deleted
+	tChatNums    byte = 19 // chatID -> number uvarint
+	tChatIDs     byte = 20 // number u64 -> chatID
+	// tFeedLast names the writer cache's record of a feed's last cursor;
+	// nothing is stored under it.
+	tFeedLast byte = 21
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

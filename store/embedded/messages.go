@@ -128,11 +128,11 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		}
 	}
 	var meta []byte
-	var members, targets []string
+	var members, users []string
 	switch {
 	case req.Kind == store.KindGroup:
 		var err error
-		if targets, err = groupTargets(w, req); err != nil {
+		if users, err = groupTargets(w, req); err != nil {
 			return err
 		}
 	case !w.has(key(tChats, m.ChatID)):
@@ -149,12 +149,15 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		return fmt.Errorf("%w: %s is not in chat %s", store.ErrNotFound, m.From, m.ChatID)
 	}
 	if req.Kind != store.KindGroup {
-		// A device's inbox head exists exactly as long as the device, and
-		// appendEvent reads it next anyway.
-		targets = make([]string, 0, len(p.targets))
+		// The feeds are per user: the target devices' users get the
+		// message, which reaches all of their devices. A device's head
+		// exists exactly as long as the device.
 		for _, d := range p.targets {
-			if validID(d) && w.head(d).User != "" {
-				targets = append(targets, d)
+			if !validID(d) {
+				continue
+			}
+			if u := w.head(d).User; u != "" && !slices.Contains(users, u) {
+				users = append(users, u)
 			}
 		}
 	}
@@ -173,7 +176,7 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		w.put(idemKey, loc)
 	}
 	res.Message = m
-	res.Deliveries = w.deliver(&m, store.EventMessage, targets)
+	res.Deliveries, res.SenderCursor = w.deliver(&m, store.EventMessage, users, m.FromDevice)
 	return nil
 }
 
@@ -205,16 +208,19 @@ func (g *groups) add(chatID, author, msgID string) {
 	rg.msgIDs = append(rg.msgIDs, msgID)
 }
 
-// emit appends one receipt per group to every device of its author. The
-// deliveries of one receipt share one read-only *Receipt, so that a caller
-// can render it once.
+// emit appends one receipt per group to its author's feed. The deliveries
+// of one receipt (one per device of the author) share one read-only
+// *Receipt, so that a caller can render it once.
 func (w *wtx) emit(g *groups, status, by string, ts int64) []store.Delivery {
 	var out []store.Delivery
 	for _, rg := range g.list {
+		devs := w.userDeviceIDs(rg.author)
+		if len(devs) == 0 {
+			continue
+		}
 		r := &store.Receipt{ChatID: rg.chatID, MsgIDs: rg.msgIDs, Status: status, By: by, TS: ts}
-		ev := encodeReceiptEvent(r)
-		for _, d := range w.userDeviceIDs(rg.author) {
-			cur := w.appendEvent(d, ev)
+		cur := w.appendFeed(rg.author, encodeReceiptEvent(r))
+		for _, d := range devs {
 			out = append(out, store.Delivery{
 				DeviceID: d,
 				Event:    store.Event{Cursor: cur, Kind: store.EventReceipt, Receipt: r},
@@ -229,16 +235,16 @@ func (w *wtx) emit(g *groups, status, by string, ts int64) []store.Delivery {
 // reads, and an ack usually covers one or two events.
 const pointReadMax = 8
 
-// events calls fn on the inbox events of device with cursors from..to, all
-// of which exist (see head). fn must not keep v.
-func (w *wtx) events(device string, from, to int64, fn func(cur int64, v []byte) error) error {
+// entries calls fn on the entries of user's feed with cursors from..to,
+// all of which exist (only acked ones are deleted). fn must not keep v.
+func (w *wtx) entries(user string, from, to int64, fn func(cur int64, v []byte) error) error {
 	if to-from+1 > pointReadMax {
-		return w.scan(seqKey(tInbox, device, from), seqKey(tInbox, device, to+1), func(k, v []byte) (bool, error) {
+		return w.scan(seqKey(tFeed, user, from), seqKey(tFeed, user, to+1), func(k, v []byte) (bool, error) {
 			return true, fn(seqOf(k), v)
 		})
 	}
 	for cur := from; cur <= to; cur++ {
-		v := w.get(seqKey(tInbox, device, cur))
+		v := w.get(seqKey(tFeed, user, cur))
 		if w.err != nil {
 			return w.err
 		}
@@ -249,8 +255,9 @@ func (w *wtx) events(device string, from, to int64, fn func(cur int64, v []byte)
 	return nil
 }
 
-// Inbox implements store.Messages. limit <= 0 means no limit. The events
-// and the head come from one snapshot.
+// Inbox implements store.Messages: the device's part of its user's feed
+// after its ack cursor. limit <= 0 means no limit. The events and the head
+// come from one snapshot.
 func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit int) ([]store.Event, int64, error) {
 	var (
 		events []store.Event
@@ -267,18 +274,31 @@ func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit i
 			return err
 		}
 		h := decodeHead(raw)
-		last = h.Last
-		from := max(after, h.Acked) + 1
-		if from > h.Last {
+		if h.User == "" {
+			last = 0
 			return nil
 		}
-		return r.scan(seqKey(tInbox, deviceID, from), seqKey(tInbox, deviceID, h.Last+1), func(k, v []byte) (bool, error) {
+		if last, err = feedLast(r, h.User); err != nil {
+			return err
+		}
+		from := max(after, h.Acked) + 1
+		if from > last {
+			return nil
+		}
+		return r.scan(seqKey(tFeed, h.User, from), seqKey(tFeed, h.User, last+1), func(k, v []byte) (bool, error) {
 			if limit > 0 && len(events) >= limit {
 				return false, nil
 			}
-			ev, err := decodeEvent(v)
+			e, err := decodeFeedEntry(v)
 			if err != nil {
-				return false, fmt.Errorf("event %d: %w", seqOf(k), err)
+				return false, fmt.Errorf("feed entry %d: %w", seqOf(k), err)
+			}
+			if !e.forDevice(deviceID) {
+				return true, nil
+			}
+			ev, err := s.resolve(r, &e)
+			if err != nil {
+				return false, fmt.Errorf("feed entry %d: %w", seqOf(k), err)
 			}
 			ev.Cursor = seqOf(k)
 			events = append(events, ev)
@@ -291,11 +311,12 @@ func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit i
 	return events, last, nil
 }
 
-// Heads implements store.Messages.
+// Heads implements store.Messages: a device's head is its user's feed's.
 func (s *Store) Heads(ctx context.Context, deviceIDs []string) (map[string]int64, error) {
 	out := make(map[string]int64, len(deviceIDs))
 	err := s.snapshot(ctx, func(r reader) error {
 		clear(out)
+		feeds := map[string]int64{}
 		for _, id := range deviceIDs {
 			if !validID(id) {
 				continue
@@ -304,9 +325,18 @@ func (s *Store) Heads(ctx context.Context, deviceIDs []string) (map[string]int64
 			if err != nil {
 				return err
 			}
-			if raw != nil {
-				out[id] = decodeHead(raw).Last
+			u := decodeHead(raw).User
+			if u == "" {
+				continue
 			}
+			last, ok := feeds[u]
+			if !ok {
+				if last, err = feedLast(r, u); err != nil {
+					return err
+				}
+				feeds[u] = last
+			}
+			out[id] = last
 		}
 		return nil
 	})
@@ -334,7 +364,7 @@ func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	if err != nil {
 		return nil, fmt.Errorf("ack %s up to %d: %w", deviceID, cursor, err)
 	}
-	if cursor <= h.Acked || h.Last <= h.Acked {
+	if h.User == "" || cursor <= h.Acked {
 		return nil, nil
 	}
 	var out []store.Delivery
@@ -348,16 +378,16 @@ func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	return out, nil
 }
 
-// applyAck removes the events of deviceID up to cursor, one point delete per
-// event: the cursors between the head's Acked and cursor are exactly the
-// keys there are, so nothing has to be searched for.
+// applyAck moves the ack cursor of deviceID up to cursor, makes the
+// delivered receipts of the messages it covers, and trims the feed of what
+// every device of the user has acked.
 func applyAck(w *wtx, deviceID string, cursor, now int64, out *[]store.Delivery) error {
 	h := w.head(deviceID)
 	if h.User == "" {
 		return store.ErrNotFound // deleted since the caller looked
 	}
 	by := h.User
-	upTo := min(cursor, h.Last)
+	upTo := min(cursor, w.feedLast(by))
 	if upTo <= h.Acked {
 		return nil // another ack of the same device got here first
 	}
@@ -368,16 +398,20 @@ func applyAck(w *wtx, deviceID string, cursor, now int64, out *[]store.Delivery)
 		marks   = map[string]*member{}
 		changed []string
 	)
-	err := w.events(deviceID, h.Acked+1, upTo, func(cur int64, v []byte) error {
-		if len(v) == 0 || v[0] != evMessage {
-			return nil // receipts ask for nothing back
-		}
-		mh, err := messageHead(v[1:])
+	err := w.entries(by, h.Acked+1, upTo, func(cur int64, v []byte) error {
+		e, err := decodeFeedEntry(v)
 		if err != nil {
-			return fmt.Errorf("event %d: %w", cur, err)
+			return fmt.Errorf("feed entry %d: %w", cur, err)
 		}
-		if mh.from == by || mh.group {
+		if !e.forDevice(deviceID) {
 			return nil
+		}
+		mh, ok, err := w.entryHead(&e)
+		if err != nil {
+			return fmt.Errorf("feed entry %d: %w", cur, err)
+		}
+		if !ok || mh.from == by || mh.group {
+			return nil // receipts and group changes ask for nothing back
 		}
 		chatID := mh.chatID
 		mk, seen := marks[chatID]
@@ -403,13 +437,12 @@ func applyAck(w *wtx, deviceID string, cursor, now int64, out *[]store.Delivery)
 		return err
 	}
 
-	for c := h.Acked + 1; c <= upTo; c++ {
-		w.del(seqKey(tInbox, deviceID, c))
-	}
 	h.Acked = upTo
 	w.put(key(tHeads, deviceID), h.encode())
+	w.trim(by)
 	for _, chatID := range changed {
 		w.put(pairKey(tMembers, by, chatID), marks[chatID].encode())
+		w.mark(chatID, by, markDelivered, marks[chatID].DeliveredSeq, now)
 	}
 	*out = w.emit(&g, store.StatusDelivered, by, now)
 	return nil
@@ -461,6 +494,9 @@ func applyMarkRead(w *wtx, userID, chatID string, seq, ts int64, notify bool, ou
 	}
 	mk.ReadSeq = seq
 	w.put(mkey, mk.encode())
+	if notify {
+		w.mark(chatID, userID, markRead, seq, ts)
+	}
 	*out = w.emit(&g, store.StatusRead, userID, ts)
 	return nil
 }

@@ -252,7 +252,7 @@ func TestCacheIgnoresFailedRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := s.write(ctx, func(w *wtx) error {
-		w.appendEvent(devices[1], []byte{evReceipt})
+		w.appendFeed(w.head(devices[1]).User, []byte{evReceipt})
 		w.setErr(errors.New("injected engine failure"))
 		return nil
 	})

@@ -394,11 +394,15 @@ func (s *Store) delivered(ctx context.Context, reader string, msgs []ackMsg, for
 		}
 	}
 	// below[i] is the watermark this ack moved up from in chats[i], if
-	// moved[i]. The authors' devices are read meanwhile, in case.
+	// moved[i]. The authors' devices are read meanwhile, in case, and so
+	// are the mark moves of a stopped ack this one finishes.
 	below := make([]int64, len(chats))
 	moved := make([]bool, len(chats))
-	var hs []head
-	fns := make([]func() error, len(chats), len(chats)+1)
+	var (
+		hs    []head
+		moves []markMove
+	)
+	fns := make([]func() error, len(chats), len(chats)+2)
 	for i, c := range chats {
 		fns[i] = func() error {
 			var m memberDoc
@@ -418,11 +422,23 @@ func (s *Store) delivered(ctx context.Context, reader string, msgs []ackMsg, for
 		hs, err = s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: authors}}}})
 		return err
 	})
+	if len(force) > 0 {
+		fns = append(fns, func() error {
+			var err error
+			moves, err = s.forcedMarks(ctx, reader, msgs, force, now)
+			return err
+		})
+	}
 	if err := parallel(fns...); err != nil {
 		return nil, err
 	}
 	if s.stopAt(ackStepWatermarks) {
 		return nil, errStopped
+	}
+	for i, c := range chats {
+		if moved[i] {
+			moves = append(moves, markMove{Chat: c, User: reader, Kind: markDelivered, Seq: top[c], TS: now})
+		}
 	}
 	var g groups
 	for _, m := range msgs {
@@ -431,5 +447,18 @@ func (s *Store) delivered(ctx context.Context, reader string, msgs []ackMsg, for
 			g.add(m.Chat, m.From, m.ID)
 		}
 	}
-	return s.appendReceipts(ctx, &g, hs, store.StatusDelivered, reader, now)
+	// The moves are recorded before the journal is marked done, like the
+	// receipts: an ack that stops before either is finished by the next
+	// one (forcedMarks).
+	var out []store.Delivery
+	err := parallel(
+		func() (err error) {
+			out, err = s.appendReceipts(ctx, &g, hs, store.StatusDelivered, reader, now)
+			return err
+		},
+		func() error { return s.recordMarks(ctx, moves) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

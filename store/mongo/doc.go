@@ -50,6 +50,13 @@
 //     findOneAndUpdate {delivered: {$lt: n}} then $max, read by
 //     compare-and-set), and only the caller that moved it over a message
 //     sends that message's receipt.
+//   - Message info: every move of a delivered mark (by an ack) and of a
+//     read mark (by a read with notify) is recorded with the time of its
+//     receipts, before the ack's journal is marked done or the read's
+//     note dropped, so a move whose node dies is recorded by the ack or
+//     read that finishes it (a finishing ack records the time it runs at).
+//     Records are upserts keeping the earliest time, so a repeat changes
+//     nothing. MessageMarks answers the first record at or above the seq.
 //   - Groups: a change and its log entry are one step for every reader
 //     of the chat: the entry gets the chat's next seq under the chat lock,
 //     and the group's new state is committed in the same conditional
@@ -90,6 +97,9 @@
 //	inbox     _id "<device>/<cursor>"; k ("m", "g" for a group change, or
 //	          "r"), m (the whole log entry, without g) or r (the receipt), n
 //	          (a random tag of the insert)
+//	marks     _id "<chat>/<user>/<kind>/<seq>"; ts: a move of the user's
+//	          delivered ("d") or read ("r") mark up to seq, at ts (the time
+//	          of its receipts), kept for message info (MessageMarks)
 //
 // # Indexes
 //
@@ -103,7 +113,8 @@
 //	messages  {id: 1} unique           a message by its id (Message)
 //
 // The unique (chat, seq) and (device, cursor) indexes are the _id indexes
-// of messages and inbox.
+// of messages and inbox; the _id index of marks serves MessageMarks (one
+// seek per reader and kind) and keeps one record per move.
 //
 // # The chat lock: seq
 //
@@ -248,7 +259,7 @@
 //     is skipped);
 //  3. move the reader's delivered watermarks (conditional
 //     findOneAndUpdate, as before) and store receipts for the messages
-//     this ack moved them over;
+//     this ack moved them over, and a record of each move (marks);
 //  4. mark the journal done and raise the floor, in one write;
 //  5. delete the events.
 //
@@ -307,8 +318,12 @@
 //     using different members, leaves records that readers skip.
 //   - With write concern "1", a failover can lose writes that were
 //     acknowledged; with "majority" it cannot.
-//   - Messages, idempotency keys and acked-away inbox ids are kept
-//     forever; nothing expires by itself (there is no TTL index).
+//   - Messages, idempotency keys, mark moves and acked-away inbox ids are
+//     kept forever; nothing expires by itself (there is no TTL index).
+//   - An ack finishing one that stopped records the stopped ack's moves
+//     at its own, later time (the first time died with the node), unless
+//     a move at or above them is recorded already. Message info can then
+//     show a delivery later than it happened, never earlier.
 //   - A group change that stops halfway is, until the next send or change
 //     to the group completes it, in some inboxes but not in the group's
 //     state, History or Member; a creation that stops after inserting its

@@ -585,7 +585,18 @@ func (s *Store) readReceipts(ctx context.Context, userID, chatID string, p pendi
 			g.add(chatID, m.From, m.ID)
 		}
 	}
-	out, err := s.sendReceipts(ctx, &g, store.StatusRead, userID, p.TS)
+	// The move is recorded with the receipts and under the same note: a
+	// read that stops before dropping the note records it again when
+	// replayed, with the read's own time.
+	var out []store.Delivery
+	err = parallel(
+		func() (err error) {
+			out, err = s.sendReceipts(ctx, &g, store.StatusRead, userID, p.TS)
+			return err
+		},
+		func() error {
+			return s.recordMarks(ctx, []markMove{{Chat: chatID, User: userID, Kind: markRead, Seq: p.To, TS: p.TS}})
+		})
 	if err != nil {
 		return nil, err
 	}

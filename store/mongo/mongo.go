@@ -59,7 +59,7 @@ type Store struct {
 
 	users, devices, codes, secrets *mongo.Collection
 	chats, members, messages       *mongo.Collection
-	inbox                          *mongo.Collection
+	inbox, marks                   *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -128,6 +128,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		members:     db.Collection(collMembers),
 		messages:    db.Collection(collMessages),
 		inbox:       db.Collection(collInbox),
+		marks:       db.Collection(collMarks),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
 	}

@@ -62,11 +62,13 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	if c, err := s.Code(ctx, "+15550000009"); err != nil || string(c.Hash) != "h" {
 		t.Fatalf("after reopen, Code = %+v, %v", c, err)
 	}
-	for dev, want := range map[string][]int64{w.b1: {3}, w.b2: {1, 2, 3}, w.a1: {1, 2}} {
-		evs, head := inbox(t, s, dev)
-		if !slices.Equal(cursors(evs), want) || head != want[len(want)-1] {
-			t.Fatalf("after reopen, inbox of %s = %v head %d; want %v", dev, cursors(evs), head, want)
-		}
+	heads := map[string]int64{}
+	for dev, want := range map[string][]string{
+		w.b1: {msgs[2].ID},
+		w.b2: {msgs[0].ID, msgs[1].ID, msgs[2].ID},
+		w.a1: {receiptID(store.StatusDelivered, msgs[0].ID, msgs[1].ID), receiptID(store.StatusRead, msgs[0].ID)},
+	} {
+		_, heads[dev] = checkInbox(t, s, dev, "after reopen, inbox", want...)
 	}
 	evs, _ := inbox(t, s, w.b2)
 	for i, e := range evs {
@@ -83,10 +85,14 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	if r.Message.Seq != 4 {
 		t.Fatalf("after reopen, next seq = %d, want 4", r.Message.Seq)
 	}
+	if got := byDevice(t, r.Deliveries); !slices.Equal(sortedKeys(got), sorted([]string{w.b1, w.b2})) {
+		t.Fatalf("after reopen, x4 went to %v", sortedKeys(got))
+	}
 	for _, d := range r.Deliveries {
-		if d.Event.Cursor != 4 {
-			t.Fatalf("after reopen, next cursor of %s = %d, want 4", d.DeviceID, d.Event.Cursor)
+		if d.Event.Cursor <= heads[d.DeviceID] {
+			t.Fatalf("after reopen, next cursor of %s = %d, not after its head %d", d.DeviceID, d.Event.Cursor, heads[d.DeviceID])
 		}
+		heads[d.DeviceID] = d.Event.Cursor
 	}
 	// The delivered watermark survives: b2 acking m1..m4 reports only m3, m4.
 	checkReceipts(t, "after reopen, b2 acks", ack(t, s, w.b2, 4), []string{w.a1, w.a2},
@@ -98,19 +104,25 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	if len(sums) != 1 || sums[0].ReadSeq != 1 || sums[0].Chat.LastSeq != 4 || sums[0].Unread != 3 {
 		t.Fatalf("after second reopen, Chats(bob) = %+v", sums)
 	}
-	if evs, head := inbox(t, s, w.a1); !slices.Equal(cursors(evs), []int64{1, 2, 3}) || head != 3 {
-		t.Fatalf("after second reopen, inbox of a1 = %v head %d", cursors(evs), head)
+	evs, heads[w.a1] = checkInbox(t, s, w.a1, "after second reopen, inbox of a1",
+		receiptID(store.StatusDelivered, msgs[0].ID, msgs[1].ID), receiptID(store.StatusRead, msgs[0].ID),
+		receiptID(store.StatusDelivered, msgs[2].ID, r.Message.ID))
+	if heads[w.a1] != evs[2].Cursor {
+		t.Fatalf("after second reopen, inbox of a1 = %v head %d", cursors(evs), heads[w.a1])
 	}
-	if evs, head := inbox(t, s, w.b2); len(evs) != 0 || head != 4 {
+	if evs, head := inbox(t, s, w.b2); len(evs) != 0 || head != heads[w.b2] {
 		t.Fatalf("after second reopen, inbox of b2 = %v head %d; the ack was lost", cursors(evs), head)
 	}
-	r = send(t, s, direct(w.bob, w.b1, w.alice, "y1", 5, "y1", w.a1, w.b2))
+	r = send(t, s, direct(w.bob, w.b1, w.alice, "y1", 5, "y1", w.a1, w.a2, w.b2))
 	if r.Message.Seq != 5 {
 		t.Fatalf("after second reopen, next seq = %d, want 5", r.Message.Seq)
 	}
+	if got := byDevice(t, r.Deliveries); !slices.Equal(sortedKeys(got), sorted([]string{w.a1, w.a2, w.b2})) {
+		t.Fatalf("after second reopen, y1 went to %v", sortedKeys(got))
+	}
 	for _, d := range r.Deliveries {
-		if want := map[string]int64{w.a1: 4, w.b2: 5}[d.DeviceID]; d.Event.Cursor != want {
-			t.Fatalf("after second reopen, cursor of %s = %d, want %d", d.DeviceID, d.Event.Cursor, want)
+		if d.Event.Cursor <= heads[d.DeviceID] {
+			t.Fatalf("after second reopen, cursor of %s = %d, not after its head %d", d.DeviceID, d.Event.Cursor, heads[d.DeviceID])
 		}
 	}
 	hist, err := s.History(ctx, w.chatAB, 0, 10)

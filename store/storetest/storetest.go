@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Receipts", func(t *testing.T) { testReceipts(t, newStore) })
 	t.Run("Chats", func(t *testing.T) { testChats(t, newStore) })
 	t.Run("Groups", func(t *testing.T) { testGroups(t, newStore) })
+	t.Run("Marks", func(t *testing.T) { testMarks(t, newStore) })
 }
 
 // base is the suite's clock: whole milliseconds, UTC.
@@ -348,4 +350,45 @@ func race(n int, f func(i int)) {
 	ready.Wait()
 	close(start)
 	done.Wait()
+}
+
+// evID names an event for comparisons: a message by its id, a receipt by
+// its status and message ids.
+func evID(e store.Event) string {
+	switch {
+	case e.Message != nil:
+		return e.Message.ID
+	case e.Receipt != nil:
+		return "receipt " + e.Receipt.Status + " " + strings.Join(e.Receipt.MsgIDs, ",")
+	}
+	return "?"
+}
+
+// checkInbox reads device's inbox and checks that it holds exactly want
+// (evIDs) in order, at strictly increasing cursors, and that its head is at
+// least the last of them. An adapter may keep one inbox per user, whose
+// cursors skip what is not for the device (its own messages), so cursors
+// are increasing, not necessarily consecutive.
+func checkInbox(t testing.TB, s store.Store, device, what string, want ...string) ([]store.Event, int64) {
+	t.Helper()
+	evs, head := inbox(t, s, device)
+	got := make([]string, len(evs))
+	for i, e := range evs {
+		got[i] = evID(e)
+		if i > 0 && e.Cursor <= evs[i-1].Cursor {
+			t.Fatalf("%s: cursors %v are not increasing", what, cursors(evs))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: inbox holds %v, want %v", what, got, want)
+	}
+	if len(evs) > 0 && (evs[0].Cursor < 1 || head < evs[len(evs)-1].Cursor) {
+		t.Fatalf("%s: cursors %v with head %d", what, cursors(evs), head)
+	}
+	return evs, head
+}
+
+// receiptID is the evID of a receipt.
+func receiptID(status string, msgIDs ...string) string {
+	return "receipt " + status + " " + strings.Join(msgIDs, ",")
 }
