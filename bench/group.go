@@ -69,9 +69,12 @@ type GroupReport struct {
 	Foreign    int64            `json:"foreign_messages"`
 
 	// Receipts are the receipt frames at the authors' devices; ReceiptIDs
-	// the msg_ids they carried (a receipt may cover several messages).
+	// the msg_ids they carried (a receipt may cover several messages), and
+	// ReceiptPairs the (message, reader) pairs they told of (a coalesced
+	// receipt of a large group names several readers).
 	Receipts      int64 `json:"receipts"`
 	ReceiptIDs    int64 `json:"receipt_msg_ids"`
+	ReceiptPairs  int64 `json:"receipt_pairs"`
 	SDKDuplicates int64 `json:"sdk_duplicates"`
 	Reconnects    int64 `json:"reconnects"`
 	Resends       int64 `json:"resends"`
@@ -139,7 +142,7 @@ type group struct {
 	issued, durable, deliveries, complete   atomic.Int64
 	sentInWin, delivInWin                   atomic.Int64
 	errs, unanswered, dups, foreign, echoes atomic.Int64
-	receipts, receiptIDs                    atomic.Int64
+	receipts, receiptIDs, receiptPairs      atomic.Int64
 	errMu                                   sync.Mutex
 	errCodes                                map[string]int64
 }
@@ -293,7 +296,7 @@ drain:
 		Issued: g.issued.Load(), Durable: g.durable.Load(), ExpectedPerMessage: int(g.expect),
 		Deliveries: g.deliveries.Load(), Complete: g.complete.Load(), Echoes: g.echoes.Load(), Duplicates: g.dups.Load(),
 		Errors: g.errs.Load(), Unanswered: g.unanswered.Load(), Foreign: g.foreign.Load(),
-		Receipts: g.receipts.Load(), ReceiptIDs: g.receiptIDs.Load(),
+		Receipts: g.receipts.Load(), ReceiptIDs: g.receiptIDs.Load(), ReceiptPairs: g.receiptPairs.Load(),
 		Sent: g.sent.Summary(), Last: g.last.Summary(), Each: g.each.Summary(), Lag: g.lag.Summary()}
 	gp.ExpectedDeliveries = gp.Durable * int64(g.expect)
 	gp.Scheduled = g.scheduled()
@@ -505,6 +508,7 @@ func (g *group) deviceEvents(d *gdev) {
 			if f.ChatID == g.chatID {
 				g.receipts.Add(1)
 				g.receiptIDs.Add(int64(len(f.MsgIDs)))
+				g.receiptPairs.Add(int64(len(f.MsgIDs) * max(1, len(f.UserIDs))))
 			}
 		case wire.TypeError:
 			g.recordErr(&wire.Error{Code: f.Code, Message: f.Message})

@@ -232,7 +232,7 @@ func writeGroup(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "  errors\t%d%s\n", g.Errors, codes(g.ErrorCodes))
 	fmt.Fprintf(w, "  duplicates\t%d (echoes to the sending device %d; sdk dedupe drops %d, reconnects %d, resends %d)\n",
 		g.Duplicates, g.Echoes, g.SDKDuplicates, g.Reconnects, g.Resends)
-	fmt.Fprintf(w, "  receipts\t%d frames at the authors' devices, %d msg_ids\n", g.Receipts, g.ReceiptIDs)
+	fmt.Fprintf(w, "  receipts\t%d frames at the authors' devices, %d msg_ids, %d (message, reader) pairs\n", g.Receipts, g.ReceiptIDs, g.ReceiptPairs)
 	if g.Foreign > 0 {
 		fmt.Fprintf(w, "  from other runs\t%d messages\n", g.Foreign)
 	}

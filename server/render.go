@@ -68,6 +68,15 @@ func receiptTail(r *store.Receipt) []byte {
 	b = appendString(b, r.Status)
 	b = append(b, `,"by":`...)
 	b = appendString(b, r.By)
+	if len(r.Others) > 0 {
+		b = append(b, `,"user_ids":[`...)
+		b = appendString(b, r.By)
+		for _, u := range r.Others {
+			b = append(b, ',')
+			b = appendString(b, u)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, r.TS, 10)
 	return append(b, '}')

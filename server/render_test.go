@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -52,8 +53,14 @@ func TestRenderedFramesDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Type != "receipt" || f.Cursor != 3 || len(f.MsgIDs) != 2 || f.Status != "read" || f.By != "uB" {
+	if f.Type != "receipt" || f.Cursor != 3 || len(f.MsgIDs) != 2 || f.Status != "read" || f.By != "uB" || f.UserIDs != nil {
 		t.Fatalf("decoded %+v", f)
+	}
+	// A coalesced receipt lists every reader, by first.
+	r = &store.Receipt{ChatID: "g", MsgIDs: []string{"a"}, Status: "delivered", By: "uB", Others: []string{"uC", "u\"D"}, TS: 5}
+	f, err = wire.DecodeServerFrame(renderEvent(&store.Event{Cursor: 4, Kind: store.EventReceipt, Receipt: r}, nil))
+	if err != nil || f.By != "uB" || !slices.Equal(f.UserIDs, []string{"uB", "uC", `u"D`}) {
+		t.Fatalf("coalesced receipt: %+v %v", f, err)
 	}
 	f, err = wire.DecodeServerFrame(renderEvent(&store.Event{Cursor: 9, Kind: "future"}, nil))
 	if err != nil || f.Type != "future" || f.Cursor != 9 {

@@ -107,13 +107,25 @@ const (
 )
 
 // Receipt tells an author that By got (delivered) or saw (read) MsgIDs.
+// Others, if set, are more readers it speaks for (a coalesced receipt,
+// see CoalesceReceiptsAbove): each of them got or saw MsgIDs too.
 type Receipt struct {
 	ChatID string
 	MsgIDs []string
 	Status string
 	By     string
+	Others []string
 	TS     int64
 }
+
+// CoalesceReceiptsAbove is the group size above which an adapter may
+// coalesce receipts: those of several members for one message that it
+// stores together (one batch of acks) become one receipt, with one reader
+// in By and the rest in Others. A message to a large group would otherwise
+// bring its author one receipt event per member and device, as many as
+// the message's own deliveries. Smaller groups and direct chats get one
+// receipt per reader.
+const CoalesceReceiptsAbove = 32
 
 // Event is an entry of a device inbox. Exactly one of Message and Receipt is
 // set, as Kind says: Message for EventMessage and EventGroup, Receipt for

@@ -293,14 +293,18 @@ type Sent struct {
 }
 
 // Receipt tells a message's author that it was delivered to or read by By.
+// In a large group, the receipts of several members for the same messages
+// that come together are one event: By is the first of them and UserIDs
+// lists them all (By included).
 type Receipt struct {
-	Type   string   `json:"type"`
-	Cursor int64    `json:"cursor"`
-	ChatID string   `json:"chat_id"`
-	MsgIDs []string `json:"msg_ids"`
-	Status string   `json:"status"`
-	By     string   `json:"by"`
-	TS     int64    `json:"ts"`
+	Type    string   `json:"type"`
+	Cursor  int64    `json:"cursor"`
+	ChatID  string   `json:"chat_id"`
+	MsgIDs  []string `json:"msg_ids"`
+	Status  string   `json:"status"`
+	By      string   `json:"by"`
+	UserIDs []string `json:"user_ids,omitempty"`
+	TS      int64    `json:"ts"`
 }
 
 // Typing relays a chat member's typing state. It is not stored.

@@ -276,6 +276,9 @@ func (s *screen) record(f wire.ServerFrame) {
 				m[id] = map[string]bool{}
 			}
 			m[id][f.By] = true
+			for _, u := range f.UserIDs { // a coalesced receipt of a large group
+				m[id][u] = true
+			}
 		}
 	case wire.TypeError:
 		s.problems = append(s.problems, fmt.Sprintf("error frame %s: %s", f.Code, f.Message))

@@ -83,9 +83,12 @@ func encodeMessageEvent(m *store.Message) []byte {
 }
 
 func encodeReceiptEvent(r *store.Receipt) []byte {
-	n := 2 + 4*binary.MaxVarintLen64 + len(r.ChatID) + len(r.Status) + len(r.By)
+	n := 2 + 5*binary.MaxVarintLen64 + len(r.ChatID) + len(r.Status) + len(r.By)
 	for _, id := range r.MsgIDs {
 		n += binary.MaxVarintLen64 + len(id)
+	}
+	for _, u := range r.Others {
+		n += binary.MaxVarintLen64 + len(u)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, evReceipt, formatV1)
@@ -96,6 +99,14 @@ func encodeReceiptEvent(r *store.Receipt) []byte {
 	b = binary.AppendUvarint(b, uint64(len(r.MsgIDs)))
 	for _, id := range r.MsgIDs {
 		b = appendString(b, id)
+	}
+	// Others is an optional trailer: a receipt of one reader ends here, as
+	// every receipt did before coalescing.
+	if len(r.Others) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(r.Others)))
+		for _, u := range r.Others {
+			b = appendString(b, u)
+		}
 	}
 	return b
 }
@@ -245,6 +256,18 @@ func (d *decoder) receipt() store.Receipt {
 	r.MsgIDs = make([]string, 0, n)
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		r.MsgIDs = append(r.MsgIDs, d.str("msg id"))
+	}
+	if d.err != nil || len(d.b) == 0 {
+		return r
+	}
+	n = d.uvarint("reader count")
+	if n == 0 || n > uint64(len(d.b)) {
+		d.fail("reader count")
+		return r
+	}
+	r.Others = make([]string, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		r.Others = append(r.Others, d.str("reader"))
 	}
 	return r
 }

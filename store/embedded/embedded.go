@@ -453,14 +453,20 @@ func (s *Store) commit(round []*request) {
 		w.lazy = r.lazy
 		r.err = r.apply(w)
 		if w.err != nil {
-			w.discard()
-			s.log.Warn("store/embedded: batch failed; retrying its requests one by one",
-				"requests", len(round), "err", w.err)
-			for _, r := range round {
-				s.commitOne(r)
-			}
-			return
+			break
 		}
+	}
+	if w.err == nil {
+		w.finish()
+	}
+	if w.err != nil {
+		w.discard()
+		s.log.Warn("store/embedded: batch failed; retrying its requests one by one",
+			"requests", len(round), "err", w.err)
+		for _, r := range round {
+			s.commitOne(r)
+		}
+		return
 	}
 	if err := s.flush(w); err != nil {
 		s.log.Error("store/embedded: commit", "requests", len(round), "err", err)
@@ -479,7 +485,7 @@ func (s *Store) commitOne(r *request) {
 	w := s.newWtx()
 	w.lazy = r.lazy
 	r.err = r.apply(w)
-	if w.err != nil {
+	if w.finish(); w.err != nil {
 		r.err = fmt.Errorf("store/embedded: write: %w", w.err)
 		w.discard()
 		return
@@ -561,6 +567,9 @@ type wtx struct {
 	groups map[string]*cachedGroup
 	// accounts is set when the round wrote account records.
 	accounts bool
+	// coalesced holds the round's receipts in large groups (receipts.go),
+	// which are written by finish, once all their readers are known.
+	coalesced map[string]*coalescing
 }
 
 func (s *Store) newWtx() *wtx {

@@ -107,8 +107,15 @@ func (w *wtx) feedLast(user string) int64 {
 
 // appendFeed puts v at the end of user's feed and returns its cursor.
 func (w *wtx) appendFeed(user string, v []byte) int64 {
-	n := w.feedLast(user) + 1
+	n := w.reserveFeed(user)
 	w.put(seqKey(tFeed, user, n), v)
+	return n
+}
+
+// reserveFeed takes the next cursor of user's feed, whose entry the caller
+// puts before the round commits.
+func (w *wtx) reserveFeed(user string) int64 {
+	n := w.feedLast(user) + 1
 	w.setPseudo(feedLastKey(user), n)
 	w.sync = true
 	return n
@@ -196,6 +203,9 @@ func decodeFeedEntry(v []byte) (feedEntry, error) {
 		e.only = d.str("device")
 		if d.err != nil {
 			return feedEntry{}, d.err
+		}
+		if e.only == "" || len(d.b) == 0 {
+			return feedEntry{}, fmt.Errorf("%w: event for one device without device or event", errCorrupt)
 		}
 		e.event = d.b
 	case fNone:

@@ -233,3 +233,86 @@ func TestMigrateInboxes(t *testing.T) {
 		t.Fatalf("%d per-device inbox records left after the migration (%v)", legacy, err)
 	}
 }
+
+// TestReceiptsCoalesce: in a group above store.CoalesceReceiptsAbove, the
+// delivered receipts that one writer round makes for one message are one
+// receipt event per author device, naming every reader; in a smaller group
+// each reader's receipt is its own.
+func TestReceiptsCoalesce(t *testing.T) {
+	for _, c := range []struct {
+		members  int
+		coalesce bool
+	}{
+		{store.CoalesceReceiptsAbove + 8, true},
+		{store.CoalesceReceiptsAbove, false},
+	} {
+		t.Run(fmt.Sprint(c.members), func(t *testing.T) {
+			s := openTest(t)
+			ctx := t.Context()
+			cast := newCast(t, s, c.members, 1)
+			idx := make([]int, c.members)
+			for i := range idx {
+				idx[i] = i
+			}
+			g := cast.create(t, s, idx...)
+			r, err := s.Send(ctx, cast.msg(g, 0, "m"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every reader's ack in one round.
+			release := holdWriter(t, s)
+			type acked struct {
+				ds  []store.Delivery
+				err error
+			}
+			results := make(chan acked, len(r.Deliveries))
+			for _, d := range r.Deliveries {
+				go func() {
+					ds, err := s.Ack(ctx, d.DeviceID, d.Event.Cursor)
+					results <- acked{ds, err}
+				}()
+			}
+			waitQueued(s, len(r.Deliveries))
+			release()
+			var receipts []store.Delivery
+			for range r.Deliveries {
+				a := <-results
+				if a.err != nil {
+					t.Fatal(a.err)
+				}
+				receipts = append(receipts, a.ds...)
+			}
+			readers := map[string]int{}
+			for _, d := range receipts {
+				if d.DeviceID != cast.devices[0][0] || d.Event.Receipt.MsgIDs[0] != r.Message.ID {
+					t.Fatalf("a receipt to %s for %v", d.DeviceID, d.Event.Receipt.MsgIDs)
+				}
+				readers[d.Event.Receipt.By]++
+				for _, u := range d.Event.Receipt.Others {
+					readers[u]++
+				}
+			}
+			if len(readers) != c.members-1 {
+				t.Fatalf("receipts name %d readers, want %d", len(readers), c.members-1)
+			}
+			if want := map[bool]int{true: 1, false: c.members - 1}[c.coalesce]; len(receipts) != want {
+				t.Fatalf("%d receipt events to the author's device, want %d", len(receipts), want)
+			}
+			// What was stored is what was delivered.
+			evs, _, err := s.Inbox(ctx, cast.devices[0][0], 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var events, stored int
+			for _, e := range evs {
+				if e.Receipt != nil {
+					events++
+					stored += 1 + len(e.Receipt.Others)
+				}
+			}
+			if events != len(receipts) || stored != c.members-1 {
+				t.Fatalf("the author's inbox holds %d receipts naming %d readers; want %d and %d", events, stored, len(receipts), c.members-1)
+			}
+		})
+	}
+}

@@ -218,6 +218,10 @@ func (w *wtx) emit(g *groups, status, by string, ts int64) []store.Delivery {
 		if len(devs) == 0 {
 			continue
 		}
+		if w.largeGroup(rg.chatID) {
+			out = append(out, w.coalesce(rg, status, by, ts, devs)...)
+			continue
+		}
 		r := &store.Receipt{ChatID: rg.chatID, MsgIDs: rg.msgIDs, Status: status, By: by, TS: ts}
 		cur := w.appendFeed(rg.author, encodeReceiptEvent(r))
 		for _, d := range devs {
