@@ -47,9 +47,9 @@
 // the middle of a round, the batch is discarded and its requests are retried
 // one batch each, so that one bad request fails alone; domain errors (not
 // found, conflict) are detected before a request writes anything, so they
-// never need that. Work that needs no database state (validation,
-// deduplication, whether an ack has anything to remove) is done on the
-// caller's goroutine, because the writer is the one serial resource.
+// never need that. Work that needs no database state (validation, the
+// encoding of records) is done on the caller's goroutine, because the
+// writer is the one serial resource.
 //
 // The writer also keeps the small records every send and ack reads (device
 // heads, feed ends, chat seqs and numbers, memberships, chats, users'

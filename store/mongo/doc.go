@@ -95,8 +95,10 @@
 //	          key (the idempotency key); g, a group change's state after it
 //	          (as set in the chat), until the change is committed
 //	inbox     _id "<device>/<cursor>"; k ("m", "g" for a group change, or
-//	          "r"), m (the whole log entry, without g) or r (the receipt), n
-//	          (a random tag of the insert)
+//	          "r"), m (the log entry without body, reply and g, and ref:
+//	          true; Inbox reads the body from the log, so it is stored once)
+//	          or r (the receipt), n (a random tag of the insert); events
+//	          from before references hold the whole entry
 //	marks     _id "<chat>/<user>/<kind>/<seq>"; ts: a move of the user's
 //	          delivered ("d") or read ("r") mark up to seq, at ts (the time
 //	          of its receipts), kept for message info (MessageMarks)

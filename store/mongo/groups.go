@@ -490,7 +490,7 @@ func (s *Store) finishGroupWrite(ctx context.Context, l *chatLock, m *store.Mess
 	ctx, cancel := s.detached(ctx)
 	defer cancel()
 	shared := m
-	em := msgOf(shared)
+	em := refOf(shared)
 	byID := make(map[string]head, len(hs))
 	evs := make([]*outEvent, 0, len(hs))
 	for _, h := range hs {

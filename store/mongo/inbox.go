@@ -52,9 +52,14 @@ type eventMsg struct {
 	From       string `bson:"from"`
 	FromDevice string `bson:"dev"`
 	TS         int64  `bson:"ts"`
-	Body       []byte `bson:"body"`
+	Body       []byte `bson:"body,omitempty"`
 	ReplyTo    string `bson:"reply,omitempty"`
 	Kind       string `bson:"kind,omitempty"`
+	// Ref marks the copy in an inbox event, which leaves out the body and
+	// reply_to: the log entry at (chat, seq) has them, and it never
+	// changes once inserted (a send that stops halfway is completed, never
+	// undone), so a body is stored once however many devices get it.
+	Ref bool `bson:"ref,omitempty"`
 }
 
 type eventRcpt struct {
@@ -68,6 +73,14 @@ type eventRcpt struct {
 func msgOf(m *store.Message) *eventMsg {
 	return &eventMsg{ID: m.ID, ChatID: m.ChatID, Seq: m.Seq, From: m.From, FromDevice: m.FromDevice,
 		TS: m.TS, Body: m.Body, ReplyTo: m.ReplyTo, Kind: m.Kind}
+}
+
+// refOf is m as an inbox event holds it: what acks need (id, chat, seq,
+// author), not the body, which Inbox reads from the log.
+func refOf(m *store.Message) *eventMsg {
+	e := msgOf(m)
+	e.Body, e.ReplyTo, e.Ref = nil, "", true
+	return e
 }
 
 func (e *eventMsg) message() *store.Message {
@@ -398,6 +411,9 @@ func (s *Store) Inbox(ctx context.Context, deviceID string, after int64, limit i
 		}
 		docs = append(docs, more...)
 	}
+	if err := s.fillRefs(ctx, docs); err != nil {
+		return nil, 0, fmt.Errorf("inbox of %s: %w", deviceID, err)
+	}
 	events := make([]store.Event, 0, len(docs))
 	headCur := max(h.Hint, h.Floor)
 	for i := range docs {
@@ -440,6 +456,50 @@ func (s *Store) Heads(ctx context.Context, deviceIDs []string) (map[string]int64
 }
 
 // readEvents reads up to limit (0: all) events of device after cursor.
+// fillRefs reads the bodies of docs' reference events from the chat logs,
+// in one query. Events from before references carry their bodies.
+func (s *Store) fillRefs(ctx context.Context, docs []eventDoc) error {
+	var keys []string
+	for i := range docs {
+		if m := docs[i].Message; m != nil && m.Ref {
+			keys = append(keys, numKey(m.ChatID, m.Seq))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	type logBody struct {
+		ID      string `bson:"_id"`
+		Body    []byte `bson:"body"`
+		ReplyTo string `bson:"reply"`
+	}
+	var found []logBody
+	cur, err := s.messages.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
+		options.Find().SetProjection(bson.D{{Key: "body", Value: 1}, {Key: "reply", Value: 1}}))
+	if err == nil {
+		err = cur.All(ctx, &found)
+	}
+	if err != nil {
+		return fmt.Errorf("bodies of %d events: %w", len(keys), err)
+	}
+	byKey := make(map[string]*logBody, len(found))
+	for i := range found {
+		byKey[found[i].ID] = &found[i]
+	}
+	for i := range docs {
+		m := docs[i].Message
+		if m == nil || !m.Ref {
+			continue
+		}
+		l := byKey[numKey(m.ChatID, m.Seq)]
+		if l == nil || len(l.Body) == 0 {
+			return fmt.Errorf("store/mongo: inbox event %s refers to %s/%d, which the log does not have", docs[i].ID, m.ChatID, m.Seq)
+		}
+		m.Body, m.ReplyTo, m.Ref = l.Body, l.ReplyTo, false
+	}
+	return nil
+}
+
 func (s *Store) readEvents(ctx context.Context, device string, after int64, limit int) ([]eventDoc, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})
 	if limit > 0 {

@@ -314,7 +314,7 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	// The events share one read-only copy of the message, which also lets
 	// a caller render it once for all of them.
 	shared := &m
-	em := msgOf(shared)
+	em := refOf(shared)
 	evs := make([]*outEvent, 0, len(hs))
 	targets := p.targets
 	if p.group {

@@ -602,3 +602,42 @@ func checkDelivered(ctx context.Context, t *testing.T, s *Store, device string, 
 		}
 	}
 }
+
+// TestInboxEventsAreReferences: an inbox event holds no copy of the body
+// (the log has it, once), Inbox puts it back, and events stored whole
+// before references read as they are.
+func TestInboxEventsAreReferences(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	c := newCast(t, s)
+	req := directReq(c.alice, c.a1, c.bob, "r1", c.b1, c.b2)
+	req.Message.Body = json.RawMessage(`{"text":"stored once"}`)
+	req.Message.ReplyTo = ""
+	r, err := s.Send(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw bson.Raw
+	if err := s.inbox.FindOne(ctx, bson.D{{Key: "_id", Value: numKey(c.b1, r.Deliveries[0].Event.Cursor)}}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.LookupErr("m", "body"); err == nil || !raw.Lookup("m", "ref").Boolean() {
+		t.Fatalf("inbox event %v: want m without body, with ref", raw)
+	}
+	// An event from before references: the whole entry in the event.
+	old := &store.Message{ID: store.NewID(store.PrefixMessage), ChatID: r.Message.ChatID, Seq: 99, From: c.alice,
+		FromDevice: c.a1, Body: json.RawMessage(`{"text":"old copy"}`), ReplyTo: r.Message.ID}
+	if _, err := s.inbox.InsertOne(ctx, eventDoc{ID: numKey(c.b1, 50), Kind: kindMessage, Message: msgOf(old)}); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := s.Inbox(ctx, c.b1, 0, 0)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("inbox of b1: %d events, %v", len(evs), err)
+	}
+	if string(evs[0].Message.Body) != `{"text":"stored once"}` || evs[0].Message.ID != r.Message.ID {
+		t.Fatalf("referenced event read as %+v", evs[0].Message)
+	}
+	if string(evs[1].Message.Body) != `{"text":"old copy"}` || evs[1].Message.ReplyTo != r.Message.ID {
+		t.Fatalf("whole event read as %+v", evs[1].Message)
+	}
+}
