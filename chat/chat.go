@@ -23,11 +23,11 @@ type Store interface {
 // router took them (a broker confirmed them), so a caller that answers
 // after it never promises an event that could still be lost with this node.
 // The group is the state after a group change, for rendering its events
-// (nil for other deliveries). Poke asks the holders of devices to re-read
-// their inboxes.
+// (nil for other deliveries). Poke asks the holders of every device of
+// users but except to re-read their inboxes.
 type Dispatcher interface {
 	Dispatch(ctx context.Context, ds []store.Delivery, g *store.Group)
-	Poke(ctx context.Context, devices []string)
+	Poke(ctx context.Context, users []string, except string)
 	// Typing hands an ephemeral frame to every device of users; devices
 	// nobody holds miss it.
 	Typing(ctx context.Context, users []string, frame []byte)

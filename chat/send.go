@@ -117,7 +117,9 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 		// A resend usually means the first attempt's answer was lost, maybe
 		// with the node that stored it before it published: poke the
 		// targets so that their holders read the inbox.
-		s.d.Poke(ctx, s.targets(ctx, a, m.ChatID))
+		if members, err := s.members(ctx, a.UserID, m.ChatID); err == nil {
+			s.d.Poke(ctx, members, a.DeviceID)
+		}
 	}
 	return Sent{Message: res.Message, Duplicate: res.Duplicate, SenderCursor: res.SenderCursor}, nil
 }
@@ -160,20 +162,6 @@ func (s *Service) devicesOf(ctx context.Context, users []string, skip string) ([
 		}
 	}
 	return out, nil
-}
-
-// targets lists the devices a message of chatID from a goes to; for a
-// poke, so errors leave it short.
-func (s *Service) targets(ctx context.Context, a Actor, chatID string) []string {
-	members, err := s.members(ctx, a.UserID, chatID)
-	if err != nil {
-		return nil
-	}
-	ds, err := s.devicesOf(ctx, members, a.DeviceID)
-	if err != nil {
-		s.log.Warn("listing devices to poke failed", "chat", chatID, "err", err)
-	}
-	return ds
 }
 
 // maySend is the group rule for sending, run in the store's atomic step.

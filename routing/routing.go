@@ -31,7 +31,13 @@ const (
 	// device of Users. It is broadcast (Broadcaster): one publish reaches
 	// every node, which hands Frame to its own devices of those users.
 	KindUsers = 7
+	// KindPokeUsers is KindPoke for every device of Users, broadcast: each
+	// node makes its sessions of those users re-read their inboxes.
+	KindPokeUsers = 8
 )
+
+// HasUsers reports whether envelopes of kind carry Users.
+func HasUsers(kind uint8) bool { return kind == KindUsers || kind == KindPokeUsers }
 
 // Envelope is what travels between nodes for one device.
 type Envelope struct {

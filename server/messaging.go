@@ -50,9 +50,35 @@ func (d dispatcher) Dispatch(ctx context.Context, ds []store.Delivery, g *store.
 	d.s.dispatch(ctx, ds, g)
 }
 
-func (d dispatcher) Poke(ctx context.Context, devices []string) {
-	for _, id := range devices {
-		d.s.poke(ctx, id)
+// Poke makes the holders of users' devices re-read their inboxes: one
+// broadcast when the router can, else a poke per device (but except) as
+// one batch, with the devices whose poke could not be published left to
+// the repair list.
+func (d dispatcher) Poke(ctx context.Context, users []string, except string) {
+	if b, ok := d.s.router.(routing.Broadcaster); ok {
+		err := b.Broadcast(ctx, routing.Envelope{Kind: routing.KindPokeUsers, Users: users})
+		if err == nil {
+			return
+		}
+		d.s.log.Debug("poke: broadcast failed, poking each device", "err", err)
+	}
+	var targets []routing.Target
+	for _, uid := range users {
+		ds, err := d.s.st.UserDevices(ctx, uid)
+		if err != nil {
+			d.s.log.Warn("poke: listing devices failed", "user", uid, "err", err)
+			continue
+		}
+		for _, dev := range ds {
+			if dev.ID != except {
+				targets = append(targets, routing.Target{DeviceID: dev.ID, Env: routing.Envelope{Kind: routing.KindPoke}})
+			}
+		}
+	}
+	for i, err := range routing.PublishAll(ctx, d.s.router, targets) {
+		if err != nil && !errors.Is(err, routing.ErrNoRoute) {
+			d.s.repair.add(targets[i].DeviceID)
+		}
 	}
 }
 

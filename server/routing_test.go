@@ -178,3 +178,66 @@ func TestWindowBoundsUnackedEvents(t *testing.T) {
 		total++
 	}
 }
+
+// chaosBroadcaster is a chaosRouter that still broadcasts (the routers
+// Tern ships are Broadcasters), so that pokes take the broadcast path.
+type chaosBroadcaster struct {
+	*chaosRouter
+	b routing.Broadcaster
+}
+
+func (r chaosBroadcaster) Broadcast(ctx context.Context, env routing.Envelope) error {
+	return r.b.Broadcast(ctx, env)
+}
+
+func (r chaosBroadcaster) OnBroadcast(fn func(routing.Envelope)) { r.b.OnBroadcast(fn) }
+
+// TestDuplicateGroupSendPokes: every event envelope is lost (a sender's
+// node that died between storing and publishing), and no other event
+// follows. The resend of the message, answered as a duplicate, must make
+// every member's session read its inbox: with a broadcast when the router
+// can, a poke per device otherwise.
+func TestDuplicateGroupSendPokes(t *testing.T) {
+	for _, broadcast := range []bool{true, false} {
+		t.Run(map[bool]string{true: "broadcast", false: "per device"}[broadcast], func(t *testing.T) {
+			var chaos *chaosRouter
+			n := servertest.Start(t, servertest.Options{Router: func(r routing.Router) routing.Router {
+				chaos = &chaosRouter{Router: r}
+				if b, ok := r.(routing.Broadcaster); ok && broadcast {
+					return chaosBroadcaster{chaos, b}
+				}
+				return chaos
+			}})
+			ctx := ctxT(t)
+			alice := n.Login(t, "+14155550411", "a")
+			bob := n.Login(t, "+14155550412", "b")
+			carol := n.Login(t, "+14155550413", "c")
+			g, err := alice.CreateGroup(ctx, "g", "", []string{bob.Session().UserID, carol.Session().UserID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []*client.Client{bob, carol} {
+				servertest.Next(t, c, wire.TypeGroup, wait)
+			}
+			chaos.mu.Lock()
+			chaos.mode = "lose all"
+			chaos.mu.Unlock()
+			first, err := alice.SendWithID(ctx, "once", g.ChatID, wire.Body{Text: "hello"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := servertest.Drain(bob, 300*time.Millisecond); len(f) > 0 {
+				t.Fatalf("bob got %+v although every envelope was lost", f)
+			}
+			again, err := alice.SendWithID(ctx, "once", g.ChatID, wire.Body{Text: "hello"}, "")
+			if err != nil || again.MsgID != first.MsgID {
+				t.Fatalf("the resend was answered %+v, %v; want the first message %s", again, err, first.MsgID)
+			}
+			for _, c := range []*client.Client{bob, carol} {
+				if m := servertest.Next(t, c, wire.TypeMessage, wait); m.MsgID != first.MsgID {
+					t.Fatalf("got %+v, want the message %s", m, first.MsgID)
+				}
+			}
+		})
+	}
+}

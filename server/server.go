@@ -391,11 +391,15 @@ func (s *Server) dropUserLocked(ss *session) {
 	}
 }
 
-// deliverToUsers hands a broadcast frame (routing.KindUsers) to this
-// node's sessions of its users: a group's typing costs the sender's node
-// one publish, and each node one lookup per user, however many devices.
+// deliverToUsers hands a broadcast to this node's sessions of its users: a
+// frame (routing.KindUsers: a group's typing) or an inbox read
+// (routing.KindPokeUsers). It costs the sender's node one publish, and
+// each node one lookup per user, however many devices.
 func (s *Server) deliverToUsers(env routing.Envelope) {
-	if env.Kind != routing.KindUsers || len(env.Frame) == 0 {
+	switch {
+	case env.Kind == routing.KindUsers && len(env.Frame) > 0:
+	case env.Kind == routing.KindPokeUsers:
+	default:
 		return
 	}
 	var to []*session
@@ -405,7 +409,11 @@ func (s *Server) deliverToUsers(env routing.Envelope) {
 	}
 	s.mu.Unlock()
 	for _, ss := range to {
-		ss.Deliver(routing.Envelope{Kind: routing.KindFrame, Frame: env.Frame})
+		if env.Kind == routing.KindPokeUsers {
+			ss.Resync()
+		} else {
+			ss.Deliver(routing.Envelope{Kind: routing.KindFrame, Frame: env.Frame})
+		}
 	}
 }
 

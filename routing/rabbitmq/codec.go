@@ -16,7 +16,7 @@ var errBadBody = errors.New("rabbitmq: malformed envelope body")
 // with escaping for every envelope; this costs one allocation.
 func encode(env routing.Envelope) []byte {
 	n := 1 + binary.MaxVarintLen64 + len(env.Frame)
-	if env.Kind == routing.KindUsers {
+	if routing.HasUsers(env.Kind) {
 		n += binary.MaxVarintLen64
 		for _, u := range env.Users {
 			n += binary.MaxVarintLen64 + len(u)
@@ -25,7 +25,7 @@ func encode(env routing.Envelope) []byte {
 	b := make([]byte, 0, n)
 	b = append(b, env.Kind)
 	b = binary.AppendVarint(b, env.Cursor)
-	if env.Kind == routing.KindUsers {
+	if routing.HasUsers(env.Kind) {
 		b = binary.AppendUvarint(b, uint64(len(env.Users)))
 		for _, u := range env.Users {
 			b = binary.AppendUvarint(b, uint64(len(u)))
@@ -46,7 +46,7 @@ func decode(b []byte) (routing.Envelope, error) {
 	}
 	env := routing.Envelope{Kind: b[0], Cursor: cursor}
 	rest := b[1+n:]
-	if env.Kind == routing.KindUsers {
+	if routing.HasUsers(env.Kind) {
 		count, n := binary.Uvarint(rest)
 		// Each user takes at least one byte: a count beyond what is left
 		// is a lie, not a reason to allocate.

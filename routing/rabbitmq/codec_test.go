@@ -18,6 +18,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Kind: 0, Cursor: math.MinInt64},
 		{Kind: routing.KindUsers, Frame: []byte(`{"type":"typing"}`), Users: []string{"u1", "", "u3"}},
 		{Kind: routing.KindUsers, Users: []string{}},
+		{Kind: routing.KindPokeUsers, Users: []string{"u1"}},
 	} {
 		b := encode(env)
 		got, err := decode(b)
