@@ -273,6 +273,13 @@ func (w *wtx) entryHead(e *feedEntry) (msgHead, bool, error) {
 		mh, err := messageHead(e.event[1:])
 		return mh, err == nil, err
 	}
+	hk := msgHeadKey(e.chat, e.seq)
+	if v, ok := w.pending[hk]; ok {
+		return decodeMsgHead(v, e.seq)
+	}
+	if v, ok := w.cache.vals[hk]; ok {
+		return decodeMsgHead(v, e.seq)
+	}
 	v := w.get(chatIDKey(e.chat))
 	if v == nil {
 		return msgHead{}, false, cmpErr(w.err, fmt.Errorf("%w: no chat number %d", errCorrupt, e.chat))
@@ -282,7 +289,48 @@ func (w *wtx) entryHead(e *feedEntry) (msgHead, bool, error) {
 		return msgHead{}, false, cmpErr(w.err, fmt.Errorf("%w: feed entry for missing message %d of %s", errCorrupt, e.seq, v))
 	}
 	mh, err := messageHead(raw)
-	return mh, err == nil, err
+	if err != nil {
+		return msgHead{}, false, err
+	}
+	// Read from the batch and not written in the round (pending would
+	// have it): committed, and a log entry never changes.
+	w.cache.set(hk, encodeMsgHead(&mh))
+	return mh, true, nil
+}
+
+// Recent messages' heads. Every member's ack of a group message needs the
+// message's author and id for its receipt: a thousand log reads of the
+// same entry on the writer goroutine, unless the writer remembers them.
+// A send records its message's head for the round (pending), so that it
+// reaches the cache only if the round commits.
+
+func msgHeadKey(chat uint64, seq int64) string {
+	k := binary.BigEndian.AppendUint64([]byte{tMsgHeads}, chat)
+	return string(binary.BigEndian.AppendUint64(k, uint64(seq)))
+}
+
+func encodeMsgHead(mh *msgHead) []byte {
+	b := make([]byte, 0, 3+len(mh.id)+len(mh.chatID)+len(mh.from)+3)
+	b = appendString(b, mh.id)
+	b = appendString(b, mh.chatID)
+	b = appendString(b, mh.from)
+	if mh.group {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func decodeMsgHead(b []byte, seq int64) (msgHead, bool, error) {
+	d := decoder{b: b}
+	mh := msgHead{seq: seq}
+	mh.id = d.str("id")
+	mh.chatID = d.str("chat id")
+	mh.from = d.str("from")
+	if d.err != nil || len(d.b) != 1 {
+		return msgHead{}, false, cmpErr(d.err, fmt.Errorf("%w: cached message head", errCorrupt))
+	}
+	mh.group = d.b[0] == 1
+	return mh, true, nil
 }
 
 func cmpErr(a, b error) error {
@@ -336,8 +384,7 @@ func (s *Store) migrateInboxes(ctx context.Context) error {
 			if len(k) < 2 || k[1] == 0 {
 				return true, nil
 			}
-			h := decodeHead(v)
-			if h.User != "" && h.Last > 0 {
+			if h := decodeHead(v); h.User != "" {
 				users[h.User] = append(users[h.User], device{string(k[1:]), h})
 			}
 			return true, nil
@@ -346,34 +393,55 @@ func (s *Store) migrateInboxes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate inboxes: %w", err)
 	}
+	// Users whose devices never had an event need nothing. The others go
+	// many to a write, so that group commit is not one fsync per user.
+	var todo []string
 	for user, devs := range users {
+		for _, d := range devs {
+			if d.h.Last > 0 {
+				todo = append(todo, user)
+				break
+			}
+		}
+	}
+	const usersPerWrite = 256
+	for len(todo) > 0 {
+		chunk := todo[:min(usersPerWrite, len(todo))]
+		todo = todo[len(chunk):]
 		err := s.write(ctx, func(w *wtx) error {
-			var base int64
-			for _, d := range devs {
-				base = max(base, d.h.Last)
-			}
-			if w.feedLast(user) >= base {
-				return nil
-			}
-			w.put(seqKey(tFeed, user, base), []byte{fNone})
-			w.setPseudo(feedLastKey(user), base)
-			for _, d := range devs {
-				for c := d.h.Acked + 1; c <= d.h.Last; c++ {
-					ik := seqKey(tInbox, d.id, c)
-					v := w.get(ik)
-					if v == nil {
-						continue
-					}
-					e := appendString([]byte{fOnly}, d.id)
-					w.appendFeed(user, append(e, v...))
-					w.del(ik)
+			for _, user := range chunk {
+				devs := users[user]
+				var base int64
+				for _, d := range devs {
+					base = max(base, d.h.Last)
 				}
-				w.put(key(tHeads, d.id), head{Acked: base, User: user}.encode())
+				if w.feedLast(user) >= base {
+					continue // migrated by an earlier, interrupted run
+				}
+				// The feed continues above every cursor any device had,
+				// and everything below is trimmed: every device, the ones
+				// that never had an event too, starts there.
+				w.put(seqKey(tFeed, user, base), []byte{fNone})
+				w.setPseudo(feedLastKey(user), base)
+				w.put(key(tFeedTrim, user), binary.BigEndian.AppendUint64(nil, uint64(base-1)))
+				for _, d := range devs {
+					for c := d.h.Acked + 1; c <= d.h.Last; c++ {
+						ik := seqKey(tInbox, d.id, c)
+						v := w.get(ik)
+						if v == nil {
+							continue
+						}
+						e := appendString([]byte{fOnly}, d.id)
+						w.appendFeed(user, append(e, v...))
+						w.del(ik)
+					}
+					w.put(key(tHeads, d.id), head{Acked: base, User: user}.encode())
+				}
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("migrate inboxes of %s: %w", user, err)
+			return fmt.Errorf("migrate inboxes of %d users: %w", len(chunk), err)
 		}
 	}
 	if err := s.write(ctx, func(w *wtx) error { w.put(migratedKey, []byte{1}); return nil }); err != nil {

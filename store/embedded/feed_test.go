@@ -180,16 +180,23 @@ func TestMigrateInboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := r.Message
-	// Make the old layout by hand: b1 has m at cursor 7 (acked up to 6),
-	// b2 everything acked up to 9; no feeds.
+	idle := store.NewID(store.PrefixDevice)
+	if err := s.CreateDevice(ctx, store.Device{ID: idle, UserID: bob}); err != nil {
+		t.Fatal(err)
+	}
+	// Make the old layout by hand: b1 has m at cursor 5 (acked up to 4),
+	// b2 everything acked up to 3, and a third device never had an event;
+	// no feeds. (Small cursors: an ack of up to 8 reads entries one by
+	// one, where a missing one once failed the ack.)
 	old := encodeMessageEvent(&m)
 	err = s.write(ctx, func(w *wtx) error {
 		for _, k := range [][]byte{seqKey(tFeed, bob, 1), migratedKey} {
 			w.del(k)
 		}
-		w.put(seqKey(tInbox, b[0], 7), old)
-		w.put(key(tHeads, b[0]), head{Last: 7, Acked: 6, User: bob}.encode())
-		w.put(key(tHeads, b[1]), head{Last: 9, Acked: 9, User: bob}.encode())
+		w.put(seqKey(tInbox, b[0], 5), old)
+		w.put(key(tHeads, b[0]), head{Last: 5, Acked: 4, User: bob}.encode())
+		w.put(key(tHeads, b[1]), head{Last: 3, Acked: 3, User: bob}.encode())
+		w.put(key(tHeads, idle), head{User: bob}.encode())
 		return nil
 	})
 	if err != nil {
@@ -203,11 +210,11 @@ func TestMigrateInboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	evs, head, err := s.Inbox(ctx, b[0], 6, 0)
-	if err != nil || len(evs) != 1 || evs[0].Message.ID != m.ID || evs[0].Cursor <= 9 || head != evs[0].Cursor {
-		t.Fatalf("b1 after the migration: %+v head %d, %v; want m above cursor 9", evs, head, err)
+	evs, head, err := s.Inbox(ctx, b[0], 4, 0)
+	if err != nil || len(evs) != 1 || evs[0].Message.ID != m.ID || evs[0].Cursor <= 5 || head != evs[0].Cursor {
+		t.Fatalf("b1 after the migration: %+v head %d, %v; want m above cursor 5", evs, head, err)
 	}
-	if evs, _, err := s.Inbox(ctx, b[1], 9, 0); err != nil || len(evs) != 0 {
+	if evs, _, err := s.Inbox(ctx, b[1], 3, 0); err != nil || len(evs) != 0 {
 		t.Fatalf("b2 after the migration: %d events, %v; want none (it was b1's)", len(evs), err)
 	}
 	r, err = s.Send(ctx, directReq(alice, a[0], bob, "2", b[0], b[1]))
@@ -221,6 +228,18 @@ func TestMigrateInboxes(t *testing.T) {
 	}
 	if ds, err := s.Ack(ctx, b[0], head); err != nil || len(ds) != 2 || ds[0].Event.Receipt == nil {
 		t.Fatalf("b1 acks the migrated message: %+v, %v; want its delivered receipt to a1 and a2", ds, err)
+	}
+	// Every device acks the new message, the one that never had an event
+	// too: the feed is trimmed down to its last entry, without walking
+	// the cursors below the migration.
+	next := r.Deliveries[0].Event.Cursor
+	for _, d := range []string{b[0], b[1], idle} {
+		if _, err := s.Ack(ctx, d, next); err != nil {
+			t.Fatalf("%s acks %d after the migration: %v", d, next, err)
+		}
+	}
+	if got := feedKeys(t, s, bob); !slices.Equal(got, []int64{next}) {
+		t.Fatalf("bob's feed after every device acked: %v, want only %d", got, next)
 	}
 	var legacy int
 	err = s.view(context.Background(), func(r reader) error {

@@ -307,6 +307,8 @@ func (w *wtx) putEntry(m *store.Message, cs chatSeq) []byte {
 // for all of them.
 func (w *wtx) deliver(m *store.Message, kind string, users []string, skip string) ([]store.Delivery, int64) {
 	num := w.chatNum(m.ChatID)
+	w.pending[msgHeadKey(num, m.Seq)] = encodeMsgHead(&msgHead{id: m.ID, chatID: m.ChatID, seq: m.Seq,
+		from: m.From, group: m.Kind == store.EventGroup})
 	plain := encodeRef(num, m.Seq, "")
 	shared := m
 	out := make([]store.Delivery, 0, 2*len(users))

@@ -32,6 +32,10 @@ const (
 	// tFeedLast names the writer cache's record of a feed's last cursor;
 	// nothing is stored under it.
 	tFeedLast byte = 21
+	// tMsgHeads names the writer cache's records of recent messages'
+	// heads (chat number u64, seq u64 -> id, chat, author): nothing is
+	// stored under it either.
+	tMsgHeads byte = 22
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

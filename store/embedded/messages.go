@@ -239,8 +239,8 @@ func (w *wtx) emit(g *groups, status, by string, ts int64) []store.Delivery {
 // reads, and an ack usually covers one or two events.
 const pointReadMax = 8
 
-// entries calls fn on the entries of user's feed with cursors from..to,
-// all of which exist (only acked ones are deleted). fn must not keep v.
+// entries calls fn on the entries of user's feed with cursors from..to.
+// fn must not keep v.
 func (w *wtx) entries(user string, from, to int64, fn func(cur int64, v []byte) error) error {
 	if to-from+1 > pointReadMax {
 		return w.scan(seqKey(tFeed, user, from), seqKey(tFeed, user, to+1), func(k, v []byte) (bool, error) {
@@ -251,6 +251,9 @@ func (w *wtx) entries(user string, from, to int64, fn func(cur int64, v []byte) 
 		v := w.get(seqKey(tFeed, user, cur))
 		if w.err != nil {
 			return w.err
+		}
+		if v == nil {
+			continue // trimmed (a device that starts below the trim point)
 		}
 		if err := fn(cur, v); err != nil {
 			return err
