@@ -13,6 +13,7 @@ import (
 // Store is what the rules read and write.
 type Store interface {
 	store.Users
+	store.AddressBooks
 	store.Devices
 	store.Messages
 	store.Groups

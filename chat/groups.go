@@ -39,7 +39,7 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, in NewGroup) (g stor
 	}
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	members, err := s.newMembers(ctx, in.Members, nil, a.UserID)
+	members, notAdded, err := s.newMembers(ctx, in.Members, nil, a.UserID)
 	if err != nil {
 		return store.Group{}, nil, err
 	}
@@ -71,7 +71,7 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, in NewGroup) (g stor
 		return store.Group{}, nil, s.groupErr(err)
 	}
 	s.d.Dispatch(ctx, res.Deliveries, &res.Group)
-	return res.Group, nil, nil
+	return res.Group, notAdded, nil
 }
 
 // Group returns a group to one of its members.
@@ -173,12 +173,12 @@ func (s *Service) AddMembers(ctx context.Context, a Actor, chatID string, userID
 	}
 	cctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	add, err := s.newMembers(cctx, userIDs, &cur, "")
+	add, notAdded, err := s.newMembers(cctx, userIDs, &cur, a.UserID)
 	if err != nil {
 		return store.Group{}, nil, err
 	}
 	if len(add) == 0 {
-		return cur, nil, nil
+		return cur, notAdded, nil
 	}
 	at := time.UnixMilli(s.now().UnixMilli()).UTC()
 	g, err = s.change(ctx, a, chatID, wire.ChangeMembersAdded, add, func(g *store.Group) error {
@@ -308,26 +308,46 @@ func noteBody(by, change string, ids []string) (json.RawMessage, error) {
 
 // newMembers checks user ids to add: each must exist, repeats and users
 // already in cur (or self) are dropped.
-func (s *Service) newMembers(ctx context.Context, ids []string, cur *store.Group, self string) ([]string, error) {
-	out := make([]string, 0, len(ids))
+func (s *Service) newMembers(ctx context.Context, ids []string, cur *store.Group, adder string) (add, notAdded []string, err error) {
+	add = make([]string, 0, len(ids))
 	seen := make(map[string]bool, len(ids))
+	var adderPhone string
 	for _, id := range ids {
-		if id == self || seen[id] || (cur != nil && cur.Member(id) != nil) {
+		if id == adder || seen[id] || (cur != nil && cur.Member(id) != nil) {
 			continue
 		}
 		seen[id] = true
 		if len(id) < 2 || id[:1] != store.PrefixUser || len(id) > wire.MaxIDLen {
-			return nil, wire.Errorf(wire.CodeNotFound, "no such user %q", truncate(id, 40))
+			return nil, nil, wire.Errorf(wire.CodeNotFound, "no such user %q", truncate(id, 40))
 		}
-		if _, err := s.st.User(ctx, id); err != nil {
+		u, err := s.st.User(ctx, id)
+		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, wire.Errorf(wire.CodeNotFound, "no such user %q", id)
+				return nil, nil, wire.Errorf(wire.CodeNotFound, "no such user %q", id)
 			}
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, id)
+		if u.Privacy.GroupsAdd == store.Contacts {
+			// Only those in the user's address book may add it.
+			if adderPhone == "" {
+				me, err := s.st.User(ctx, adder)
+				if err != nil {
+					return nil, nil, err
+				}
+				adderPhone = me.Phone
+			}
+			ok, err := s.st.HasContact(ctx, id, adderPhone)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				notAdded = append(notAdded, id)
+				continue
+			}
+		}
+		add = append(add, id)
 	}
-	return out, nil
+	return add, notAdded, nil
 }
 
 // checkInfo checks a group's name and description.

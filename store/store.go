@@ -23,8 +23,25 @@ type User struct {
 	// HideReadReceipts stops this user's read receipts from reaching others
 	// (a privacy setting; the zero value sends them).
 	HideReadReceipts bool
+	Privacy          Privacy
 	CreatedAt        time.Time
 }
+
+// Privacy is who may see a user's last seen and online state, and who may
+// add it to groups. "" means the default, Everyone.
+type Privacy struct {
+	LastSeen  string // Everyone, Contacts or Nobody
+	Online    string // Everyone or SameAsLastSeen
+	GroupsAdd string // Everyone or Contacts
+}
+
+// Privacy values.
+const (
+	Everyone       = "everyone"
+	Contacts       = "contacts"
+	Nobody         = "nobody"
+	SameAsLastSeen = "same_as_last_seen"
+)
 
 // Device is one signed-in phone or browser of a user.
 type Device struct {
@@ -222,8 +239,17 @@ type Users interface {
 	UserByPhone(ctx context.Context, phone string) (User, error)
 	// UsersByPhones returns the users among phones; unknown phones are skipped.
 	UsersByPhones(ctx context.Context, phones []string) ([]User, error)
-	// UpdateProfile sets Name, About and HideReadReceipts of u.ID.
+	// UpdateProfile sets Name, About, HideReadReceipts and Privacy of u.ID.
 	UpdateProfile(ctx context.Context, u User) error
+}
+
+// AddressBooks keeps the phone numbers each user saved: the user's
+// contacts are the users with those numbers (privacy's "contacts").
+type AddressBooks interface {
+	// SetContacts replaces userID's address book with phones (E.164).
+	SetContacts(ctx context.Context, userID string, phones []string) error
+	// HasContact reports whether userID saved phone.
+	HasContact(ctx context.Context, userID, phone string) (bool, error)
 }
 
 // Devices stores device sessions.
@@ -312,6 +338,7 @@ type Secrets interface {
 // interface they need.
 type Store interface {
 	Users
+	AddressBooks
 	Devices
 	Codes
 	Messages

@@ -53,6 +53,31 @@ type MePatch struct {
 	ReadReceipts *bool   `json:"read_receipts,omitempty"`
 }
 
+// Privacy is the answer of GET /v1/me/privacy: who sees the user's last
+// seen ("everyone", "contacts", "nobody") and online state ("everyone",
+// "same_as_last_seen"), whether its read receipts go out, and who may add
+// it to groups ("everyone", "contacts").
+type Privacy struct {
+	LastSeen     string `json:"last_seen"`
+	Online       string `json:"online"`
+	ReadReceipts bool   `json:"read_receipts"`
+	GroupsAdd    string `json:"groups_add"`
+}
+
+// PrivacyPatch is the body of PATCH /v1/me/privacy: absent fields stay.
+type PrivacyPatch struct {
+	LastSeen     *string `json:"last_seen,omitempty"`
+	Online       *string `json:"online,omitempty"`
+	ReadReceipts *bool   `json:"read_receipts,omitempty"`
+	GroupsAdd    *string `json:"groups_add,omitempty"`
+}
+
+// ContactsRequest is the body of PUT /v1/contacts: the user's whole
+// address book, which replaces the one saved before.
+type ContactsRequest struct {
+	Phones []string `json:"phones"`
+}
+
 // User is another user's public profile.
 type User struct {
 	UserID string `json:"user_id"`

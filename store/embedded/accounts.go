@@ -153,7 +153,7 @@ func (s *Store) UpdateProfile(ctx context.Context, u store.User) error {
 		if err := w.getJSON(key(tUsers, u.ID), &cur); err != nil {
 			return err
 		}
-		cur.Name, cur.About, cur.HideReadReceipts = u.Name, u.About, u.HideReadReceipts
+		cur.Name, cur.About, cur.HideReadReceipts, cur.Privacy = u.Name, u.About, u.HideReadReceipts, u.Privacy
 		v, err := json.Marshal(cur)
 		if err != nil {
 			return err

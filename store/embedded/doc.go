@@ -122,6 +122,11 @@
 //	18 trim     userID                     cursor u64: the feed's entries up to it are deleted
 //	19 chatnums chatID                     number uvarint
 //	20 chatids  number u64                 chatID
+//	23 contacts userID 0 phone             (empty): the user's address book
+//
+// 21 and 22 name records of the writer's cache that are never stored: a
+// feed's last cursor (the feed's last key says it) and recent messages'
+// heads.
 //
 // The last seq of a chat and the last key of a feed live in the database
 // and are read inside the writer, so a restart continues both without

@@ -36,6 +36,7 @@ const (
 	// heads (chat number u64, seq u64 -> id, chat, author): nothing is
 	// stored under it either.
 	tMsgHeads byte = 22
+	tContacts byte = 23 // userID 0x00 phone -> empty: the user's address book
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -20,16 +20,21 @@ import (
 // so none needs a lock or a transaction.
 
 type userDoc struct {
-	ID       string    `bson:"_id"`
-	Phone    string    `bson:"phone"`
-	Name     string    `bson:"name,omitempty"`
-	About    string    `bson:"about,omitempty"`
-	HideRead bool      `bson:"hide_read,omitempty"`
-	Created  time.Time `bson:"created"`
+	ID       string `bson:"_id"`
+	Phone    string `bson:"phone"`
+	Name     string `bson:"name,omitempty"`
+	About    string `bson:"about,omitempty"`
+	HideRead bool   `bson:"hide_read,omitempty"`
+	// Privacy: who sees last seen and online, who may add to groups.
+	LastSeen  string    `bson:"p_seen,omitempty"`
+	Online    string    `bson:"p_online,omitempty"`
+	GroupsAdd string    `bson:"p_groups,omitempty"`
+	Created   time.Time `bson:"created"`
 }
 
 func (d *userDoc) user() store.User {
-	return store.User{ID: d.ID, Phone: d.Phone, Name: d.Name, About: d.About, HideReadReceipts: d.HideRead, CreatedAt: d.Created}
+	return store.User{ID: d.ID, Phone: d.Phone, Name: d.Name, About: d.About, HideReadReceipts: d.HideRead,
+		Privacy: store.Privacy{LastSeen: d.LastSeen, Online: d.Online, GroupsAdd: d.GroupsAdd}, CreatedAt: d.Created}
 }
 
 // EnsureUser implements store.Users. The unique index on phone makes the
@@ -113,6 +118,8 @@ func (s *Store) UsersByPhones(ctx context.Context, phones []string) ([]store.Use
 func (s *Store) UpdateProfile(ctx context.Context, u store.User) error {
 	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: u.ID}}, bson.D{{Key: "$set", Value: bson.D{
 		{Key: "name", Value: u.Name}, {Key: "about", Value: u.About}, {Key: "hide_read", Value: u.HideReadReceipts},
+		{Key: "p_seen", Value: u.Privacy.LastSeen}, {Key: "p_online", Value: u.Privacy.Online},
+		{Key: "p_groups", Value: u.Privacy.GroupsAdd},
 	}}})
 	if err == nil && res.MatchedCount == 0 {
 		err = store.ErrNotFound

@@ -75,7 +75,8 @@
 // zero-padded to 19 digits so that string order is numeric order, and ids
 // never contain '/':
 //
-//	users     _id user id; phone, name, about, hide_read, created
+//	users     _id user id; phone, name, about, hide_read, created; privacy:
+//	          p_seen, p_online, p_groups (absent: everyone)
 //	devices   _id device id; user, name, platform, created, last_seen,
 //	          refresh_hash, prev_refresh_hash, refresh_expires, push_provider,
 //	          push_token; hint and floor of its inbox; j, the journal of its
@@ -99,6 +100,8 @@
 //	          true; Inbox reads the body from the log, so it is stored once)
 //	          or r (the receipt), n (a random tag of the insert); events
 //	          from before references hold the whole entry
+//	contacts  _id user id; phones: the user's address book (E.164), replaced
+//	          whole by SetContacts; HasContact matches one number in it
 //	marks     _id "<chat>/<user>/<kind>/<seq>"; ts: a move of the user's
 //	          delivered ("d") or read ("r") mark up to seq, at ts (the time
 //	          of its receipts), kept for message info (MessageMarks)

@@ -59,7 +59,7 @@ type Store struct {
 
 	users, devices, codes, secrets *mongo.Collection
 	chats, members, messages       *mongo.Collection
-	inbox, marks                   *mongo.Collection
+	inbox, marks, contacts         *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -129,6 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		messages:    db.Collection(collMessages),
 		inbox:       db.Collection(collInbox),
 		marks:       db.Collection(collMarks),
+		contacts:    db.Collection(collContacts),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
 	}

@@ -119,20 +119,49 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s, ctx := newStore(t), t.Context()
 		id := newUser(t, s, "+15550000001")
 		// Phone and CreatedAt are not the profile's: they must not change.
-		must(t, s.UpdateProfile(ctx, store.User{ID: id, Phone: "+15550000077", Name: "Alice", About: "hi", HideReadReceipts: true, CreatedAt: at(5000)}))
+		priv := store.Privacy{LastSeen: store.Contacts, Online: store.SameAsLastSeen, GroupsAdd: store.Contacts}
+		must(t, s.UpdateProfile(ctx, store.User{ID: id, Phone: "+15550000077", Name: "Alice", About: "hi", HideReadReceipts: true,
+			Privacy: priv, CreatedAt: at(5000)}))
 		u, err := s.User(ctx, id)
 		must(t, err)
-		if u.Name != "Alice" || u.About != "hi" || !u.HideReadReceipts || u.Phone != "+15550000001" || !u.CreatedAt.Equal(base) {
+		if u.Name != "Alice" || u.About != "hi" || !u.HideReadReceipts || u.Privacy != priv || u.Phone != "+15550000001" || !u.CreatedAt.Equal(base) {
 			t.Fatalf("after UpdateProfile: %+v", u)
 		}
 		must(t, s.UpdateProfile(ctx, store.User{ID: id, Name: "Al"}))
 		u, err = s.UserByPhone(ctx, "+15550000001")
 		must(t, err)
-		if u.Name != "Al" || u.About != "" || u.HideReadReceipts {
+		if u.Name != "Al" || u.About != "" || u.HideReadReceipts || u.Privacy != (store.Privacy{}) {
 			t.Fatalf("after second UpdateProfile: %+v", u)
 		}
 		err = s.UpdateProfile(ctx, store.User{ID: store.NewID(store.PrefixUser), Name: "x"})
 		wantErr(t, err, store.ErrNotFound, "UpdateProfile of unknown user")
+	})
+
+	t.Run("Contacts", func(t *testing.T) {
+		s, ctx := newStore(t), t.Context()
+		alice := newUser(t, s, "+15550000001")
+		bob := newUser(t, s, "+15550000002")
+		has := func(user, phone string, want bool) {
+			t.Helper()
+			got, err := s.HasContact(ctx, user, phone)
+			must(t, err)
+			if got != want {
+				t.Fatalf("HasContact(%s, %s) = %v, want %v", user, phone, got, want)
+			}
+		}
+		has(alice, "+15550000002", false)
+		must(t, s.SetContacts(ctx, alice, []string{"+15550000002", "+15550000003"}))
+		has(alice, "+15550000002", true)
+		has(alice, "+15550000003", true) // a number without a user yet
+		has(bob, "+15550000001", false)  // books are one-way
+		has(alice, "+1555000000", false) // a prefix is not a number
+		// A new book replaces the old one whole.
+		must(t, s.SetContacts(ctx, alice, []string{"+15550000004"}))
+		has(alice, "+15550000002", false)
+		has(alice, "+15550000004", true)
+		must(t, s.SetContacts(ctx, alice, nil))
+		has(alice, "+15550000004", false)
+		wantErr(t, s.SetContacts(ctx, store.NewID(store.PrefixUser), []string{"+15550000001"}), store.ErrNotFound, "SetContacts of unknown user")
 	})
 }
 
