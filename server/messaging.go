@@ -212,23 +212,33 @@ type wake struct {
 }
 
 // wakeQueue holds pushes to send, one per device (a burst of events to an
-// offline device wakes it once).
+// offline device wakes it once), and none to a device pushed less than
+// cooldown ago.
 type wakeQueue struct {
-	mu      sync.Mutex
-	pending map[string]wake
-	signal  chan struct{}
-	dropped func()
+	mu       sync.Mutex
+	pending  map[string]wake
+	recent   map[string]time.Time // devices pushed, and when
+	cooldown time.Duration
+	now      func() time.Time
+	signal   chan struct{}
+	count    func(outcome string) // "dropped", "coalesced"
 }
 
-func newWakeQueue(dropped func()) *wakeQueue {
-	return &wakeQueue{pending: make(map[string]wake), signal: make(chan struct{}, 1), dropped: dropped}
+func newWakeQueue(cooldown time.Duration, now func() time.Time, count func(outcome string)) *wakeQueue {
+	return &wakeQueue{pending: make(map[string]wake), recent: make(map[string]time.Time), cooldown: cooldown,
+		now: now, signal: make(chan struct{}, 1), count: count}
 }
 
 func (q *wakeQueue) add(device, chatID string, unlessOnline bool) {
 	q.mu.Lock()
+	if at, ok := q.recent[device]; ok && q.now().Sub(at) < q.cooldown {
+		q.mu.Unlock()
+		q.count("coalesced")
+		return
+	}
 	if _, ok := q.pending[device]; !ok && len(q.pending) >= maxWakes {
 		q.mu.Unlock()
-		q.dropped()
+		q.count("dropped")
 		return
 	}
 	q.pending[device] = wake{device: device, chatID: chatID, unlessOnline: unlessOnline}
@@ -250,6 +260,35 @@ func (q *wakeQueue) take() []wake {
 	return out
 }
 
+// pushed starts device's cooldown: a push to it goes out now.
+func (q *wakeQueue) pushed(device string) {
+	if q.cooldown <= 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	if len(q.recent) >= maxWakes {
+		for d, at := range q.recent {
+			if now.Sub(at) >= q.cooldown {
+				delete(q.recent, d)
+			}
+		}
+		if len(q.recent) >= maxWakes {
+			return // full of fresh ones: this device may be pushed again
+		}
+	}
+	q.recent[device] = now
+}
+
+// forget ends device's cooldown: it connected, so the next event it misses
+// is news again.
+func (q *wakeQueue) forget(device string) {
+	q.mu.Lock()
+	delete(q.recent, device)
+	q.mu.Unlock()
+}
+
 // pushLoop sends the queued wakes until the node stops.
 func (s *Server) pushLoop() {
 	for {
@@ -262,6 +301,7 @@ func (s *Server) pushLoop() {
 			if w.unlessOnline && s.online(w.device) {
 				continue
 			}
+			s.wakes.pushed(w.device)
 			s.wake(s.ctx, w)
 		}
 	}

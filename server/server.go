@@ -53,6 +53,13 @@ type Config struct {
 	// (each number counts, found or not). 0: the default; negative: no limit.
 	LookupsPerUserDay int
 	LookupsPerIPDay   int
+	// PushCooldown is how long after a push to a device that no node
+	// holds its next events wake it no more: the first push of a burst
+	// wakes the phone, which then reads its whole inbox, and a group
+	// conversation would otherwise push every offline member's phones for
+	// every message. A device that connects to this node starts afresh.
+	// 0: the default (3 s); negative: every event pushes.
+	PushCooldown time.Duration
 	// AllowedOrigins are the web origins ("https://chat.example.com")
 	// whose pages may open a WebSocket; "*" allows any. Empty: only the
 	// origin of the server itself (the Host the request names). Requests
@@ -88,6 +95,7 @@ func DefaultConfig() Config {
 		// scan of a number range does not.
 		LookupsPerUserDay: 5000,
 		LookupsPerIPDay:   20000,
+		PushCooldown:      3 * time.Second,
 	}
 }
 
@@ -121,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.PushCooldown == 0 {
+		c.PushCooldown = d.PushCooldown
 	}
 	if c.OutboxLimit <= 0 {
 		c.OutboxLimit = d.OutboxLimit
@@ -226,7 +237,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		MaxGroupSize:    s.cfg.MaxGroupSize,
 		MaxHistoryLimit: s.cfg.HistoryLimit,
 	}, nil, d.Log)
-	s.wakes = newWakeQueue(func() { s.metrics.pushes.WithLabelValues("dropped").Inc() })
+	s.wakes = newWakeQueue(s.cfg.PushCooldown, s.now, func(outcome string) { s.metrics.pushes.WithLabelValues(outcome).Inc() })
 	s.limits = newLimiter(&s.cfg)
 	s.lookupsByUser = newQuota(s.cfg.LookupsPerUserDay, 24*time.Hour)
 	s.lookupsByIP = newQuota(s.cfg.LookupsPerIPDay, 24*time.Hour)

@@ -166,6 +166,7 @@ func (s *Server) run(ss *session, ip string) {
 	if old != nil {
 		old.close(wire.CloseReplaced, "device connected again")
 	}
+	s.wakes.forget(ss.deviceID) // it will read its inbox: the next miss is news
 	// A connection of this device on another node is replaced too.
 	err := s.router.Publish(s.ctx, ss.deviceID, routing.Envelope{Kind: routing.KindReplace, Frame: []byte(ss.id)})
 	if err != nil && !errors.Is(err, routing.ErrNoRoute) {
