@@ -202,7 +202,10 @@ func (s *Service) AddMembers(ctx context.Context, a Actor, chatID string, userID
 		}
 		return nil
 	})
-	return g, nil, err
+	if err != nil {
+		return store.Group{}, nil, err
+	}
+	return g, notAdded, nil
 }
 
 // RemoveMember removes userID from a group: an admin removing another

@@ -88,6 +88,11 @@ func TestGroupsAddPrivacy(t *testing.T) {
 		if err != nil || !slices.Equal(got.NotAdded, []string{g.dID}) || len(got.Members) != 2 {
 			t.Fatalf("add: %+v, %v; want dave not added", got, err)
 		}
+		// Some added, some not: both in the answer.
+		got, err = g.alice.AddMembers(ctx, grp.ChatID, []string{g.cID, g.dID})
+		if err != nil || !slices.Equal(got.NotAdded, []string{g.dID}) || len(got.Members) != 3 {
+			t.Fatalf("add carol and dave: %+v, %v; want carol added, dave not", got, err)
+		}
 		// Carol, in dave's book, makes a group with him.
 		grp2, err := g.carol.CreateGroup(ctx, "Books", "", []string{g.dID})
 		if err != nil || len(grp2.NotAdded) != 0 || len(grp2.Members) != 2 {

@@ -404,10 +404,19 @@ func (s *Store) migrateInboxes(ctx context.Context) error {
 			}
 		}
 	}
-	const usersPerWrite = 256
+	// A write takes up to 256 users, or fewer whose old inboxes hold many
+	// events, so that no batch grows without bound.
+	const usersPerWrite, eventsPerWrite = 256, 50_000
 	for len(todo) > 0 {
-		chunk := todo[:min(usersPerWrite, len(todo))]
-		todo = todo[len(chunk):]
+		n, events := 0, int64(0)
+		for n < len(todo) && n < usersPerWrite && (n == 0 || events < eventsPerWrite) {
+			for _, d := range users[todo[n]] {
+				events += max(d.h.Last-d.h.Acked, 0)
+			}
+			n++
+		}
+		chunk := todo[:n]
+		todo = todo[n:]
 		err := s.write(ctx, func(w *wtx) error {
 			for _, user := range chunk {
 				devs := users[user]

@@ -492,7 +492,7 @@ func (s *Store) fillRefs(ctx context.Context, docs []eventDoc) error {
 			continue
 		}
 		l := byKey[numKey(m.ChatID, m.Seq)]
-		if l == nil || len(l.Body) == 0 {
+		if l == nil {
 			return fmt.Errorf("store/mongo: inbox event %s refers to %s/%d, which the log does not have", docs[i].ID, m.ChatID, m.Seq)
 		}
 		m.Body, m.ReplyTo, m.Ref = l.Body, l.ReplyTo, false
