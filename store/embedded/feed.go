@@ -407,6 +407,9 @@ func (s *Store) migrateInboxes(ctx context.Context) error {
 	// A write takes up to 256 users, or fewer whose old inboxes hold many
 	// events, so that no batch grows without bound.
 	const usersPerWrite, eventsPerWrite = 256, 50_000
+	if len(todo) > 0 {
+		s.log.Info("store/embedded: moving per-device inboxes into per-user feeds (once)", "users", len(todo))
+	}
 	for len(todo) > 0 {
 		n, events := 0, int64(0)
 		for n < len(todo) && n < usersPerWrite && (n == 0 || events < eventsPerWrite) {
