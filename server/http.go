@@ -19,6 +19,7 @@ import (
 
 	"github.com/tern-im/tern/auth"
 
+	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
 )
 
@@ -303,21 +304,11 @@ func (s *Server) handlePatchMe(w http.ResponseWriter, r *http.Request, c auth.Cl
 			return
 		}
 	}
-	u, err := s.st.User(r.Context(), c.UserID)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	if p.Name != nil {
-		u.Name = strings.TrimSpace(*p.Name)
-	}
-	if p.About != nil {
-		u.About = strings.TrimSpace(*p.About)
-	}
+	patch := store.ProfilePatch{Name: p.Name, About: p.About}
 	if p.ReadReceipts != nil {
-		u.HideReadReceipts = !*p.ReadReceipts
+		patch.HideReadReceipts = new(!*p.ReadReceipts)
 	}
-	if err := s.st.UpdateProfile(r.Context(), u); err != nil {
+	if _, err := s.st.UpdateProfile(r.Context(), c.UserID, patch); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}

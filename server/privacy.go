@@ -64,24 +64,12 @@ func (s *Server) handlePatchPrivacy(w http.ResponseWriter, r *http.Request, c au
 			return
 		}
 	}
-	u, err := s.st.User(r.Context(), c.UserID)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	if p.LastSeen != nil {
-		u.Privacy.LastSeen = *p.LastSeen
-	}
-	if p.Online != nil {
-		u.Privacy.Online = *p.Online
-	}
-	if p.GroupsAdd != nil {
-		u.Privacy.GroupsAdd = *p.GroupsAdd
-	}
+	patch := store.ProfilePatch{LastSeen: p.LastSeen, Online: p.Online, GroupsAdd: p.GroupsAdd}
 	if p.ReadReceipts != nil {
-		u.HideReadReceipts = !*p.ReadReceipts
+		patch.HideReadReceipts = new(!*p.ReadReceipts)
 	}
-	if err := s.st.UpdateProfile(r.Context(), u); err != nil {
+	u, err := s.st.UpdateProfile(r.Context(), c.UserID, patch)
+	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}

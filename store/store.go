@@ -27,6 +27,31 @@ type User struct {
 	CreatedAt        time.Time
 }
 
+// ProfilePatch is a change of a user's profile and settings: nil fields
+// are left alone.
+type ProfilePatch struct {
+	Name, About                 *string
+	HideReadReceipts            *bool
+	LastSeen, Online, GroupsAdd *string
+}
+
+// Apply sets the fields of p on u.
+func (p *ProfilePatch) Apply(u *User) {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&u.Name, p.Name)
+	set(&u.About, p.About)
+	set(&u.Privacy.LastSeen, p.LastSeen)
+	set(&u.Privacy.Online, p.Online)
+	set(&u.Privacy.GroupsAdd, p.GroupsAdd)
+	if p.HideReadReceipts != nil {
+		u.HideReadReceipts = *p.HideReadReceipts
+	}
+}
+
 // Privacy is who may see a user's last seen and online state, and who may
 // add it to groups. "" means the default, Everyone.
 type Privacy struct {
@@ -239,8 +264,11 @@ type Users interface {
 	UserByPhone(ctx context.Context, phone string) (User, error)
 	// UsersByPhones returns the users among phones; unknown phones are skipped.
 	UsersByPhones(ctx context.Context, phones []string) ([]User, error)
-	// UpdateProfile sets Name, About, HideReadReceipts and Privacy of u.ID.
-	UpdateProfile(ctx context.Context, u User) error
+	// UpdateProfile applies p to the user id in one atomic step and
+	// returns the user after it; ErrNotFound if there is none. Fields p
+	// leaves nil stay as they are, so that two changes of different
+	// fields made at once both take.
+	UpdateProfile(ctx context.Context, id string, p ProfilePatch) (User, error)
 }
 
 // AddressBooks keeps the phone numbers each user saved: the user's

@@ -146,25 +146,27 @@ func (s *Store) UsersByPhones(ctx context.Context, phones []string) ([]store.Use
 	return users, nil
 }
 
-// UpdateProfile implements store.Users.
-func (s *Store) UpdateProfile(ctx context.Context, u store.User) error {
+// UpdateProfile implements store.Users: read, patch and write in one
+// writer step.
+func (s *Store) UpdateProfile(ctx context.Context, id string, p store.ProfilePatch) (store.User, error) {
+	var cur store.User
 	err := s.write(ctx, func(w *wtx) error {
-		var cur store.User
-		if err := w.getJSON(key(tUsers, u.ID), &cur); err != nil {
+		cur = store.User{}
+		if err := w.getJSON(key(tUsers, id), &cur); err != nil {
 			return err
 		}
-		cur.Name, cur.About, cur.HideReadReceipts, cur.Privacy = u.Name, u.About, u.HideReadReceipts, u.Privacy
+		p.Apply(&cur)
 		v, err := json.Marshal(cur)
 		if err != nil {
 			return err
 		}
-		w.put(key(tUsers, u.ID), v)
+		w.put(key(tUsers, id), v)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("update profile %s: %w", u.ID, err)
+		return store.User{}, fmt.Errorf("update profile %s: %w", id, err)
 	}
-	return nil
+	return cur, nil
 }
 
 // CreateDevice implements store.Devices. The user must exist (ErrNotFound)

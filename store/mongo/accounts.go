@@ -114,20 +114,37 @@ func (s *Store) UsersByPhones(ctx context.Context, phones []string) ([]store.Use
 	return out, nil
 }
 
-// UpdateProfile implements store.Users.
-func (s *Store) UpdateProfile(ctx context.Context, u store.User) error {
-	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: u.ID}}, bson.D{{Key: "$set", Value: bson.D{
-		{Key: "name", Value: u.Name}, {Key: "about", Value: u.About}, {Key: "hide_read", Value: u.HideReadReceipts},
-		{Key: "p_seen", Value: u.Privacy.LastSeen}, {Key: "p_online", Value: u.Privacy.Online},
-		{Key: "p_groups", Value: u.Privacy.GroupsAdd},
-	}}})
-	if err == nil && res.MatchedCount == 0 {
+// UpdateProfile implements store.Users: one findOneAndUpdate that sets only
+// the fields p has, so that changes of different fields never undo each
+// other.
+func (s *Store) UpdateProfile(ctx context.Context, id string, p store.ProfilePatch) (store.User, error) {
+	var set bson.D
+	for _, f := range []struct {
+		key string
+		v   *string
+	}{{"name", p.Name}, {"about", p.About}, {"p_seen", p.LastSeen}, {"p_online", p.Online}, {"p_groups", p.GroupsAdd}} {
+		if f.v != nil {
+			set = append(set, bson.E{Key: f.key, Value: *f.v})
+		}
+	}
+	if p.HideReadReceipts != nil {
+		set = append(set, bson.E{Key: "hide_read", Value: *p.HideReadReceipts})
+	}
+	var d userDoc
+	var err error
+	if len(set) == 0 {
+		err = s.users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	} else {
+		err = s.users.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}},
+			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	}
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("update profile %s: %w", u.ID, err)
+		return store.User{}, fmt.Errorf("update profile %s: %w", id, err)
 	}
-	return nil
+	return d.user(), nil
 }
 
 // deviceDoc is a device and the two numbers of its inbox (see inbox.go).

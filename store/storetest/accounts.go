@@ -120,21 +120,37 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		id := newUser(t, s, "+15550000001")
 		// Phone and CreatedAt are not the profile's: they must not change.
 		priv := store.Privacy{LastSeen: store.Contacts, Online: store.SameAsLastSeen, GroupsAdd: store.Contacts}
-		must(t, s.UpdateProfile(ctx, store.User{ID: id, Phone: "+15550000077", Name: "Alice", About: "hi", HideReadReceipts: true,
-			Privacy: priv, CreatedAt: at(5000)}))
-		u, err := s.User(ctx, id)
+		str := func(s string) *string { return &s }
+		yes := true
+		u, err := s.UpdateProfile(ctx, id, store.ProfilePatch{Name: str("Alice"), About: str("hi"), HideReadReceipts: &yes,
+			LastSeen: str(priv.LastSeen), Online: str(priv.Online), GroupsAdd: str(priv.GroupsAdd)})
 		must(t, err)
 		if u.Name != "Alice" || u.About != "hi" || !u.HideReadReceipts || u.Privacy != priv || u.Phone != "+15550000001" || !u.CreatedAt.Equal(base) {
-			t.Fatalf("after UpdateProfile: %+v", u)
+			t.Fatalf("UpdateProfile answered %+v", u)
 		}
-		must(t, s.UpdateProfile(ctx, store.User{ID: id, Name: "Al"}))
+		if got, err := s.User(ctx, id); err != nil || got != u {
+			t.Fatalf("after UpdateProfile: %+v, %v; want %+v", got, err, u)
+		}
+		// Only what the patch names changes: two patches of different
+		// fields at once both take.
+		var wg sync.WaitGroup
+		var errs [2]error
+		wg.Go(func() { _, errs[0] = s.UpdateProfile(ctx, id, store.ProfilePatch{Name: str("Al")}) })
+		wg.Go(func() { _, errs[1] = s.UpdateProfile(ctx, id, store.ProfilePatch{GroupsAdd: str(store.Everyone)}) })
+		wg.Wait()
+		must(t, errors.Join(errs[:]...))
 		u, err = s.UserByPhone(ctx, "+15550000001")
 		must(t, err)
-		if u.Name != "Al" || u.About != "" || u.HideReadReceipts || u.Privacy != (store.Privacy{}) {
-			t.Fatalf("after second UpdateProfile: %+v", u)
+		if u.Name != "Al" || u.About != "hi" || !u.HideReadReceipts || u.Privacy.GroupsAdd != store.Everyone || u.Privacy.LastSeen != store.Contacts {
+			t.Fatalf("after two patches: %+v", u)
 		}
-		err = s.UpdateProfile(ctx, store.User{ID: store.NewID(store.PrefixUser), Name: "x"})
+		if got, err := s.UpdateProfile(ctx, id, store.ProfilePatch{}); err != nil || got != u {
+			t.Fatalf("an empty patch: %+v, %v; want the user unchanged", got, err)
+		}
+		_, err = s.UpdateProfile(ctx, store.NewID(store.PrefixUser), store.ProfilePatch{Name: str("x")})
 		wantErr(t, err, store.ErrNotFound, "UpdateProfile of unknown user")
+		_, err = s.UpdateProfile(ctx, store.NewID(store.PrefixUser), store.ProfilePatch{})
+		wantErr(t, err, store.ErrNotFound, "an empty UpdateProfile of unknown user")
 	})
 
 	t.Run("Contacts", func(t *testing.T) {
