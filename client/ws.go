@@ -359,6 +359,12 @@ func (c *Client) serve(ctx context.Context, cn *wsConn) {
 		defer t.Stop()
 		tick = t.C
 	}
+	// ackDue fires AckDelay after the first event an ack waits for; the
+	// kicks in between ride on it.
+	var ackDue <-chan time.Time
+	ackTimer := time.NewTimer(time.Hour)
+	ackTimer.Stop()
+	defer ackTimer.Stop()
 	for {
 		select {
 		case <-cn.done:
@@ -370,6 +376,14 @@ func (c *Client) serve(ctx context.Context, cn *wsConn) {
 			c.shutdown(cn)
 			return
 		case <-c.ackKick:
+			if c.opts.AckDelay < 0 {
+				c.flushAck(cn)
+			} else if ackDue == nil {
+				ackTimer.Reset(c.opts.AckDelay)
+				ackDue = ackTimer.C
+			}
+		case <-ackDue:
+			ackDue = nil
 			c.flushAck(cn)
 		case <-tick:
 			now := time.Now().UnixNano()

@@ -60,6 +60,12 @@ type Config struct {
 	// every message. A device that connects to this node starts afresh.
 	// 0: the default (3 s); negative: every event pushes.
 	PushCooldown time.Duration
+	// GapWait is how long a session holds routed events that came out of
+	// order, waiting for the ones before them, before it reads its inbox
+	// for the gap: a publish overtaken by a later one arrives within
+	// milliseconds, a lost one (its node died) is found by that read.
+	// 0: the default (50 ms).
+	GapWait time.Duration
 	// AllowedOrigins are the web origins ("https://chat.example.com")
 	// whose pages may open a WebSocket; "*" allows any. Empty: only the
 	// origin of the server itself (the Host the request names). Requests
@@ -96,6 +102,7 @@ func DefaultConfig() Config {
 		LookupsPerUserDay: 5000,
 		LookupsPerIPDay:   20000,
 		PushCooldown:      3 * time.Second,
+		GapWait:           50 * time.Millisecond,
 	}
 }
 
@@ -129,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.GapWait <= 0 {
+		c.GapWait = d.GapWait
 	}
 	if c.PushCooldown == 0 {
 		c.PushCooldown = d.PushCooldown
@@ -177,9 +187,12 @@ type Server struct {
 	version  string
 	now      func() time.Time
 	upgrader websocket.Upgrader
-	handler  http.Handler
-	chat     *chat.Service
-	wakes    *wakeQueue // pushes to send, to devices no node holds
+	// corkBuffers lends sessions the buffer a batch of frames is written
+	// from (corkConn).
+	corkBuffers sync.Pool
+	handler     http.Handler
+	chat        *chat.Service
+	wakes       *wakeQueue // pushes to send, to devices no node holds
 
 	// ctx is the parent of every session's work; cancel ends it on Close.
 	ctx    context.Context
@@ -241,6 +254,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.limits = newLimiter(&s.cfg)
 	s.lookupsByUser = newQuota(s.cfg.LookupsPerUserDay, 24*time.Hour)
 	s.lookupsByIP = newQuota(s.cfg.LookupsPerIPDay, 24*time.Hour)
+	s.corkBuffers.New = func() any { b := make([]byte, 0, corkLimit); return &b }
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for
 		// a large one but saves 3 KiB on every idle socket. Write buffers are

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +34,7 @@ type session struct {
 	id       string // tells this connection apart from others of the device
 	seq      uint64 // admission order on this node (Server.admitted)
 	conn     *websocket.Conn
+	cork     *corkConn // conn's socket, for writing a batch of frames at once
 	userID   string
 	deviceID string
 	budget   *budgets // the device's frame budgets, set before the read loop
@@ -63,7 +66,23 @@ type session struct {
 	// lastEventAt is when the last inbox event was queued, so that the
 	// inbox check leaves sessions alone whose events are flowing.
 	lastEventAt time.Time
+	// held keeps routed events that came out of order (a later store
+	// round's publish overtook an earlier one's) or during an inbox read,
+	// in cursor order, so that the missing one can fill the gap instead of
+	// every gap costing an inbox read. gapArmed: a timer will read the
+	// inbox if the gap stays open (Config.GapWait).
+	held     []heldEvent
+	gapArmed bool
 }
+
+// heldEvent is a routed event waiting for the ones before it.
+type heldEvent struct {
+	cursor int64
+	frame  []byte
+}
+
+// holdMax bounds the events a session holds; past it, it reads the inbox.
+const holdMax = 64
 
 // serveWS upgrades an authenticated request and starts the session.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -94,12 +113,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if proto != "" {
 		hdr = http.Header{"Sec-Websocket-Protocol": {proto}}
 	}
-	conn, err := s.upgrader.Upgrade(w, r, hdr)
+	cw := &corkWriter{ResponseWriter: w, pool: &s.corkBuffers}
+	conn, err := s.upgrader.Upgrade(cw, r, hdr)
 	if err != nil {
 		s.metrics.wsRejected.WithLabelValues("handshake").Inc()
 		return // the upgrader has answered
 	}
-	ss := &session{srv: s, conn: conn, id: store.NewID("s"), userID: claims.UserID, deviceID: claims.DeviceID,
+	ss := &session{srv: s, conn: conn, cork: cw.conn, id: store.NewID("s"), userID: claims.UserID, deviceID: claims.DeviceID,
 		expires:   claims.Expires,
 		lastAcked: -1, pumping: true}
 	ip := clientIP(r, s.cfg.TrustProxy)
@@ -367,23 +387,99 @@ func (ss *session) Deliver(env routing.Envelope) {
 	case routing.KindEvent:
 		ss.mu.Lock()
 		switch {
-		case ss.pumping:
-			ss.repump = true
 		case env.Cursor <= ss.lastSent:
 			// Already sent (replayed from the inbox): drop the duplicate.
-		case len(ss.inflight) >= ss.srv.cfg.Window:
+		case ss.behind || len(ss.inflight) >= ss.srv.cfg.Window:
+			// The inbox read that follows the next ack finds it.
 			ss.behind = true
+		case ss.pumping:
+			// The read under way may or may not see it: hold it for
+			// when the read is done.
+			if !ss.holdLocked(env.Cursor, env.Frame) {
+				ss.repump = true
+			}
 		case env.Cursor == ss.lastSent+1:
 			if ss.queueLocked(env.Frame) {
 				ss.sentLocked(env.Cursor)
+				ss.releaseHeldLocked()
 			}
 		default:
-			// A gap: an earlier event is still on its way or was lost.
-			// The inbox has it; read from there, in order.
-			ss.startPumpLocked()
+			// A gap: an earlier event is still on its way, or was lost
+			// (then the inbox has it, and a read after Config.GapWait finds it).
+			if ss.holdLocked(env.Cursor, env.Frame) {
+				ss.armGapLocked()
+			} else {
+				ss.startPumpLocked()
+			}
 		}
 		ss.mu.Unlock()
 	}
+}
+
+// holdLocked keeps an out-of-order event, reporting false when the session
+// holds too many already (then they are dropped: an inbox read is due).
+func (ss *session) holdLocked(cursor int64, frame []byte) bool {
+	if len(ss.held) >= holdMax {
+		ss.held = nil
+		return false
+	}
+	i, found := slices.BinarySearchFunc(ss.held, cursor, func(h heldEvent, c int64) int { return cmp.Compare(h.cursor, c) })
+	if !found {
+		ss.held = slices.Insert(ss.held, i, heldEvent{cursor: cursor, frame: frame})
+	}
+	return true
+}
+
+// releaseHeldLocked queues the held events that follow lastSent without a
+// gap, drops those at or below it, and arms the gap timer for the rest.
+func (ss *session) releaseHeldLocked() {
+	n := 0
+	for n < len(ss.held) {
+		h := ss.held[n]
+		if h.cursor > ss.lastSent+1 {
+			break
+		}
+		n++
+		if h.cursor <= ss.lastSent {
+			continue
+		}
+		if len(ss.inflight) >= ss.srv.cfg.Window {
+			ss.behind = true
+			ss.held = nil
+			return
+		}
+		if !ss.queueLocked(h.frame) {
+			ss.held = nil
+			return
+		}
+		ss.sentLocked(h.cursor)
+	}
+	ss.held = slices.Delete(ss.held, 0, n)
+	if len(ss.held) == 0 {
+		ss.held = nil
+	} else {
+		ss.armGapLocked()
+	}
+}
+
+// armGapLocked reads the inbox after Config.GapWait unless the gap closes first.
+func (ss *session) armGapLocked() {
+	if ss.gapArmed {
+		return
+	}
+	ss.gapArmed = true
+	time.AfterFunc(ss.srv.cfg.GapWait, func() {
+		ss.mu.Lock()
+		ss.gapArmed = false
+		if len(ss.held) > 0 && !ss.closed {
+			if ss.held[0].cursor <= ss.lastSent+1 {
+				ss.releaseHeldLocked() // closed meanwhile by skipOwn
+			} else {
+				ss.startPumpLocked()
+			}
+		}
+		ss.mu.Unlock()
+	})
 }
 
 // behindInbox starts an inbox read if head is beyond what the session sent,
@@ -416,6 +512,8 @@ func (ss *session) startPumpLocked() {
 	if ss.closed {
 		return
 	}
+	// The read finds everything held, in order.
+	ss.held = nil
 	if ss.pumping {
 		ss.repump = true
 		return
@@ -489,6 +587,9 @@ func (ss *session) pump() {
 			continue
 		}
 		ss.pumping = false
+		// What was routed during the read follows it, or waits for a gap
+		// to close, without another read.
+		ss.releaseHeldLocked()
 		ss.mu.Unlock()
 		return
 	}
@@ -513,6 +614,7 @@ func (ss *session) skipOwn(cursor int64) {
 	ss.mu.Lock()
 	if !ss.pumping && cursor == ss.lastSent+1 {
 		ss.lastSent = cursor
+		ss.releaseHeldLocked()
 	}
 	ss.mu.Unlock()
 }
@@ -640,16 +742,30 @@ func (ss *session) writeLoop() {
 		ss.out = ss.spare[:0]
 		ss.mu.Unlock()
 
+		// One write call for the batch, not one per frame (see corkConn).
+		corked := len(batch) > 1
+		if corked {
+			ss.cork.cork()
+		}
+		var err error
 		for i, f := range batch {
-			_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.cfg.WriteTimeout))
-			if err := ss.conn.WriteMessage(websocket.TextMessage, f); err != nil {
-				ss.mu.Lock()
-				ss.writing = false
-				ss.mu.Unlock()
-				ss.close(websocketGoingAway, "write failed")
-				return
+			if err == nil {
+				_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.cfg.WriteTimeout))
+				err = ss.conn.WriteMessage(websocket.TextMessage, f)
 			}
 			batch[i] = nil
+		}
+		if corked {
+			if uerr := ss.cork.uncork(); err == nil {
+				err = uerr
+			}
+		}
+		if err != nil {
+			ss.mu.Lock()
+			ss.writing = false
+			ss.mu.Unlock()
+			ss.close(websocketGoingAway, "write failed")
+			return
 		}
 		ss.srv.metrics.framesOut.Add(float64(len(batch)))
 		ss.mu.Lock()

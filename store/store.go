@@ -310,7 +310,10 @@ type Codes interface {
 type Messages interface {
 	Send(ctx context.Context, req SendRequest) (SendResult, error)
 	// Inbox returns up to limit unacked events with cursor > after, and the
-	// last cursor ever assigned to the device (0 for none).
+	// last cursor ever assigned to the device (0 for none). When the page
+	// is full (limit events), head may instead be any cursor from the
+	// page's last one up: the caller reads again from there anyway, and a
+	// store need not look past the page to say it.
 	Inbox(ctx context.Context, deviceID string, after int64, limit int) (events []Event, head int64, err error)
 	// Heads returns, for each of the devices that has an inbox, the last
 	// cursor Inbox would report as its head; a node compares them with

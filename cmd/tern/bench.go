@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	tbench "github.com/tern-im/tern/bench"
@@ -85,6 +87,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.String(&cfg.SMSListen, "sms-listen", tbench.DefaultSMSListen, "address of the SMS sink the server's --sms-http-url points at")
 	fs.Int(&cfg.Concurrency, "concurrency", tbench.DefaultConcurrency, "sign-ups and connects in flight at once")
 	fs.Bool(&asJSON, "json", false, "print the report as JSON on stdout (the table goes to stderr)")
+	var cpuProfile string
+	fs.String(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile of the whole run to this file")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -102,6 +106,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	human := stdout
 	if asJSON {
 		human = stderr
+	}
+	if cpuProfile != "" {
+		// The load generator shares the box with the server in every
+		// figure of docs/benchmarks.md: its own cost is worth a profile.
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := tbench.Run(ctx, cfg, human)
 	if err != nil {

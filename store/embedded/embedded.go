@@ -75,6 +75,8 @@ type Store struct {
 	cache *writerCache
 	// accounts caches account records for readers (accounts_cache.go).
 	accounts *accountCache
+	// recent holds the message records the writer wrote last (recent.go).
+	recent *recentLog
 	// chatIDs maps chat numbers to chat ids for readers of feeds (feed.go);
 	// a number never changes once given.
 	chatIDs sync.Map
@@ -145,6 +147,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		stopped:  make(chan struct{}),
 		cache:    newWriterCache(),
 		accounts: newAccountCache(),
+		recent:   newRecentLog(),
 	}
 	go s.run()
 	if err := s.indexMessageIDs(ctx); err != nil {
@@ -519,7 +522,11 @@ func (s *Store) flush(w *wtx) error {
 	}
 	if err := w.b.Commit(opts); err != nil {
 		s.cache.clear()
+		s.recent.clear()
 		return err
+	}
+	for _, lw := range w.logWrites {
+		s.recent.set(lw.key, lw.val)
 	}
 	s.commits.Add(1)
 	if w.sync {
@@ -557,8 +564,11 @@ type wtx struct {
 	// this round's writes to them (nil: deleted), which reach cache only
 	// if the round commits. A key not in pending was not written in the
 	// round, so what the batch reads for it is committed state.
-	cache   *writerCache
-	pending map[string][]byte
+	cache *writerCache
+	// logWrites are the round's writes of message records, for
+	// Store.recent once the round commits.
+	logWrites []recentEntry
+	pending   map[string][]byte
 	// devicesChanged holds the users whose device list the round changed:
 	// their lists are read from the batch and not cached.
 	devicesChanged map[string]bool
@@ -681,6 +691,13 @@ func (w *wtx) del(k []byte) {
 func (w *wtx) noteWrite(k, v []byte) {
 	if isAccountTable(k[0]) {
 		w.accounts = true
+	}
+	if k[0] == tLog {
+		var val []byte
+		if v != nil {
+			val = append(make([]byte, 0, len(v)), v...)
+		}
+		w.logWrites = append(w.logWrites, recentEntry{key: string(k), val: val})
 	}
 	switch {
 	case cachedTable(k[0]):

@@ -233,7 +233,9 @@ func (s *Store) chatID(r reader, n uint64) (string, error) {
 	return string(v), nil
 }
 
-// resolve turns a feed entry into the event it stands for.
+// resolve turns a feed entry into the event it stands for. r must be a
+// snapshot of committed state (not the writer's batch): the message may come
+// from Store.recent, which holds committed records only.
 func (s *Store) resolve(r reader, e *feedEntry) (store.Event, error) {
 	if e.event != nil {
 		return decodeEvent(e.event)
@@ -242,9 +244,12 @@ func (s *Store) resolve(r reader, e *feedEntry) (store.Event, error) {
 	if err != nil {
 		return store.Event{}, err
 	}
-	raw, err := r.get(seqKey(tLog, chatID, e.seq))
-	if err != nil {
-		return store.Event{}, err
+	k := seqKey(tLog, chatID, e.seq)
+	raw, ok := s.recent.get(k)
+	if !ok {
+		if raw, err = r.get(k); err != nil {
+			return store.Event{}, err
+		}
 	}
 	if raw == nil {
 		return store.Event{}, fmt.Errorf("%w: feed entry for missing message %d of %s", errCorrupt, e.seq, chatID)

@@ -157,8 +157,14 @@ func testMessages(t *testing.T, newStore func(t *testing.T) store.Store) {
 		} {
 			evs, head, err := s.Inbox(ctx, w.b1, c.after, c.limit)
 			must(t, err)
-			if head != 5 || !slices.Equal(cursors(evs), c.want) {
-				t.Fatalf("Inbox(after %d, limit %d) = %v head %d; want %v head 5", c.after, c.limit, cursors(evs), head, c.want)
+			// A full page's head may stop at its last event.
+			minHead := int64(5)
+			if len(evs) == c.limit {
+				minHead = evs[len(evs)-1].Cursor
+			}
+			if head < minHead || head > 5 || !slices.Equal(cursors(evs), c.want) {
+				t.Fatalf("Inbox(after %d, limit %d) = %v head %d; want %v head 5 (or from %d with a full page)",
+					c.after, c.limit, cursors(evs), head, c.want, minHead)
 			}
 			for _, e := range evs {
 				if e.Message.ID != ids[e.Cursor-1] {
