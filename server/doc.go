@@ -7,6 +7,8 @@
 // the events are then published through the router, and devices nobody holds
 // are woken by push. A session streams its device's inbox in cursor order
 // with at most Config.Window unacked events in flight, using routed events as
-// a fast path and re-reading the inbox whenever it sees a gap, so a lost or
-// duplicated routing message never loses or repeats an event.
+// a fast path: an event beyond a gap is held until the gap closes, and the
+// inbox is read again when it does not close (Config.GapWait), so a lost,
+// duplicated or reordered routing message never loses, repeats or reorders
+// an event.
 package server
