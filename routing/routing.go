@@ -34,6 +34,10 @@ const (
 	// KindPokeUsers is KindPoke for every device of Users, broadcast: each
 	// node makes its sessions of those users re-read their inboxes.
 	KindPokeUsers = 8
+	// KindPresence carries a message between nodes' presence trackers
+	// (package presence) in Frame, broadcast: who went online or offline,
+	// heartbeats, snapshots.
+	KindPresence = 9
 )
 
 // HasUsers reports whether envelopes of kind carry Users.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // corkLimit is how many bytes a corked socket holds before it writes them
@@ -23,24 +24,36 @@ const corkLimit = 32 << 10
 // Writes while not corked go straight through. mu serialises every write
 // to the socket, so a control frame written by another goroutine (a pong,
 // a close) never lands inside a flush.
+//
+// The first failed write sticks: every later one fails with it, as gorilla
+// itself refuses to write after a failure. Otherwise a flush cut short by
+// its deadline would be followed on the wire by a close frame or a pong
+// in the middle of a frame.
 type corkConn struct {
 	net.Conn
 	pool *sync.Pool
+	// closeWait bounds how long Close waits for a write under way to end,
+	// so that the close frame queued behind it still goes out.
+	closeWait time.Duration
 
 	mu     sync.Mutex
 	corked bool
 	buf    *[]byte
+	err    error
 }
 
-func newCorkConn(c net.Conn, pool *sync.Pool) *corkConn {
-	return &corkConn{Conn: c, pool: pool}
+func newCorkConn(c net.Conn, pool *sync.Pool, closeWait time.Duration) *corkConn {
+	return &corkConn{Conn: c, pool: pool, closeWait: closeWait}
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
 	if !c.corked {
-		return c.Conn.Write(p)
+		return c.writeLocked(p)
 	}
 	if c.buf == nil {
 		c.buf = c.pool.Get().(*[]byte)
@@ -50,7 +63,7 @@ func (c *corkConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if len(p) > corkLimit {
-			return c.Conn.Write(p)
+			return c.writeLocked(p)
 		}
 		c.buf = c.pool.Get().(*[]byte)
 	}
@@ -67,12 +80,28 @@ func (c *corkConn) flushLocked() error {
 	b := c.buf
 	c.buf = nil
 	var err error
-	if len(*b) > 0 {
-		_, err = c.Conn.Write(*b)
+	if len(*b) > 0 && c.err == nil {
+		_, err = c.writeLocked(*b)
 	}
 	*b = (*b)[:0]
 	c.pool.Put(b)
 	return err
+}
+
+func (c *corkConn) writeLocked(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// SetWriteDeadline waits for a write under way: a pong written by another
+// goroutine must not shorten the deadline of a flush in progress.
+func (c *corkConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // cork starts holding writes.
@@ -90,17 +119,30 @@ func (c *corkConn) uncork() error {
 	return c.flushLocked()
 }
 
-// Close writes what is held (a close frame, typically) when no write is
-// in progress, then closes. A write blocked on a peer that stopped reading
-// holds mu: Close does not wait for it but closes under it, which is what
-// ends that write.
+// Close writes what is held (a close frame, typically), then closes. When
+// a write is under way it lets it end first, in the background and for at
+// most closeWait: a write blocked on a peer that stopped reading is ended
+// by the close itself.
 func (c *corkConn) Close() error {
 	if c.mu.TryLock() {
-		_ = c.flushLocked()
-		c.corked = false
-		c.mu.Unlock()
+		c.closeLocked()
+		return c.Conn.Close()
 	}
-	return c.Conn.Close()
+	go func() {
+		force := time.AfterFunc(c.closeWait, func() { _ = c.Conn.Close() })
+		defer force.Stop()
+		c.mu.Lock()
+		c.closeLocked()
+		_ = c.Conn.Close()
+	}()
+	return nil
+}
+
+// closeLocked flushes what is held and releases mu.
+func (c *corkConn) closeLocked() {
+	_ = c.flushLocked()
+	c.corked = false
+	c.mu.Unlock()
 }
 
 // corkWriter hands gorilla/websocket's upgrader a hijacked connection
@@ -108,8 +150,9 @@ func (c *corkConn) Close() error {
 // corks, so it goes straight through.
 type corkWriter struct {
 	http.ResponseWriter
-	pool *sync.Pool
-	conn *corkConn
+	pool      *sync.Pool
+	closeWait time.Duration
+	conn      *corkConn
 }
 
 func (w *corkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -117,6 +160,6 @@ func (w *corkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = newCorkConn(c, w.pool)
+	w.conn = newCorkConn(c, w.pool, w.closeWait)
 	return w.conn, brw, nil
 }

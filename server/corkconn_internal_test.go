@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestCorkConn: corked writes reach the peer in order, in one write at
@@ -13,7 +14,7 @@ import (
 func TestCorkConn(t *testing.T) {
 	pool := &sync.Pool{New: func() any { b := make([]byte, 0, corkLimit); return &b }}
 	a, b := net.Pipe()
-	c := newCorkConn(a, pool)
+	c := newCorkConn(a, pool, time.Second)
 	got := make(chan []byte, 16)
 	go func() {
 		buf := make([]byte, 4*corkLimit)

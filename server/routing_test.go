@@ -27,12 +27,7 @@ type chaosRouter struct {
 	mu   sync.Mutex
 	n    map[string]int // envelopes per device
 	mode string
-	held *held
-}
-
-type held struct {
-	device string
-	env    routing.Envelope
+	held map[string]routing.Envelope // reorder: a device's envelope held back
 }
 
 func (r *chaosRouter) Publish(ctx context.Context, device string, env routing.Envelope) error {
@@ -55,18 +50,23 @@ func (r *chaosRouter) Publish(ctx context.Context, device string, env routing.En
 		_ = r.Router.Publish(ctx, device, env)
 		return r.Router.Publish(ctx, device, env)
 	case mode == "reorder" && n%2 == 1:
+		// Held until the device's next envelope has gone: swapped, never
+		// lost (a reordering broker, not a lossy one).
 		r.mu.Lock()
-		r.held = &held{device, env}
+		if r.held == nil {
+			r.held = make(map[string]routing.Envelope)
+		}
+		r.held[device] = env
 		r.mu.Unlock()
 		return nil
 	case mode == "reorder":
 		err := r.Router.Publish(ctx, device, env)
 		r.mu.Lock()
-		h := r.held
-		r.held = nil
+		h, ok := r.held[device]
+		delete(r.held, device)
 		r.mu.Unlock()
-		if h != nil {
-			_ = r.Router.Publish(ctx, h.device, h.env)
+		if ok {
+			_ = r.Router.Publish(ctx, device, h)
 		}
 		return err
 	}

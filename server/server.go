@@ -66,6 +66,10 @@ type Config struct {
 	// milliseconds, a lost one (its node died) is found by that read.
 	// 0: the default (50 ms).
 	GapWait time.Duration
+	// PresenceBeat is how often the node tells the others it is alive; a
+	// node silent for three beats is dead and its users are offline.
+	// 0: the default (5 s).
+	PresenceBeat time.Duration
 	// AllowedOrigins are the web origins ("https://chat.example.com")
 	// whose pages may open a WebSocket; "*" allows any. Empty: only the
 	// origin of the server itself (the Host the request names). Requests
@@ -103,6 +107,7 @@ func DefaultConfig() Config {
 		LookupsPerIPDay:   20000,
 		PushCooldown:      3 * time.Second,
 		GapWait:           50 * time.Millisecond,
+		PresenceBeat:      5 * time.Second,
 	}
 }
 
@@ -136,6 +141,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.PresenceBeat <= 0 {
+		c.PresenceBeat = d.PresenceBeat
 	}
 	if c.GapWait <= 0 {
 		c.GapWait = d.GapWait
@@ -187,6 +195,7 @@ type Server struct {
 	version  string
 	now      func() time.Time
 	upgrader websocket.Upgrader
+	presence *presenceHub
 	// corkBuffers lends sessions the buffer a batch of frames is written
 	// from (corkConn).
 	corkBuffers sync.Pool
@@ -242,9 +251,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		sessions: make(map[string]*session),
 		byUser:   make(map[string][]*session),
 	}
+	s.presence = newPresenceHub(s)
 	if b, ok := d.Router.(routing.Broadcaster); ok {
 		b.OnBroadcast(s.deliverToUsers)
 	}
+	go s.presence.run()
 	s.chat = chat.New(d.Store, dispatcher{s}, chat.Config{
 		MaxTextBytes:    s.cfg.MaxTextBytes,
 		MaxGroupSize:    s.cfg.MaxGroupSize,
@@ -422,6 +433,9 @@ func (s *Server) dropUserLocked(ss *session) {
 // each node one lookup per user, however many devices.
 func (s *Server) deliverToUsers(env routing.Envelope) {
 	switch {
+	case env.Kind == routing.KindPresence:
+		s.presence.received(env)
+		return
 	case env.Kind == routing.KindUsers && len(env.Frame) > 0:
 	case env.Kind == routing.KindPokeUsers:
 	default:

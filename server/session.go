@@ -73,6 +73,9 @@ type session struct {
 	// inbox if the gap stays open (Config.GapWait).
 	held     []heldEvent
 	gapArmed bool
+	// follows is what the device asked presence of (presence_sub),
+	// guarded by the presence hub's mutex.
+	follows []string
 }
 
 // heldEvent is a routed event waiting for the ones before it.
@@ -113,7 +116,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if proto != "" {
 		hdr = http.Header{"Sec-Websocket-Protocol": {proto}}
 	}
-	cw := &corkWriter{ResponseWriter: w, pool: &s.corkBuffers}
+	cw := &corkWriter{ResponseWriter: w, pool: &s.corkBuffers, closeWait: s.cfg.WriteTimeout}
 	conn, err := s.upgrader.Upgrade(cw, r, hdr)
 	if err != nil {
 		s.metrics.wsRejected.WithLabelValues("handshake").Inc()
@@ -222,6 +225,7 @@ func (s *Server) run(ss *session, ip string) {
 		log.Warn("touch device failed", "err", err)
 	}
 	log.Info("connected", "ip", ip)
+	s.presence.connected(ss.userID)
 	started := time.Now()
 	expiry := time.AfterFunc(ss.expires.Sub(s.now()), func() {
 		ss.close(wire.CloseUnauthorized, "access token expired: refresh it and connect again")
@@ -234,6 +238,7 @@ func (s *Server) run(ss *session, ip string) {
 	detach()
 	s.detach(ss)
 	ss.close(websocket.CloseNormalClosure, "")
+	s.presence.disconnected(ss, time.Now())
 	// Last seen is best effort; a failure only makes it stale.
 	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := s.st.TouchDevice(tctx, ss.deviceID, time.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -352,7 +357,7 @@ func (ss *session) handle(f *wire.ClientFrame) {
 	case wire.TypePing:
 		ss.queue(marshalFrame(wire.Pong{Type: wire.TypePong, ID: f.ID}))
 	case wire.TypePresenceSub:
-		err = wire.Errorf(wire.CodeUnsupported, "presence is not available on this server version")
+		err = ss.srv.presence.subscribe(ctx, ss, f.UserIDs)
 	}
 	if err != nil {
 		we := asWireError(err)

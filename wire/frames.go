@@ -317,10 +317,12 @@ type Typing struct {
 
 // Presence tells whether a user is online and when it was last seen.
 type Presence struct {
-	Type     string `json:"type"`
-	UserID   string `json:"user_id"`
-	Online   bool   `json:"online"`
-	LastSeen int64  `json:"last_seen,omitempty"`
+	Type   string `json:"type"`
+	UserID string `json:"user_id"`
+	Online bool   `json:"online"`
+	// LastSeen is RFC 3339 UTC, or null where privacy hides it (or the
+	// user never connected).
+	LastSeen *string `json:"last_seen"`
 }
 
 // ErrorFrame answers a frame that failed. ID names that frame when it had one.
@@ -357,7 +359,7 @@ type ServerFrame struct {
 	State      string   `json:"state,omitempty"`
 	UserID     string   `json:"user_id,omitempty"`
 	Online     bool     `json:"online,omitempty"`
-	LastSeen   int64    `json:"last_seen,omitempty"`
+	LastSeen   *string  `json:"last_seen,omitempty"`
 	Change     string   `json:"change,omitempty"`
 	UserIDs    []string `json:"user_ids,omitempty"`
 	Group      *Group   `json:"group,omitempty"`

@@ -19,8 +19,13 @@ import (
 // show anyway.
 
 // recentSlots is the size of the table: about a minute of messages at the
-// group bench's saturation, a few MiB at most.
+// group bench's saturation.
 const recentSlots = 1 << 13
+
+// recentMaxRecord is the largest record the table keeps, so that it holds
+// 16 MiB at most; larger messages (long texts, near the frame limit) are
+// read from the database.
+const recentMaxRecord = 2 << 10
 
 type recentEntry struct {
 	key string
@@ -50,7 +55,7 @@ func (c *recentLog) get(k []byte) ([]byte, bool) {
 // set records that k holds v (nil: deleted) as of a commit. Writer only.
 func (c *recentLog) set(k string, v []byte) {
 	s := c.slot([]byte(k))
-	if v != nil {
+	if v != nil && len(v) <= recentMaxRecord {
 		s.Store(&recentEntry{key: k, val: v})
 		return
 	}
