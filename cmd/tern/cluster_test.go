@@ -231,11 +231,13 @@ type screen struct {
 	// calling it a problem: where nodes die, the server may repeat what
 	// it had written before it died (clients deduplicate by msg_id).
 	redeliveries *atomic.Int64
+	// presence is the latest presence frame by user.
+	presence map[string]wire.ServerFrame
 }
 
 func watch(c *client.Client, redeliveries *atomic.Int64) *screen {
 	s := &screen{msgs: map[string]wire.ServerFrame{}, arrived: map[string]time.Time{}, redeliveries: redeliveries,
-		lastSeq:  map[string]int64{},
+		lastSeq: map[string]int64{}, presence: map[string]wire.ServerFrame{},
 		receipts: map[string]map[string]map[string]bool{wire.StatusDelivered: {}, wire.StatusRead: {}}}
 	go func() {
 		// Ends when the client closes, at the end of the test.
@@ -250,6 +252,8 @@ func (s *screen) record(f wire.ServerFrame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch f.Type {
+	case wire.TypePresence:
+		s.presence[f.UserID] = f
 	case wire.TypeMessage:
 		if _, dup := s.msgs[f.MsgID]; dup {
 			if s.redeliveries != nil {
@@ -1470,4 +1474,38 @@ func (b *balancer) close() {
 		_ = ln.Close()
 	}
 	b.wg.Wait()
+}
+
+// TestClusterPresenceNodeKilled: bob is online on node 2 for alice, who
+// follows him from node 1; node 2 is killed (it says nothing), and alice
+// sees bob go offline once node 2's lease runs out, with a last seen.
+func TestClusterPresenceNodeKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
+	defer cancel()
+	c := newCluster(t, 2, "--presence-beat", "300ms")
+	alice := c.login(ctx, c.nodes[0].url, "+14155550701", "alice", deviceOpts{})
+	bob := c.login(ctx, c.nodes[1].url, "+14155550702", "bob", deviceOpts{})
+	if err := alice.c.PresenceSub(ctx, []string{bob.user()}); err != nil {
+		t.Fatal(err)
+	}
+	latest := func() wire.ServerFrame {
+		alice.scr.mu.Lock()
+		defer alice.scr.mu.Unlock()
+		return alice.scr.presence[bob.user()]
+	}
+	// The first answer may come before node 1 has heard of node 2's
+	// session; the state settles on online.
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("alice sees bob as %+v, want online", latest()) },
+		func() bool { return latest().Online })
+	if err := c.nodes[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.nodes[1].done
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("alice sees bob as %+v after his node died", latest()) },
+		func() bool { f := latest(); return !f.Online && f.LastSeen != nil })
+	if ls := *latest().LastSeen; !strings.HasSuffix(ls, "Z") {
+		t.Fatalf("last_seen %q is not RFC 3339 UTC", ls)
+	} else if _, err := time.Parse(time.RFC3339, ls); err != nil {
+		t.Fatalf("last_seen %q: %v", ls, err)
+	}
 }

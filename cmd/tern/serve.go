@@ -111,6 +111,7 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Duration(&c.srv.IdleTimeout, "idle-timeout", sd.IdleTimeout, "close sockets silent for this long")
 	fs.Int(&c.srv.HistoryLimit, "history-limit", sd.HistoryLimit, "largest history page")
 	fs.Duration(&c.srv.PushCooldown, "push-cooldown", 3*time.Second, "after a push to an offline device, how long its next events push no more (one push per burst); negative: push every event")
+	fs.Duration(&c.srv.PresenceBeat, "presence-beat", sd.PresenceBeat, "how often this node tells the others it is alive; a node silent for three beats is dead and its users offline")
 	fs.Duration(&c.srv.InboxCheck, "inbox-check", 0, "how often to check that every socket got all of its inbox (the safety net under routing); 0: 2s with --router rabbitmq, off in-process; negative: off")
 	fs.String(&c.typingRate, "typing-rate", rateString(sd.TypingRate), "typing frames per device: `PER_SECOND/BURST`")
 	fs.String(&c.readRate, "read-rate", rateString(sd.ReadRate), "read frames per device: `PER_SECOND/BURST`")
