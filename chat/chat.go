@@ -14,6 +14,8 @@ import (
 type Store interface {
 	store.Users
 	store.AddressBooks
+	store.Blocks
+	store.Reports
 	store.Devices
 	store.Messages
 	store.Groups

@@ -330,6 +330,14 @@ func (s *Service) newMembers(ctx context.Context, ids []string, cur *store.Group
 			}
 			return nil, nil, err
 		}
+		if blocked, err := s.st.Blocked(ctx, id, adder); err != nil {
+			return nil, nil, err
+		} else if blocked {
+			// Someone you blocked cannot add you to groups; told like a
+			// privacy refusal, so that the block is not revealed.
+			notAdded = append(notAdded, id)
+			continue
+		}
 		if u.Privacy.GroupsAdd == store.Contacts {
 			// Only those in the user's address book may add it.
 			if adderPhone == "" {

@@ -22,14 +22,8 @@ import (
 func (s *Service) MessageInfo(ctx context.Context, a Actor, chatID, msgID string) ([]store.Marks, error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	var from int64 = 1
-	if isGroup(chatID) {
-		m, err := s.member(ctx, chatID, a.UserID)
-		if err != nil {
-			return nil, s.groupErr(err)
-		}
-		from = max(m.JoinedSeq, 1)
-	} else if _, err := s.members(ctx, a.UserID, chatID); err != nil {
+	from, err := s.readFrom(ctx, a, chatID)
+	if err != nil {
 		return nil, err
 	}
 	m, err := s.st.Message(ctx, chatID, msgID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
@@ -93,6 +94,15 @@ func (s *Service) Typing(ctx context.Context, a Actor, chatID, state string) err
 		} else if err != nil {
 			return err
 		}
+		// Typing never crosses a block, either way; the typist is not told.
+		for _, u := range members {
+			if u == a.UserID {
+				continue
+			}
+			if blocked, err := s.eitherBlocks(ctx, a.UserID, u); err != nil || blocked {
+				return err
+			}
+		}
 	}
 	others := make([]string, 0, len(members))
 	for _, u := range members {
@@ -113,14 +123,8 @@ func (s *Service) Typing(ctx context.Context, a Actor, chatID, state string) err
 func (s *Service) History(ctx context.Context, a Actor, chatID string, before int64, limit int) (msgs []store.Message, nextBefore int64, err error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	var from int64 = 1
-	if isGroup(chatID) {
-		m, err := s.member(ctx, chatID, a.UserID)
-		if err != nil {
-			return nil, 0, s.groupErr(err)
-		}
-		from = max(m.JoinedSeq, 1)
-	} else if _, err := s.members(ctx, a.UserID, chatID); err != nil {
+	from, err := s.readFrom(ctx, a, chatID)
+	if err != nil {
 		return nil, 0, err
 	}
 	if limit <= 0 {
@@ -144,14 +148,77 @@ func (s *Service) History(ctx context.Context, a Actor, chatID string, before in
 	if n := len(msgs); full && msgs[n-1].Seq > from {
 		nextBefore = msgs[n-1].Seq
 	}
-	return msgs, nextBefore, nil
+	return visible(msgs, a.UserID), nextBefore, nil
 }
 
-// Chats lists the actor's chats.
+// readFrom answers forbidden or not_found when the actor may not read
+// chatID, else the first seq of it the actor may see: in a group the entry
+// that added it, else 1. History, message info and reports share it.
+func (s *Service) readFrom(ctx context.Context, a Actor, chatID string) (int64, error) {
+	if isGroup(chatID) {
+		m, err := s.member(ctx, chatID, a.UserID)
+		if err != nil {
+			return 0, s.groupErr(err)
+		}
+		return max(m.JoinedSeq, 1), nil
+	}
+	if _, err := s.members(ctx, a.UserID, chatID); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// visible drops the messages hidden from userID (sent while it blocked
+// their author), in place.
+func visible(msgs []store.Message, userID string) []store.Message {
+	return slices.DeleteFunc(msgs, func(m store.Message) bool { return m.HiddenFrom == userID })
+}
+
+// hiddenScan bounds how far back a chat list looks for the last message a
+// user may see when the chat's last ones are hidden from it.
+const hiddenScan = 100
+
+// Chats lists the actor's chats. A direct chat whose last message is
+// hidden from the actor shows the last one it may see, and counts only
+// those as unread.
 func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	return s.st.Chats(ctx, a.UserID)
+	sums, err := s.st.Chats(ctx, a.UserID)
+	if err != nil {
+		return nil, err
+	}
+	out := sums[:0]
+	for i := range sums {
+		sum := &sums[i]
+		if sum.Last == nil || sum.Last.HiddenFrom != a.UserID {
+			out = append(out, *sum)
+			continue
+		}
+		page, err := s.st.History(ctx, sum.Chat.ID, 0, hiddenScan)
+		if err != nil {
+			return nil, err
+		}
+		sum.Last, sum.Unread = nil, 0
+		for _, m := range page {
+			if m.HiddenFrom == a.UserID {
+				continue
+			}
+			if sum.Last == nil {
+				last := m
+				sum.Last = &last
+			}
+			if m.Seq > sum.ReadSeq && m.From != a.UserID {
+				sum.Unread++
+			}
+		}
+		if sum.Last != nil {
+			// A chat of nothing but hidden messages is not listed: that
+			// it exists would tell of them.
+			out = append(out, *sum)
+		}
+	}
+	return out, nil
 }
 
 // CheckMember answers nil if the actor may read chatID, else the error
@@ -161,4 +228,12 @@ func (s *Service) CheckMember(ctx context.Context, a Actor, chatID string) error
 	defer cancel()
 	_, err := s.members(ctx, a.UserID, chatID)
 	return err
+}
+
+// eitherBlocks reports whether a blocks b or b blocks a.
+func (s *Service) eitherBlocks(ctx context.Context, a, b string) (bool, error) {
+	if blocked, err := s.st.Blocked(ctx, a, b); err != nil || blocked {
+		return blocked, err
+	}
+	return s.st.Blocked(ctx, b, a)
 }

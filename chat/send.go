@@ -136,7 +136,26 @@ func (s *Service) direct(ctx context.Context, a Actor, to string, req *store.Sen
 	if to == a.UserID {
 		members = members[:1]
 	}
-	targets, err := s.devicesOf(ctx, members, a.DeviceID)
+	receivers := members
+	if to != a.UserID {
+		if mine, err := s.st.Blocked(ctx, a.UserID, to); err != nil {
+			return err
+		} else if mine {
+			return wire.Errorf(wire.CodeForbidden, "you blocked this user: unblock to send")
+		}
+		theirs, err := s.st.Blocked(ctx, to, a.UserID)
+		if err != nil {
+			return err
+		}
+		if theirs {
+			// Answered sent like any message, so that blocking is not
+			// revealed; only the sender's other devices get it, and it
+			// is left out of the addressee's history and chat list.
+			req.Message.HiddenFrom = to
+			receivers = members[:1]
+		}
+	}
+	targets, err := s.devicesOf(ctx, receivers, a.DeviceID)
 	if err != nil {
 		return err
 	}

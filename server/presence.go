@@ -253,6 +253,16 @@ func (h *presenceHub) tell(c presence.Change) {
 // seen (or online) sees no one else's. What is hidden reads as offline
 // and a null last_seen. shown is false when the viewer may see neither.
 func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, online bool, at time.Time) (f []byte, shown bool, err error) {
+	if target.ID != viewer.ID {
+		// Presence never crosses a block, either way.
+		for _, pair := range [2][2]string{{target.ID, viewer.ID}, {viewer.ID, target.ID}} {
+			if blocked, err := h.s.st.Blocked(ctx, pair[0], pair[1]); err != nil {
+				return nil, false, err
+			} else if blocked {
+				return marshalFrame(wire.Presence{Type: wire.TypePresence, UserID: target.ID}), false, nil
+			}
+		}
+	}
 	seen, err := h.lastSeenVisible(ctx, target, viewer)
 	if err != nil {
 		return nil, false, err

@@ -17,6 +17,7 @@ const (
 	PrefixMessage = "m"
 	PrefixGroup   = "g"
 	PrefixDirect  = "c"
+	PrefixReport  = "r"
 )
 
 // NewID returns prefix followed by 26 characters: 6 bytes of milliseconds

@@ -134,6 +134,11 @@ type Message struct {
 	// Kind is "" for a message and EventGroup for the entry of a group
 	// change (Body {"group": {...}}), which gets no receipts.
 	Kind string
+	// HiddenFrom is the user of a direct chat who never sees this message:
+	// it was sent while that user blocked its author. It is in the log for
+	// the author's history, and nowhere for HiddenFrom (no inbox event;
+	// history and chat lists leave it out).
+	HiddenFrom string
 }
 
 // Event kinds.
@@ -280,6 +285,44 @@ type AddressBooks interface {
 	HasContact(ctx context.Context, userID, phone string) (bool, error)
 }
 
+// Block is one user blocked by another, since TS (unix ms).
+type Block struct {
+	UserID string
+	TS     int64
+}
+
+// Blocks keeps who blocked whom.
+type Blocks interface {
+	// SetBlock blocks (on) or unblocks (off) target for userID; blocking
+	// again keeps the first time. Unknown users are ErrNotFound.
+	SetBlock(ctx context.Context, userID, target string, on bool, ts int64) error
+	// Blocks lists the users userID blocks, oldest first.
+	Blocks(ctx context.Context, userID string) ([]Block, error)
+	// Blocked reports whether userID blocks target: a point lookup.
+	Blocked(ctx context.Context, userID, target string) (bool, error)
+}
+
+// Report is a user's complaint about another user, kept for the admin
+// dashboard with copies of the messages it points at (they may be edited
+// or deleted later; the report keeps what was reported).
+type Report struct {
+	ID       string
+	By       string // the reporting user
+	UserID   string // the reported user
+	ChatID   string // optional
+	Messages []Message
+	Reason   string
+	TS       int64 // unix ms
+}
+
+// Reports keeps reports.
+type Reports interface {
+	// AddReport stores r; its ID must be new.
+	AddReport(ctx context.Context, r Report) error
+	// Reports lists up to limit reports, newest first.
+	Reports(ctx context.Context, limit int) ([]Report, error)
+}
+
 // Devices stores device sessions.
 type Devices interface {
 	CreateDevice(ctx context.Context, d Device) error
@@ -370,6 +413,8 @@ type Secrets interface {
 type Store interface {
 	Users
 	AddressBooks
+	Blocks
+	Reports
 	Devices
 	Codes
 	Messages

@@ -78,6 +78,34 @@ type ContactsRequest struct {
 	Phones []string `json:"phones"`
 }
 
+// Block is one entry of GET /v1/blocks: a user you block, since ts (unix
+// ms).
+type Block struct {
+	UserID string `json:"user_id"`
+	TS     int64  `json:"ts"`
+}
+
+// Blocks is the answer of GET /v1/blocks, oldest first.
+type Blocks struct {
+	Blocks []Block `json:"blocks"`
+}
+
+// ReportRequest is the body of POST /v1/reports: a user, optionally a chat
+// and up to 5 of the user's messages in it, a reason; block also blocks
+// the user.
+type ReportRequest struct {
+	UserID string   `json:"user_id"`
+	ChatID string   `json:"chat_id,omitempty"`
+	MsgIDs []string `json:"msg_ids,omitempty"`
+	Reason string   `json:"reason"`
+	Block  bool     `json:"block,omitempty"`
+}
+
+// ReportCreated answers POST /v1/reports.
+type ReportCreated struct {
+	ReportID string `json:"report_id"`
+}
+
 // User is another user's public profile.
 type User struct {
 	UserID string `json:"user_id"`

@@ -26,6 +26,8 @@ const (
 	// formatV1 starts every binary record, so that the format can change
 	// without rewriting a database: a decoder branches on it.
 	formatV1 byte = 1
+	// formatV2 starts a message record with a HiddenFrom trailer.
+	formatV2 byte = 2
 
 	evMessage byte = 1
 	evReceipt byte = 2
@@ -35,7 +37,24 @@ var errCorrupt = errors.New("store/embedded: corrupt record")
 
 // appendMessage appends the binary form of m to b.
 func appendMessage(b []byte, m *store.Message) []byte {
+	if m.HiddenFrom != "" {
+		// Rare (a blocked author): its own format, with both trailers,
+		// keeps every other record as it was.
+		b = append(b, formatV2)
+		b = appendBody(b, m)
+		b = appendString(b, m.Kind)
+		return appendString(b, m.HiddenFrom)
+	}
 	b = append(b, formatV1)
+	b = appendBody(b, m)
+	if m.Kind != "" {
+		b = appendString(b, m.Kind)
+	}
+	return b
+}
+
+// appendBody appends the fields every message record has.
+func appendBody(b []byte, m *store.Message) []byte {
 	b = appendString(b, m.ID)
 	b = appendString(b, m.ChatID)
 	b = binary.AppendUvarint(b, uint64(m.Seq))
@@ -44,16 +63,12 @@ func appendMessage(b []byte, m *store.Message) []byte {
 	b = binary.AppendVarint(b, m.TS)
 	b = appendString(b, m.ReplyTo)
 	b = binary.AppendUvarint(b, uint64(len(m.Body)))
-	b = append(b, m.Body...)
-	if m.Kind != "" {
-		b = appendString(b, m.Kind)
-	}
-	return b
+	return append(b, m.Body...)
 }
 
 func messageSize(m *store.Message) int {
 	return 1 + 6*binary.MaxVarintLen64 + len(m.ID) + len(m.ChatID) + len(m.From) +
-		len(m.FromDevice) + len(m.ReplyTo) + len(m.Body) + len(m.Kind) + 3*binary.MaxVarintLen64
+		len(m.FromDevice) + len(m.ReplyTo) + len(m.Body) + len(m.Kind) + len(m.HiddenFrom) + 4*binary.MaxVarintLen64
 }
 
 // encodeMessage returns the log record of m.
@@ -214,7 +229,12 @@ func (d *decoder) format(what string) {
 }
 
 func (d *decoder) message() store.Message {
-	d.format("message")
+	v2 := len(d.b) > 0 && d.b[0] == formatV2
+	if v2 {
+		d.b = d.b[1:]
+	} else {
+		d.format("message")
+	}
 	var m store.Message
 	m.ID = d.str("id")
 	m.ChatID = d.str("chat id")
@@ -230,7 +250,14 @@ func (d *decoder) message() store.Message {
 	if body := d.raw("body"); len(body) > 0 {
 		m.Body = append([]byte(nil), body...)
 	}
-	if len(d.b) > 0 {
+	switch {
+	case v2:
+		m.Kind = d.str("kind")
+		m.HiddenFrom = d.str("hidden from")
+		if m.HiddenFrom == "" {
+			d.fail("hidden from") // one encoding per message
+		}
+	case len(d.b) > 0:
 		m.Kind = d.str("kind")
 		if m.Kind == "" {
 			d.fail("kind") // never written empty: one encoding per message
@@ -285,7 +312,11 @@ type msgHead struct {
 // fields it skips to reach Kind are only sliced.
 func messageHead(b []byte) (msgHead, error) {
 	d := decoder{b: b}
-	d.format("message")
+	if len(d.b) > 0 && d.b[0] == formatV2 {
+		d.b = d.b[1:] // the HiddenFrom trailer after Kind is not needed here
+	} else {
+		d.format("message")
+	}
 	var h msgHead
 	h.id = d.str("id")
 	h.chatID = d.str("chat id")

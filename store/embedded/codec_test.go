@@ -99,6 +99,32 @@ func TestCodecReadsRecordsWithoutKind(t *testing.T) {
 	}
 }
 
+// TestCodecHiddenMessage: a message hidden from a blocker has a record of
+// its own format, read back whole, and its head reads like any other's.
+func TestCodecHiddenMessage(t *testing.T) {
+	m := sampleMessage()
+	m.HiddenFrom = "u-blocker"
+	b := encodeMessage(&m)
+	if b[0] != formatV2 {
+		t.Fatalf("hidden message record starts with %d", b[0])
+	}
+	got, err := decodeMessage(b)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, m)
+	}
+	if mh, err := messageHead(b); err != nil || mh.id != m.ID || mh.from != m.From || mh.group {
+		t.Fatalf("messageHead = %+v, %v", mh, err)
+	}
+	ev, err := decodeEvent(encodeMessageEvent(&m))
+	if err != nil || !reflect.DeepEqual(*ev.Message, m) {
+		t.Fatalf("as an event: %+v, %v", ev, err)
+	}
+	m.HiddenFrom = ""
+	if plain := encodeMessage(&m); plain[0] != formatV1 {
+		t.Fatal("an ordinary message changed format")
+	}
+}
+
 func TestCodecRejectsCorrupt(t *testing.T) {
 	m := sampleMessage()
 	b := encodeMessageEvent(&m)
@@ -149,9 +175,15 @@ func FuzzDecodeEvent(f *testing.F) {
 func FuzzDecodeMessage(f *testing.F) {
 	m := sampleMessage()
 	f.Add(encodeMessage(&m))
+	h := m
+	h.HiddenFrom = "u-blocker"
+	f.Add(encodeMessage(&h))
 	m.Kind = store.EventGroup
 	f.Add(encodeMessage(&m))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := messageHead(b); err != nil {
+			_ = err // the head decoder only has to not panic
+		}
 		m, err := decodeMessage(b)
 		if err != nil {
 			return

@@ -37,6 +37,8 @@ const (
 	// stored under it either.
 	tMsgHeads byte = 22
 	tContacts byte = 23 // userID 0x00 phone -> empty: the user's address book
+	tBlocks   byte = 24 // userID 0x00 target -> ts varint: whom the user blocks
+	tReports  byte = 25 // reportID -> JSON store.Report (rare, read by admins)
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

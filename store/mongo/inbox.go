@@ -55,6 +55,7 @@ type eventMsg struct {
 	Body       []byte `bson:"body,omitempty"`
 	ReplyTo    string `bson:"reply,omitempty"`
 	Kind       string `bson:"kind,omitempty"`
+	Hidden     string `bson:"hidden,omitempty"` // store.Message.HiddenFrom
 	// Ref marks the copy in an inbox event, which leaves out the body and
 	// reply_to: the log entry at (chat, seq) has them, and it never
 	// changes once inserted (a send that stops halfway is completed, never
@@ -72,7 +73,7 @@ type eventRcpt struct {
 
 func msgOf(m *store.Message) *eventMsg {
 	return &eventMsg{ID: m.ID, ChatID: m.ChatID, Seq: m.Seq, From: m.From, FromDevice: m.FromDevice,
-		TS: m.TS, Body: m.Body, ReplyTo: m.ReplyTo, Kind: m.Kind}
+		TS: m.TS, Body: m.Body, ReplyTo: m.ReplyTo, Kind: m.Kind, Hidden: m.HiddenFrom}
 }
 
 // refOf is m as an inbox event holds it: what acks need (id, chat, seq,
@@ -85,7 +86,7 @@ func refOf(m *store.Message) *eventMsg {
 
 func (e *eventMsg) message() *store.Message {
 	return &store.Message{ID: e.ID, ChatID: e.ChatID, Seq: e.Seq, From: e.From, FromDevice: e.FromDevice,
-		TS: e.TS, Body: e.Body, ReplyTo: e.ReplyTo, Kind: e.Kind}
+		TS: e.TS, Body: e.Body, ReplyTo: e.ReplyTo, Kind: e.Kind, HiddenFrom: e.Hidden}
 }
 
 func (d *eventDoc) event() (store.Event, error) {

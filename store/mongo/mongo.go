@@ -60,6 +60,7 @@ type Store struct {
 	users, devices, codes, secrets *mongo.Collection
 	chats, members, messages       *mongo.Collection
 	inbox, marks, contacts         *mongo.Collection
+	blocks, reports                *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -130,6 +131,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		inbox:       db.Collection(collInbox),
 		marks:       db.Collection(collMarks),
 		contacts:    db.Collection(collContacts),
+		blocks:      db.Collection(collBlocks),
+		reports:     db.Collection(collReports),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
 	}

@@ -37,6 +37,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Chats", func(t *testing.T) { testChats(t, newStore) })
 	t.Run("Groups", func(t *testing.T) { testGroups(t, newStore) })
 	t.Run("Marks", func(t *testing.T) { testMarks(t, newStore) })
+	t.Run("Blocks", func(t *testing.T) { testBlocks(t, newStore) })
+	t.Run("Reports", func(t *testing.T) { testReports(t, newStore) })
 }
 
 // base is the suite's clock: whole milliseconds, UTC.

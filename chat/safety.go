@@ -1,0 +1,119 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// Limits of a report.
+const (
+	MaxReportMessages = 5
+	MaxReasonBytes    = 1000
+)
+
+// SetBlock blocks (on) or unblocks target for the actor. While it lasts,
+// target's direct messages to the actor are answered sent and never
+// delivered, presence and typing do not cross it either way, and target
+// cannot add the actor to groups (Send, Typing, newMembers, the server's
+// presence).
+func (s *Service) SetBlock(ctx context.Context, a Actor, target string, on bool) error {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if target == a.UserID {
+		return wire.Errorf(wire.CodeBadRequest, "you cannot block yourself")
+	}
+	if !isUserID(target) {
+		return wire.Errorf(wire.CodeNotFound, "no such user")
+	}
+	err := s.st.SetBlock(ctx, a.UserID, target, on, s.now().UnixMilli())
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.Errorf(wire.CodeNotFound, "no such user")
+	}
+	return err
+}
+
+// Blocks lists whom the actor blocks, oldest first.
+func (s *Service) Blocks(ctx context.Context, a Actor) ([]store.Block, error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	return s.st.Blocks(ctx, a.UserID)
+}
+
+// ReportInput is a report as a user files it.
+type ReportInput struct {
+	UserID string
+	ChatID string
+	MsgIDs []string
+	Reason string
+	Block  bool
+}
+
+// Report keeps a report about another user, with copies of the messages
+// it names (which must be the reported user's, in a chat the actor can
+// read, as the actor sees them), and blocks that user if asked.
+func (s *Service) Report(ctx context.Context, a Actor, in ReportInput) (string, error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	in.Reason = strings.TrimSpace(in.Reason)
+	switch {
+	case in.Reason == "":
+		return "", wire.Errorf(wire.CodeBadRequest, "a report needs a reason")
+	case len(in.Reason) > MaxReasonBytes || !utf8.ValidString(in.Reason):
+		return "", wire.Errorf(wire.CodeBadRequest, "reason must be UTF-8 of at most %d bytes", MaxReasonBytes)
+	case in.UserID == a.UserID:
+		return "", wire.Errorf(wire.CodeBadRequest, "you cannot report yourself")
+	case len(in.MsgIDs) > MaxReportMessages:
+		return "", wire.Errorf(wire.CodeTooLarge, "a report names at most %d messages", MaxReportMessages)
+	case len(in.MsgIDs) > 0 && in.ChatID == "":
+		return "", wire.Errorf(wire.CodeBadRequest, "msg_ids need their chat_id")
+	}
+	if !isUserID(in.UserID) {
+		return "", wire.Errorf(wire.CodeNotFound, "no such user")
+	}
+	if _, err := s.st.User(ctx, in.UserID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", wire.Errorf(wire.CodeNotFound, "no such user")
+		}
+		return "", err
+	}
+	r := store.Report{ID: store.NewID(store.PrefixReport), By: a.UserID, UserID: in.UserID,
+		ChatID: in.ChatID, Reason: in.Reason, TS: s.now().UnixMilli()}
+	if in.ChatID != "" {
+		from, err := s.readFrom(ctx, a, in.ChatID)
+		if err != nil {
+			return "", err
+		}
+		for _, id := range store.Unique(in.MsgIDs) {
+			m, err := s.st.Message(ctx, in.ChatID, id)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Seq < from || m.HiddenFrom == a.UserID)) {
+				return "", wire.Errorf(wire.CodeNotFound, "no message %q in this chat", truncate(id, 40))
+			}
+			if err != nil {
+				return "", err
+			}
+			if m.From != in.UserID {
+				return "", wire.Errorf(wire.CodeBadRequest, "message %q is not by the reported user", truncate(id, 40))
+			}
+			r.Messages = append(r.Messages, m)
+		}
+	}
+	if err := s.st.AddReport(ctx, r); err != nil {
+		return "", err
+	}
+	if in.Block {
+		if err := s.st.SetBlock(ctx, a.UserID, in.UserID, true, r.TS); err != nil {
+			return "", err
+		}
+	}
+	s.log.Info("report filed", "report", r.ID, "by", a.UserID, "user", in.UserID, "messages", len(r.Messages))
+	return r.ID, nil
+}
+
+func isUserID(id string) bool {
+	return len(id) > 1 && len(id) <= wire.MaxIDLen && id[:1] == store.PrefixUser
+}

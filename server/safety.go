@@ -1,0 +1,51 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/chat"
+	"github.com/tern-im/tern/wire"
+)
+
+func (s *Server) handleBlocks(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	list, err := s.chat.Blocks(r.Context(), claimsActor(c))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := wire.Blocks{Blocks: make([]wire.Block, 0, len(list))}
+	for _, b := range list {
+		out.Blocks = append(out.Blocks, wire.Block{UserID: b.UserID, TS: b.TS})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleBlock(on bool) func(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	return func(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+		if err := s.chat.SetBlock(r.Context(), claimsActor(c), r.PathValue("user_id"), on); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	var req wire.ReportRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if req.UserID == "" {
+		s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "user_id is missing"))
+		return
+	}
+	id, err := s.chat.Report(r.Context(), claimsActor(c), chat.ReportInput{UserID: req.UserID, ChatID: req.ChatID,
+		MsgIDs: req.MsgIDs, Reason: req.Reason, Block: req.Block})
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, wire.ReportCreated{ReportID: id})
+}

@@ -1,0 +1,154 @@
+package server_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tern-im/tern/client"
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+func historyIDs(t *testing.T, c *client.Client, chatID string) []string {
+	t.Helper()
+	h, err := c.History(ctxT(t), chatID, 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range h.Messages {
+		ids = append(ids, m.MsgID)
+	}
+	return ids
+}
+
+// TestBlocks: a blocked user's messages are answered sent and reach only
+// its own other devices, never the blocker (socket, history, chat list);
+// typing and presence stop both ways; it cannot add the blocker to a group;
+// unblocking lets new messages through; reports copy the messages they
+// name and can block in the same call.
+func TestBlocks(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			nodes := d.start(t, server.Config{})
+			ctx := ctxT(t)
+			at := func(i int) *servertest.Node { return nodes[i%len(nodes)] }
+			alice := at(0).Login(t, "+14155550801", "a")
+			bob := at(1).Login(t, "+14155550802", "b")
+			bob2 := at(2).Login(t, "+14155550802", "b2")
+			aID, bID := alice.Session().UserID, bob.Session().UserID
+			chatID := store.DirectChatID(aID, bID)
+
+			// A first message both see, before the block.
+			before, err := bob.Send(ctx, aID, text("hi"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			servertest.Next(t, alice, wire.TypeMessage, wait)
+			servertest.Next(t, bob2, wire.TypeMessage, wait)
+
+			wantErrCode(t, "block yourself", alice.Block(ctx, aID), wire.CodeBadRequest)
+			wantErrCode(t, "block nobody", alice.Block(ctx, "u-nobody"), wire.CodeNotFound)
+			if err := alice.Block(ctx, bID); err != nil {
+				t.Fatal(err)
+			}
+			if list, err := alice.Blocks(ctx); err != nil || len(list) != 1 || list[0].UserID != bID || list[0].TS == 0 {
+				t.Fatalf("blocks: %+v, %v", list, err)
+			}
+			if list, err := bob.Blocks(ctx); err != nil || len(list) != 0 {
+				t.Fatalf("bob's blocks: %+v, %v", list, err)
+			}
+
+			// bob's message is sent, for all he can tell, and reaches his
+			// other device; alice never sees it.
+			hidden, err := bob.Send(ctx, aID, text("are you there?"))
+			if err != nil {
+				t.Fatalf("a blocked user's send: %v", err)
+			}
+			if f := servertest.Next(t, bob2, wire.TypeMessage, wait); f.MsgID != hidden.MsgID {
+				t.Fatalf("bob's other device got %+v", f)
+			}
+			if err := bob.Typing(ctx, chatID, "typing"); err != nil {
+				t.Fatal(err)
+			}
+			servertest.None(t, alice, wire.TypeMessage, 500*time.Millisecond)
+			servertest.None(t, alice, wire.TypeTyping, 100*time.Millisecond)
+			if ids := historyIDs(t, alice, chatID); !slices.Equal(ids, []string{before.MsgID}) {
+				t.Fatalf("alice's history: %v, want only %s", ids, before.MsgID)
+			}
+			if ids := historyIDs(t, bob, chatID); !slices.Equal(ids, []string{hidden.MsgID, before.MsgID}) {
+				t.Fatalf("bob's history: %v", ids)
+			}
+			chats, err := alice.Chats(ctx)
+			if err != nil || len(chats.Chats) != 1 || chats.Chats[0].LastMessage == nil ||
+				chats.Chats[0].LastMessage.MsgID != before.MsgID || chats.Chats[0].UnreadCount != 1 {
+				t.Fatalf("alice's chat list: %+v, %v", chats, err)
+			}
+			// The blocker may not write to the user it blocks.
+			if _, err := alice.Send(ctx, bID, text("x")); errCode(err) != wire.CodeForbidden {
+				t.Fatalf("sending to a user you block: %v", err)
+			}
+
+			// Presence stops both ways.
+			for _, p := range []struct {
+				viewer *client.Client
+				target string
+			}{{alice, bID}, {bob, aID}} {
+				if err := p.viewer.PresenceSub(ctx, []string{p.target}); err != nil {
+					t.Fatal(err)
+				}
+				wantPresence(t, "across a block", nextPresence(t, p.viewer, p.target), false, false)
+			}
+
+			// bob cannot add alice to a group.
+			g, err := bob.CreateGroup(ctx, "x", "", []string{aID})
+			if err != nil || !slices.Equal(g.NotAdded, []string{aID}) {
+				t.Fatalf("group by the blocked user: %+v, %v", g, err)
+			}
+
+			// Reports: the messages named are copied; block in the same
+			// call works on a user already blocked.
+			if _, err := alice.Report(ctx, wire.ReportRequest{UserID: bID, ChatID: chatID, MsgIDs: []string{hidden.MsgID}, Reason: "spam"}); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("reporting a message you never saw: %v", err)
+			}
+			if _, err := alice.Report(ctx, wire.ReportRequest{UserID: bID, Reason: " "}); errCode(err) != wire.CodeBadRequest {
+				t.Fatalf("a report without a reason: %v", err)
+			}
+			if _, err := alice.Report(ctx, wire.ReportRequest{UserID: bID, ChatID: chatID, MsgIDs: []string{"1", "2", "3", "4", "5", "6"}, Reason: "x"}); errCode(err) != wire.CodeTooLarge {
+				t.Fatalf("a report of 6 messages: %v", err)
+			}
+			carol := at(0).Login(t, "+14155550803", "c")
+			if _, err := carol.Report(ctx, wire.ReportRequest{UserID: bID, ChatID: chatID, Reason: "x"}); errCode(err) != wire.CodeForbidden {
+				t.Fatalf("a report about someone else's chat: %v", err)
+			}
+			id, err := alice.Report(ctx, wire.ReportRequest{UserID: bID, ChatID: chatID, MsgIDs: []string{before.MsgID}, Reason: "spam", Block: true})
+			if err != nil || id == "" {
+				t.Fatalf("report: %q, %v", id, err)
+			}
+			reports, err := at(0).Store.Reports(ctx, 10)
+			if err != nil || len(reports) != 1 || reports[0].ID != id || reports[0].By != aID || reports[0].UserID != bID ||
+				len(reports[0].Messages) != 1 || reports[0].Messages[0].ID != before.MsgID {
+				t.Fatalf("stored reports: %+v, %v", reports, err)
+			}
+
+			// Unblocked: new messages go through; what was sent during the
+			// block stays unseen.
+			if err := alice.Unblock(ctx, bID); err != nil {
+				t.Fatal(err)
+			}
+			after, err := bob.Send(ctx, aID, text("hello again"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := servertest.Next(t, alice, wire.TypeMessage, wait); f.MsgID != after.MsgID {
+				t.Fatalf("after unblock alice got %+v, want %s", f, after.MsgID)
+			}
+			if ids := historyIDs(t, alice, chatID); !slices.Equal(ids, []string{after.MsgID, before.MsgID}) {
+				t.Fatalf("alice's history after unblock: %v", ids)
+			}
+		})
+	}
+}

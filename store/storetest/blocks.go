@@ -1,0 +1,100 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/tern-im/tern/store"
+)
+
+func testBlocks(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("SetAndList", func(t *testing.T) {
+		s, ctx := newStore(t), t.Context()
+		w := newWorld(t, s)
+		blocked := func(user, target string, want bool) {
+			t.Helper()
+			got, err := s.Blocked(ctx, user, target)
+			must(t, err)
+			if got != want {
+				t.Fatalf("Blocked(%s, %s) = %v, want %v", user, target, got, want)
+			}
+		}
+		blocked(w.alice, w.bob, false)
+		must(t, s.SetBlock(ctx, w.alice, w.bob, true, 100))
+		must(t, s.SetBlock(ctx, w.alice, w.carol, true, 200))
+		blocked(w.alice, w.bob, true)
+		blocked(w.bob, w.alice, false) // one way
+		// Blocking again keeps the first time; the list is oldest first.
+		must(t, s.SetBlock(ctx, w.alice, w.bob, true, 300))
+		list, err := s.Blocks(ctx, w.alice)
+		must(t, err)
+		want := []store.Block{{UserID: w.bob, TS: 100}, {UserID: w.carol, TS: 200}}
+		if !slices.Equal(list, want) {
+			t.Fatalf("Blocks = %+v, want %+v", list, want)
+		}
+		// A user id that extends another's is not in its list.
+		if list, err := s.Blocks(ctx, w.alice[:len(w.alice)-1]); err != nil || len(list) != 0 {
+			t.Fatalf("Blocks of a prefix of alice's id: %+v, %v", list, err)
+		}
+		must(t, s.SetBlock(ctx, w.alice, w.bob, false, 400))
+		must(t, s.SetBlock(ctx, w.alice, w.bob, false, 500)) // unblocking twice is fine
+		blocked(w.alice, w.bob, false)
+		if list, err := s.Blocks(ctx, w.alice); err != nil || !slices.Equal(list, want[1:]) {
+			t.Fatalf("after unblock: %+v, %v", list, err)
+		}
+		wantErr(t, s.SetBlock(ctx, w.alice, store.NewID(store.PrefixUser), true, 1), store.ErrNotFound, "blocking an unknown user")
+		wantErr(t, s.SetBlock(ctx, store.NewID(store.PrefixUser), w.bob, true, 1), store.ErrNotFound, "an unknown user blocking")
+	})
+
+	t.Run("HiddenMessage", func(t *testing.T) {
+		// A message sent while its addressee blocks the author keeps that
+		// in the log (the chat layer leaves it out for the addressee).
+		s, ctx := newStore(t), t.Context()
+		w := newWorld(t, s)
+		req := direct(w.alice, w.a1, w.bob, "x", 1, "hidden", w.a2)
+		req.Message.HiddenFrom = w.bob
+		r := send(t, s, req)
+		msgs, err := s.History(ctx, w.chatAB, 0, 10)
+		must(t, err)
+		if len(msgs) != 1 || msgs[0].HiddenFrom != w.bob || msgs[0].ID != r.Message.ID {
+			t.Fatalf("history: %+v", msgs)
+		}
+		sums, err := s.Chats(ctx, w.alice)
+		must(t, err)
+		if len(sums) != 1 || sums[0].Last == nil || sums[0].Last.HiddenFrom != w.bob {
+			t.Fatalf("alice's chats: %+v", sums)
+		}
+		// Only the devices named got it: alice's other one, not bob's.
+		if evs, _ := inbox(t, s, w.b1); len(evs) != 0 {
+			t.Fatalf("bob's inbox: %+v", evs)
+		}
+		if evs, _ := inbox(t, s, w.a2); len(evs) != 1 || evs[0].Message.HiddenFrom != w.bob {
+			t.Fatalf("alice's other device: %+v", evs)
+		}
+	})
+}
+
+func testReports(t *testing.T, newStore func(t *testing.T) store.Store) {
+	s, ctx := newStore(t), t.Context()
+	w := newWorld(t, s)
+	m := send(t, s, direct(w.bob, w.b1, w.alice, "x", 1, "spam", w.a1)).Message
+	first := store.Report{ID: store.NewID(store.PrefixReport), By: w.alice, UserID: w.bob, ChatID: w.chatAB,
+		Messages: []store.Message{m}, Reason: "spam", TS: 10}
+	must(t, s.AddReport(ctx, first))
+	second := store.Report{ID: store.NewID(store.PrefixReport), By: w.carol, UserID: w.bob, Reason: "rude", TS: 20}
+	must(t, s.AddReport(ctx, second))
+	wantErr(t, s.AddReport(ctx, second), store.ErrConflict, "a report id used twice")
+	got, err := s.Reports(ctx, 0)
+	must(t, err)
+	if len(got) != 2 || got[0].ID != second.ID || got[1].ID != first.ID {
+		t.Fatalf("Reports = %+v, want the second then the first", got)
+	}
+	r := got[1]
+	if r.By != w.alice || r.UserID != w.bob || r.ChatID != w.chatAB || r.Reason != "spam" || r.TS != 10 ||
+		len(r.Messages) != 1 || r.Messages[0].ID != m.ID || string(r.Messages[0].Body) != string(m.Body) {
+		t.Fatalf("report read back as %+v, want %+v", r, first)
+	}
+	if got, err := s.Reports(ctx, 1); err != nil || len(got) != 1 || got[0].ID != second.ID {
+		t.Fatalf("Reports(limit 1) = %+v, %v", got, err)
+	}
+}
