@@ -16,6 +16,7 @@ type Store interface {
 	store.AddressBooks
 	store.Blocks
 	store.Reports
+	store.UserMarks
 	store.Devices
 	store.Messages
 	store.Groups

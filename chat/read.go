@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,15 +87,9 @@ func (s *Service) Typing(ctx context.Context, a Actor, chatID, state string) err
 		return err
 	}
 	if !isGroup(chatID) {
-		// Only into a chat that exists: a direct chat id names its
-		// members, but before its first message nobody asked to hear from
-		// the other.
-		if _, err := s.st.Chat(ctx, chatID); errors.Is(err, store.ErrNotFound) {
-			return wire.Errorf(wire.CodeNotFound, "no such chat")
-		} else if err != nil {
-			return err
-		}
-		// Typing never crosses a block, either way; the typist is not told.
+		// Typing never crosses a block, either way; the typist is not
+		// told, and learns nothing either of whether the chat exists
+		// (messages hidden by the block made it).
 		for _, u := range members {
 			if u == a.UserID {
 				continue
@@ -102,6 +97,14 @@ func (s *Service) Typing(ctx context.Context, a Actor, chatID, state string) err
 			if blocked, err := s.eitherBlocks(ctx, a.UserID, u); err != nil || blocked {
 				return err
 			}
+		}
+		// Only into a chat that exists: a direct chat id names its
+		// members, but before its first message nobody asked to hear from
+		// the other.
+		if _, err := s.st.Chat(ctx, chatID); errors.Is(err, store.ErrNotFound) {
+			return wire.Errorf(wire.CodeNotFound, "no such chat")
+		} else if err != nil {
+			return err
 		}
 	}
 	others := make([]string, 0, len(members))
@@ -148,7 +151,15 @@ func (s *Service) History(ctx context.Context, a Actor, chatID string, before in
 	if n := len(msgs); full && msgs[n-1].Seq > from {
 		nextBefore = msgs[n-1].Seq
 	}
-	return visible(msgs, a.UserID), nextBefore, nil
+	msgs = visible(msgs, a.UserID)
+	if len(msgs) > 0 {
+		mine, err := s.st.HiddenSeqs(ctx, a.UserID, chatID, msgs[len(msgs)-1].Seq, msgs[0].Seq)
+		if err != nil {
+			return nil, 0, err
+		}
+		msgs = slices.DeleteFunc(msgs, func(m store.Message) bool { return mine[m.Seq] })
+	}
+	return msgs, nextBefore, nil
 }
 
 // readFrom answers forbidden or not_found when the actor may not read
@@ -189,9 +200,18 @@ func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, erro
 		return nil, err
 	}
 	out := sums[:0]
+	resort := false
 	for i := range sums {
 		sum := &sums[i]
-		if sum.Last == nil || sum.Last.HiddenFrom != a.UserID {
+		if sum.Last == nil {
+			out = append(out, *sum)
+			continue
+		}
+		mine, err := s.st.HiddenSeqs(ctx, a.UserID, sum.Chat.ID, sum.Last.Seq, sum.Last.Seq)
+		if err != nil {
+			return nil, err
+		}
+		if sum.Last.HiddenFrom != a.UserID && !mine[sum.Last.Seq] {
 			out = append(out, *sum)
 			continue
 		}
@@ -199,9 +219,19 @@ func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, erro
 		if err != nil {
 			return nil, err
 		}
+		if len(page) > 0 {
+			if mine, err = s.st.HiddenSeqs(ctx, a.UserID, sum.Chat.ID, page[len(page)-1].Seq, page[0].Seq); err != nil {
+				return nil, err
+			}
+		}
 		sum.Last, sum.Unread = nil, 0
+		onlyBlocked := true
 		for _, m := range page {
 			if m.HiddenFrom == a.UserID {
+				continue
+			}
+			onlyBlocked = false
+			if mine[m.Seq] {
 				continue
 			}
 			if sum.Last == nil {
@@ -213,12 +243,31 @@ func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, erro
 			}
 		}
 		if sum.Last != nil {
-			// A chat of nothing but hidden messages is not listed: that
-			// it exists would tell of them.
+			// Its place in the list and its last seq are those of what
+			// the user sees.
+			sum.Chat.LastSeq = sum.Last.Seq
+			resort = true
+		}
+		if !onlyBlocked {
+			// A chat of nothing but messages hidden by a block is not
+			// listed: that it exists would tell of them. One whose
+			// messages you deleted for yourself stays, empty.
 			out = append(out, *sum)
 		}
 	}
+	if resort {
+		slices.SortStableFunc(out, func(x, y store.ChatSummary) int { return cmp.Compare(activity(&y), activity(&x)) })
+	}
 	return out, nil
+}
+
+// activity is when a chat last had something to show: its last message,
+// else its creation.
+func activity(c *store.ChatSummary) int64 {
+	if c.Last != nil {
+		return c.Last.TS
+	}
+	return c.Chat.CreatedAt.UnixMilli()
 }
 
 // CheckMember answers nil if the actor may read chatID, else the error

@@ -117,3 +117,82 @@ func (s *Service) Report(ctx context.Context, a Actor, in ReportInput) (string, 
 func isUserID(id string) bool {
 	return len(id) > 1 && len(id) <= wire.MaxIDLen && id[:1] == store.PrefixUser
 }
+
+// MaxStarred bounds the starred list.
+const MaxStarred = 500
+
+// seenMessage returns message msgID of chatID as the actor may see it, or
+// forbidden / not_found: not a member, before it joined, hidden from it by
+// a block or deleted for it, or the entry of a group change.
+func (s *Service) seenMessage(ctx context.Context, a Actor, chatID, msgID string) (store.Message, error) {
+	from, err := s.readFrom(ctx, a, chatID)
+	if err != nil {
+		return store.Message{}, err
+	}
+	m, err := s.st.Message(ctx, chatID, msgID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Seq < from || m.HiddenFrom == a.UserID || m.Kind == store.EventGroup)) {
+		return store.Message{}, wire.Errorf(wire.CodeNotFound, "no such message")
+	}
+	if err != nil {
+		return store.Message{}, err
+	}
+	mine, err := s.st.HiddenSeqs(ctx, a.UserID, chatID, m.Seq, m.Seq)
+	if err != nil {
+		return store.Message{}, err
+	}
+	if mine[m.Seq] {
+		return store.Message{}, wire.Errorf(wire.CodeNotFound, "no such message")
+	}
+	return m, nil
+}
+
+// DeleteForMe hides a message from the actor's history, on all its
+// devices; the others still see it.
+func (s *Service) DeleteForMe(ctx context.Context, a Actor, chatID, msgID string) error {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	m, err := s.seenMessage(ctx, a, chatID, msgID)
+	if err != nil {
+		return err
+	}
+	if err := s.st.HideMessage(ctx, a.UserID, chatID, m.Seq); err != nil {
+		return err
+	}
+	// Stars of a message deleted for me go with it.
+	return s.st.SetStar(ctx, a.UserID, store.Star{ChatID: chatID, Seq: m.Seq, MsgID: m.ID}, false)
+}
+
+// SetStar stars or unstars a message for the actor.
+func (s *Service) SetStar(ctx context.Context, a Actor, chatID, msgID string, on bool) error {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	m, err := s.seenMessage(ctx, a, chatID, msgID)
+	if err != nil {
+		return err
+	}
+	return s.st.SetStar(ctx, a.UserID, store.Star{ChatID: chatID, Seq: m.Seq, MsgID: m.ID, TS: s.now().UnixMilli()}, on)
+}
+
+// Starred lists the messages the actor starred that it can still see,
+// newest star first.
+func (s *Service) Starred(ctx context.Context, a Actor) ([]store.Message, error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	stars, err := s.st.Starred(ctx, a.UserID, MaxStarred)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Message, 0, len(stars))
+	for _, st := range stars {
+		m, err := s.seenMessage(ctx, a, st.ChatID, st.MsgID)
+		var we *wire.Error
+		if errors.As(err, &we) {
+			continue // no longer a member, or gone: not listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

@@ -33,3 +33,24 @@ func (c *Client) Report(ctx context.Context, req wire.ReportRequest) (string, er
 	err := c.doAuth(ctx, http.MethodPost, "/v1/reports", req, &out)
 	return out.ReportID, err
 }
+
+// DeleteForMe hides a message from your own history, on all your devices.
+func (c *Client) DeleteForMe(ctx context.Context, chatID, msgID string) error {
+	return c.doAuth(ctx, http.MethodDelete, "/v1/chats/"+url.PathEscape(chatID)+"/messages/"+url.PathEscape(msgID), nil, nil)
+}
+
+// Star stars (on) or unstars a message.
+func (c *Client) Star(ctx context.Context, chatID, msgID string, on bool) error {
+	method := http.MethodPut
+	if !on {
+		method = http.MethodDelete
+	}
+	return c.doAuth(ctx, method, "/v1/chats/"+url.PathEscape(chatID)+"/messages/"+url.PathEscape(msgID)+"/star", nil, nil)
+}
+
+// Starred lists your starred messages, newest star first.
+func (c *Client) Starred(ctx context.Context) ([]wire.Message, error) {
+	var out wire.StarredResponse
+	err := c.doAuth(ctx, http.MethodGet, "/v1/starred", nil, &out)
+	return out.Messages, err
+}

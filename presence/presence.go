@@ -179,8 +179,8 @@ func (t *Tracker) snapshotLocked() Msg {
 func (t *Tracker) Apply(m Msg) (reply *Msg, changes []Change) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m.Node == t.node {
-		return nil, nil
+	if m.Node == t.node && m.Boot == t.boot {
+		return nil, nil // our own
 	}
 	now := t.now()
 	if m.Type == TypeSync {
@@ -203,6 +203,9 @@ func (t *Tracker) Apply(m Msg) (reply *Msg, changes []Change) {
 	r.heard = now
 	switch m.Type {
 	case TypeSnapshot:
+		if r.synced && m.Version < r.version {
+			return nil, changes // overtaken by changes after it
+		}
 		next := make(map[string]bool, len(m.Users))
 		for _, u := range m.Users {
 			next[u] = true

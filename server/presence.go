@@ -21,23 +21,42 @@ type presenceHub struct {
 	s       *Server
 	tracker *presence.Tracker
 
-	mu      sync.Mutex
-	follows map[string]map[*session]struct{} // user -> sessions following it
-	queue   []presence.Change
+	// order makes the tracker's changes reach the queue in the order the
+	// tracker made them (a session's offline must not overtake the next
+	// session's online); broadcasts go out after, without it.
+	order sync.Mutex
+
+	mu sync.Mutex
+	// follows maps a user to the sessions following it here, each with
+	// whether it was last told the user is online (a change it may no
+	// longer see must still take that back).
+	follows map[string]map[*session]bool
+	queue   []presenceJob
 	kick    chan struct{}
+}
+
+// presenceJob is a change to tell followers of, or (sub not nil) the first
+// answer to a presence_sub, queued behind the changes before it.
+type presenceJob struct {
+	change presence.Change
+	sub    *session
+	users  []string
 }
 
 func newPresenceHub(s *Server) *presenceHub {
 	lease := 3 * s.cfg.PresenceBeat
 	return &presenceHub{s: s, tracker: presence.New(s.cfg.NodeID, store.NewID("boot"), lease, nil),
-		follows: make(map[string]map[*session]struct{}), kick: make(chan struct{}, 1)}
+		follows: make(map[string]map[*session]bool), kick: make(chan struct{}, 1)}
 }
 
-// run broadcasts this node's hello and heartbeats, expires dead nodes and
-// tells followers, until the server stops.
+// run broadcasts this node's hello and heartbeats and expires dead nodes
+// on one goroutine, and tells followers on another, until the server
+// stops: a long queue of followers to tell must not hold a beat back past
+// the lease.
 func (h *presenceHub) run() {
 	m := h.tracker.Hello()
 	h.broadcast(&m)
+	go h.tellLoop()
 	beat := time.NewTicker(h.s.cfg.PresenceBeat)
 	defer beat.Stop()
 	for {
@@ -47,14 +66,29 @@ func (h *presenceHub) run() {
 		case <-beat.C:
 			m := h.tracker.Beat()
 			h.broadcast(&m)
+			h.order.Lock()
 			h.notify(h.tracker.Expire())
+			h.order.Unlock()
+		}
+	}
+}
+
+func (h *presenceHub) tellLoop() {
+	for {
+		select {
+		case <-h.s.ctx.Done():
+			return
 		case <-h.kick:
 			h.mu.Lock()
-			changes := h.queue
+			jobs := h.queue
 			h.queue = nil
 			h.mu.Unlock()
-			for _, c := range changes {
-				h.tell(c)
+			for _, j := range jobs {
+				if j.sub != nil {
+					h.answer(j.sub, j.users)
+				} else {
+					h.tell(j.change)
+				}
 			}
 		}
 	}
@@ -80,14 +114,20 @@ func (h *presenceHub) broadcast(m *presence.Msg) {
 	}
 }
 
-// notify queues changes for the followers here.
+// notify queues changes for the followers here; callers hold order.
 func (h *presenceHub) notify(changes []presence.Change) {
 	if len(changes) == 0 {
 		return
 	}
 	h.mu.Lock()
-	h.queue = append(h.queue, changes...)
+	for _, c := range changes {
+		h.queue = append(h.queue, presenceJob{change: c})
+	}
 	h.mu.Unlock()
+	h.wake()
+}
+
+func (h *presenceHub) wake() {
 	select {
 	case h.kick <- struct{}{}:
 	default:
@@ -102,18 +142,22 @@ func (h *presenceHub) received(env routing.Envelope) {
 		h.s.log.Warn("presence: dropped a message", "err", err)
 		return
 	}
+	h.order.Lock()
 	reply, changes := h.tracker.Apply(m)
+	h.notify(changes)
+	h.order.Unlock()
 	if reply != nil {
 		go h.broadcast(reply)
 	}
-	h.notify(changes)
 }
 
 // connected and disconnected count a session of user on this node.
 func (h *presenceHub) connected(user string) {
+	h.order.Lock()
 	m, changes := h.tracker.Connect(user)
-	h.broadcast(m)
 	h.notify(changes)
+	h.order.Unlock()
+	h.broadcast(m)
 }
 
 func (h *presenceHub) disconnected(ss *session, at time.Time) {
@@ -123,9 +167,11 @@ func (h *presenceHub) disconnected(ss *session, at time.Time) {
 	}
 	ss.follows = nil
 	h.mu.Unlock()
+	h.order.Lock()
 	m, changes := h.tracker.Disconnect(ss.userID, at)
-	h.broadcast(m)
 	h.notify(changes)
+	h.order.Unlock()
+	h.broadcast(m)
 }
 
 func (h *presenceHub) unfollowLocked(user string, ss *session) {
@@ -137,9 +183,11 @@ func (h *presenceHub) unfollowLocked(user string, ss *session) {
 	}
 }
 
-// subscribe replaces what ss follows with users and answers the current
-// presence of each.
-func (h *presenceHub) subscribe(ctx context.Context, ss *session, users []string) error {
+// subscribe replaces what ss follows with users; the current presence of
+// each is answered from the queue, behind the changes already in it and
+// ahead of those after, so that a first answer never overtakes a newer
+// change.
+func (h *presenceHub) subscribe(ss *session, users []string) {
 	seen := make(map[string]bool, len(users))
 	var list []string
 	for _, u := range users {
@@ -149,6 +197,8 @@ func (h *presenceHub) subscribe(ctx context.Context, ss *session, users []string
 		seen[u] = true
 		list = append(list, u)
 	}
+	h.order.Lock()
+	defer h.order.Unlock()
 	h.mu.Lock()
 	for _, u := range ss.follows {
 		h.unfollowLocked(u, ss)
@@ -157,39 +207,64 @@ func (h *presenceHub) subscribe(ctx context.Context, ss *session, users []string
 	for _, u := range list {
 		set := h.follows[u]
 		if set == nil {
-			set = make(map[*session]struct{})
+			set = make(map[*session]bool)
 			h.follows[u] = set
 		}
-		set[ss] = struct{}{}
+		set[ss] = false
+	}
+	if len(list) > 0 {
+		h.queue = append(h.queue, presenceJob{sub: ss, users: list})
 	}
 	h.mu.Unlock()
+	h.wake()
+}
 
+// answer tells ss the current presence of users.
+func (h *presenceHub) answer(ss *session, users []string) {
+	ctx, cancel := context.WithTimeout(h.s.ctx, 10*time.Second)
+	defer cancel()
 	viewer, err := h.s.st.User(ctx, ss.userID)
 	if err != nil {
-		return err
+		h.s.log.Warn("presence: reading the follower failed", "user", ss.userID, "err", err)
+		return
 	}
-	for _, u := range list {
+	for _, u := range users {
 		target, err := h.s.st.User(ctx, u)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // no such user: nothing to tell
-		}
 		if err != nil {
-			return err
+			if !errors.Is(err, store.ErrNotFound) { // no such user: nothing to tell
+				h.s.log.Warn("presence: reading the user failed", "user", u, "err", err)
+			}
+			continue
 		}
 		online := h.tracker.Online(u)
 		var at time.Time
 		if !online {
 			if at, err = h.lastSeen(ctx, u); err != nil {
-				return err
+				continue
 			}
 		}
-		f, _, err := h.frame(ctx, target, viewer, online, at)
+		f, shownOnline, _, err := h.frame(ctx, target, viewer, online, at)
 		if err != nil {
-			return err
+			continue
+		}
+		if !h.told(ss, u, shownOnline) {
+			continue // unfollowed meanwhile
 		}
 		ss.queue(f)
 	}
-	return nil
+}
+
+// told records what ss was last told of user; false if it no longer
+// follows user.
+func (h *presenceHub) told(ss *session, user string, online bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.follows[user]
+	if _, ok := set[ss]; !ok {
+		return false
+	}
+	set[ss] = online
+	return true
 }
 
 // lastSeen is when user's last device went offline: the latest of its
@@ -220,58 +295,76 @@ func (h *presenceHub) tell(c presence.Change) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(h.s.ctx, 10*time.Second)
-	defer cancel()
 	target, err := h.s.st.User(ctx, c.User)
+	cancel()
 	if err != nil {
 		h.s.log.Warn("presence: reading the user failed", "user", c.User, "err", err)
 		return
 	}
 	viewers := map[string]store.User{}
 	for _, ss := range to {
-		viewer, ok := viewers[ss.userID]
-		if !ok {
-			if viewer, err = h.s.st.User(ctx, ss.userID); err != nil {
-				continue
-			}
-			viewers[ss.userID] = viewer
+		ctx, cancel := context.WithTimeout(h.s.ctx, 5*time.Second)
+		h.tellOne(ctx, ss, target, viewers, c)
+		cancel()
+	}
+}
+
+func (h *presenceHub) tellOne(ctx context.Context, ss *session, target store.User, viewers map[string]store.User, c presence.Change) {
+	viewer, ok := viewers[ss.userID]
+	if !ok {
+		var err error
+		if viewer, err = h.s.st.User(ctx, ss.userID); err != nil {
+			return
 		}
-		f, shown, err := h.frame(ctx, target, viewer, c.Online, c.At)
-		if err != nil {
-			h.s.log.Warn("presence: privacy check failed", "user", c.User, "err", err)
-			continue
-		}
-		if !shown {
-			continue // a change the viewer may not see is not news to it
-		}
-		ss.Deliver(routing.Envelope{Kind: routing.KindFrame, Frame: f})
+		viewers[ss.userID] = viewer
+	}
+	f, shownOnline, shown, err := h.frame(ctx, target, viewer, c.Online, c.At)
+	if err != nil {
+		h.s.log.Warn("presence: privacy check failed", "user", c.User, "err", err)
+		return
+	}
+	h.mu.Lock()
+	wasOnline, following := h.follows[c.User][ss]
+	h.mu.Unlock()
+	// A change the viewer may not see is not news to it, unless it was
+	// told the user is online: that must be taken back (the privacy
+	// setting or a block changed since).
+	if !following || (!shown && !wasOnline) {
+		return
+	}
+	if h.told(ss, c.User, shownOnline) {
+		// Presence is state, not a droppable ephemeral frame.
+		ss.queue(f)
 	}
 }
 
 // frame is the presence of target as viewer may see it (DESIGN.md section
 // 3, "Presence and privacy"): last seen per target's setting, online per
-// target's setting (or as last seen), and a viewer who hides its own last
-// seen (or online) sees no one else's. What is hidden reads as offline
-// and a null last_seen. shown is false when the viewer may see neither.
-func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, online bool, at time.Time) (f []byte, shown bool, err error) {
-	if target.ID != viewer.ID {
+// target's setting (everyone, or the last seen's audience), and a viewer
+// who hides its own last seen sees no one's, one who hides its online too
+// sees no one online. What is hidden reads as offline and a null
+// last_seen. shownOnline is what the frame says of online; shown is false
+// when the viewer may see neither.
+func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, online bool, at time.Time) (f []byte, shownOnline, shown bool, err error) {
+	hidden := marshalFrame(wire.Presence{Type: wire.TypePresence, UserID: target.ID})
+	self := target.ID == viewer.ID
+	if !self {
 		// Presence never crosses a block, either way.
 		for _, pair := range [2][2]string{{target.ID, viewer.ID}, {viewer.ID, target.ID}} {
 			if blocked, err := h.s.st.Blocked(ctx, pair[0], pair[1]); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			} else if blocked {
-				return marshalFrame(wire.Presence{Type: wire.TypePresence, UserID: target.ID}), false, nil
+				return hidden, false, false, nil
 			}
 		}
 	}
-	seen, err := h.lastSeenVisible(ctx, target, viewer)
+	audience, err := h.inLastSeenAudience(ctx, target, viewer)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	showOnline := seen
-	if target.Privacy.Online != store.SameAsLastSeen {
-		showOnline = true
-	}
-	if target.ID != viewer.ID && viewer.Privacy.Online == store.SameAsLastSeen && viewer.Privacy.LastSeen == store.Nobody {
+	seen := self || (audience && viewer.Privacy.LastSeen != store.Nobody)
+	showOnline := self || target.Privacy.Online != store.SameAsLastSeen || audience
+	if !self && viewer.Privacy.Online == store.SameAsLastSeen && viewer.Privacy.LastSeen == store.Nobody {
 		showOnline = false
 	}
 	p := wire.Presence{Type: wire.TypePresence, UserID: target.ID}
@@ -286,16 +379,12 @@ func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, onli
 		ts := rfc3339(at)
 		p.LastSeen = &ts
 	}
-	return marshalFrame(p), seen || showOnline, nil
+	return marshalFrame(p), p.Online, seen || showOnline, nil
 }
 
-func (h *presenceHub) lastSeenVisible(ctx context.Context, target, viewer store.User) (bool, error) {
-	if target.ID == viewer.ID {
-		return true, nil
-	}
-	if viewer.Privacy.LastSeen == store.Nobody {
-		return false, nil // hiding yours hides others' from you
-	}
+// inLastSeenAudience reports whether target's last_seen setting includes
+// viewer.
+func (h *presenceHub) inLastSeenAudience(ctx context.Context, target, viewer store.User) (bool, error) {
 	switch target.Privacy.LastSeen {
 	case store.Nobody:
 		return false, nil

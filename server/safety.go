@@ -49,3 +49,34 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c auth.Cla
 	}
 	writeJSON(w, http.StatusCreated, wire.ReportCreated{ReportID: id})
 }
+
+func (s *Server) handleDeleteForMe(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	if err := s.chat.DeleteForMe(r.Context(), claimsActor(c), r.PathValue("chat_id"), r.PathValue("msg_id")); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleStar(on bool) func(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	return func(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+		if err := s.chat.SetStar(r.Context(), claimsActor(c), r.PathValue("chat_id"), r.PathValue("msg_id"), on); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Server) handleStarred(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	msgs, err := s.chat.Starred(r.Context(), claimsActor(c))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := wire.StarredResponse{Messages: make([]wire.Message, 0, len(msgs))}
+	for i := range msgs {
+		out.Messages = append(out.Messages, wireMessage(&msgs[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}

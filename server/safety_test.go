@@ -84,7 +84,8 @@ func TestBlocks(t *testing.T) {
 			}
 			chats, err := alice.Chats(ctx)
 			if err != nil || len(chats.Chats) != 1 || chats.Chats[0].LastMessage == nil ||
-				chats.Chats[0].LastMessage.MsgID != before.MsgID || chats.Chats[0].UnreadCount != 1 {
+				chats.Chats[0].LastMessage.MsgID != before.MsgID || chats.Chats[0].UnreadCount != 1 ||
+				chats.Chats[0].LastSeq != before.Seq {
 				t.Fatalf("alice's chat list: %+v, %v", chats, err)
 			}
 			// The blocker may not write to the user it blocks.
@@ -148,6 +149,104 @@ func TestBlocks(t *testing.T) {
 			}
 			if ids := historyIDs(t, alice, chatID); !slices.Equal(ids, []string{after.MsgID, before.MsgID}) {
 				t.Fatalf("alice's history after unblock: %v", ids)
+			}
+			// Unread counts what alice can see; reading everything sends
+			// bob read receipts for those only.
+			chats, err = alice.Chats(ctx)
+			if err != nil || len(chats.Chats) != 1 || chats.Chats[0].UnreadCount != 2 {
+				t.Fatalf("alice's chat list after unblock: %+v, %v", chats, err)
+			}
+			if err := alice.Read(ctx, chatID, after.Seq); err != nil {
+				t.Fatal(err)
+			}
+			var read []string
+			for len(read) < 2 {
+				f := servertest.Next(t, bob, wire.TypeReceipt, wait)
+				if f.Status == wire.StatusRead {
+					read = append(read, f.MsgIDs...)
+				}
+			}
+			slices.Sort(read)
+			want := []string{before.MsgID, after.MsgID}
+			slices.Sort(want)
+			if !slices.Equal(read, want) {
+				t.Fatalf("read receipts for %v, want %v (none for the hidden %s)", read, want, hidden.MsgID)
+			}
+		})
+	}
+}
+
+// TestForMe: forwarded messages are marked; delete for me hides a message
+// from your history and chat list only; stars are listed while the message
+// can be seen.
+func TestForMe(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			nodes := d.start(t, server.Config{})
+			ctx := ctxT(t)
+			at := func(i int) *servertest.Node { return nodes[i%len(nodes)] }
+			alice := at(0).Login(t, "+14155550901", "a")
+			bob := at(1).Login(t, "+14155550902", "b")
+			carol := at(2).Login(t, "+14155550903", "c")
+			aID, bID := alice.Session().UserID, bob.Session().UserID
+			chatID := store.DirectChatID(aID, bID)
+
+			m1, err := alice.Send(ctx, bID, wire.Body{Text: "look at this", Forwarded: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m2, err := alice.Send(ctx, bID, text("and this"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := servertest.Next(t, bob, wire.TypeMessage, wait); f.MsgID != m1.MsgID || f.Body == nil || !f.Body.Forwarded {
+				t.Fatalf("forwarded message arrived as %+v", f)
+			}
+			servertest.Next(t, bob, wire.TypeMessage, wait)
+
+			// Stars.
+			if err := bob.Star(ctx, chatID, m1.MsgID, true); err != nil {
+				t.Fatal(err)
+			}
+			wantErrCode(t, "star of no message", bob.Star(ctx, chatID, "m-nothing", true), wire.CodeNotFound)
+			wantErrCode(t, "star in someone else's chat", carol.Star(ctx, chatID, m1.MsgID, true), wire.CodeForbidden)
+			starred, err := bob.Starred(ctx)
+			if err != nil || len(starred) != 1 || starred[0].MsgID != m1.MsgID || !starred[0].Body.Forwarded {
+				t.Fatalf("bob's starred: %+v, %v", starred, err)
+			}
+			if starred, err := alice.Starred(ctx); err != nil || len(starred) != 0 {
+				t.Fatalf("alice's starred: %+v, %v", starred, err)
+			}
+
+			// Delete for me: gone from bob's history and chat list, not
+			// from alice's; a starred message deleted for me is unstarred.
+			if err := bob.Star(ctx, chatID, m2.MsgID, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := bob.DeleteForMe(ctx, chatID, m2.MsgID); err != nil {
+				t.Fatal(err)
+			}
+			wantErrCode(t, "delete for me twice", bob.DeleteForMe(ctx, chatID, m2.MsgID), wire.CodeNotFound)
+			wantErrCode(t, "delete for me in someone else's chat", carol.DeleteForMe(ctx, chatID, m1.MsgID), wire.CodeForbidden)
+			if ids := historyIDs(t, bob, chatID); !slices.Equal(ids, []string{m1.MsgID}) {
+				t.Fatalf("bob's history: %v", ids)
+			}
+			if ids := historyIDs(t, alice, chatID); !slices.Equal(ids, []string{m2.MsgID, m1.MsgID}) {
+				t.Fatalf("alice's history: %v", ids)
+			}
+			chats, err := bob.Chats(ctx)
+			if err != nil || len(chats.Chats) != 1 || chats.Chats[0].LastMessage == nil || chats.Chats[0].LastMessage.MsgID != m1.MsgID ||
+				chats.Chats[0].UnreadCount != 1 {
+				t.Fatalf("bob's chat list: %+v, %v", chats, err)
+			}
+			if starred, err := bob.Starred(ctx); err != nil || len(starred) != 1 || starred[0].MsgID != m1.MsgID {
+				t.Fatalf("bob's starred after delete for me: %+v, %v", starred, err)
+			}
+			if err := bob.Star(ctx, chatID, m1.MsgID, false); err != nil {
+				t.Fatal(err)
+			}
+			if starred, err := bob.Starred(ctx); err != nil || len(starred) != 0 {
+				t.Fatalf("after unstar: %+v, %v", starred, err)
 			}
 		})
 	}

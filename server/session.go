@@ -357,7 +357,7 @@ func (ss *session) handle(f *wire.ClientFrame) {
 	case wire.TypePing:
 		ss.queue(marshalFrame(wire.Pong{Type: wire.TypePong, ID: f.ID}))
 	case wire.TypePresenceSub:
-		err = ss.srv.presence.subscribe(ctx, ss, f.UserIDs)
+		ss.srv.presence.subscribe(ss, f.UserIDs)
 	}
 	if err != nil {
 		we := asWireError(err)

@@ -302,6 +302,29 @@ type Blocks interface {
 	Blocked(ctx context.Context, userID, target string) (bool, error)
 }
 
+// Star is a message a user starred, at TS (unix ms).
+type Star struct {
+	ChatID string
+	Seq    int64
+	MsgID  string
+	TS     int64
+}
+
+// UserMarks keeps what a user did to messages for itself alone: deleted
+// for me (hidden from its history) and starred.
+type UserMarks interface {
+	// HideMessage hides message seq of chatID from userID's history.
+	HideMessage(ctx context.Context, userID, chatID string, seq int64) error
+	// HiddenSeqs returns which of the seqs in [from, to] of chatID userID
+	// hid.
+	HiddenSeqs(ctx context.Context, userID, chatID string, from, to int64) (map[int64]bool, error)
+	// SetStar stars (on) or unstars a message for userID; starring again
+	// keeps the first time.
+	SetStar(ctx context.Context, userID string, s Star, on bool) error
+	// Starred lists up to limit of userID's stars, newest first.
+	Starred(ctx context.Context, userID string, limit int) ([]Star, error)
+}
+
 // Report is a user's complaint about another user, kept for the admin
 // dashboard with copies of the messages it points at (they may be edited
 // or deleted later; the report keeps what was reported).
@@ -415,6 +438,7 @@ type Store interface {
 	AddressBooks
 	Blocks
 	Reports
+	UserMarks
 	Devices
 	Codes
 	Messages

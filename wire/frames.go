@@ -56,6 +56,8 @@ type Body struct {
 	Text    string `json:"text,omitempty"`
 	MediaID string `json:"media_id,omitempty"`
 	Caption string `json:"caption,omitempty"`
+	// Forwarded marks a message the sender forwarded from another chat.
+	Forwarded bool `json:"forwarded,omitempty"`
 	// Group is set only on the chat-log entries of group changes, which
 	// the server writes; a client's send may not carry it.
 	Group *GroupNote `json:"group,omitempty"`

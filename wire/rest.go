@@ -78,6 +78,12 @@ type ContactsRequest struct {
 	Phones []string `json:"phones"`
 }
 
+// StarredResponse answers GET /v1/starred: the messages you starred that
+// you can still see, newest star first, each as in history.
+type StarredResponse struct {
+	Messages []Message `json:"messages"`
+}
+
 // Block is one entry of GET /v1/blocks: a user you block, since ts (unix
 // ms).
 type Block struct {

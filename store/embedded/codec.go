@@ -306,14 +306,18 @@ type msgHead struct {
 	from       string
 	// group marks the entry of a group change, which gets no receipts.
 	group bool
+	// hiddenFrom is store.Message.HiddenFrom: that user sends no receipts
+	// for it.
+	hiddenFrom string
 }
 
 // messageHead decodes a message's head without copying its body; the
 // fields it skips to reach Kind are only sliced.
 func messageHead(b []byte) (msgHead, error) {
 	d := decoder{b: b}
-	if len(d.b) > 0 && d.b[0] == formatV2 {
-		d.b = d.b[1:] // the HiddenFrom trailer after Kind is not needed here
+	v2 := len(d.b) > 0 && d.b[0] == formatV2
+	if v2 {
+		d.b = d.b[1:]
 	} else {
 		d.format("message")
 	}
@@ -328,6 +332,9 @@ func messageHead(b []byte) (msgHead, error) {
 	d.raw("body")
 	if len(d.b) > 0 {
 		h.group = string(d.raw("kind")) == store.EventGroup
+	}
+	if v2 {
+		h.hiddenFrom = string(d.raw("hidden from"))
 	}
 	return h, d.err
 }

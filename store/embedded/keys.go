@@ -35,10 +35,13 @@ const (
 	// tMsgHeads names the writer cache's records of recent messages'
 	// heads (chat number u64, seq u64 -> id, chat, author): nothing is
 	// stored under it either.
-	tMsgHeads byte = 22
-	tContacts byte = 23 // userID 0x00 phone -> empty: the user's address book
-	tBlocks   byte = 24 // userID 0x00 target -> ts varint: whom the user blocks
-	tReports  byte = 25 // reportID -> JSON store.Report (rare, read by admins)
+	tMsgHeads  byte = 22
+	tContacts  byte = 23 // userID 0x00 phone -> empty: the user's address book
+	tBlocks    byte = 24 // userID 0x00 target -> ts varint: whom the user blocks
+	tReports   byte = 25 // ts u64 reportID -> JSON store.Report (rare, read by admins)
+	tHidden    byte = 26 // userID 0x00 chatID 0x00 seq u64 -> empty: deleted for me
+	tStars     byte = 27 // userID 0x00 chatID 0x00 seq u64 -> ts varint, msgID: starred
+	tReportIDs byte = 28 // reportID -> empty: the report ids taken
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -487,7 +487,7 @@ func applyMarkRead(w *wtx, userID, chatID string, seq, ts int64, notify bool, ou
 			if err != nil {
 				return false, fmt.Errorf("message %d: %w", seqOf(k), err)
 			}
-			if mh.from != userID && !mh.group {
+			if mh.from != userID && !mh.group && mh.hiddenFrom != userID {
 				g.add(chatID, mh.from, mh.id)
 			}
 			return true, nil
@@ -635,7 +635,7 @@ func unread(r reader, chatID, userID string, readSeq int64) (int64, error) {
 		if err != nil {
 			return false, fmt.Errorf("message %d of %s: %w", seqOf(k), chatID, err)
 		}
-		if mh.from != userID && !mh.group {
+		if mh.from != userID && !mh.group && mh.hiddenFrom != userID {
 			n++
 		}
 		return true, nil

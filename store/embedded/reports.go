@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -21,11 +22,14 @@ func (s *Store) AddReport(ctx context.Context, r store.Report) error {
 		return fmt.Errorf("add report: %w", err)
 	}
 	err = s.write(ctx, func(w *wtx) error {
-		k := key(tReports, r.ID)
-		if w.has(k) {
+		// Keyed by time, then id: ids sort by time only to the
+		// millisecond. The index record keeps ids unique.
+		idx := key(tReportIDs, r.ID)
+		if w.has(idx) {
 			return store.ErrConflict
 		}
-		w.put(k, b)
+		w.put(idx, []byte{})
+		w.put(append(binary.BigEndian.AppendUint64([]byte{tReports}, uint64(r.TS)), r.ID...), b)
 		return nil
 	})
 	if err != nil {
@@ -34,8 +38,7 @@ func (s *Store) AddReport(ctx context.Context, r store.Report) error {
 	return nil
 }
 
-// Reports implements store.Reports: ids sort by time, so the newest are
-// the last keys.
+// Reports implements store.Reports: the newest are the last keys.
 func (s *Store) Reports(ctx context.Context, limit int) ([]store.Report, error) {
 	var out []store.Report
 	err := s.view(ctx, func(r reader) error {

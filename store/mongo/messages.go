@@ -565,13 +565,14 @@ func (s *Store) replayReads(ctx context.Context, userID, chatID string, mem memb
 // the range p of chatID, then drops the note at key.
 func (s *Store) readReceipts(ctx context.Context, userID, chatID string, p pendingRead, key string) ([]store.Delivery, error) {
 	var msgs []struct {
-		ID   string `bson:"id"`
-		From string `bson:"from"`
-		Kind string `bson:"kind"`
+		ID     string `bson:"id"`
+		From   string `bson:"from"`
+		Kind   string `bson:"kind"`
+		Hidden string `bson:"hidden"`
 	}
 	cur, err := s.messages.Find(ctx,
 		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(chatID, p.From)}, {Key: "$lte", Value: numKey(chatID, p.To)}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "id", Value: 1}, {Key: "from", Value: 1}, {Key: "kind", Value: 1}}))
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "id", Value: 1}, {Key: "from", Value: 1}, {Key: "kind", Value: 1}, {Key: "hidden", Value: 1}}))
 	if err == nil {
 		err = cur.All(ctx, &msgs)
 	}
@@ -580,8 +581,9 @@ func (s *Store) readReceipts(ctx context.Context, userID, chatID string, p pendi
 	}
 	var g groups
 	for _, m := range msgs {
-		// Group changes get no receipts.
-		if m.From != userID && m.Kind == "" {
+		// Group changes get no receipts, nor messages hidden from the
+		// reader by its block.
+		if m.From != userID && m.Kind == "" && m.Hidden != userID {
 			g.add(chatID, m.From, m.ID)
 		}
 	}
@@ -700,8 +702,10 @@ func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSumma
 			n, err := s.messages.CountDocuments(ctx, bson.D{
 				{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(c.Chat.ID, c.ReadSeq)}, {Key: "$lte", Value: numKey(c.Chat.ID, c.Chat.LastSeq)}}},
 				{Key: "from", Value: bson.D{{Key: "$ne", Value: userID}}},
-				// The entries of group changes are not messages.
+				// The entries of group changes are not messages, and
+				// messages hidden from the user by its block do not count.
 				{Key: "kind", Value: bson.D{{Key: "$ne", Value: store.EventGroup}}},
+				{Key: "hidden", Value: bson.D{{Key: "$ne", Value: userID}}},
 			})
 			c.Unread = n
 			return err

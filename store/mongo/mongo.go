@@ -60,7 +60,7 @@ type Store struct {
 	users, devices, codes, secrets *mongo.Collection
 	chats, members, messages       *mongo.Collection
 	inbox, marks, contacts         *mongo.Collection
-	blocks, reports                *mongo.Collection
+	blocks, reports, hidden, stars *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -133,6 +133,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		contacts:    db.Collection(collContacts),
 		blocks:      db.Collection(collBlocks),
 		reports:     db.Collection(collReports),
+		hidden:      db.Collection(collHidden),
+		stars:       db.Collection(collStars),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
 	}
@@ -215,6 +217,10 @@ func Indexes() []IndexSpec {
 			Why: "UserDevices, and the devices a receipt goes to"},
 		{Collection: collMessages, Keys: []string{"dev", "key"}, Unique: true,
 			Why: "the idempotency key of a send: one message per (sending device, client id)"},
+		{Collection: collReports, Keys: []string{"ts"},
+			Why: "reports, newest first, for the admin dashboard"},
+		{Collection: collStars, Keys: []string{"user", "ts", "seq"},
+			Why: "a user's starred messages, newest first"},
 		{Collection: collMessages, Keys: []string{"id"}, Unique: true,
 			Why: "a message by its id: the target of a reply (and of reactions, edits and deletes)"},
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/tern-im/tern/store"
 )
 
-// collReports holds reports, one document each; _id is the report id,
-// which sorts by time.
+// collReports holds reports, one document each; _id is the report id.
+// They are listed by time (ids sort by time only to the millisecond).
 const collReports = "reports"
 
 type reportDoc struct {
@@ -46,7 +46,7 @@ func (s *Store) AddReport(ctx context.Context, r store.Report) error {
 
 // Reports implements store.Reports.
 func (s *Store) Reports(ctx context.Context, limit int) ([]store.Report, error) {
-	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}})
+	opts := options.Find().SetSort(bson.D{{Key: "ts", Value: -1}, {Key: "_id", Value: -1}})
 	if limit > 0 {
 		opts.SetLimit(int64(limit))
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -96,5 +97,46 @@ func testReports(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 	if got, err := s.Reports(ctx, 1); err != nil || len(got) != 1 || got[0].ID != second.ID {
 		t.Fatalf("Reports(limit 1) = %+v, %v", got, err)
+	}
+}
+
+func testUserMarks(t *testing.T, newStore func(t *testing.T) store.Store) {
+	s, ctx := newStore(t), t.Context()
+	w := newWorld(t, s)
+	must(t, s.HideMessage(ctx, w.alice, w.chatAB, 2))
+	must(t, s.HideMessage(ctx, w.alice, w.chatAB, 2)) // again: no change
+	must(t, s.HideMessage(ctx, w.alice, w.chatAB, 10))
+	must(t, s.HideMessage(ctx, w.alice, w.chatAC, 3))
+	must(t, s.HideMessage(ctx, w.bob, w.chatAB, 3))
+	got, err := s.HiddenSeqs(ctx, w.alice, w.chatAB, 1, 5)
+	must(t, err)
+	if len(got) != 1 || !got[2] {
+		t.Fatalf("HiddenSeqs(alice, AB, 1..5) = %v, want {2}", got)
+	}
+	if got, err := s.HiddenSeqs(ctx, w.alice, w.chatAB, 2, 10); err != nil || len(got) != 2 || !got[10] {
+		t.Fatalf("HiddenSeqs(2..10) = %v, %v (both ends count)", got, err)
+	}
+
+	star := func(chat string, seq, ts int64, on bool) {
+		t.Helper()
+		must(t, s.SetStar(ctx, w.alice, store.Star{ChatID: chat, Seq: seq, MsgID: fmt.Sprint("m", seq), TS: ts}, on))
+	}
+	star(w.chatAB, 1, 100, true)
+	star(w.chatAC, 7, 300, true)
+	star(w.chatAB, 4, 200, true)
+	star(w.chatAB, 1, 999, true) // again: keeps its first time
+	stars, err := s.Starred(ctx, w.alice, 0)
+	must(t, err)
+	want := []store.Star{{ChatID: w.chatAC, Seq: 7, MsgID: "m7", TS: 300}, {ChatID: w.chatAB, Seq: 4, MsgID: "m4", TS: 200},
+		{ChatID: w.chatAB, Seq: 1, MsgID: "m1", TS: 100}}
+	if !slices.Equal(stars, want) {
+		t.Fatalf("Starred = %+v, want %+v", stars, want)
+	}
+	star(w.chatAC, 7, 0, false)
+	if stars, err := s.Starred(ctx, w.alice, 1); err != nil || !slices.Equal(stars, want[1:2]) {
+		t.Fatalf("after unstar, limit 1: %+v, %v", stars, err)
+	}
+	if stars, err := s.Starred(ctx, w.bob, 0); err != nil || len(stars) != 0 {
+		t.Fatalf("bob's stars: %+v, %v", stars, err)
 	}
 }
