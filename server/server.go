@@ -215,7 +215,11 @@ type Server struct {
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
 	byUser                     map[string][]*session // the same sessions, by user id
-	admitted                   uint64                // sockets admitted so far (under mu): their order
+	// upgrades numbers WebSocket requests as they start, before the
+	// upgrade answers: a client that connects again after its first
+	// connect returned is always numbered after it, however the two
+	// requests' goroutines are scheduled afterwards.
+	upgrades atomic.Uint64
 	wg                         sync.WaitGroup        // running sessions
 }
 
@@ -382,8 +386,9 @@ func (s *Server) DeviceRevoked(userID, deviceID string) {
 // attach registers ss as its device's session on this node and returns the
 // one it replaces. When ss must not run it registers nothing and returns a
 // close code and reason instead: the node drains, or a socket of the device
-// admitted after ss got here first (sockets of one device race from their
-// upgrade to here; the last one admitted wins, as its client expects).
+// that started after ss's got here first (sockets of one device race from
+// their upgrade to here; the one whose request came last wins, as its
+// client expects).
 func (s *Server) attach(ss *session) (old *session, refuse int, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -32,7 +32,7 @@ const inboxPage = 256
 type session struct {
 	srv      *Server
 	id       string // tells this connection apart from others of the device
-	seq      uint64 // admission order on this node (Server.admitted)
+	seq      uint64 // order of the socket's request on this node (Server.upgrades)
 	conn     *websocket.Conn
 	cork     *corkConn // conn's socket, for writing a batch of frames at once
 	userID   string
@@ -116,6 +116,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if proto != "" {
 		hdr = http.Header{"Sec-Websocket-Protocol": {proto}}
 	}
+	// Numbered before the upgrade answers: see Server.upgrades.
+	seq := s.upgrades.Add(1)
 	cw := &corkWriter{ResponseWriter: w, pool: &s.corkBuffers, closeWait: s.cfg.WriteTimeout}
 	conn, err := s.upgrader.Upgrade(cw, r, hdr)
 	if err != nil {
@@ -124,7 +126,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := &session{srv: s, conn: conn, cork: cw.conn, id: store.NewID("s"), userID: claims.UserID, deviceID: claims.DeviceID,
 		expires:   claims.Expires,
-		lastAcked: -1, pumping: true}
+		lastAcked: -1, pumping: true, seq: seq}
 	ip := clientIP(r, s.cfg.TrustProxy)
 	// Admitted under s.mu, so that no session is counted in s.wg once
 	// Shutdown (which sets draining under s.mu) has begun waiting on it.
@@ -138,8 +140,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.wg.Add(1)
-	s.admitted++
-	ss.seq = s.admitted
 	s.mu.Unlock()
 	s.metrics.connections.Inc()
 	// The session runs on a fresh goroutine and the handler returns: that
@@ -191,7 +191,7 @@ func (s *Server) run(ss *session, ip string) {
 	}
 	s.wakes.forget(ss.deviceID) // it will read its inbox: the next miss is news
 	// A connection of this device on another node is replaced too.
-	err := s.router.Publish(s.ctx, ss.deviceID, routing.Envelope{Kind: routing.KindReplace, Frame: []byte(ss.id)})
+	err := s.router.Publish(s.ctx, ss.deviceID, routing.Envelope{Kind: routing.KindReplace, Frame: replaceNotice(s.cfg.NodeID, ss.id)})
 	if err != nil && !errors.Is(err, routing.ErrNoRoute) {
 		log.Warn("replace publish failed", "err", err)
 	}
@@ -379,7 +379,11 @@ func (ss *session) Deliver(env routing.Envelope) {
 	case routing.KindPoke:
 		ss.Resync()
 	case routing.KindReplace:
-		if string(env.Frame) != ss.id {
+		node, id := parseReplaceNotice(env.Frame)
+		// Sockets of the device on this node were ordered by attach
+		// already: a notice from a session here that lost that race (it
+		// publishes after the winner attached) must not close the winner.
+		if id != ss.id && node != ss.srv.cfg.NodeID {
 			go ss.close(wire.CloseReplaced, "device connected again")
 		}
 	case routing.KindFrame:
@@ -830,4 +834,18 @@ func (s *Server) renderEvents(ctx context.Context, evs []store.Event) [][]byte {
 		frames[i] = renderEvent(ev, g)
 	}
 	return frames
+}
+
+// replaceNotice is the frame of a routing.KindReplace envelope: the node
+// and the id of the session that replaces the device's others.
+func replaceNotice(node, sessionID string) []byte { return []byte(node + " " + sessionID) }
+
+// parseReplaceNotice reads a replaceNotice; a notice of a node before
+// 2026-12 holds the session id alone (node "").
+func parseReplaceNotice(b []byte) (node, sessionID string) {
+	s := string(b)
+	if i := strings.LastIndexByte(s, ' '); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return "", s
 }
