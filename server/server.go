@@ -220,7 +220,7 @@ type Server struct {
 	// connect returned is always numbered after it, however the two
 	// requests' goroutines are scheduled afterwards.
 	upgrades atomic.Uint64
-	wg                         sync.WaitGroup        // running sessions
+	wg       sync.WaitGroup // running sessions
 }
 
 // New builds a node. Call Run to serve, or use Handler with your own
