@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"cmp"
 	"slices"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestTrackerAcrossNodes(t *testing.T) {
 	}
 	now = now.Add(10 * time.Second)
 	got = b.Expire()
-	slices.SortFunc(got, func(x, y Change) int { return compare(x.User, y.User) })
+	slices.SortFunc(got, func(x, y Change) int { return cmp.Compare(x.User, y.User) })
 	want := []Change{{User: "u2", At: heard}, {User: "u3", At: heard}}
 	if !slices.Equal(got, want) || b.Online("u2") {
 		t.Fatalf("expiry: %+v, want %+v", got, want)
@@ -143,13 +144,3 @@ func FuzzDecode(f *testing.F) {
 }
 
 func ptr(m Msg) *Msg { return &m }
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}

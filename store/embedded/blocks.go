@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -57,7 +58,7 @@ func (s *Store) Blocks(ctx context.Context, userID string) ([]store.Block, error
 	if err != nil {
 		return nil, fmt.Errorf("blocks of %s: %w", userID, err)
 	}
-	slices.SortStableFunc(out, func(a, b store.Block) int { return int(a.TS - b.TS) })
+	slices.SortStableFunc(out, func(a, b store.Block) int { return cmp.Compare(a.TS, b.TS) })
 	return out, nil
 }
 

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -99,10 +100,7 @@ func (s *Store) Starred(ctx context.Context, userID string, limit int) ([]store.
 		return nil, fmt.Errorf("stars of %s: %w", userID, err)
 	}
 	slices.SortStableFunc(out, func(a, b store.Star) int {
-		if a.TS != b.TS {
-			return int(b.TS - a.TS)
-		}
-		return int(b.Seq - a.Seq)
+		return cmp.Or(cmp.Compare(b.TS, a.TS), cmp.Compare(b.Seq, a.Seq))
 	})
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]

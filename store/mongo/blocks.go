@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +67,7 @@ func (s *Store) Blocks(ctx context.Context, userID string) ([]store.Block, error
 	for _, d := range docs {
 		out = append(out, store.Block{UserID: d.ID[len(userID)+1:], TS: d.TS})
 	}
-	slices.SortStableFunc(out, func(a, b store.Block) int { return int(a.TS - b.TS) })
+	slices.SortStableFunc(out, func(a, b store.Block) int { return cmp.Compare(a.TS, b.TS) })
 	return out, nil
 }
 
