@@ -46,6 +46,11 @@ type Config struct {
 	StoreTimeout     time.Duration
 	MaxHistoryLimit  int
 	DefaultHistLimit int
+	// EditWindow is how long after sending an author may edit a message;
+	// DeleteWindow how long it (or a group admin) may delete it for
+	// everyone.
+	EditWindow   time.Duration
+	DeleteWindow time.Duration
 }
 
 // DefaultConfig returns the production defaults.
@@ -58,6 +63,8 @@ func DefaultConfig() Config {
 		StoreTimeout:     30 * time.Second,
 		MaxHistoryLimit:  200,
 		DefaultHistLimit: 50,
+		EditWindow:       15 * time.Minute,
+		DeleteWindow:     48 * time.Hour,
 	}
 }
 
@@ -80,6 +87,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHistoryLimit <= 0 {
 		c.MaxHistoryLimit = d.MaxHistoryLimit
+	}
+	if c.EditWindow <= 0 {
+		c.EditWindow = d.EditWindow
+	}
+	if c.DeleteWindow <= 0 {
+		c.DeleteWindow = d.DeleteWindow
 	}
 	if c.DefaultHistLimit <= 0 || c.DefaultHistLimit > c.MaxHistoryLimit {
 		c.DefaultHistLimit = min(d.DefaultHistLimit, c.MaxHistoryLimit)

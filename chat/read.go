@@ -152,6 +152,10 @@ func (s *Service) History(ctx context.Context, a Actor, chatID string, before in
 		nextBefore = msgs[n-1].Seq
 	}
 	msgs = visible(msgs, a.UserID)
+	// A disappearing message is gone at its time, whether or not the
+	// sweeper has erased it yet.
+	now := s.now().UnixMilli()
+	msgs = slices.DeleteFunc(msgs, func(m store.Message) bool { return m.Expired(now) })
 	if len(msgs) > 0 {
 		mine, err := s.st.HiddenSeqs(ctx, a.UserID, chatID, msgs[len(msgs)-1].Seq, msgs[0].Seq)
 		if err != nil {

@@ -43,8 +43,8 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 		// and the message would promise its readers a file nobody can get.
 		return Sent{}, wire.Errorf(wire.CodeUnsupported, "media is not available on this server version")
 	}
-	if in.Body.Group != nil {
-		return Sent{}, wire.Errorf(wire.CodeBadRequest, "body.group is written by the server; use the /v1/groups API")
+	if err := in.Body.Validate(); err != nil {
+		return Sent{}, err
 	}
 	body, err := json.Marshal(in.Body)
 	if err != nil {
@@ -52,6 +52,9 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	}
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
+	if in.Body.Action() != "" {
+		return s.sendAction(ctx, a, in, body)
+	}
 
 	req := store.SendRequest{
 		ClientID: in.ClientID,
@@ -64,23 +67,11 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 			ReplyTo:    in.ReplyTo,
 		},
 	}
-	switch {
-	case isGroup(in.To):
-		req.Message.ChatID = in.To
-		req.Kind = store.KindGroup
+	if err := s.route(ctx, a, in.To, &req); err != nil {
+		return Sent{}, err
+	}
+	if req.Kind == store.KindGroup {
 		req.Check = func(g *store.Group) error { return maySend(g, a.UserID) }
-		// Refused early when plainly not a member, so that a non-member
-		// learns nothing from a reply_to probe; the store checks again in
-		// its atomic step.
-		if _, err := s.member(ctx, in.To, a.UserID); err != nil {
-			return Sent{}, s.groupErr(err)
-		}
-	case len(in.To) > 1 && in.To[:1] == store.PrefixUser:
-		if err := s.direct(ctx, a, in.To, &req); err != nil {
-			return Sent{}, err
-		}
-	default:
-		return Sent{}, wire.Errorf(wire.CodeNotFound, "no such user or group")
 	}
 	if in.ReplyTo != "" {
 		// A reply quotes a message of its own chat, or none: an id from
@@ -91,10 +82,39 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 			return Sent{}, err
 		}
 	}
+	return s.store(ctx, a, req, in)
+}
+
+// route fills in req's chat: a group's id, or a direct chat's members and
+// target devices.
+func (s *Service) route(ctx context.Context, a Actor, to string, req *store.SendRequest) error {
+	switch {
+	case isGroup(to):
+		req.Message.ChatID = to
+		req.Kind = store.KindGroup
+		// Refused early when plainly not a member, so that a non-member
+		// learns nothing from a reply_to probe; the store checks again in
+		// its atomic step.
+		if _, err := s.member(ctx, to, a.UserID); err != nil {
+			return s.groupErr(err)
+		}
+		return nil
+	case len(to) > 1 && to[:1] == store.PrefixUser:
+		return s.direct(ctx, a, to, req)
+	}
+	return wire.Errorf(wire.CodeNotFound, "no such user or group")
+}
+
+// store stores req, routes its events and answers the send in.
+func (s *Service) store(ctx context.Context, a Actor, req store.SendRequest, in SendInput) (Sent, error) {
+	body := req.Message.Body
 	res, err := s.st.Send(ctx, req)
 	if err != nil {
 		// Events it placed to complete another send are stored: route them.
 		s.d.Dispatch(ctx, res.Deliveries, nil)
+		if req.Action != nil {
+			return Sent{}, actionErr(err, req.Action)
+		}
 		if req.Kind == store.KindGroup {
 			return Sent{}, s.groupErr(err)
 		}

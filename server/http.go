@@ -64,6 +64,8 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /v1/devices/{id}", s.authed(s.handleDeleteDevice))
 	handle("PUT /v1/devices/current/push", s.authed(s.handlePush))
 	handle("GET /v1/chats", s.authed(s.handleChats))
+	handle("GET /v1/chats/{chat_id}", s.authed(s.handleChatSettings))
+	handle("PATCH /v1/chats/{chat_id}", s.authed(s.handlePatchChat))
 	handle("GET /v1/chats/{chat_id}/messages", s.authed(s.handleHistory))
 	handle("GET /v1/chats/{chat_id}/messages/{msg_id}/receipts", s.authed(s.handleMessageReceipts))
 	handle("DELETE /v1/chats/{chat_id}/messages/{msg_id}", s.authed(s.handleDeleteForMe))

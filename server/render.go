@@ -39,7 +39,36 @@ func messageTail(m *store.Message) []byte {
 		b = append(b, `,"reply_to":`...)
 		b = appendString(b, m.ReplyTo)
 	}
+	if m.EditedTS != 0 {
+		b = append(b, `,"edited_ts":`...)
+		b = strconv.AppendInt(b, m.EditedTS, 10)
+	}
+	if len(m.Reactions) > 0 {
+		b = append(b, `,"reactions":`...)
+		b = append(b, marshalFrame(reactionSummary(m.Reactions))...)
+	}
+	if m.ExpiresTS != 0 {
+		b = append(b, `,"expires_ts":`...)
+		b = strconv.AppendInt(b, m.ExpiresTS, 10)
+	}
 	return append(b, '}')
+}
+
+// reactionSummary groups reactions by emoji, in the order each emoji was
+// first given.
+func reactionSummary(rs []store.Reaction) []wire.ReactionSummary {
+	var out []wire.ReactionSummary
+	for _, r := range rs {
+		i := 0
+		for i < len(out) && out[i].Emoji != r.Emoji {
+			i++
+		}
+		if i == len(out) {
+			out = append(out, wire.ReactionSummary{Emoji: r.Emoji})
+		}
+		out[i].UserIDs = append(out[i].UserIDs, r.UserID)
+	}
+	return out
 }
 
 // eventFrame prefixes a rendered tail with the frame type and cursor.
@@ -158,7 +187,8 @@ func marshalFrame(v any) []byte {
 // wireMessage converts a stored message to its REST form.
 func wireMessage(m *store.Message) wire.Message {
 	w := wire.Message{MsgID: m.ID, ChatID: m.ChatID, Seq: m.Seq, From: m.From,
-		FromDevice: m.FromDevice, TS: m.TS, ReplyTo: m.ReplyTo}
+		FromDevice: m.FromDevice, TS: m.TS, ReplyTo: m.ReplyTo, EditedTS: m.EditedTS,
+		Reactions: reactionSummary(m.Reactions), ExpiresTS: m.ExpiresTS}
 	_ = json.Unmarshal(m.Body, &w.Body)
 	return w
 }

@@ -80,3 +80,33 @@ func (s *Server) handleStarred(w http.ResponseWriter, r *http.Request, c auth.Cl
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+func (s *Server) handlePatchChat(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	var p wire.ChatPatch
+	if err := decode(w, r, &p); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if p.DisappearingSeconds == nil {
+		s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "nothing to change: disappearing_seconds is the one setting"))
+		return
+	}
+	chatID := r.PathValue("chat_id")
+	m, err := s.chat.SetDisappearing(r.Context(), claimsActor(c), chatID, *p.DisappearingSeconds)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.ChatSettings{ChatID: chatID, DisappearingSeconds: *p.DisappearingSeconds,
+		MsgID: m.ID, Seq: m.Seq, TS: m.TS})
+}
+
+func (s *Server) handleChatSettings(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	chatID := r.PathValue("chat_id")
+	n, err := s.chat.Disappearing(r.Context(), claimsActor(c), chatID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.ChatSettings{ChatID: chatID, DisappearingSeconds: n})
+}

@@ -70,6 +70,13 @@ type Config struct {
 	// node silent for three beats is dead and its users are offline.
 	// 0: the default (5 s).
 	PresenceBeat time.Duration
+	// EditWindow is how long an author may edit a message (0: 15 min);
+	// DeleteWindow how long it, or a group admin, may delete it for
+	// everyone (0: 48 h).
+	EditWindow, DeleteWindow time.Duration
+	// SweepInterval is how often the node erases the disappearing
+	// messages that are due (0: the default, 30 s).
+	SweepInterval time.Duration
 	// AllowedOrigins are the web origins ("https://chat.example.com")
 	// whose pages may open a WebSocket; "*" allows any. Empty: only the
 	// origin of the server itself (the Host the request names). Requests
@@ -108,6 +115,9 @@ func DefaultConfig() Config {
 		PushCooldown:      3 * time.Second,
 		GapWait:           50 * time.Millisecond,
 		PresenceBeat:      5 * time.Second,
+		EditWindow:        15 * time.Minute,
+		DeleteWindow:      48 * time.Hour,
+		SweepInterval:     30 * time.Second,
 	}
 }
 
@@ -141,6 +151,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.EditWindow <= 0 {
+		c.EditWindow = d.EditWindow
+	}
+	if c.DeleteWindow <= 0 {
+		c.DeleteWindow = d.DeleteWindow
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = d.SweepInterval
 	}
 	if c.PresenceBeat <= 0 {
 		c.PresenceBeat = d.PresenceBeat
@@ -180,6 +199,9 @@ type Deps struct {
 	Version  string
 	// Now is the clock of Auth (token expiry); nil: time.Now.
 	Now func() time.Time
+	// ChatNow is the clock of the chat rules: message times, the edit
+	// and delete windows, disappearing messages; nil: time.Now.
+	ChatNow func() time.Time
 }
 
 // Server is one Tern node.
@@ -264,7 +286,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		MaxTextBytes:    s.cfg.MaxTextBytes,
 		MaxGroupSize:    s.cfg.MaxGroupSize,
 		MaxHistoryLimit: s.cfg.HistoryLimit,
-	}, nil, d.Log)
+		EditWindow:      s.cfg.EditWindow,
+		DeleteWindow:    s.cfg.DeleteWindow,
+	}, d.ChatNow, d.Log)
 	s.wakes = newWakeQueue(s.cfg.PushCooldown, s.now, func(outcome string) { s.metrics.pushes.WithLabelValues(outcome).Inc() })
 	s.limits = newLimiter(&s.cfg)
 	s.lookupsByUser = newQuota(s.cfg.LookupsPerUserDay, 24*time.Hour)
@@ -291,6 +315,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()
 	go s.every(keep/2, func(now time.Time) { s.limits.forget(keep, now) })
+	go s.chat.RunSweeper(s.ctx, s.cfg.SweepInterval)
 	if c := s.cfg.InboxCheck; c > 0 {
 		go s.every(c, func(time.Time) { s.checkInboxes(s.ctx, c) })
 	}

@@ -131,14 +131,26 @@ type Message struct {
 	TS         int64 // unix milliseconds
 	Body       json.RawMessage
 	ReplyTo    string
-	// Kind is "" for a message and EventGroup for the entry of a group
-	// change (Body {"group": {...}}), which gets no receipts.
+	// Kind is "" for a message, EventGroup for the entry of a group
+	// change (Body {"group": {...}}) and KindAction for a message action's;
+	// entries of either kind get no receipts and are not unread.
 	Kind string
 	// HiddenFrom is the user of a direct chat who never sees this message:
 	// it was sent while that user blocked its author. It is in the log for
 	// the author's history, and nowhere for HiddenFrom (no inbox event;
 	// history and chat lists leave it out).
 	HiddenFrom string
+	// The state message actions left (see ApplyAction): when it was last
+	// edited (unix ms, 0: never), whether it was deleted for everyone
+	// (Body is then DeletedBody), its reactions in the order given, and
+	// the seqs of its edit entries, whose text goes if it is deleted.
+	EditedTS  int64
+	Deleted   bool
+	Reactions []Reaction
+	EditSeqs  []int64
+	// ExpiresTS is when a disappearing message goes (unix ms, 0: never);
+	// the store sets it from the chat's timer when it stores the entry.
+	ExpiresTS int64
 }
 
 // Event kinds.
@@ -210,6 +222,10 @@ type SendRequest struct {
 	// in. Its error stores nothing and is returned unwrapped. It may run
 	// more than once and must not have side effects.
 	Check func(g *Group) error
+	// Action, if set, makes the entry a message action (Message.Kind must
+	// then be KindAction): the store applies it with the entry, in one
+	// atomic step (see Action and ApplyAction).
+	Action *Action
 }
 
 // Unique returns ids without repeats, keeping the first of each in place.
@@ -408,6 +424,13 @@ type Messages interface {
 	// a device of the user acks a message of another; a read mark when
 	// MarkRead moves it with notify (a hidden read is never recorded).
 	MessageMarks(ctx context.Context, chatID string, seq int64, userIDs []string) ([]Marks, error)
+	// ExpireDue turns up to limit disappearing messages whose ExpiresTS is
+	// at or before now (unix ms) into tombstones (see Expire) and returns
+	// how many it did; fewer than limit means none is left due.
+	ExpireDue(ctx context.Context, now int64, limit int) (int, error)
+	// Disappearing returns chatID's disappearing timer in seconds (0:
+	// off; also for a chat not created yet).
+	Disappearing(ctx context.Context, chatID string) (int64, error)
 }
 
 // Marks is when one reader's delivered and read marks in a chat first

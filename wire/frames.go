@@ -61,7 +61,55 @@ type Body struct {
 	// Group is set only on the chat-log entries of group changes, which
 	// the server writes; a client's send may not carry it.
 	Group *GroupNote `json:"group,omitempty"`
+	// A message action names itself and nothing else (see Action).
+	Reaction *ReactionAction `json:"reaction,omitempty"`
+	Edit     *EditAction     `json:"edit,omitempty"`
+	Delete   *DeleteAction   `json:"delete,omitempty"`
+	// Disappearing is set on the entry of a chat's timer change (the
+	// server writes it, from PATCH /v1/chats/{chat_id}).
+	Disappearing *int64 `json:"disappearing,omitempty"`
+	// Deleted marks a message deleted for everyone (and an edit entry
+	// whose text went with it); Expired a disappearing message after its
+	// time. The server writes both.
+	Deleted bool `json:"deleted,omitempty"`
+	Expired bool `json:"expired,omitempty"`
 }
+
+// ReactionAction reacts to MsgID; Emoji "" takes the reaction back.
+type ReactionAction struct {
+	MsgID string `json:"msg_id"`
+	Emoji string `json:"emoji"`
+}
+
+// EditAction replaces MsgID's text.
+type EditAction struct {
+	MsgID string `json:"msg_id"`
+	Text  string `json:"text,omitempty"`
+}
+
+// DeleteAction deletes MsgID for everyone.
+type DeleteAction struct {
+	MsgID string `json:"msg_id"`
+}
+
+// Action returns the name of the action b is ("" for a message).
+func (b *Body) Action() string {
+	switch {
+	case b.Reaction != nil:
+		return "reaction"
+	case b.Edit != nil:
+		return "edit"
+	case b.Delete != nil:
+		return "delete"
+	case b.Disappearing != nil:
+		return "disappearing"
+	}
+	return ""
+}
+
+// MaxEmojiBytes bounds a reaction's emoji (one emoji, however many code
+// points its sequence takes).
+const MaxEmojiBytes = 64
 
 // ClientFrame is any frame a client sends. It is one flat struct so that a
 // frame decodes in a single pass; Type says which fields are meaningful.
@@ -195,6 +243,15 @@ func (b *Body) Validate() error {
 	if b.Group != nil {
 		return Errorf(CodeBadRequest, "body.group is written by the server; use the /v1/groups API")
 	}
+	if b.Deleted || b.Expired {
+		return Errorf(CodeBadRequest, "body.deleted and body.expired are written by the server")
+	}
+	if b.Disappearing != nil {
+		return Errorf(CodeBadRequest, "body.disappearing is written by the server; use PATCH /v1/chats/{chat_id}")
+	}
+	if n := b.actions(); n > 0 {
+		return b.validateAction(n)
+	}
 	if b.Text == "" && b.MediaID == "" {
 		return Errorf(CodeBadRequest, "body needs text or media_id")
 	}
@@ -217,7 +274,58 @@ func (b *Body) Validate() error {
 }
 
 // Len is the size of the user-visible content, used for the message size limit.
-func (b *Body) Len() int { return len(b.Text) + len(b.Caption) }
+func (b *Body) Len() int {
+	n := len(b.Text) + len(b.Caption)
+	if b.Edit != nil {
+		n += len(b.Edit.Text)
+	}
+	return n
+}
+
+func (b *Body) actions() int {
+	n := 0
+	for _, set := range []bool{b.Reaction != nil, b.Edit != nil, b.Delete != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
+// validateAction checks the body of a message action: one action and
+// nothing else.
+func (b *Body) validateAction(n int) error {
+	if n > 1 || b.Text != "" || b.MediaID != "" || b.Caption != "" || b.Forwarded {
+		return Errorf(CodeBadRequest, "a message action's body holds that action and nothing else")
+	}
+	var target string
+	switch {
+	case b.Reaction != nil:
+		target = b.Reaction.MsgID
+		if len(b.Reaction.Emoji) > MaxEmojiBytes {
+			return Errorf(CodeBadRequest, "reaction emoji longer than %d bytes", MaxEmojiBytes)
+		}
+		if b.Reaction.Emoji != "" {
+			if e := CheckText("reaction emoji", b.Reaction.Emoji); e != nil {
+				return e
+			}
+		}
+	case b.Edit != nil:
+		target = b.Edit.MsgID
+		if b.Edit.Text == "" {
+			return Errorf(CodeBadRequest, "edit needs text (delete the message instead)")
+		}
+		if e := CheckText("edit text", b.Edit.Text); e != nil {
+			return e
+		}
+	case b.Delete != nil:
+		target = b.Delete.MsgID
+	}
+	if target == "" || len(target) > MaxIDLen {
+		return Errorf(CodeBadRequest, "%s needs a msg_id", b.Action())
+	}
+	return nil
+}
 
 func jsonProblem(err error) string {
 	switch e := err.(type) {
@@ -282,6 +390,16 @@ type Message struct {
 	TS         int64  `json:"ts"`
 	Body       Body   `json:"body"`
 	ReplyTo    string `json:"reply_to,omitempty"`
+	// The state message actions left on it, and when it disappears.
+	EditedTS  int64             `json:"edited_ts,omitempty"`
+	Reactions []ReactionSummary `json:"reactions,omitempty"`
+	ExpiresTS int64             `json:"expires_ts,omitempty"`
+}
+
+// ReactionSummary is who reacted to a message with one emoji.
+type ReactionSummary struct {
+	Emoji   string   `json:"emoji"`
+	UserIDs []string `json:"user_ids"`
 }
 
 // Sent answers a send: the message is durable.
@@ -344,30 +462,33 @@ type Pong struct {
 
 // ServerFrame is any frame a server sends, decoded in one pass by clients.
 type ServerFrame struct {
-	Type       string   `json:"type"`
-	Cursor     int64    `json:"cursor,omitempty"`
-	ID         string   `json:"id,omitempty"`
-	MsgID      string   `json:"msg_id,omitempty"`
-	ChatID     string   `json:"chat_id,omitempty"`
-	Seq        int64    `json:"seq,omitempty"`
-	From       string   `json:"from,omitempty"`
-	FromDevice string   `json:"from_device,omitempty"`
-	TS         int64    `json:"ts,omitempty"`
-	Body       *Body    `json:"body,omitempty"`
-	ReplyTo    string   `json:"reply_to,omitempty"`
-	MsgIDs     []string `json:"msg_ids,omitempty"`
-	Status     string   `json:"status,omitempty"`
-	By         string   `json:"by,omitempty"`
-	State      string   `json:"state,omitempty"`
-	UserID     string   `json:"user_id,omitempty"`
-	Online     bool     `json:"online,omitempty"`
-	LastSeen   *string  `json:"last_seen,omitempty"`
-	Change     string   `json:"change,omitempty"`
-	UserIDs    []string `json:"user_ids,omitempty"`
-	Group      *Group   `json:"group,omitempty"`
-	Code       string   `json:"code,omitempty"`
-	Message    string   `json:"message,omitempty"`
-	RetryAfter int      `json:"retry_after,omitempty"`
+	Type       string            `json:"type"`
+	Cursor     int64             `json:"cursor,omitempty"`
+	ID         string            `json:"id,omitempty"`
+	MsgID      string            `json:"msg_id,omitempty"`
+	ChatID     string            `json:"chat_id,omitempty"`
+	Seq        int64             `json:"seq,omitempty"`
+	From       string            `json:"from,omitempty"`
+	FromDevice string            `json:"from_device,omitempty"`
+	TS         int64             `json:"ts,omitempty"`
+	Body       *Body             `json:"body,omitempty"`
+	ReplyTo    string            `json:"reply_to,omitempty"`
+	EditedTS   int64             `json:"edited_ts,omitempty"`
+	Reactions  []ReactionSummary `json:"reactions,omitempty"`
+	ExpiresTS  int64             `json:"expires_ts,omitempty"`
+	MsgIDs     []string          `json:"msg_ids,omitempty"`
+	Status     string            `json:"status,omitempty"`
+	By         string            `json:"by,omitempty"`
+	State      string            `json:"state,omitempty"`
+	UserID     string            `json:"user_id,omitempty"`
+	Online     bool              `json:"online,omitempty"`
+	LastSeen   *string           `json:"last_seen,omitempty"`
+	Change     string            `json:"change,omitempty"`
+	UserIDs    []string          `json:"user_ids,omitempty"`
+	Group      *Group            `json:"group,omitempty"`
+	Code       string            `json:"code,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	RetryAfter int               `json:"retry_after,omitempty"`
 }
 
 // DecodeServerFrame parses one server frame (used by clients).
@@ -385,7 +506,8 @@ func DecodeServerFrame(data []byte) (ServerFrame, error) {
 // AsMessage returns the message carried by a message frame.
 func (f *ServerFrame) AsMessage() Message {
 	m := Message{MsgID: f.MsgID, ChatID: f.ChatID, Seq: f.Seq, From: f.From,
-		FromDevice: f.FromDevice, TS: f.TS, ReplyTo: f.ReplyTo, Cursor: f.Cursor, Type: f.Type}
+		FromDevice: f.FromDevice, TS: f.TS, ReplyTo: f.ReplyTo, Cursor: f.Cursor, Type: f.Type,
+		EditedTS: f.EditedTS, Reactions: f.Reactions, ExpiresTS: f.ExpiresTS}
 	if f.Body != nil {
 		m.Body = *f.Body
 	}

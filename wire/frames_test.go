@@ -17,6 +17,10 @@ func TestDecodeClientFrame(t *testing.T) {
 		`{"type":"presence_sub","user_ids":["u1","u2"]}`,
 		`{"type":"ping","id":"p"}`,
 		` {"type":"ping","future_field":{"x":1}} `,
+		`{"type":"send","id":"r","to":"u1","body":{"reaction":{"msg_id":"m1","emoji":"👍🏽"}}}`,
+		`{"type":"send","id":"r","to":"u1","body":{"reaction":{"msg_id":"m1","emoji":""}}}`,
+		`{"type":"send","id":"e","to":"u1","body":{"edit":{"msg_id":"m1","text":"fixed"}}}`,
+		`{"type":"send","id":"d","to":"g1","body":{"delete":{"msg_id":"m1"}}}`,
 	}
 	for _, s := range ok {
 		if _, err := DecodeClientFrame([]byte(s)); err != nil {
@@ -31,14 +35,23 @@ func TestDecodeClientFrame(t *testing.T) {
 		`{}`:                                 CodeBadRequest,
 		`{"type":"warp"}`:                    CodeUnknownType,
 		`{"type":"send","to":"u","body":{}}`: CodeBadRequest,
-		`{"type":"send","id":"x","to":"u","body":{"text":"a","media_id":"m"}}`:                  CodeBadRequest,
-		`{"type":"send","id":"x","to":"u","body":{"text":"a","caption":"c"}}`:                   CodeBadRequest,
-		`{"type":"send","id":"x","to":"u","body":{"text":"\xff"}}`:                              CodeBadRequest,
-		`{"type":"ack","cursor":-1}`:                                                            CodeBadRequest,
-		`{"type":"read","chat_id":"c"}`:                                                         CodeBadRequest,
-		`{"type":"typing","chat_id":"c","state":"x"}`:                                           CodeBadRequest,
-		`{"type":"ping","id":"` + strings.Repeat("i", MaxIDLen+1) + `"}`:                        CodeBadRequest,
-		`{"type":"presence_sub","user_ids":[` + strings.Repeat(`"u",`, MaxPresenceIn) + `"u"]}`: CodeTooLarge,
+		`{"type":"send","id":"x","to":"u","body":{"text":"a","media_id":"m"}}`:                                             CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"text":"a","caption":"c"}}`:                                              CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"text":"\xff"}}`:                                                         CodeBadRequest,
+		`{"type":"ack","cursor":-1}`:                                                                                       CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"reaction":{"msg_id":"m","emoji":"` + strings.Repeat("😀", 2500) + `"}}}`: CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"reaction":{"emoji":"x"}}}`:                                              CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"reaction":{"msg_id":"m","emoji":"\u0007"}}}`:                            CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"edit":{"msg_id":"m"}}}`:                                                 CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"edit":{"msg_id":"m","text":"a"},"text":"b"}}`:                           CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"delete":{"msg_id":"m"},"reaction":{"msg_id":"m"}}}`:                     CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"deleted":true}}`:                                                        CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"disappearing":86400}}`:                                                  CodeBadRequest,
+		`{"type":"send","id":"x","to":"u","body":{"poke":{"msg_id":"m"}}}`:                                                 CodeBadRequest,
+		`{"type":"read","chat_id":"c"}`:                                                                                    CodeBadRequest,
+		`{"type":"typing","chat_id":"c","state":"x"}`:                                                                      CodeBadRequest,
+		`{"type":"ping","id":"` + strings.Repeat("i", MaxIDLen+1) + `"}`:                                                   CodeBadRequest,
+		`{"type":"presence_sub","user_ids":[` + strings.Repeat(`"u",`, MaxPresenceIn) + `"u"]}`:                            CodeTooLarge,
 	}
 	for s, code := range bad {
 		_, err := DecodeClientFrame([]byte(s))
@@ -79,6 +92,8 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		`{"type":"ack","cursor":1}`, `{"type":"read","chat_id":"c","seq":1}`,
 		`{"type":"typing","chat_id":"c","state":"typing"}`, `{"type":"ping"}`,
 		`{"type":"presence_sub","user_ids":["u"]}`, `{`, `[]`, `{"type":null}`,
+		`{"type":"send","id":"r","to":"u1","body":{"reaction":{"msg_id":"m1","emoji":"👍"}}}`,
+		`{"type":"send","id":"e","to":"u1","body":{"edit":{"msg_id":"m1","text":"fixed"}}}`,
 	} {
 		f.Add([]byte(s))
 	}

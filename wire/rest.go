@@ -187,3 +187,18 @@ const (
 	KindDirect = "direct"
 	KindGroup  = "group"
 )
+
+// ChatPatch changes a chat's settings (PATCH /v1/chats/{chat_id}).
+type ChatPatch struct {
+	DisappearingSeconds *int64 `json:"disappearing_seconds"`
+}
+
+// ChatSettings are a chat's settings. After a change, MsgID, Seq and TS
+// name the chat-log entry that made it.
+type ChatSettings struct {
+	ChatID              string `json:"chat_id"`
+	DisappearingSeconds int64  `json:"disappearing_seconds"`
+	MsgID               string `json:"msg_id,omitempty"`
+	Seq                 int64  `json:"seq,omitempty"`
+	TS                  int64  `json:"ts,omitempty"`
+}

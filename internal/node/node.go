@@ -44,8 +44,11 @@ type Config struct {
 	Push      push.Notifier
 	MasterKey []byte           // seals the stored secrets; nil: none
 	Now       func() time.Time // the auth clock; nil: time.Now
-	Log       *slog.Logger
-	Version   string
+	// ChatNow is the clock of the chat rules (message times, edit and
+	// delete windows, disappearing messages); nil: time.Now.
+	ChatNow func() time.Time
+	Log     *slog.Logger
+	Version string
 }
 
 // Node is a built node: its adapters and its server.
@@ -119,7 +122,7 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: c.Push, Auth: n.Auth,
-		Log: c.Log, Version: c.Version, Now: c.Now})
+		Log: c.Log, Version: c.Version, Now: c.Now, ChatNow: c.ChatNow})
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,9 @@ type Options struct {
 	Log    *slog.Logger  // default: discard (TERN_TEST_LOG=1 logs to stderr)
 	// Now is the auth clock (code expiry, token lifetimes); nil: time.Now.
 	Now func() time.Time
+	// ChatNow is the clock of the chat rules (message times, edit and
+	// delete windows, disappearing messages); nil: time.Now.
+	ChatNow func() time.Time
 	// Router wraps the node's router, e.g. to lose or reorder envelopes
 	// in a test; nil: the plain router.
 	Router func(routing.Router) routing.Router
@@ -144,7 +147,7 @@ func Start(t testing.TB, o Options) *Node {
 	}
 	nc.WrapRouter = o.Router
 	nc.Server, nc.Auth, nc.SMS = o.Server, o.Auth, smshttp.New(sink.URL, nil)
-	nc.Push, nc.Log, nc.Now, nc.Version = pushlog.Notifier{Log: o.Log}, o.Log, o.Now, "test"
+	nc.Push, nc.Log, nc.Now, nc.ChatNow, nc.Version = pushlog.Notifier{Log: o.Log}, o.Log, o.Now, o.ChatNow, "test"
 	built, err := node.Build(ctx, nc)
 	if err != nil {
 		cancel()

@@ -28,6 +28,10 @@ const (
 	formatV1 byte = 1
 	// formatV2 starts a message record with a HiddenFrom trailer.
 	formatV2 byte = 2
+	// formatV3 starts a message record with the state message actions
+	// and disappearing timers leave (edited, deleted, reactions, edit
+	// entries, expiry) after the Kind and HiddenFrom trailers.
+	formatV3 byte = 3
 
 	evMessage byte = 1
 	evReceipt byte = 2
@@ -37,6 +41,29 @@ var errCorrupt = errors.New("store/embedded: corrupt record")
 
 // appendMessage appends the binary form of m to b.
 func appendMessage(b []byte, m *store.Message) []byte {
+	if hasState(m) {
+		b = append(b, formatV3)
+		b = appendBody(b, m)
+		b = appendString(b, m.Kind)
+		b = appendString(b, m.HiddenFrom)
+		b = binary.AppendVarint(b, m.EditedTS)
+		b = binary.AppendVarint(b, m.ExpiresTS)
+		var flags byte
+		if m.Deleted {
+			flags |= 1
+		}
+		b = append(b, flags)
+		b = binary.AppendUvarint(b, uint64(len(m.Reactions)))
+		for _, r := range m.Reactions {
+			b = appendString(b, r.UserID)
+			b = appendString(b, r.Emoji)
+		}
+		b = binary.AppendUvarint(b, uint64(len(m.EditSeqs)))
+		for _, seq := range m.EditSeqs {
+			b = binary.AppendUvarint(b, uint64(seq))
+		}
+		return b
+	}
 	if m.HiddenFrom != "" {
 		// Rare (a blocked author): its own format, with both trailers,
 		// keeps every other record as it was.
@@ -67,8 +94,21 @@ func appendBody(b []byte, m *store.Message) []byte {
 }
 
 func messageSize(m *store.Message) int {
-	return 1 + 6*binary.MaxVarintLen64 + len(m.ID) + len(m.ChatID) + len(m.From) +
+	n := 1 + 6*binary.MaxVarintLen64 + len(m.ID) + len(m.ChatID) + len(m.From) +
 		len(m.FromDevice) + len(m.ReplyTo) + len(m.Body) + len(m.Kind) + len(m.HiddenFrom) + 4*binary.MaxVarintLen64
+	if hasState(m) {
+		n += 1 + 4*binary.MaxVarintLen64 + len(m.EditSeqs)*binary.MaxVarintLen64
+		for _, r := range m.Reactions {
+			n += 2*binary.MaxVarintLen64 + len(r.UserID) + len(r.Emoji)
+		}
+	}
+	return n
+}
+
+// hasState reports whether m needs formatV3: most messages never do, and
+// keep their shorter records.
+func hasState(m *store.Message) bool {
+	return m.EditedTS != 0 || m.ExpiresTS != 0 || m.Deleted || len(m.Reactions) > 0 || len(m.EditSeqs) > 0
 }
 
 // encodeMessage returns the log record of m.
@@ -229,8 +269,12 @@ func (d *decoder) format(what string) {
 }
 
 func (d *decoder) message() store.Message {
-	v2 := len(d.b) > 0 && d.b[0] == formatV2
-	if v2 {
+	var f byte
+	if len(d.b) > 0 {
+		f = d.b[0]
+	}
+	v2, v3 := f == formatV2, f == formatV3
+	if v2 || v3 {
 		d.b = d.b[1:]
 	} else {
 		d.format("message")
@@ -251,6 +295,38 @@ func (d *decoder) message() store.Message {
 		m.Body = append([]byte(nil), body...)
 	}
 	switch {
+	case v3:
+		m.Kind = d.str("kind")
+		m.HiddenFrom = d.str("hidden from")
+		m.EditedTS = d.varint("edited ts")
+		m.ExpiresTS = d.varint("expires ts")
+		if len(d.b) == 0 {
+			d.fail("flags")
+			return m
+		}
+		m.Deleted = d.b[0]&1 != 0
+		d.b = d.b[1:]
+		n := d.uvarint("reaction count")
+		// Each takes at least two length bytes: a corrupt count cannot
+		// allocate beyond the input.
+		if n > uint64(len(d.b)) {
+			d.fail("reaction count")
+			return m
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			m.Reactions = append(m.Reactions, store.Reaction{UserID: d.str("reaction user"), Emoji: d.str("reaction emoji")})
+		}
+		n = d.uvarint("edit count")
+		if n > uint64(len(d.b)) {
+			d.fail("edit count")
+			return m
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			m.EditSeqs = append(m.EditSeqs, int64(d.uvarint("edit seq")))
+		}
+		if d.err == nil && !hasState(&m) {
+			d.fail("state") // one encoding per message
+		}
 	case v2:
 		m.Kind = d.str("kind")
 		m.HiddenFrom = d.str("hidden from")
@@ -304,7 +380,8 @@ type msgHead struct {
 	id, chatID string
 	seq        int64
 	from       string
-	// group marks the entry of a group change, which gets no receipts.
+	// group marks an entry that is not a message (a group change, a
+	// message action), which gets no receipts and is not unread.
 	group bool
 	// hiddenFrom is store.Message.HiddenFrom: that user sends no receipts
 	// for it.
@@ -315,8 +392,12 @@ type msgHead struct {
 // fields it skips to reach Kind are only sliced.
 func messageHead(b []byte) (msgHead, error) {
 	d := decoder{b: b}
-	v2 := len(d.b) > 0 && d.b[0] == formatV2
-	if v2 {
+	var f byte
+	if len(d.b) > 0 {
+		f = d.b[0]
+	}
+	v2, v3 := f == formatV2, f == formatV3
+	if v2 || v3 {
 		d.b = d.b[1:]
 	} else {
 		d.format("message")
@@ -331,9 +412,9 @@ func messageHead(b []byte) (msgHead, error) {
 	d.raw("reply to")
 	d.raw("body")
 	if len(d.b) > 0 {
-		h.group = string(d.raw("kind")) == store.EventGroup
+		h.group = len(d.raw("kind")) > 0
 	}
-	if v2 {
+	if v2 || v3 {
 		h.hiddenFrom = string(d.raw("hidden from"))
 	}
 	return h, d.err

@@ -125,6 +125,46 @@ func TestCodecHiddenMessage(t *testing.T) {
 	}
 }
 
+// stateMessage is a message with everything actions leave on it.
+func stateMessage() store.Message {
+	m := sampleMessage()
+	m.Kind = store.KindAction
+	m.EditedTS, m.ExpiresTS = 1700000000123, 1700000060000
+	m.Reactions = []store.Reaction{{UserID: "u-1", Emoji: "👍"}, {UserID: "u-2", Emoji: "❤️"}}
+	m.EditSeqs = []int64{7, 300}
+	return m
+}
+
+// TestCodecStateMessage: the state of message actions round-trips in its
+// own format; a message without it keeps the old one.
+func TestCodecStateMessage(t *testing.T) {
+	for _, m := range []store.Message{stateMessage(), {ID: "m", ChatID: "c", Seq: 1, From: "u", FromDevice: "d", Deleted: true, Body: store.DeletedBody}} {
+		b := encodeMessage(&m)
+		if b[0] != formatV3 {
+			t.Fatalf("record starts with %d, want %d", b[0], formatV3)
+		}
+		got, err := decodeMessage(b)
+		if err != nil || !reflect.DeepEqual(got, m) {
+			t.Fatalf("decoded %+v, %v; want %+v", got, err, m)
+		}
+		if mh, err := messageHead(b); err != nil || mh.id != m.ID || mh.group != (m.Kind != "") {
+			t.Fatalf("messageHead = %+v, %v", mh, err)
+		}
+		for n := range len(b) {
+			if _, err := decodeMessage(b[:n]); err == nil {
+				t.Fatalf("truncated record (%d of %d bytes) decoded", n, len(b))
+			}
+		}
+	}
+	// A V3 record without any state is not the one encoding of its message.
+	m := sampleMessage()
+	b := append([]byte{formatV3}, appendBody(nil, &m)...)
+	b = append(appendString(appendString(b, ""), ""), 0, 0, 0, 0, 0)
+	if _, err := decodeMessage(b); err == nil {
+		t.Fatal("a stateless V3 record decoded")
+	}
+}
+
 func TestCodecRejectsCorrupt(t *testing.T) {
 	m := sampleMessage()
 	b := encodeMessageEvent(&m)
@@ -149,6 +189,8 @@ func FuzzDecodeEvent(f *testing.F) {
 	g := m
 	g.Kind = store.EventGroup
 	f.Add(encodeMessageEvent(&g))
+	st := stateMessage()
+	f.Add(encodeMessageEvent(&st))
 	f.Add(encodeReceiptEvent(&store.Receipt{ChatID: "c", MsgIDs: []string{"a", "b"}, Status: "read", By: "u", TS: 1}))
 	f.Add([]byte{evReceipt, formatV1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add(encodeReceiptEvent(&store.Receipt{ChatID: "g", MsgIDs: []string{"a"}, Status: "delivered", By: "u1", Others: []string{"u2", "u3"}, TS: 1}))
@@ -180,6 +222,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeMessage(&h))
 	m.Kind = store.EventGroup
 	f.Add(encodeMessage(&m))
+	st := stateMessage()
+	f.Add(encodeMessage(&st))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, err := messageHead(b); err != nil {
 			_ = err // the head decoder only has to not panic

@@ -290,7 +290,10 @@ func newMember(mb *store.Member) member {
 // putEntry stores m, whose Seq follows cs, in its chat's log, and returns
 // the location tMsgIDs and tIdem record.
 func (w *wtx) putEntry(m *store.Message, cs chatSeq) []byte {
-	w.put(key(tChatSeq, m.ChatID), chatSeq{LastSeq: m.Seq, LastTS: max(cs.LastTS, m.TS)}.encode())
+	w.put(key(tChatSeq, m.ChatID), chatSeq{LastSeq: m.Seq, LastTS: max(cs.LastTS, m.TS), Disappear: cs.Disappear}.encode())
+	if m.ExpiresTS != 0 {
+		w.put(expiryKey(m.ExpiresTS, m.ChatID, m.Seq), nil)
+	}
 	w.put(seqKey(tLog, m.ChatID, m.Seq), encodeMessage(m))
 	loc := append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.ChatID)), uint64(m.Seq)), m.ChatID...)
 	if validID(m.ID) {
@@ -308,7 +311,7 @@ func (w *wtx) putEntry(m *store.Message, cs chatSeq) []byte {
 func (w *wtx) deliver(m *store.Message, kind string, users []string, skip string) ([]store.Delivery, int64) {
 	num := w.chatNum(m.ChatID)
 	w.pending[msgHeadKey(num, m.Seq)] = encodeMsgHead(&msgHead{id: m.ID, chatID: m.ChatID, seq: m.Seq,
-		from: m.From, group: m.Kind == store.EventGroup})
+		from: m.From, group: m.Kind != ""})
 	plain := encodeRef(num, m.Seq, "")
 	shared := m
 	out := make([]store.Delivery, 0, 2*len(users))
@@ -354,28 +357,28 @@ func (w *wtx) deliverGroupEntry(m *store.Message, members, gone []store.Member) 
 
 // groupTargets checks a group send (the sender is a member, the caller's
 // Check passes) and returns the users it goes to: every member.
-func groupTargets(w *wtx, req *store.SendRequest) ([]string, error) {
+func groupTargets(w *wtx, req *store.SendRequest) ([]string, *store.Group, error) {
 	m := &req.Message
 	g, err := w.group(m.ChatID)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case g == nil:
-		return nil, fmt.Errorf("%w: no group %s", store.ErrNotFound, m.ChatID)
+		return nil, nil, fmt.Errorf("%w: no group %s", store.ErrNotFound, m.ChatID)
 	case g.Member(m.From) == nil:
-		return nil, fmt.Errorf("%w: %s is not in group %s", store.ErrNotMember, m.From, m.ChatID)
+		return nil, nil, fmt.Errorf("%w: %s is not in group %s", store.ErrNotMember, m.From, m.ChatID)
 	}
 	if req.Check != nil {
 		c := cloneGroup(g)
 		if err := req.Check(&c); err != nil {
-			return nil, &callerError{err}
+			return nil, nil, &callerError{err}
 		}
 	}
 	users := make([]string, len(g.Members))
 	for i, mb := range g.Members {
 		users[i] = mb.UserID
 	}
-	return users, nil
+	return users, g, nil
 }
 
 // group returns the group chatID as of the round so far, nil if there is

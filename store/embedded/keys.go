@@ -42,6 +42,7 @@ const (
 	tHidden    byte = 26 // userID 0x00 chatID 0x00 seq u64 -> empty: deleted for me
 	tStars     byte = 27 // userID 0x00 chatID 0x00 seq u64 -> ts varint, msgID: starred
 	tReportIDs byte = 28 // reportID -> empty: the report ids taken
+	tExpiry    byte = 29 // expiresTS u64 chatID 0x00 seq u64 -> empty: disappearing messages due
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32
@@ -108,23 +109,56 @@ func u64(b []byte) int64 {
 
 // chatSeq is the hot part of a chat: rewritten by every send, so it is kept
 // apart from the chat's member list and encoded in fixed 16 bytes.
+// Disappear, the chat's disappearing timer in seconds, is read by every
+// send too; it takes 8 more bytes only in a chat that has one.
 type chatSeq struct {
-	LastSeq int64
-	LastTS  int64
+	LastSeq   int64
+	LastTS    int64
+	Disappear int64
 }
 
 func decodeChatSeq(b []byte) chatSeq {
 	if len(b) < 16 {
 		return chatSeq{}
 	}
-	return chatSeq{LastSeq: u64(b[0:8]), LastTS: u64(b[8:16])}
+	c := chatSeq{LastSeq: u64(b[0:8]), LastTS: u64(b[8:16])}
+	if len(b) >= 24 {
+		c.Disappear = u64(b[16:24])
+	}
+	return c
 }
 
 func (c chatSeq) encode() []byte {
-	b := make([]byte, 16)
+	n := 16
+	if c.Disappear != 0 {
+		n = 24
+	}
+	b := make([]byte, n)
 	binary.BigEndian.PutUint64(b[0:8], uint64(c.LastSeq))
 	binary.BigEndian.PutUint64(b[8:16], uint64(c.LastTS))
+	if c.Disappear != 0 {
+		binary.BigEndian.PutUint64(b[16:24], uint64(c.Disappear))
+	}
 	return b
+}
+
+// expiryKey is the key of message seq of chatID in tExpiry: in order of
+// the time it is due, so that the sweeper reads only what is.
+func expiryKey(due int64, chatID string, seq int64) []byte {
+	b := make([]byte, 0, 1+8+len(chatID)+1+8)
+	b = append(b, tExpiry)
+	b = binary.BigEndian.AppendUint64(b, uint64(due))
+	b = append(b, chatID...)
+	b = append(b, sep)
+	return binary.BigEndian.AppendUint64(b, uint64(seq))
+}
+
+// parseExpiryKey is expiryKey's inverse.
+func parseExpiryKey(k []byte) (due int64, chatID string, seq int64, ok bool) {
+	if len(k) < 1+8+1+1+8 || k[0] != tExpiry || k[len(k)-9] != sep {
+		return 0, "", 0, false
+	}
+	return u64(k[1:9]), string(k[9 : len(k)-9]), u64(k[len(k)-8:]), true
 }
 
 // head is the state of one inbox, created with its device and deleted with

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -15,10 +16,6 @@ import (
 
 	"github.com/tern-im/tern/store"
 )
-
-// maxClientID bounds the idempotency key, which becomes part of a key: long
-// keys bloat the index blocks and the bloom filters' work.
-const maxClientID = 512
 
 // chatMeta is the rarely changing part of a chat; LastSeq lives in
 // tChatSeq so that a send does not rewrite the member list. A group made by
@@ -60,16 +57,11 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 // single writer's share of a send small.
 func prepareSend(req *store.SendRequest) (sendPrep, error) {
 	m := req.Message
-	switch {
-	case m.ID == "":
-		return sendPrep{}, errInvalid("message id")
-	case !validID(m.ChatID) || !validID(m.From) || !validID(m.FromDevice):
+	if err := store.CheckSend(req); err != nil {
+		return sendPrep{}, fmt.Errorf("store/embedded: %w", err)
+	}
+	if !validID(m.ChatID) || !validID(m.From) || !validID(m.FromDevice) {
 		return sendPrep{}, errInvalid("chat, sender or device id")
-	case len(req.ClientID) > maxClientID:
-		return sendPrep{}, errInvalid("client id (too long)")
-	case m.Kind != "":
-		// Group entries are written with their change, by WriteGroup.
-		return sendPrep{}, errInvalid(fmt.Sprintf("message kind %q", m.Kind))
 	}
 	p := sendPrep{req: req}
 	if req.Kind == store.KindGroup {
@@ -129,10 +121,11 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	}
 	var meta []byte
 	var members, users []string
+	var g *store.Group
 	switch {
 	case req.Kind == store.KindGroup:
 		var err error
-		if users, err = groupTargets(w, req); err != nil {
+		if users, g, err = groupTargets(w, req); err != nil {
 			return err
 		}
 	case !w.has(key(tChats, m.ChatID)):
@@ -162,9 +155,23 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		}
 	}
 
-	// Everything above could fail; from here on only the engine can.
 	cs := decodeChatSeq(w.get(key(tChatSeq, m.ChatID)))
 	m.Seq = cs.LastSeq + 1
+	m.ExpiresTS = store.ExpiryOf(&m, req.Action, cs.Disappear)
+	var target *store.Message
+	var erase []int64
+	if act := req.Action; act != nil {
+		if act.Kind == store.ActionDisappearing {
+			cs.Disappear = act.Seconds
+		} else {
+			var err error
+			if target, erase, err = applyAction(w, &m, act, g); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Everything above could fail; from here on only the engine can.
 	if meta != nil {
 		w.put(key(tChats, m.ChatID), meta)
 		for _, u := range members {
@@ -174,6 +181,12 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	loc := w.putEntry(&m, cs)
 	if idemKey != nil {
 		w.put(idemKey, loc)
+	}
+	if target != nil {
+		w.put(seqKey(tLog, target.ChatID, target.Seq), encodeMessage(target))
+	}
+	if err := w.eraseEdits(m.ChatID, erase); err != nil {
+		return err
 	}
 	res.Message = m
 	res.Deliveries, res.SenderCursor = w.deliver(&m, store.EventMessage, users, m.FromDevice)
@@ -789,4 +802,138 @@ func (s *Store) indexMessageIDs(ctx context.Context) error {
 		return fmt.Errorf("index message ids: %w", err)
 	}
 	return nil
+}
+
+// applyAction finds the target of act, an action stored as entry m, runs
+// the caller's check and returns the target as the action leaves it, and
+// the edit entries to erase (see store.ApplyAction).
+func applyAction(w *wtx, m *store.Message, act *store.Action, g *store.Group) (*store.Message, []int64, error) {
+	t, err := w.message(m.ChatID, act.Target)
+	if err != nil {
+		return nil, nil, err
+	}
+	if act.Check != nil {
+		var gc *store.Group
+		if g != nil {
+			c := cloneGroup(g)
+			gc = &c
+		}
+		if err := act.Check(&t, gc); err != nil {
+			return nil, nil, &callerError{err}
+		}
+	}
+	erase, err := store.ApplyAction(&t, m, act)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &t, erase, nil
+}
+
+// message reads message msgID of chatID as of the round so far.
+func (w *wtx) message(chatID, msgID string) (store.Message, error) {
+	if !validID(msgID) {
+		return store.Message{}, fmt.Errorf("message %s: %w", msgID, store.ErrNotFound)
+	}
+	loc := w.get(key(tMsgIDs, msgID))
+	if len(loc) < 8 || string(loc[8:]) != chatID {
+		return store.Message{}, cmp.Or(w.err, fmt.Errorf("message %s in %s: %w", msgID, chatID, store.ErrNotFound))
+	}
+	raw := w.get(seqKey(tLog, chatID, u64(loc)))
+	if raw == nil {
+		return store.Message{}, cmp.Or(w.err, fmt.Errorf("message %s in %s: %w", msgID, chatID, store.ErrNotFound))
+	}
+	return decodeMessage(raw)
+}
+
+// eraseEdits writes store.ErasedEditBody over the edit entries seqs of
+// chatID, whose target was deleted or expired.
+func (w *wtx) eraseEdits(chatID string, seqs []int64) error {
+	for _, seq := range seqs {
+		k := seqKey(tLog, chatID, seq)
+		raw := w.get(k)
+		if raw == nil {
+			continue
+		}
+		e, err := decodeMessage(raw)
+		if err != nil {
+			return fmt.Errorf("edit entry %d of %s: %w", seq, chatID, err)
+		}
+		if !bytes.HasPrefix(e.Body, []byte(`{"edit"`)) {
+			continue // expired itself meanwhile: nothing left to erase
+		}
+		var ed struct {
+			Edit struct {
+				MsgID string `json:"msg_id"`
+			} `json:"edit"`
+		}
+		if json.Unmarshal(e.Body, &ed) != nil {
+			continue
+		}
+		e.Body = store.ErasedEditBody(ed.Edit.MsgID)
+		w.put(k, encodeMessage(&e))
+	}
+	return nil
+}
+
+// ExpireDue implements store.Messages.
+func (s *Store) ExpireDue(ctx context.Context, now int64, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int
+	err := s.write(ctx, func(w *wtx) error {
+		n = 0
+		var due [][]byte
+		upper := binary.BigEndian.AppendUint64([]byte{tExpiry}, uint64(now)+1)
+		if err := w.scan([]byte{tExpiry}, upper, func(k, _ []byte) (bool, error) {
+			due = append(due, append([]byte(nil), k...))
+			return len(due) < limit, nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range due {
+			w.del(k)
+			_, chatID, seq, ok := parseExpiryKey(k)
+			if !ok {
+				continue
+			}
+			lk := seqKey(tLog, chatID, seq)
+			raw := w.get(lk)
+			if raw == nil {
+				continue
+			}
+			m, err := decodeMessage(raw)
+			if err != nil {
+				return fmt.Errorf("expiring %d of %s: %w", seq, chatID, err)
+			}
+			erase := store.Expire(&m)
+			w.put(lk, encodeMessage(&m))
+			if err := w.eraseEdits(chatID, erase); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire messages: %w", err)
+	}
+	return n, nil
+}
+
+// Disappearing implements store.Messages.
+func (s *Store) Disappearing(ctx context.Context, chatID string) (int64, error) {
+	if !validID(chatID) {
+		return 0, nil
+	}
+	var n int64
+	err := s.view(ctx, func(r reader) error {
+		b, err := r.get(key(tChatSeq, chatID))
+		n = decodeChatSeq(b).Disappear
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("disappearing timer of %s: %w", chatID, err)
+	}
+	return n, nil
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Blocks", func(t *testing.T) { testBlocks(t, newStore) })
 	t.Run("Reports", func(t *testing.T) { testReports(t, newStore) })
 	t.Run("UserMarks", func(t *testing.T) { testUserMarks(t, newStore) })
+	t.Run("Actions", func(t *testing.T) { testActions(t, newStore) })
 }
 
 // base is the suite's clock: whole milliseconds, UTC.
