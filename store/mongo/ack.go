@@ -87,7 +87,15 @@ type ackedEvent struct {
 		ChatID string `bson:"chat"`
 		Seq    int64  `bson:"seq"`
 		From   string `bson:"from"`
+		Kind   string `bson:"kind"`
 	} `bson:"m"`
+}
+
+// receipted reports whether e is a message of another user than reader,
+// which gets a delivered receipt: group changes and message actions,
+// entries but not messages, get none.
+func (e *ackedEvent) receipted(reader string) bool {
+	return e.Kind == kindMessage && e.Message != nil && e.Message.Kind == "" && e.Message.From != reader
 }
 
 // Steps of an ack after which tests stop it, as a node dying there would.
@@ -308,7 +316,7 @@ func planAck(deviceID string, dev ackHead, evs []ackedEvent, cursor int64) ackPl
 	add := func(e ackedEvent) {
 		p.del = append(p.del, ackPair{ID: e.ID, N: e.N})
 		seen[e.ID] = true
-		if e.Kind == kindMessage && e.Message != nil && e.Message.From != dev.User {
+		if e.receipted(dev.User) {
 			m := e.Message
 			p.msgs = append(p.msgs, ackMsg{Chat: m.ChatID, Seq: m.Seq, ID: m.ID, From: m.From})
 		}
@@ -345,7 +353,7 @@ func planAck(deviceID string, dev ackHead, evs []ackedEvent, cursor int64) ackPl
 		// after done), so they say which messages those are.
 		p.force = map[string]bool{}
 		for _, e := range evs {
-			if lastEvents[ackPair{ID: e.ID, N: e.N}] && e.Kind == kindMessage && e.Message != nil && e.Message.From != dev.User {
+			if lastEvents[ackPair{ID: e.ID, N: e.N}] && e.receipted(dev.User) {
 				p.force[e.Message.ID] = true
 			}
 		}
@@ -368,7 +376,7 @@ func (s *Store) ackedEvents(ctx context.Context, device string, after, upto int6
 		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: lo}, {Key: "$lte", Value: numKey(device, upto)}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{
 			{Key: "n", Value: 1}, {Key: "k", Value: 1},
-			{Key: "m.id", Value: 1}, {Key: "m.chat", Value: 1}, {Key: "m.seq", Value: 1}, {Key: "m.from", Value: 1},
+			{Key: "m.id", Value: 1}, {Key: "m.chat", Value: 1}, {Key: "m.seq", Value: 1}, {Key: "m.from", Value: 1}, {Key: "m.kind", Value: 1},
 		}))
 	if err == nil {
 		err = cur.All(ctx, &evs)

@@ -84,7 +84,8 @@
 //	codes     _id phone; hash, expires, attempts, sent, window_start, window_count
 //	secrets   _id name; value
 //	chats     _id chat id; kind, title, members, created, seq (last committed),
-//	          last_ts (of the last message), lock {t, dead} while a send holds it;
+//	          last_ts (of the last message), lock {t, dead} while a send holds it,
+//	          dis (the disappearing timer in seconds, once one was set);
 //	          a group also: desc, set {edit, send}, by (its creator) and gm
 //	          {<user>: {r (role), at (joined), js (joined seq)}}, written in
 //	          the order of members (its joining order)
@@ -92,14 +93,22 @@
 //	          rp {s<seq>: {f, t, ts, at}} (reads whose receipts may be unsent);
 //	          in a group, js (the seq the user joined at)
 //	messages  _id "<chat>/<seq>"; id, chat, seq, from, dev, ts, body (the JSON
-//	          bytes), reply, kind ("group" for a group change, else absent),
-//	          key (the idempotency key); g, a group change's state after it
-//	          (as set in the chat), until the change is committed
+//	          bytes), reply, kind ("group" for a group change, "action" for
+//	          a message action, else absent), key (the idempotency key); g,
+//	          a group change's state after it (as set in the chat), until
+//	          the change is committed; what actions left on a message: ed
+//	          (edited ts), del (deleted), rx [{u, e}] (reactions), es (the
+//	          seqs of its edit entries); exp (expires ts) and due (the same,
+//	          until ExpireDue expired it); act {k, t, e, b, s}, an action
+//	          entry's action (kind, target, emoji, body, seconds), until
+//	          the entry is erased or expires. All of these are absent when
+//	          empty
 //	inbox     _id "<device>/<cursor>"; k ("m", "g" for a group change, or
-//	          "r"), m (the log entry without body, reply and g, and ref:
-//	          true; Inbox reads the body from the log, so it is stored once)
-//	          or r (the receipt), n (a random tag of the insert); events
-//	          from before references hold the whole entry
+//	          "r"), m (the log entry without body, reply, g and the state
+//	          above, and ref: true; Inbox reads those from the log, so they
+//	          are stored once and read as they are now) or r (the
+//	          receipt), n (a random tag of the insert); events from before
+//	          references hold the whole entry
 //	contacts  _id user id; phones: the user's address book (E.164), replaced
 //	          whole by SetContacts; HasContact matches one number in it
 //	marks     _id "<chat>/<user>/<kind>/<seq>"; ts: a move of the user's
@@ -115,7 +124,10 @@
 //	devices   {user: 1}                a user's devices (UserDevices, receipts,
 //	                                   a group's devices in one query)
 //	messages  {dev: 1, key: 1} unique  the idempotency key of a send
-//	messages  {id: 1} unique           a message by its id (Message)
+//	messages  {id: 1} unique           a message by its id (Message, the
+//	                                   target of an action)
+//	messages  {due: 1} sparse          disappearing entries by when they are
+//	                                   due (ExpireDue)
 //
 // The unique (chat, seq) and (device, cursor) indexes are the _id indexes
 // of messages and inbox; the _id index of marks serves MessageMarks (one
@@ -225,6 +237,34 @@
 // (not a member, or Check said no) it looks the idempotency key up: a
 // resend is answered with the first message whatever changed since.
 //
+// # Actions and expiry
+//
+// A message action (reaction, edit, delete for everyone, change of the
+// disappearing timer) is a send whose entry, of kind "action", records the
+// action (act). Under the chat lock, before the insert, the send reads the
+// target by {id, chat} (the {id} index), runs the caller's Check on it and
+// works out the target's new state with store.ApplyAction; a refusal
+// stores nothing (a resend is still answered as a duplicate). Once the
+// entry is in the log, it erases the edits a delete takes with it
+// (body ErasedEditBody, act unset) and then sets the target's state, both
+// before the commit. A timer change sets the chat's dis in the commit;
+// every later entry's exp (and due) is computed from dis as the lock read
+// it. rollForward, completing an action entry, reads the target and
+// applies act again (ApplyAction only sets state: applied to its own
+// result it changes nothing; the erasures come first because a delete
+// applied again erases nothing), and commits a timer change's dis.
+//
+// ExpireDue takes no lock. It finds due entries by the sparse {due} index,
+// erases the edits each lists, then expires it with findOneAndUpdate
+// ({_id, due <= now}): the tombstone of store.Expire, due and act unset,
+// exp kept (ApplyAction tells an expired target by it), and of several
+// sweepers one wins. The document as it was before says which edit entries
+// an action added since the read: they are erased too. Against the sweep,
+// an action's write of its target is filtered on due still being there: a
+// target expired after the action read it stays expired, and the edit
+// that lost the race erases its own entry's text. Edit entries that
+// expired themselves keep their tombstone: erasures skip them.
+//
 // # Inbox cursors: claims by insert
 //
 // An inbox event is inserted at _id "<device>/<k>" where k is one above
@@ -325,6 +365,17 @@
 //     acknowledged; with "majority" it cannot.
 //   - Messages, idempotency keys, mark moves and acked-away inbox ids are
 //     kept forever; nothing expires by itself (there is no TTL index).
+//     A disappearing message keeps its place in the log as a tombstone,
+//     and only once a caller runs ExpireDue.
+//   - An action whose node dies after its entry is in the log is applied
+//     by the next holder of the lock, as its send is completed. An action
+//     entry that expires before that (a timer shorter than the lock's
+//     timeout, or a send whose ts was long past) loses its action with its
+//     text: it is completed without an effect on its target.
+//   - An expiry sweep that stops between the erasure of a message's edits
+//     and its expiry leaves the message due, with its edits erased; the
+//     next sweep expires it. One that stops after the expiry but before
+//     erasing an edit stored during the sweep leaves that edit's text.
 //   - An ack finishing one that stopped records the stopped ack's moves
 //     at its own, later time (the first time died with the node), unless
 //     a move at or above them is recorded already. Message info can then

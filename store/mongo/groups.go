@@ -511,7 +511,7 @@ func (s *Store) finishGroupWrite(ctx context.Context, l *chatLock, m *store.Mess
 	if s.stopAt(groupStepEvents) {
 		return store.GroupResult{}, errStopped
 	}
-	committed := s.commitUnlock(ctx, l, m.Seq, m.TS, st)
+	committed := s.commitUnlock(ctx, l, m.Seq, m.TS, st.fields())
 	*released = true
 	if s.stopAt(groupStepCommit) {
 		return store.GroupResult{}, errStopped

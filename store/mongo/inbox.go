@@ -56,11 +56,49 @@ type eventMsg struct {
 	ReplyTo    string `bson:"reply,omitempty"`
 	Kind       string `bson:"kind,omitempty"`
 	Hidden     string `bson:"hidden,omitempty"` // store.Message.HiddenFrom
-	// Ref marks the copy in an inbox event, which leaves out the body and
-	// reply_to: the log entry at (chat, seq) has them, and it never
-	// changes once inserted (a send that stops halfway is completed, never
-	// undone), so a body is stored once however many devices get it.
+	// What message actions and expiry left on the entry (store.Message's
+	// fields of the same names): absent on most entries, so that they
+	// cost a message nothing.
+	EditedTS  int64         `bson:"ed,omitempty"`
+	Deleted   bool          `bson:"del,omitempty"`
+	Reactions []reactionDoc `bson:"rx,omitempty"`
+	EditSeqs  []int64       `bson:"es,omitempty"`
+	ExpiresTS int64         `bson:"exp,omitempty"`
+	// Ref marks the copy in an inbox event, which leaves out the body,
+	// reply_to and the state above: the log entry at (chat, seq) has
+	// them, stored once however many devices get it. The entry is never
+	// undone (a send that stops halfway is completed), but actions and
+	// expiry change its body and state in the log, and a reference reads
+	// them as they are when the device does.
 	Ref bool `bson:"ref,omitempty"`
+}
+
+// reactionDoc is a store.Reaction in documents.
+type reactionDoc struct {
+	UserID string `bson:"u"`
+	Emoji  string `bson:"e"`
+}
+
+func reactionDocs(rs []store.Reaction) []reactionDoc {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]reactionDoc, len(rs))
+	for i, r := range rs {
+		out[i] = reactionDoc{UserID: r.UserID, Emoji: r.Emoji}
+	}
+	return out
+}
+
+func reactionsOf(ds []reactionDoc) []store.Reaction {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]store.Reaction, len(ds))
+	for i, d := range ds {
+		out[i] = store.Reaction{UserID: d.UserID, Emoji: d.Emoji}
+	}
+	return out
 }
 
 type eventRcpt struct {
@@ -73,20 +111,25 @@ type eventRcpt struct {
 
 func msgOf(m *store.Message) *eventMsg {
 	return &eventMsg{ID: m.ID, ChatID: m.ChatID, Seq: m.Seq, From: m.From, FromDevice: m.FromDevice,
-		TS: m.TS, Body: m.Body, ReplyTo: m.ReplyTo, Kind: m.Kind, Hidden: m.HiddenFrom}
+		TS: m.TS, Body: m.Body, ReplyTo: m.ReplyTo, Kind: m.Kind, Hidden: m.HiddenFrom,
+		EditedTS: m.EditedTS, Deleted: m.Deleted, Reactions: reactionDocs(m.Reactions), EditSeqs: m.EditSeqs,
+		ExpiresTS: m.ExpiresTS}
 }
 
 // refOf is m as an inbox event holds it: what acks need (id, chat, seq,
-// author), not the body, which Inbox reads from the log.
+// author, kind), not the body and state, which Inbox reads from the log.
 func refOf(m *store.Message) *eventMsg {
 	e := msgOf(m)
 	e.Body, e.ReplyTo, e.Ref = nil, "", true
+	e.EditedTS, e.Deleted, e.Reactions, e.EditSeqs, e.ExpiresTS = 0, false, nil, nil, 0
 	return e
 }
 
 func (e *eventMsg) message() *store.Message {
 	return &store.Message{ID: e.ID, ChatID: e.ChatID, Seq: e.Seq, From: e.From, FromDevice: e.FromDevice,
-		TS: e.TS, Body: e.Body, ReplyTo: e.ReplyTo, Kind: e.Kind, HiddenFrom: e.Hidden}
+		TS: e.TS, Body: e.Body, ReplyTo: e.ReplyTo, Kind: e.Kind, HiddenFrom: e.Hidden,
+		EditedTS: e.EditedTS, Deleted: e.Deleted, Reactions: reactionsOf(e.Reactions), EditSeqs: e.EditSeqs,
+		ExpiresTS: e.ExpiresTS}
 }
 
 func (d *eventDoc) event() (store.Event, error) {
@@ -470,13 +513,12 @@ func (s *Store) fillRefs(ctx context.Context, docs []eventDoc) error {
 		return nil
 	}
 	type logBody struct {
-		ID      string `bson:"_id"`
-		Body    []byte `bson:"body"`
-		ReplyTo string `bson:"reply"`
+		ID  string   `bson:"_id"`
+		Msg eventMsg `bson:",inline"`
 	}
 	var found []logBody
 	cur, err := s.messages.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
-		options.Find().SetProjection(bson.D{{Key: "body", Value: 1}, {Key: "reply", Value: 1}}))
+		options.Find().SetProjection(stateProjection))
 	if err == nil {
 		err = cur.All(ctx, &found)
 	}
@@ -496,7 +538,8 @@ func (s *Store) fillRefs(ctx context.Context, docs []eventDoc) error {
 		if l == nil {
 			return fmt.Errorf("store/mongo: inbox event %s refers to %s/%d, which the log does not have", docs[i].ID, m.ChatID, m.Seq)
 		}
-		m.Body, m.ReplyTo, m.Ref = l.Body, l.ReplyTo, false
+		m.Body, m.ReplyTo, m.Ref = l.Msg.Body, l.Msg.ReplyTo, false
+		m.EditedTS, m.Deleted, m.Reactions, m.EditSeqs, m.ExpiresTS = l.Msg.EditedTS, l.Msg.Deleted, l.Msg.Reactions, l.Msg.EditSeqs, l.Msg.ExpiresTS
 	}
 	return nil
 }

@@ -45,11 +45,15 @@ type chatLock struct {
 	// group is the group as of seq, for a group chat: what Apply and
 	// Check run against. rollForward keeps it and members current.
 	group *store.Group
+	// dis is the chat's disappearing timer as of seq, in seconds: the
+	// next entry's expiry is computed from it (rollForward keeps it
+	// current too).
+	dis int64
 }
 
 // newChatLock is the lock token now holds on c, as c was read.
 func newChatLock(c *chatDoc, token string, takeover bool) *chatLock {
-	l := &chatLock{chatID: c.ID, token: token, seq: c.Seq, members: c.Members, takeover: takeover}
+	l := &chatLock{chatID: c.ID, token: token, seq: c.Seq, members: c.Members, takeover: takeover, dis: c.Dis}
 	if c.Kind == store.KindGroup {
 		l.group = c.group()
 	}
@@ -192,16 +196,16 @@ func (s *Store) unlockChat(ctx context.Context, l *chatLock, seq, ts int64) {
 	s.commitUnlock(ctx, l, seq, ts, nil)
 }
 
-// commitUnlock is unlockChat that also sets the fields of state (a
-// group's state after the entry at seq) in the same write, and reports
-// whether it did.
-func (s *Store) commitUnlock(ctx context.Context, l *chatLock, seq, ts int64, state *groupState) bool {
+// commitUnlock is unlockChat that also sets the fields set (what the
+// entry at seq changes in the chat: a group's state, the disappearing
+// timer) in the same write, and reports whether it did.
+func (s *Store) commitUnlock(ctx context.Context, l *chatLock, seq, ts int64, set bson.D) bool {
 	ctx, cancel := s.detached(ctx)
 	defer cancel()
 	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "lock", Value: ""}}}}
 	if seq > l.seq {
 		update = append(update,
-			bson.E{Key: "$set", Value: append(bson.D{{Key: "seq", Value: seq}}, state.fields()...)},
+			bson.E{Key: "$set", Value: append(bson.D{{Key: "seq", Value: seq}}, set...)},
 			bson.E{Key: "$max", Value: bson.D{{Key: "last_ts", Value: ts}}})
 	}
 	res, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.chatID}, {Key: "lock.t", Value: l.token}}, update)

@@ -26,6 +26,9 @@ type chatDoc struct {
 	Seq     int64     `bson:"seq"`
 	LastTS  int64     `bson:"last_ts"`
 	Lock    *lockDoc  `bson:"lock,omitempty"`
+	// Dis is the disappearing timer in seconds, committed with the
+	// entry that set it (absent: never set).
+	Dis int64 `bson:"dis,omitempty"`
 	// The rest of a group's state (groups.go); Title is its name and
 	// Members its user ids in joining order.
 	Desc     string           `bson:"desc,omitempty"`
@@ -65,11 +68,17 @@ type msgDoc struct {
 	// Group is, in the entry of a group change, the group's state after
 	// it, until the change is committed to the chat (see groups.go).
 	Group *groupState `bson:"g,omitempty"`
+	// Action is, in a message action's entry, the action, so that
+	// rollForward can apply it again (see actions.go).
+	Action *actionDoc `bson:"act,omitempty"`
+	// Due is the expiry of a disappearing entry until ExpireDue has
+	// expired it: what the sweeper's index holds.
+	Due int64 `bson:"due,omitempty"`
 }
 
-// msgProjection leaves out a group entry's state, which readers of the log
-// never need.
-var msgProjection = bson.D{{Key: "g", Value: 0}}
+// msgProjection leaves out a group entry's state and an action entry's
+// action, which readers of the log never need.
+var msgProjection = bson.D{{Key: "g", Value: 0}, {Key: fieldAction, Value: 0}}
 
 func idemKey(req *store.SendRequest) string {
 	if req.ClientID == "" {
@@ -107,15 +116,11 @@ var errLockLost = errors.New("store/mongo: chat lock taken over")
 // the package docs.
 func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResult, error) {
 	m := &req.Message
-	switch {
-	case m.ID == "":
-		return store.SendResult{}, errInvalid("message id")
-	case !validID(m.ChatID) || !validID(m.From) || !validID(m.FromDevice):
+	if err := store.CheckSend(&req); err != nil {
+		return store.SendResult{}, fmt.Errorf("store/mongo: %w", err)
+	}
+	if !validID(m.ChatID) || !validID(m.From) || !validID(m.FromDevice) {
 		return store.SendResult{}, errInvalid("chat, sender or device id")
-	case len(req.ClientID) > 512:
-		return store.SendResult{}, errInvalid("client id (too long)")
-	case m.Kind != "":
-		return store.SendResult{}, errInvalid("message kind (group changes are written by WriteGroup)")
 	}
 	if err := ctx.Err(); err != nil {
 		return store.SendResult{}, fmt.Errorf("send: %w", err)
@@ -141,6 +146,10 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 		if !validID(u) {
 			p.newChatErr = errInvalid("member id")
 		}
+	}
+	if a := req.Action; a != nil && a.Kind != store.ActionDisappearing {
+		// Its target would be a message of a chat that has none.
+		p.newChatErr = fmt.Errorf("no chat %s for message %s: %w", m.ChatID, a.Target, store.ErrNotFound)
 	}
 
 	// This node's senders of the chat wait here, in memory; only the
@@ -169,11 +178,14 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 
 // send is one attempt of Send under the chat lock:
 //
-//  1. lock the chat (this reads its last seq S);
-//  2. insert the message at S+1, which also claims the idempotency key, and
+//  1. lock the chat (this reads its last seq S and its timer);
+//  2. for an action, read its target, run Check and work out its effect
+//     (actions.go);
+//  3. insert the message at S+1, which also claims the idempotency key, and
 //     read the target devices' inbox heads at the same time;
-//  3. append the events to the inboxes (one insert, plus a hint update);
-//  4. unlock, setting the chat's seq to S+1.
+//  4. append the events to the inboxes (one insert, plus a hint update),
+//     and write the action's effect meanwhile;
+//  5. unlock, setting the chat's seq to S+1 (and a new timer).
 //
 // Once the message is in the log (2), the send completes even if ctx ends;
 // if it cannot, the lock is left marked dead, and the next sender in the
@@ -219,26 +231,28 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	headFilter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: p.targets}}}}
 	if p.group {
 		if err := s.groupSendAllowed(l, p.req); err != nil {
-			// A resend is answered as before, whatever changed since.
-			res, dup, derr := s.duplicate(ctx, l, p)
-			if derr != nil {
-				return store.SendResult{}, derr
-			}
-			s.unlockChat(ctx, l, 0, 0)
-			released = true
-			if dup {
-				return res, nil
-			}
-			return store.SendResult{}, err
+			return s.refuse(ctx, l, p, &released, err)
 		}
 		p.targets = l.members
 		headFilter = bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}}
 	}
 
-	var hs []head
+	var (
+		hs  []head
+		eff *effect // what the entry's action does to its target
+	)
 	for {
 		m.Seq = l.seq + 1
-		doc := msgDoc{ID: numKey(m.ChatID, m.Seq), Msg: *msgOf(&m), Key: p.key}
+		m.ExpiresTS = store.ExpiryOf(&m, p.req.Action, l.dis)
+		if act := p.req.Action; act != nil && act.Kind != store.ActionDisappearing {
+			// Against the target as the entries up to l.seq left it;
+			// nothing is written to it before the entry is in the log.
+			if eff, err = s.actOn(ctx, l, &m, act); err != nil {
+				return s.refuse(ctx, l, p, &released, err)
+			}
+		}
+		doc := msgDoc{ID: numKey(m.ChatID, m.Seq), Msg: *msgOf(&m), Key: p.key,
+			Action: actionDocOf(p.req.Action), Due: m.ExpiresTS}
 		var insErr, headErr error
 		_ = parallel(
 			func() error {
@@ -329,13 +343,39 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		evs = append(evs, &outEvent{device: d, doc: eventDoc{Kind: kindMessage, Message: em},
 			event: store.Event{Kind: store.EventMessage, Message: shared}})
 	}
-	deliveries, err := s.appendEvents(ctx, byID, evs)
-	if err != nil {
+	var deliveries []store.Delivery
+	fns := []func() error{func() (err error) {
+		deliveries, err = s.appendEvents(ctx, byID, evs)
+		return err
+	}}
+	if eff != nil {
+		// Before the commit, so that whoever reads the entry also reads
+		// its effect; events are references, which read the target's
+		// state when they are read, so the two need no order.
+		fns = append(fns, func() error { return s.applyEffect(ctx, &m, p.req.Action.Kind, eff) })
+	}
+	if err := parallel(fns...); err != nil {
 		return store.SendResult{}, err
 	}
-	s.unlockChat(ctx, l, m.Seq, m.TS)
+	s.commitUnlock(ctx, l, m.Seq, m.TS, timerFields(p.req.Action))
 	released = true
 	return store.SendResult{Message: m, Deliveries: deliveries}, nil
+}
+
+// refuse answers a send that the chat's state refuses under the lock
+// with err (the group's rules, the action's target), unless it is a
+// resend: that is answered as before, whatever changed since.
+func (s *Store) refuse(ctx context.Context, l *chatLock, p *sendPlan, released *bool, err error) (store.SendResult, error) {
+	res, dup, derr := s.duplicate(ctx, l, p)
+	if derr != nil {
+		return store.SendResult{}, derr
+	}
+	s.unlockChat(ctx, l, 0, 0)
+	*released = true
+	if dup {
+		return res, nil
+	}
+	return store.SendResult{}, err
 }
 
 // groupSendAllowed checks, under the lock, that req's sender is in the
@@ -380,7 +420,8 @@ func (s *Store) duplicate(ctx context.Context, l *chatLock, p *sendPlan) (store.
 
 // rollForward completes the sends and group writes that a previous holder
 // of the lock left in the log above the chat's seq. A message goes to every
-// member's devices but the writing one; a group change to every device of
+// member's devices but the writing one, an action's effect is applied
+// again (and a timer committed); a group change to every device of
 // every member before or after it, and its state is committed with its
 // seq, its new members' records written before and the removed ones'
 // deleted after (as WriteGroup does). Devices that got the event before
@@ -416,24 +457,31 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 			evs = append(evs, entryEvent(h.ID, &d.Msg, m))
 		}
 		var joined []string
-		fns := []func() error{func() error {
-			ds, err := s.appendEvents(ctx, byID, evs)
-			// Returned even when a later step fails: they are in the
-			// inboxes, and whoever holds their devices must hear of them.
-			out = append(out, ds...)
+		var ds []store.Delivery
+		fns := []func() error{func() (err error) {
+			ds, err = s.appendEvents(ctx, byID, evs)
 			return err
 		}}
 		if st != nil {
 			joined = minus(st.Members, l.members)
 			fns = append(fns, func() error { return s.joinRecords(ctx, l.chatID, joined, m.Seq) })
 		}
-		if err := parallel(fns...); err != nil {
+		act := d.Action.action()
+		if act != nil && act.Kind != store.ActionDisappearing {
+			fns = append(fns, func() error { return s.reapply(ctx, l, m, act) })
+		}
+		err = parallel(fns...)
+		// Returned even when a later step fails: they are in the
+		// inboxes, and whoever holds their devices must hear of them.
+		out = append(out, ds...)
+		if err != nil {
 			return out, err
 		}
 		// Commit it now, so that whoever holds the lock next does not
 		// deliver it again, to the wrong devices.
+		set := append(append(bson.D{{Key: "seq", Value: m.Seq}}, st.fields()...), timerFields(act)...)
 		res, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.chatID}, {Key: "lock.t", Value: l.token}},
-			bson.D{{Key: "$set", Value: append(bson.D{{Key: "seq", Value: m.Seq}}, st.fields()...)},
+			bson.D{{Key: "$set", Value: set},
 				{Key: "$max", Value: bson.D{{Key: "last_ts", Value: m.TS}}}})
 		if err != nil {
 			return out, err
@@ -445,6 +493,9 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 			left := minus(l.members, st.Members)
 			l.members, l.group = st.Members, st.group(l.group)
 			s.afterGroupCommit(ctx, l.chatID, left, m.Seq)
+		}
+		if act != nil && act.Kind == store.ActionDisappearing {
+			l.dis = act.Seconds
 		}
 		l.seq = m.Seq
 		s.log.Warn("store/mongo: completed a send left unfinished by another node",
@@ -581,8 +632,8 @@ func (s *Store) readReceipts(ctx context.Context, userID, chatID string, p pendi
 	}
 	var g groups
 	for _, m := range msgs {
-		// Group changes get no receipts, nor messages hidden from the
-		// reader by its block.
+		// Group changes and message actions get no receipts, nor
+		// messages hidden from the reader by its block.
 		if m.From != userID && m.Kind == "" && m.Hidden != userID {
 			g.add(chatID, m.From, m.ID)
 		}
@@ -702,9 +753,10 @@ func (s *Store) summaries(ctx context.Context, userID string) ([]store.ChatSumma
 			n, err := s.messages.CountDocuments(ctx, bson.D{
 				{Key: "_id", Value: bson.D{{Key: "$gt", Value: numKey(c.Chat.ID, c.ReadSeq)}, {Key: "$lte", Value: numKey(c.Chat.ID, c.Chat.LastSeq)}}},
 				{Key: "from", Value: bson.D{{Key: "$ne", Value: userID}}},
-				// The entries of group changes are not messages, and
-				// messages hidden from the user by its block do not count.
-				{Key: "kind", Value: bson.D{{Key: "$ne", Value: store.EventGroup}}},
+				// The entries of group changes and message actions are not
+				// messages, and messages hidden from the user by its block
+				// do not count.
+				{Key: "kind", Value: bson.D{{Key: "$nin", Value: bson.A{store.EventGroup, store.KindAction}}}},
 				{Key: "hidden", Value: bson.D{{Key: "$ne", Value: userID}}},
 			})
 			c.Unread = n

@@ -205,7 +205,10 @@ type IndexSpec struct {
 	Collection string
 	Keys       []string // ascending, in order
 	Unique     bool
-	Why        string
+	// Sparse leaves out the documents that lack the (first) key: an
+	// index of the few documents that have it.
+	Sparse bool
+	Why    string
 }
 
 // Indexes returns the secondary indexes the store creates at Open.
@@ -223,6 +226,8 @@ func Indexes() []IndexSpec {
 			Why: "a user's starred messages, newest first"},
 		{Collection: collMessages, Keys: []string{"id"}, Unique: true,
 			Why: "a message by its id: the target of a reply (and of reactions, edits and deletes)"},
+		{Collection: collMessages, Keys: []string{fieldDue}, Sparse: true,
+			Why: "disappearing messages by when they are due, for the expiry sweep (ExpireDue)"},
 	}
 }
 
@@ -235,6 +240,9 @@ func (s *Store) createIndexes(ctx context.Context, db *mongo.Database) error {
 		m := mongo.IndexModel{Keys: keys, Options: options.Index().SetName(strings.Join(ix.Keys, "_"))}
 		if ix.Unique {
 			m.Options.SetUnique(true)
+		}
+		if ix.Sparse {
+			m.Options.SetSparse(true)
 		}
 		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, m); err != nil {
 			return fmt.Errorf("%s %v: %w", ix.Collection, ix.Keys, err)

@@ -1,0 +1,350 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tern-im/tern/store"
+)
+
+// Message actions and disappearing messages. An action is a send: its
+// entry takes the chat's next seq under the chat lock, and its effect on
+// the target (store.ApplyAction) is computed under the lock from the
+// target as stored, then written after the entry is in the log and before
+// the commit. The entry records the action, so that rollForward, finishing
+// an entry a dead holder left, applies it again: ApplyAction only sets
+// state, so applying it to its own result changes nothing. The package
+// docs ("Actions and expiry") tell how this stays whole against the
+// expiry sweeper, which holds no lock.
+
+// Fields of log entries written by actions and expiry.
+const (
+	fieldBody      = "body"
+	fieldReply     = "reply"
+	fieldEdited    = "ed"
+	fieldDeleted   = "del"
+	fieldReactions = "rx"
+	fieldEditSeqs  = "es"
+	fieldExpires   = "exp"
+	fieldDue       = "due"
+	fieldAction    = "act"
+	// fieldTimer is the chat document's disappearing timer, in seconds.
+	fieldTimer = "dis"
+)
+
+// stateProjection is what an inbox reference reads of its log entry.
+var stateProjection = bson.D{
+	{Key: fieldBody, Value: 1}, {Key: fieldReply, Value: 1}, {Key: fieldEdited, Value: 1}, {Key: fieldDeleted, Value: 1},
+	{Key: fieldReactions, Value: 1}, {Key: fieldEditSeqs, Value: 1}, {Key: fieldExpires, Value: 1},
+}
+
+// actionDoc is a store.Action in its entry, without Check, which ran when
+// the entry was written.
+type actionDoc struct {
+	Kind    string `bson:"k"`
+	Target  string `bson:"t,omitempty"`
+	Emoji   string `bson:"e,omitempty"`
+	Body    []byte `bson:"b,omitempty"`
+	Seconds int64  `bson:"s,omitempty"`
+}
+
+func actionDocOf(a *store.Action) *actionDoc {
+	if a == nil {
+		return nil
+	}
+	return &actionDoc{Kind: a.Kind, Target: a.Target, Emoji: a.Emoji, Body: a.Body, Seconds: a.Seconds}
+}
+
+func (d *actionDoc) action() *store.Action {
+	if d == nil {
+		return nil
+	}
+	return &store.Action{Kind: d.Kind, Target: d.Target, Emoji: d.Emoji, Body: d.Body, Seconds: d.Seconds}
+}
+
+// timerFields are the chat fields an entry of action a sets when it is
+// committed: the disappearing timer, for a change of it.
+func timerFields(a *store.Action) bson.D {
+	if a == nil || a.Kind != store.ActionDisappearing {
+		return nil
+	}
+	return bson.D{{Key: fieldTimer, Value: a.Seconds}}
+}
+
+// effect is what an action does to its target.
+type effect struct {
+	target store.Message // as the action leaves it
+	erase  []int64       // the seqs of edit entries whose text goes
+}
+
+// actOn reads the target of act, the action of entry m (its seq set),
+// under l, runs the caller's Check on it and works out the action's
+// effect. It writes nothing.
+func (s *Store) actOn(ctx context.Context, l *chatLock, m *store.Message, act *store.Action) (*effect, error) {
+	t, err := s.target(ctx, l, act.Target)
+	if err != nil {
+		return nil, err
+	}
+	if act.Check != nil {
+		var g *store.Group
+		if l.group != nil {
+			c := cloneGroup(l.group)
+			g = &c
+		}
+		if err := act.Check(&t, g); err != nil {
+			return nil, &callerError{err}
+		}
+	}
+	erase, err := store.ApplyAction(&t, m, act)
+	if err != nil {
+		return nil, err
+	}
+	return &effect{target: t, erase: erase}, nil
+}
+
+// target reads message msgID of l's chat as committed: one seek on the
+// unique {id} index.
+func (s *Store) target(ctx context.Context, l *chatLock, msgID string) (store.Message, error) {
+	var d msgDoc
+	err := s.messages.FindOne(ctx, bson.D{{Key: "id", Value: msgID}, {Key: "chat", Value: l.chatID}},
+		options.FindOne().SetProjection(msgProjection)).Decode(&d)
+	if err == nil && d.Msg.Seq > l.seq {
+		err = mongo.ErrNoDocuments
+	}
+	if err != nil {
+		return store.Message{}, fmt.Errorf("message %s in %s: %w", msgID, l.chatID, notFound(err))
+	}
+	return *d.Msg.message(), nil
+}
+
+// applyEffect writes eff, the effect of the action of kind in entry m,
+// which is in the log: first the erasure of edit entries, then the
+// target's state. In that order because a delete applied again (by
+// rollForward) finds its target deleted and erases nothing: the erasures
+// must be stored by the time the target says it was deleted.
+func (s *Store) applyEffect(ctx context.Context, m *store.Message, kind string, eff *effect) error {
+	t := &eff.target
+	if err := s.eraseEdits(ctx, t.ChatID, t.ID, eff.erase); err != nil {
+		return err
+	}
+	filter := bson.D{{Key: "_id", Value: numKey(t.ChatID, t.Seq)}}
+	if t.ExpiresTS != 0 {
+		// ExpireDue holds no lock and may have expired the target since
+		// it was read: the state read then must not bring it back.
+		filter = append(filter, bson.E{Key: fieldDue, Value: bson.D{{Key: "$exists", Value: true}}})
+	}
+	res, err := s.messages.UpdateOne(ctx, filter, stateUpdate(t))
+	if err != nil {
+		return fmt.Errorf("state of message %s: %w", t.ID, err)
+	}
+	if res.MatchedCount == 0 && kind == store.ActionEdit {
+		// Expired meanwhile: the sweep erased the edits the target
+		// listed, which did not include this one yet.
+		return s.eraseEdits(ctx, t.ChatID, t.ID, []int64{m.Seq})
+	}
+	return nil
+}
+
+// reapply applies again act, the action of entry m, which a holder of the
+// lock left in the log, maybe applied already.
+func (s *Store) reapply(ctx context.Context, l *chatLock, m *store.Message, act *store.Action) error {
+	t, err := s.target(ctx, l, act.Target)
+	if err == nil {
+		var erase []int64
+		if erase, err = store.ApplyAction(&t, m, act); err == nil {
+			return s.applyEffect(ctx, m, act.Kind, &effect{target: t, erase: erase})
+		}
+	}
+	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	// Its writer applied it under the lock; the target can only have
+	// expired since (nothing else changes it without the lock). The entry
+	// stays, as every entry does; an edit's text goes with the target's.
+	s.log.Info("store/mongo: completing an action whose target has gone",
+		"chat", m.ChatID, "seq", m.Seq, "target", act.Target, "err", err)
+	if act.Kind == store.ActionEdit {
+		return s.eraseEdits(ctx, m.ChatID, act.Target, []int64{m.Seq})
+	}
+	return nil
+}
+
+// stateUpdate gives a log entry t's body and the state actions left.
+// Fields at their zero value are removed, so that an entry without
+// reactions or edits carries none of their fields.
+func stateUpdate(t *store.Message) bson.D {
+	set := bson.D{{Key: fieldBody, Value: []byte(t.Body)}}
+	var unset bson.D
+	put := func(key string, v any, zero bool) {
+		if zero {
+			unset = append(unset, bson.E{Key: key, Value: ""})
+		} else {
+			set = append(set, bson.E{Key: key, Value: v})
+		}
+	}
+	put(fieldEdited, t.EditedTS, t.EditedTS == 0)
+	put(fieldDeleted, t.Deleted, !t.Deleted)
+	put(fieldReactions, reactionDocs(t.Reactions), len(t.Reactions) == 0)
+	put(fieldEditSeqs, t.EditSeqs, len(t.EditSeqs) == 0)
+	update := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	return update
+}
+
+// notExpired matches the entries ExpireDue has not expired: those that
+// never expire and those still due.
+func notExpired() bson.E {
+	return bson.E{Key: "$or", Value: bson.A{
+		bson.D{{Key: fieldExpires, Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: fieldDue, Value: bson.D{{Key: "$exists", Value: true}}}},
+	}}
+}
+
+// eraseEdits writes store.ErasedEditBody over the edit entries seqs of
+// chatID, edits of message msgID, and drops the action they hold, which
+// has the same text. An edit entry that expired itself keeps the
+// tombstone it has.
+func (s *Store) eraseEdits(ctx context.Context, chatID, msgID string, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	body := []byte(store.ErasedEditBody(msgID))
+	models := make([]mongo.WriteModel, len(seqs))
+	for i, seq := range seqs {
+		models[i] = mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: numKey(chatID, seq)}, {Key: "kind", Value: store.KindAction}, notExpired()}).
+			SetUpdate(bson.D{
+				{Key: "$set", Value: bson.D{{Key: fieldBody, Value: body}}},
+				{Key: "$unset", Value: bson.D{{Key: fieldAction, Value: ""}}},
+			})
+	}
+	if _, err := s.bulkUpdate(ctx, s.messages, models, nil); err != nil {
+		return fmt.Errorf("erase the edits of %s: %w", msgID, err)
+	}
+	return nil
+}
+
+// expiredUpdate turns a log entry into store.Expire's tombstone, which is
+// the same for every entry (Deleted stays as it is), and takes it off the
+// sweeper's index. The action an expired action entry holds goes with its
+// text: rollForward then only delivers the entry.
+func expiredUpdate() bson.D {
+	return bson.D{
+		{Key: "$set", Value: bson.D{{Key: fieldBody, Value: []byte(store.ExpiredBody)}}},
+		{Key: "$unset", Value: bson.D{
+			{Key: fieldReply, Value: ""}, {Key: fieldReactions, Value: ""}, {Key: fieldEditSeqs, Value: ""},
+			{Key: fieldEdited, Value: ""}, {Key: fieldDue, Value: ""}, {Key: fieldAction, Value: ""},
+		}},
+	}
+}
+
+// dueEntry is what ExpireDue reads of an entry it expires.
+type dueEntry struct {
+	ID       string  `bson:"_id"`
+	MsgID    string  `bson:"id"`
+	ChatID   string  `bson:"chat"`
+	EditSeqs []int64 `bson:"es"`
+}
+
+var dueProjection = bson.D{{Key: "id", Value: 1}, {Key: "chat", Value: 1}, {Key: fieldEditSeqs, Value: 1}}
+
+// ExpireDue implements store.Messages: the entries due, by the sparse
+// {due} index, each expired by one conditional findOneAndUpdate, so that
+// of several sweepers exactly one expires it. It takes no chat lock; see
+// the package docs ("Actions and expiry") for how it stays whole against
+// the actions that change an entry under the lock.
+func (s *Store) ExpireDue(ctx context.Context, now int64, limit int) (int, error) {
+	n := 0
+	for n < limit {
+		want := limit - n
+		var due []dueEntry
+		cur, err := s.messages.Find(ctx, bson.D{{Key: fieldDue, Value: bson.D{{Key: "$lte", Value: now}}}},
+			options.Find().SetSort(bson.D{{Key: fieldDue, Value: 1}}).SetLimit(int64(want)).SetProjection(dueProjection))
+		if err == nil {
+			err = cur.All(ctx, &due)
+		}
+		if err != nil {
+			return n, fmt.Errorf("expire messages: %w", err)
+		}
+		done := make([]bool, len(due))
+		fns := make([]func() error, len(due))
+		for i := range due {
+			fns[i] = func() (err error) {
+				done[i], err = s.expire(ctx, &due[i], now)
+				return err
+			}
+		}
+		err = parallelN(4, fns)
+		got := 0
+		for _, ok := range done {
+			if ok {
+				got++
+			}
+		}
+		n += got
+		if err != nil {
+			return n, fmt.Errorf("expire messages: %w", err)
+		}
+		// A short page is all there was; one of which another sweeper
+		// took every entry is too, near enough.
+		if len(due) < want || got == 0 {
+			break
+		}
+	}
+	return n, nil
+}
+
+// expire expires the entry e, due at or before now, and reports whether
+// this call did (another sweeper may have). The edits e lists are erased
+// first: a sweep that stops halfway leaves e due, and the next one does
+// it all again. Those an action added between the read and the expiry
+// come back in the document as it was before, and are erased after.
+func (s *Store) expire(ctx context.Context, e *dueEntry, now int64) (bool, error) {
+	if err := s.eraseEdits(ctx, e.ChatID, e.MsgID, e.EditSeqs); err != nil {
+		return false, err
+	}
+	// No projection: FerretDB v1 does not take one in findAndModify.
+	var before dueEntry
+	err := s.messages.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: e.ID}, {Key: fieldDue, Value: bson.D{{Key: "$lte", Value: now}}}},
+		expiredUpdate(),
+		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&before)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("expire %s: %w", e.ID, err)
+	}
+	var more []int64
+	for _, seq := range store.Expire(&store.Message{EditSeqs: before.EditSeqs}) {
+		if !slices.Contains(e.EditSeqs, seq) {
+			more = append(more, seq)
+		}
+	}
+	return true, s.eraseEdits(ctx, e.ChatID, e.MsgID, more)
+}
+
+// Disappearing implements store.Messages: the timer as committed.
+func (s *Store) Disappearing(ctx context.Context, chatID string) (int64, error) {
+	if !validID(chatID) {
+		return 0, nil
+	}
+	var c chatDoc
+	err := s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}},
+		options.FindOne().SetProjection(bson.D{{Key: fieldTimer, Value: 1}})).Decode(&c)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("disappearing timer of %s: %w", chatID, err)
+	}
+	return c.Dis, nil
+}
