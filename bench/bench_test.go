@@ -400,3 +400,81 @@ func TestGroupSessionsLayout(t *testing.T) {
 		t.Errorf("closed mode on a group sessions file: %v", err)
 	}
 }
+
+// TestPresence runs presence mode end to end: 40 devices following 10
+// others each, 10 changes a second for 2 s (a cooldown of 0.4 s, so that
+// devices come back too). Every frame a follower was owed must come, or be
+// cut off by that follower's own going offline.
+func TestPresence(t *testing.T) {
+	n := startNode(t)
+	rep, out := run(t, n, Config{Mode: ModePresence, Conns: 40, Follows: 10, Churn: 0.25,
+		Duration: 2 * time.Second, Drain: 5 * time.Second})
+	p := rep.Presence
+	if p == nil {
+		t.Fatal("no presence report")
+	}
+	// A change told as a subscription registers comes before its answers.
+	if rep.Provision.Devices != 40 || rep.Connect.Sockets != 40 || p.FollowEdges != 400 || p.InitialFrames < 400 {
+		t.Errorf("provisioned %d, connected %d, %d follow edges, %d initial frames; want 40, 40, 400, ≥ 400",
+			rep.Provision.Devices, rep.Connect.Sockets, p.FollowEdges, p.InitialFrames)
+	}
+	// 0.25 × 40 devices a second for 2 s: 20 changes.
+	if p.Scheduled != 20 || p.Changes != 20 || p.Skipped != 0 || p.ToOnline+p.ToOffline != 20 || p.ToOffline == 0 || p.ToOnline == 0 {
+		t.Errorf("%d changes of %d scheduled (%d offline, %d online), %d skipped; want all 20, of both kinds",
+			p.Changes, p.Scheduled, p.ToOffline, p.ToOnline, p.Skipped)
+	}
+	if p.Expected <= 0 || p.Received <= 0 || p.ReceivedInWindow <= 0 || p.EventRate <= 0 {
+		t.Fatalf("expected %d, received %d (%d in the window)", p.Expected, p.Received, p.ReceivedInWindow)
+	}
+	if p.Missing != 0 || p.Received+p.LeftBefore != p.Expected {
+		t.Errorf("received %d + cut off %d of %d expected, missing %d", p.Received, p.LeftBefore, p.Expected, p.Missing)
+	}
+	if p.Errors != 0 || p.ConnectFailed != 0 || p.Unmatched != 0 || p.Foreign != 0 || p.Reconnects != 0 {
+		t.Errorf("errors %d %v, failed reconnects %d, unmatched %d, foreign %d, sdk reconnects %d",
+			p.Errors, p.ErrorCodes, p.ConnectFailed, p.Unmatched, p.Foreign, p.Reconnects)
+	}
+	if p.OnlineEnd != 40-int(p.ToOffline)+int(p.ToOnline) {
+		t.Errorf("online at end %d after %d offline, %d online", p.OnlineEnd, p.ToOffline, p.ToOnline)
+	}
+	if p.Latency.Count != uint64(p.Received) {
+		t.Errorf("%d latencies for %d events", p.Latency.Count, p.Received)
+	}
+	checkOrdered(t, "change→follower", p.Latency)
+	checkOrdered(t, "offline→follower", p.OfflineLatency)
+	checkOrdered(t, "close", p.Close)
+	checkOrdered(t, "reconnect", p.Connect)
+	if p.Resubscribes != p.ToOnline || p.ResubscribeFrames < 10*p.Resubscribes {
+		t.Errorf("%d resubscribes answered with %d frames after %d reconnects", p.Resubscribes, p.ResubscribeFrames, p.ToOnline)
+	}
+	if rep.Bench.CPUSeconds <= 0 || rep.Server.RSSBytes <= 0 || p.ServerCPUSeconds <= 0 || rep.ServerCPUMicrosPerChange <= 0 {
+		t.Errorf("bench cpu %v, server rss %v, server cpu %v s, %v µs per change",
+			rep.Bench.CPUSeconds, rep.Server.RSSBytes, p.ServerCPUSeconds, rep.ServerCPUMicrosPerChange)
+	}
+	for _, want := range []string{"mode=presence", "conns=40", "follows=10", "churn=0.25/s", "change→follower",
+		"offline→follower", "events", "delivered rate", "missing", "cpu per change", "cpu per presence event", "p99.9"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestPresenceConfig(t *testing.T) {
+	c, err := Config{Mode: ModePresence}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Conns != DefaultConns || c.Follows != DefaultFollows || c.Churn != DefaultChurn || c.Duration != DefaultPresenceDuration {
+		t.Errorf("defaults %+v", c)
+	}
+	for _, bad := range []Config{
+		{Mode: ModePresence, Follows: 257},
+		{Mode: ModePresence, Conns: 10, Follows: 10},
+		{Mode: ModePresence, Churn: 1.5},
+		{Mode: ModePresence, Conns: MaxConns + 1},
+		{Mode: ModePresence, Conns: 10, Follows: 2, Churn: 0.01, Duration: time.Second},
+	} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

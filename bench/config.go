@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tern-im/tern/wire"
 )
 
 // Modes.
@@ -14,6 +16,9 @@ const (
 	ModeClosed = "closed"
 	ModeRate   = "rate"
 	ModeGroup  = "group"
+	// ModePresence churns connected devices that follow each other's
+	// presence.
+	ModePresence = "presence"
 )
 
 // Defaults of Config fields left at their zero value.
@@ -40,6 +45,11 @@ const (
 	DefaultGroupRate      = 20 // group messages per second
 	DefaultGroupSize      = 100
 	DefaultGroupDuration  = 30 * time.Second
+
+	// Presence mode (Conns devices, one per user).
+	DefaultFollows          = 50
+	DefaultChurn            = 0.01 // of the devices per second
+	DefaultPresenceDuration = 60 * time.Second
 )
 
 // MaxGroupMembers is the most members group mode puts in its group: the
@@ -63,10 +73,10 @@ const MaxConns = 18000
 type Config struct {
 	// Addr is the server: host:port or a base URL (http://host:port).
 	Addr string `json:"addr"`
-	// Mode is idle, closed, rate or group.
+	// Mode is idle, closed, rate, group or presence.
 	Mode string `json:"mode"`
 
-	// Conns is the number of devices idle mode connects.
+	// Conns is the number of devices idle and presence modes connect.
 	Conns int `json:"conns,omitempty"`
 	// Hold is how long idle mode holds them before measuring.
 	Hold time.Duration `json:"hold,omitempty"`
@@ -111,6 +121,13 @@ type Config struct {
 	// GroupSenders is how many of the connected members send (each from
 	// its first device), at Rate group messages/s in all.
 	GroupSenders int `json:"group_senders,omitempty"`
+
+	// Follows is how many other users each device of presence mode
+	// follows (presence_sub takes at most wire.MaxPresenceIn).
+	Follows int `json:"follows,omitempty"`
+	// Churn is the fraction of presence mode's devices that change each
+	// second: an online one closes, an offline one connects again.
+	Churn float64 `json:"churn,omitempty"`
 
 	// RunID seeds the phone number series: the same RunID gives the same
 	// phones (hence the same users). Empty means a fresh random one.
@@ -195,8 +212,12 @@ func (c Config) withDefaults() (Config, error) {
 		if err := c.groupDefaults(); err != nil {
 			return c, err
 		}
+	case ModePresence:
+		if err := c.presenceDefaults(); err != nil {
+			return c, err
+		}
 	default:
-		return c, fmt.Errorf("mode %q: want idle, closed, rate or group", c.Mode)
+		return c, fmt.Errorf("mode %q: want idle, closed, rate, group or presence", c.Mode)
 	}
 	return c, nil
 }
@@ -248,6 +269,35 @@ func (c *Config) groupDefaults() error {
 		return fmt.Errorf("group senders %d: more than the %d connected members", c.GroupSenders, c.GroupConnected)
 	case c.Rate*(c.Warmup+c.Duration).Seconds() >= maxSeq:
 		return fmt.Errorf("rate %g for %s: more than %d group messages in one run", c.Rate, c.Warmup+c.Duration, maxSeq)
+	}
+	return nil
+}
+
+// presenceDefaults fills and checks the fields of presence mode.
+func (c *Config) presenceDefaults() error {
+	if c.Conns <= 0 {
+		c.Conns = DefaultConns
+	}
+	if c.Follows <= 0 {
+		c.Follows = DefaultFollows
+	}
+	if c.Churn <= 0 {
+		c.Churn = DefaultChurn
+	}
+	if c.Duration <= 0 {
+		c.Duration = DefaultPresenceDuration
+	}
+	switch {
+	case c.Conns > MaxConns:
+		return fmt.Errorf("conns %d: at most %d sockets fit in one process's open-file limit", c.Conns, MaxConns)
+	case c.Follows > wire.MaxPresenceIn:
+		return fmt.Errorf("follows %d: presence_sub takes at most %d user ids", c.Follows, wire.MaxPresenceIn)
+	case c.Follows >= c.Conns:
+		return fmt.Errorf("follows %d: each of the %d devices follows other users, so at most %d", c.Follows, c.Conns, c.Conns-1)
+	case c.Churn > 1:
+		return fmt.Errorf("churn %g: at most 1 (every device changes once a second)", c.Churn)
+	case c.Churn*float64(c.Conns)*c.Duration.Seconds() < 1:
+		return fmt.Errorf("churn %g × %d devices × %s: not one change", c.Churn, c.Conns, c.Duration)
 	}
 	return nil
 }

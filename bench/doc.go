@@ -44,6 +44,25 @@
 //     complete when every connected device but the sending one has it, and
 //     its latency to the last of them is recorded. Deliveries that a
 //     message answered sent still lacks after the drain are lost.
+//   - presence: Conns devices, one per user, each following Follows other
+//     users (presence_sub), picked pseudo-randomly from a fixed seed so
+//     every run of a size has the same follow graph. Once every device has
+//     the first answer about each user it follows, the churn starts: for
+//     Duration, Churn×Conns changes a second, due times spread evenly,
+//     each closing an online device or connecting an offline one again
+//     (with a new SDK client, which then subscribes again). A device that
+//     changed is not picked again for a cooldown (0.1/Churn s, at most
+//     5 s): a reconnect that reached the server before it had handled the
+//     close would cancel out with it, and frames are matched to the last
+//     two changes of their user. A change counts the followers online and
+//     answered at that moment: the frames the server owes. A follower's
+//     presence frame with the state of such a change is matched to it and
+//     timed from when the bench started the connect or close (going
+//     offline is seen when the server handles the close, which a clean
+//     close makes immediate). What followers still online lack after the
+//     drain is missing; what a follower lacked when it went offline itself
+//     is reported apart. The server's CPU over the churn is divided by the
+//     changes and by the events delivered.
 //
 // # What it guarantees
 //

@@ -23,6 +23,7 @@ type Report struct {
 	Idle      *IdleReport     `json:"idle,omitempty"`
 	Traffic   *TrafficReport  `json:"traffic,omitempty"`
 	Group     *GroupReport    `json:"group,omitempty"`
+	Presence  *PresenceReport `json:"presence,omitempty"`
 
 	// Server is the server's state at the end of the measurement (from its
 	// /metrics); ServerBefore, for the traffic modes, is it before traffic.
@@ -31,9 +32,12 @@ type Report struct {
 	// ServerCPUCores is the server's CPU use over the measured window
 	// (process_cpu_seconds_total), in cores; per message for the traffic
 	// modes (group mode: per group message, and per delivery to a
-	// connected device).
+	// connected device; presence mode: per change, and per presence frame
+	// delivered to a follower).
 	ServerCPUCores             float64       `json:"server_cpu_cores"`
+	ServerCPUSeconds           float64       `json:"server_cpu_seconds,omitempty"` // presence mode
 	ServerCPUMicrosPerMsg      float64       `json:"server_cpu_us_per_msg,omitempty"`
+	ServerCPUMicrosPerChange   float64       `json:"server_cpu_us_per_change,omitempty"`
 	ServerCPUMicrosPerDelivery float64       `json:"server_cpu_us_per_delivery,omitempty"`
 	Bench                      BenchReport   `json:"bench"`
 	Machine                    MachineReport `json:"machine"`
@@ -45,7 +49,10 @@ type BenchReport struct {
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	CPUCores        float64 `json:"cpu_cores"`
 	CPUMicrosPerMsg float64 `json:"cpu_us_per_msg,omitempty"`
-	// CPUMicrosPerDelivery: group mode, per message frame received.
+	// CPUMicrosPerChange: presence mode, per change made.
+	CPUMicrosPerChange float64 `json:"cpu_us_per_change,omitempty"`
+	// CPUMicrosPerDelivery: group mode, per message frame received;
+	// presence mode, per presence frame matched to a change.
 	CPUMicrosPerDelivery float64 `json:"cpu_us_per_delivery,omitempty"`
 	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
 }
@@ -72,14 +79,20 @@ type ReportConfig struct {
 	GroupDevices   int `json:"group_devices,omitempty"`
 	GroupConnected int `json:"group_connected,omitempty"`
 	GroupSenders   int `json:"group_senders,omitempty"`
+
+	Follows int     `json:"follows,omitempty"`
+	Churn   float64 `json:"churn,omitempty"`
 }
 
 func reportConfigOf(c Config) ReportConfig {
 	rc := ReportConfig{Addr: c.Addr, Mode: c.Mode, RunID: c.RunID, Sessions: c.SessionsFile,
 		Concurrency: c.Concurrency, Drain: c.Drain.String(), Size: c.Size}
-	if c.Mode == ModeIdle {
+	switch c.Mode {
+	case ModeIdle:
 		rc.Conns, rc.Hold, rc.Settle = c.Conns, c.Hold.String(), c.Settle.String()
-	} else {
+	case ModePresence:
+		rc.Conns, rc.Duration, rc.Follows, rc.Churn = c.Conns, c.Duration.String(), c.Follows, c.Churn
+	default:
 		rc.Pairs, rc.Inflight, rc.Duration, rc.Warmup = c.Pairs, c.Inflight, c.Duration.String(), c.Warmup.String()
 		if c.Mode == ModeRate || c.Mode == ModeGroup {
 			rc.Rate = c.Rate
@@ -100,6 +113,9 @@ func (r *runner) printConfig(rep Report) {
 	switch c.Mode {
 	case ModeIdle:
 		fmt.Fprintf(&b, " conns=%d hold=%s settle=%s", c.Conns, c.Hold, c.Settle)
+	case ModePresence:
+		fmt.Fprintf(&b, " conns=%d follows=%d churn=%g/s duration=%s drain=%s",
+			c.Conns, c.Follows, c.Churn, c.Duration, c.Drain)
 	case ModeGroup:
 		fmt.Fprintf(&b, " members=%d devices=%d connected=%d senders=%d rate=%g/s inflight=%d duration=%s warmup=%s drain=%s size=%d",
 			c.GroupMembers, c.GroupDevices, c.GroupConnected, c.GroupSenders, c.Rate, c.Inflight, c.Duration, c.Warmup, c.Drain, c.Size)
@@ -129,6 +145,12 @@ func (r *runner) printReport(rep *Report) {
 		writeTraffic(w, rep)
 	case rep.Group != nil:
 		writeGroup(w, rep)
+	case rep.Presence != nil:
+		writePresence(w, rep)
+	}
+	perDelivery := "cpu per delivery"
+	if rep.Presence != nil {
+		perDelivery = "cpu per presence event"
 	}
 	fmt.Fprintf(w, "server\n")
 	fmt.Fprintf(w, "  rss at end\t%s\n", mib(rep.Server.RSSBytes))
@@ -137,13 +159,20 @@ func (r *runner) printReport(rep *Report) {
 	}
 	fmt.Fprintf(w, "  heap in use at end\t%s\n", mib(rep.Server.HeapInuseBytes))
 	fmt.Fprintf(w, "  goroutines at end\t%.0f\n", rep.Server.Goroutines)
-	fmt.Fprintf(w, "  cpu (measured window)\t%.2f cores (%.0f%% of %d CPUs)\n", rep.ServerCPUCores,
+	fmt.Fprintf(w, "  cpu (measured window)\t%.2f cores (%.0f%% of %d CPUs)", rep.ServerCPUCores,
 		100*rep.ServerCPUCores/float64(rep.NumCPU), rep.NumCPU)
+	if rep.ServerCPUSeconds > 0 {
+		fmt.Fprintf(w, ", %.1f s", rep.ServerCPUSeconds)
+	}
+	fmt.Fprintln(w)
 	if rep.ServerCPUMicrosPerMsg > 0 {
 		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.ServerCPUMicrosPerMsg)
 	}
+	if rep.ServerCPUMicrosPerChange > 0 {
+		fmt.Fprintf(w, "  cpu per change\t%.1f µs\n", rep.ServerCPUMicrosPerChange)
+	}
 	if rep.ServerCPUMicrosPerDelivery > 0 {
-		fmt.Fprintf(w, "  cpu per delivery\t%.2f µs\n", rep.ServerCPUMicrosPerDelivery)
+		fmt.Fprintf(w, "  %s\t%.2f µs\n", perDelivery, rep.ServerCPUMicrosPerDelivery)
 	}
 	fmt.Fprintf(w, "bench (this process)\n")
 	fmt.Fprintf(w, "  cpu (measured window)\t%.2f cores (%.0f%% of %d CPUs), %.1f s\n", rep.Bench.CPUCores,
@@ -151,8 +180,11 @@ func (r *runner) printReport(rep *Report) {
 	if rep.Bench.CPUMicrosPerMsg > 0 {
 		fmt.Fprintf(w, "  cpu per message\t%.1f µs\n", rep.Bench.CPUMicrosPerMsg)
 	}
+	if rep.Bench.CPUMicrosPerChange > 0 {
+		fmt.Fprintf(w, "  cpu per change\t%.1f µs\n", rep.Bench.CPUMicrosPerChange)
+	}
 	if rep.Bench.CPUMicrosPerDelivery > 0 {
-		fmt.Fprintf(w, "  cpu per delivery\t%.2f µs\n", rep.Bench.CPUMicrosPerDelivery)
+		fmt.Fprintf(w, "  %s\t%.2f µs\n", perDelivery, rep.Bench.CPUMicrosPerDelivery)
 	}
 	fmt.Fprintf(w, "  peak rss\t%s\n", mib(float64(rep.Bench.PeakRSSBytes)))
 	if m := rep.Machine; m.BusyCores > 0 || m.LoadEnd > 0 {
@@ -254,6 +286,46 @@ func writeGroup(w io.Writer, rep *Report) {
 		fmt.Fprintf(w, "  store: inbox reads\t%.2f ms\n", c.StoreInboxMs)
 		fmt.Fprintf(w, "  frames out\t%.0f\n", c.FramesOut)
 	}
+}
+
+func writePresence(w io.Writer, rep *Report) {
+	p := rep.Presence
+	fmt.Fprintf(w, "presence (%s of churn, %s drain)\n", time.Duration(p.WindowSeconds*float64(time.Second)),
+		time.Duration(p.DrainSeconds*float64(time.Second)).Round(time.Millisecond))
+	fmt.Fprintf(w, "  devices\t%d, one per user, each following %d others (%d follow edges)\n", p.Devices, p.Follows, p.FollowEdges)
+	fmt.Fprintf(w, "  subscribe\tevery device answered in %s (%d presence frames)\n",
+		time.Duration(p.SubscribeSeconds*float64(time.Second)).Round(time.Millisecond), p.InitialFrames)
+	fmt.Fprintf(w, "  churn\t%g of the devices/s = %g changes/s offered (%d due), cooldown %s\n",
+		p.Churn, p.OfferedRate, p.Scheduled, time.Duration(p.CooldownSeconds*float64(time.Second)))
+	fmt.Fprintf(w, "  changes\t%d made: %d offline, %d online; %d skipped (no device free), %d reconnects failed\n",
+		p.Changes, p.ToOffline, p.ToOnline, p.Skipped, p.ConnectFailed)
+	fmt.Fprintf(w, "  devices online\t%d at start, %d at end, %d at the fewest\n", p.OnlineStart, p.OnlineEnd, p.OnlineMin)
+	fmt.Fprintf(w, "  events\t%d received of %d expected (followers online and answered at each change, %.1f per change)\n",
+		p.Received, p.Expected, float64(p.Expected)/float64(max(p.Changes, 1)))
+	fmt.Fprintf(w, "  delivered rate\t%.1f presence events/s (%d in the window)\n", p.EventRate, p.ReceivedInWindow)
+	fmt.Fprintf(w, "  missing\t%d (follower still online after the drain); %d cut off by the follower's own going offline\n",
+		p.Missing, p.LeftBefore)
+	fmt.Fprintf(w, "  other frames\t%d unmatched, %d about users not followed; %d resubscribes answered with %d frames\n",
+		p.Unmatched, p.Foreign, p.Resubscribes, p.ResubscribeFrames)
+	fmt.Fprintf(w, "  errors\t%d%s; sdk reconnects %d\n", p.Errors, codes(p.ErrorCodes), p.Reconnects)
+	fmt.Fprintf(w, "  server cpu at rest\t%.3f cores over %s before the churn (all connected and subscribed)\n",
+		p.ServerRestCores, time.Duration(p.RestSeconds*float64(time.Second)).Round(time.Millisecond))
+	fmt.Fprintf(w, "  server cpu above rest\t%.2f s in the window: %.1f µs per change, %.2f µs per event\n",
+		p.ServerAboveRestSeconds, p.ServerAboveRestMicrosPerChange, p.ServerAboveRestMicrosPerEvent)
+	if p.FramesOutPerChange > 0 {
+		fmt.Fprintf(w, "  server frames out\t%.1f per change (tern_frames_out_total)\n", p.FramesOutPerChange)
+	}
+	fmt.Fprintf(w, "latency (ms)\tcount\tp50\tp90\tp99\tp99.9\tmax\tmean\n")
+	row := func(name string, s Summary) {
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", name, s.Count,
+			f3(s.P50Ms), f3(s.P90Ms), f3(s.P99Ms), f3(s.P999Ms), f3(s.MaxMs), f3(s.MeanMs))
+	}
+	row("change→follower", p.Latency)
+	row("online→follower", p.OnlineLatency)
+	row("offline→follower", p.OfflineLatency)
+	row("reconnect (dial)", p.Connect)
+	row("close (handshake)", p.Close)
+	row("schedule lag", p.Lag)
 }
 
 // f3 prints a millisecond value with three significant digits or so.

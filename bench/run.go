@@ -87,6 +87,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		err = r.idle(ctx, &rep)
 	case ModeGroup:
 		err = r.group(ctx, &rep)
+	case ModePresence:
+		err = r.presence(ctx, &rep)
 	default:
 		err = r.traffic(ctx, &rep)
 	}

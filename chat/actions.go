@@ -49,8 +49,9 @@ func (s *Service) sendAction(ctx context.Context, a Actor, in SendInput, body []
 	if err := s.route(ctx, a, in.To, &req); err != nil {
 		return Sent{}, err
 	}
-	// Read first for an early, clear answer and the edit's new body; the
-	// store checks again against the target as it is in its atomic step.
+	// Read first for the edit's new body and whom the entry is hidden
+	// from (neither changes); the store checks the rules against the
+	// target as it is in its atomic step.
 	target, err := s.st.Message(ctx, req.Message.ChatID, act.Target)
 	if errors.Is(err, store.ErrNotFound) {
 		return Sent{}, wire.Errorf(wire.CodeNotFound, "no message %s in this chat", act.Target)
@@ -73,17 +74,20 @@ func (s *Service) sendAction(ctx context.Context, a Actor, in SendInput, body []
 			return Sent{}, err
 		}
 	}
+	// The rules run in the store's atomic step only, after its idempotency
+	// check: a resend of an edit after the window closed, say, must get
+	// its first answer, not "window closed".
 	act.Check = func(t *store.Message, g *store.Group) error { return s.mayAct(a, act.Kind, t, g, now) }
-	var g *store.Group
-	if req.Kind == store.KindGroup {
-		gg, err := s.st.Group(ctx, req.Message.ChatID)
+	if h := target.HiddenFrom; h != "" && h != a.UserID && req.Kind == store.KindDirect {
+		// Acting on a message hidden from the other member (sent while it
+		// blocked the actor) must not tell that member of it: the entry is
+		// hidden from it too, and reaches only the actor's other devices.
+		req.Message.HiddenFrom = h
+		devs, err := s.devicesOf(ctx, []string{a.UserID}, a.DeviceID)
 		if err != nil {
-			return Sent{}, s.groupErr(err)
+			return Sent{}, err
 		}
-		g = &gg
-	}
-	if err := s.mayAct(a, act.Kind, &target, g, now); err != nil {
-		return Sent{}, err
+		req.Devices = devs
 	}
 	return s.store(ctx, a, req, in)
 }

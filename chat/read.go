@@ -156,6 +156,14 @@ func (s *Service) History(ctx context.Context, a Actor, chatID string, before in
 	// sweeper has erased it yet.
 	now := s.now().UnixMilli()
 	msgs = slices.DeleteFunc(msgs, func(m store.Message) bool { return m.Expired(now) })
+	if from > 1 {
+		// Actions on messages from before the member joined are not its
+		// to see either (the store does not deliver them to it).
+		var err error
+		if msgs, err = s.dropEarlyActions(ctx, chatID, msgs, from); err != nil {
+			return nil, 0, err
+		}
+	}
 	if len(msgs) > 0 {
 		mine, err := s.st.HiddenSeqs(ctx, a.UserID, chatID, msgs[len(msgs)-1].Seq, msgs[0].Seq)
 		if err != nil {
@@ -164,6 +172,46 @@ func (s *Service) History(ctx context.Context, a Actor, chatID string, before in
 		msgs = slices.DeleteFunc(msgs, func(m store.Message) bool { return mine[m.Seq] })
 	}
 	return msgs, nextBefore, nil
+}
+
+// dropEarlyActions drops, in place, the action entries of msgs whose
+// target is older than from.
+func (s *Service) dropEarlyActions(ctx context.Context, chatID string, msgs []store.Message, from int64) ([]store.Message, error) {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if id := actionTarget(&m); id != "" {
+			t, err := s.st.Message(ctx, chatID, id)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			if err == nil && t.Seq < from {
+				continue
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// actionTarget returns the message id an action entry acts on ("" for
+// other entries).
+func actionTarget(m *store.Message) string {
+	if m.Kind != store.KindAction {
+		return ""
+	}
+	var b wire.Body
+	if json.Unmarshal(m.Body, &b) != nil {
+		return ""
+	}
+	switch {
+	case b.Reaction != nil:
+		return b.Reaction.MsgID
+	case b.Edit != nil:
+		return b.Edit.MsgID
+	case b.Delete != nil:
+		return b.Delete.MsgID
+	}
+	return ""
 }
 
 // readFrom answers forbidden or not_found when the actor may not read
@@ -193,9 +241,9 @@ func visible(msgs []store.Message, userID string) []store.Message {
 // user may see when the chat's last ones are hidden from it.
 const hiddenScan = 100
 
-// Chats lists the actor's chats. A direct chat whose last message is
-// hidden from the actor shows the last one it may see, and counts only
-// those as unread.
+// Chats lists the actor's chats. A chat whose last message is hidden from
+// the actor (a block, deleted for it) or disappeared shows the last one it
+// may see, and counts only those as unread.
 func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
@@ -205,6 +253,7 @@ func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, erro
 	}
 	out := sums[:0]
 	resort := false
+	now := s.now().UnixMilli()
 	for i := range sums {
 		sum := &sums[i]
 		if sum.Last == nil {
@@ -215,7 +264,7 @@ func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, erro
 		if err != nil {
 			return nil, err
 		}
-		if sum.Last.HiddenFrom != a.UserID && !mine[sum.Last.Seq] {
+		if sum.Last.HiddenFrom != a.UserID && !mine[sum.Last.Seq] && !sum.Last.Expired(now) {
 			out = append(out, *sum)
 			continue
 		}
@@ -235,7 +284,7 @@ func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, erro
 				continue
 			}
 			onlyBlocked = false
-			if mine[m.Seq] {
+			if mine[m.Seq] || m.Expired(now) {
 				continue
 			}
 			if sum.Last == nil {

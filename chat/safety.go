@@ -90,7 +90,7 @@ func (s *Service) Report(ctx context.Context, a Actor, in ReportInput) (string, 
 		}
 		for _, id := range store.Unique(in.MsgIDs) {
 			m, err := s.st.Message(ctx, in.ChatID, id)
-			if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Seq < from || m.HiddenFrom == a.UserID)) {
+			if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Seq < from || m.HiddenFrom == a.UserID || m.Expired(r.TS))) {
 				return "", wire.Errorf(wire.CodeNotFound, "no message %q in this chat", truncate(id, 40))
 			}
 			if err != nil {
@@ -130,7 +130,7 @@ func (s *Service) seenMessage(ctx context.Context, a Actor, chatID, msgID string
 		return store.Message{}, err
 	}
 	m, err := s.st.Message(ctx, chatID, msgID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Seq < from || m.HiddenFrom == a.UserID || m.Kind == store.EventGroup)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Seq < from || m.HiddenFrom == a.UserID || m.Kind != "" || m.Expired(s.now().UnixMilli()))) {
 		return store.Message{}, wire.Errorf(wire.CodeNotFound, "no such message")
 	}
 	if err != nil {

@@ -76,7 +76,8 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	if in.ReplyTo != "" {
 		// A reply quotes a message of its own chat, or none: an id from
 		// elsewhere would show others a quote of what they cannot see.
-		if _, err := s.st.Message(ctx, req.Message.ChatID, in.ReplyTo); errors.Is(err, store.ErrNotFound) {
+		if t, err := s.st.Message(ctx, req.Message.ChatID, in.ReplyTo); errors.Is(err, store.ErrNotFound) ||
+			err == nil && (t.Kind != "" || t.Expired(req.Message.TS) || t.HiddenFrom == a.UserID) {
 			return Sent{}, wire.Errorf(wire.CodeNotFound, "reply_to: no message %s in this chat", in.ReplyTo)
 		} else if err != nil {
 			return Sent{}, err
@@ -121,7 +122,7 @@ func (s *Service) store(ctx context.Context, a Actor, req store.SendRequest, in 
 		return Sent{}, err
 	}
 	m := &res.Message
-	if res.Duplicate && (m.ChatID != req.Message.ChatID || !bytes.Equal(m.Body, body) || m.ReplyTo != in.ReplyTo) {
+	if res.Duplicate && (m.ChatID != req.Message.ChatID || !changed(m) && (!bytes.Equal(m.Body, body) || m.ReplyTo != in.ReplyTo)) {
 		// The id was the key of another message: answering that one's
 		// sent would tell the client this one is stored.
 		s.d.Dispatch(ctx, res.Deliveries, nil)
@@ -142,6 +143,14 @@ func (s *Service) store(ctx context.Context, a Actor, req store.SendRequest, in 
 		}
 	}
 	return Sent{Message: res.Message, Duplicate: res.Duplicate, SenderCursor: res.SenderCursor}, nil
+}
+
+// changed reports whether actions or expiry rewrote m since it was sent:
+// its body is no longer what its sender sent, and a resend cannot be told
+// from another message by it.
+func changed(m *store.Message) bool {
+	return m.Deleted || m.EditedTS != 0 || m.ExpiresTS != 0 ||
+		m.Kind == store.KindAction && bytes.Contains(m.Body, []byte(`"deleted":true`))
 }
 
 // direct fills in a direct chat's members and target devices.

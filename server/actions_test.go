@@ -97,7 +97,7 @@ func TestMessageActions(t *testing.T) {
 			aID, bID := alice.Session().UserID, bob.Session().UserID
 			chatAB := store.DirectChatID(aID, bID)
 
-			m1, err := alice.Send(ctx, bID, text("helo wrold"))
+			m1, err := alice.SendWithID(ctx, "first", bID, text("helo wrold"), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +132,9 @@ func TestMessageActions(t *testing.T) {
 			// Edits: the author only, within the window.
 			_, err = bob.Edit(ctx, aID, m1.MsgID, "mine now")
 			wantErrCode(t, "editing another's message", err, wire.CodeForbidden)
-			if _, err := alice.Edit(ctx, bID, m1.MsgID, "hello world"); err != nil {
+			editBody := wire.Body{Edit: &wire.EditAction{MsgID: m1.MsgID, Text: "hello world"}}
+			ed, err := alice.SendWithID(ctx, "edit", bID, editBody, "")
+			if err != nil {
 				t.Fatal(err)
 			}
 			f := nextWhere(t, bob, "edit", func(f wire.ServerFrame) bool { return f.Body != nil && f.Body.Edit != nil })
@@ -146,6 +148,10 @@ func TestMessageActions(t *testing.T) {
 			clock.Advance(16 * time.Minute)
 			_, err = alice.Edit(ctx, bID, m1.MsgID, "too late")
 			wantErrCode(t, "an edit after 15 minutes", err, wire.CodeConflict)
+			// A resend is its first answer, window or not.
+			if again, err := alice.SendWithID(ctx, "edit", bID, editBody, ""); err != nil || again.MsgID != ed.MsgID {
+				t.Fatalf("resent edit after the window: %+v, %v (first %s)", again, err, ed.MsgID)
+			}
 
 			// Delete for everyone: the author only; the text is gone
 			// everywhere, the edit's too; the tombstone stays.
@@ -169,6 +175,28 @@ func TestMessageActions(t *testing.T) {
 			}
 			_, err = bob.React(ctx, aID, m1.MsgID, "👍")
 			wantErrCode(t, "reacting to a deleted message", err, wire.CodeConflict)
+			if again, err := alice.SendWithID(ctx, "first", bID, text("helo wrold"), ""); err != nil || again.MsgID != m1.MsgID {
+				t.Fatalf("resent message after its delete: %+v, %v", again, err)
+			}
+
+			// A blocked user's reaction is answered sent and changes
+			// nothing the blocker sees.
+			mb, err := bob.Send(ctx, aID, text("bob's"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := bob.Block(ctx, aID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.React(ctx, bID, mb.MsgID, "👎"); err != nil {
+				t.Fatalf("a blocked user's reaction: %v", err)
+			}
+			if got := findMsg(t, historyOf(t, bob, chatAB), mb.MsgID); len(got.Reactions) != 0 {
+				t.Fatalf("the blocker sees the reaction: %+v", got.Reactions)
+			}
+			if err := bob.Unblock(ctx, aID); err != nil {
+				t.Fatal(err)
+			}
 
 			m2, err := alice.Send(ctx, bID, text("old news"))
 			if err != nil {
@@ -239,6 +267,25 @@ func TestGroupActionsAndDisappearing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Edits of messages from before a member joined do not reach it.
+			early, err := alice.Send(ctx, g.ChatID, text("before dave"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dave := at(3).Login(t, "+14155551204", "d")
+			if _, err := alice.AddMembers(ctx, g.ChatID, []string{dave.Session().UserID}); err != nil {
+				t.Fatal(err)
+			}
+			edEarly, err := alice.Edit(ctx, g.ChatID, early.MsgID, "before dave, edited")
+			if err != nil {
+				t.Fatal(err)
+			}
+			nextWhere(t, bob, "the edit", func(f wire.ServerFrame) bool { return f.MsgID == edEarly.MsgID })
+			for _, m := range historyOf(t, dave, g.ChatID) {
+				if m.MsgID == edEarly.MsgID || strings.Contains(m.Body.Text, "before dave") {
+					t.Fatalf("a late joiner sees %+v", m)
+				}
+			}
 			if _, err := bob.React(ctx, g.ChatID, mc.MsgID, "🎉"); err != nil {
 				t.Fatal(err)
 			}
@@ -290,6 +337,15 @@ func TestGroupActionsAndDisappearing(t *testing.T) {
 			for _, m := range historyOf(t, bob, g.ChatID) {
 				if m.MsgID == secret.MsgID {
 					t.Fatalf("an expired message in history: %+v", m)
+				}
+			}
+			chats, err := bob.Chats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range chats.Chats {
+				if c.ChatID == g.ChatID && (c.LastMessage == nil || c.LastMessage.MsgID == secret.MsgID) {
+					t.Fatalf("chat list after the message disappeared: last %+v", c.LastMessage)
 				}
 			}
 			// The sweeper erases it from the store.

@@ -94,19 +94,48 @@ type Reaction struct {
 	Emoji  string
 }
 
+// MaxEdits bounds the edits of one message: each is remembered on it, and
+// a delete rewrites them all in one step.
+const MaxEdits = 100
+
 // ApplyAction changes target, the message act names, as act stored as
 // entry (its Seq assigned) says; both adapters run it in the send's atomic
 // step, after act.Check. It is a state setter: applied again to its own
 // result it changes nothing, so an adapter that completes a send a dead
-// node left half done may run it twice. It returns the seqs of edit entries
-// whose bodies must become ErasedEditBody (a delete erases the edits' text
-// with the message's).
+// node left half done may run it twice. It returns whether target changed
+// (the adapter writes it back) and the seqs of edit entries whose bodies
+// must become ErasedEditBody (a delete erases the edits' text with the
+// message's).
 //
 // The target must be a message of entry's chat that entry's author can
 // see (ErrNotFound otherwise: another entry kind, expired, or hidden from
 // the author), and a deleted message takes no reactions or edits
-// (ErrConflict).
-func ApplyAction(target, entry *Message, act *Action) (erase []int64, err error) {
+// (ErrConflict). An entry hidden from a user who can see the target (its
+// author is blocked by that user) is stored but changes nothing: that
+// user's view of the chat must not move, or it would learn of the entry.
+//
+// Two rules for the adapters go with it: in a group, an action's entry
+// goes only to the members who can see its target (joined at or before
+// its seq); and a timer change (ActionDisappearing) hidden from someone
+// does not change the chat's timer (see TimerChange).
+func ApplyAction(target, entry *Message, act *Action) (applied bool, erase []int64, err error) {
+	erase, err = applyAction(target, entry, act)
+	if err != nil || entry.HiddenFrom != "" && entry.HiddenFrom != target.HiddenFrom {
+		return false, nil, err
+	}
+	return true, erase, nil
+}
+
+// TimerChange returns the disappearing timer an entry with act sets, and
+// whether it sets one.
+func TimerChange(entry *Message, act *Action) (seconds int64, ok bool) {
+	if act == nil || act.Kind != ActionDisappearing || entry.HiddenFrom != "" {
+		return 0, false
+	}
+	return act.Seconds, true
+}
+
+func applyAction(target, entry *Message, act *Action) (erase []int64, err error) {
 	switch {
 	case target.Kind != "" || target.ChatID != entry.ChatID:
 		return nil, fmt.Errorf("%w: %s is not a message of %s", ErrNotFound, target.ID, entry.ChatID)
@@ -129,6 +158,9 @@ func ApplyAction(target, entry *Message, act *Action) (erase []int64, err error)
 			target.Reactions = append(target.Reactions, Reaction{UserID: entry.From, Emoji: act.Emoji})
 		}
 	case ActionEdit:
+		if len(target.EditSeqs) >= MaxEdits && !slices.Contains(target.EditSeqs, entry.Seq) {
+			return nil, fmt.Errorf("%w: message %s was edited %d times", ErrConflict, target.ID, MaxEdits)
+		}
 		target.Body = act.Body
 		target.EditedTS = max(target.EditedTS, entry.TS)
 		if !slices.Contains(target.EditSeqs, entry.Seq) {

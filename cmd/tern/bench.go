@@ -42,6 +42,16 @@ Modes:
           all (default 20; --size default 100, --duration default 30s).
           Reports sent/s, deliveries/s to connected devices, lost
           deliveries, and due→sent and due→last-device percentiles
+  presence
+          --conns devices, one per user, each following --follows others
+          (presence_sub; default 50, at most 256, picked pseudo-randomly
+          from a fixed seed); once every subscription is answered, a
+          --churn fraction of the devices changes each second for
+          --duration (default 60s): an online one closes, an offline one
+          connects again and subscribes. Reports presence events expected
+          (followers online at each change) and received, events/s,
+          change→follower percentiles, and the server's CPU per change
+          and per event
 
 Phones are +1 AAA 555 LLLL numbers picked by --run-id (random by default:
 fresh users each run). Reuse users with --sessions FILE: the first run
@@ -63,18 +73,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	fs.String(&cfg.Addr, "addr", tbench.DefaultAddr, "server to load: host:port or base URL")
-	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed, rate or group")
-	fs.Int(&cfg.Conns, "conns", tbench.DefaultConns, fmt.Sprintf("idle: devices to connect (at most %d)", tbench.MaxConns))
+	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed, rate, group or presence")
+	fs.Int(&cfg.Conns, "conns", tbench.DefaultConns, fmt.Sprintf("idle, presence: devices to connect (at most %d)", tbench.MaxConns))
 	fs.Duration(&cfg.Hold, "hold", tbench.DefaultHold, "idle: how long to hold the connections before measuring")
 	fs.Duration(&cfg.Settle, "settle", tbench.DefaultSettle, "idle: wait after sign-up before the memory baseline")
 	fs.Int(&cfg.Pairs, "pairs", tbench.DefaultPairs, "closed, rate: sender→receiver device pairs")
 	fs.Int(&cfg.Inflight, "inflight", 0, fmt.Sprintf("closed: messages each sender keeps outstanding (default %d); "+
 		"rate, group: sends per sender waiting for their answer at once (default %d)", tbench.DefaultInflight, tbench.DefaultRateInflight))
-	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, fmt.Sprintf("closed, rate, group: measured time (group default %s)", tbench.DefaultGroupDuration))
+	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, fmt.Sprintf("closed, rate, group, presence: measured time (group default %s, presence %s)",
+		tbench.DefaultGroupDuration, tbench.DefaultPresenceDuration))
 	fs.Duration(&cfg.Warmup, "warmup", tbench.DefaultWarmup, "closed, rate, group: load before the measured time, not counted")
 	fs.Float(&cfg.Rate, "rate", tbench.DefaultRate, fmt.Sprintf("rate: messages per second, all senders together; "+
 		"group: group messages per second (group default %d)", tbench.DefaultGroupRate))
-	fs.Duration(&cfg.Drain, "drain", tbench.DefaultDrain, "closed, rate, group: wait at the end for messages still in flight; then they count as lost")
+	fs.Duration(&cfg.Drain, "drain", tbench.DefaultDrain, "closed, rate, group, presence: wait at the end for messages (presence events) still in flight; then they count as lost")
 	fs.Int(&cfg.Size, "size", 0, fmt.Sprintf("pad message texts to this many bytes (0: about 40 bytes of bench data; group: %d)", tbench.DefaultGroupSize))
 	fs.Int(&cfg.GroupMembers, "group-members", tbench.DefaultGroupMembers,
 		fmt.Sprintf("group: members of the group, its creator included (at most %d)", tbench.MaxGroupMembers))
@@ -82,6 +93,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Sprintf("group: devices per member, each a sign-in of its phone (at most %d)", tbench.MaxGroupDevices))
 	fs.Int(&cfg.GroupConnected, "group-connected", tbench.DefaultGroupConnected, "group: members that connect, with all their devices; the others' devices stay offline")
 	fs.Int(&cfg.GroupSenders, "group-senders", tbench.DefaultGroupSenders, "group: connected members that send, from their first device")
+	fs.Int(&cfg.Follows, "follows", tbench.DefaultFollows, "presence: other users each device follows (at most 256)")
+	fs.Float(&cfg.Churn, "churn", tbench.DefaultChurn, "presence: fraction of the devices that go offline or come back each second")
 	fs.String(&cfg.RunID, "run-id", "", "seed of the phone number series (default: random, so fresh users)")
 	fs.String(&cfg.SessionsFile, "sessions", "", "file to keep device sessions in between runs (reuse users)")
 	fs.String(&cfg.SMSListen, "sms-listen", tbench.DefaultSMSListen, "address of the SMS sink the server's --sms-http-url points at")
@@ -93,13 +106,18 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.WarmupSet = true // --warmup 0 means none
-	if cfg.Mode == tbench.ModeGroup {
+	switch cfg.Mode {
+	case tbench.ModeGroup:
 		// Group mode has defaults of its own for the shared flags.
 		if !fs.isGiven("rate") {
 			cfg.Rate = tbench.DefaultGroupRate
 		}
 		if !fs.isGiven("duration") {
 			cfg.Duration = tbench.DefaultGroupDuration
+		}
+	case tbench.ModePresence:
+		if !fs.isGiven("duration") {
+			cfg.Duration = tbench.DefaultPresenceDuration
 		}
 	}
 

@@ -15,7 +15,8 @@ func TestBenchHelpDocumentsServerCommand(t *testing.T) {
 	help := out.String()
 	for _, want := range []string{"--sms-provider http", "--codes-per-ip-hour 0", "--verifies-per-ip-hour 0",
 		"--sends-per-second 100000", "--send-burst 100000", "-inflight", "TERN_BENCH_PAIRS", "TERN_BENCH_SESSIONS",
-		"TERN_BENCH_GROUP_MEMBERS", "TERN_BENCH_GROUP_DEVICES", "TERN_BENCH_GROUP_CONNECTED", "TERN_BENCH_GROUP_SENDERS"} {
+		"TERN_BENCH_GROUP_MEMBERS", "TERN_BENCH_GROUP_DEVICES", "TERN_BENCH_GROUP_CONNECTED", "TERN_BENCH_GROUP_SENDERS",
+		"TERN_BENCH_FOLLOWS", "TERN_BENCH_CHURN", "presence"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}
@@ -46,6 +47,20 @@ func TestBenchRejectsBadGroup(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), append([]string{"bench", "--mode", "group"}, args...), &out, &errOut); code != 1 ||
 			!strings.Contains(errOut.String(), "group") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
+		}
+	}
+}
+
+func TestBenchRejectsBadPresence(t *testing.T) {
+	for _, args := range [][]string{
+		{"--follows", "257"},
+		{"--conns", "10", "--follows", "10"},
+		{"--churn", "2"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), append([]string{"bench", "--mode", "presence"}, args...), &out, &errOut); code != 1 ||
+			!(strings.Contains(errOut.String(), "follows") || strings.Contains(errOut.String(), "churn")) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
 		}
 	}

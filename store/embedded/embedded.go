@@ -520,6 +520,12 @@ func (s *Store) flush(w *wtx) error {
 		// they read before it (accounts_cache.go).
 		defer s.accounts.invalidate()
 	}
+	// A reader must not find a record's old state in the table once the
+	// new one is committed (a deleted text, say): rewritten records leave
+	// it before the commit and come back after.
+	for _, lw := range w.logWrites {
+		s.recent.drop(lw.key)
+	}
 	if err := w.b.Commit(opts); err != nil {
 		s.cache.clear()
 		s.recent.clear()
@@ -577,6 +583,7 @@ type wtx struct {
 	groups map[string]*cachedGroup
 	// accounts is set when the round wrote account records.
 	accounts bool
+	log      *slog.Logger
 	// coalesced holds the round's receipts in large groups (receipts.go),
 	// which are written by finish, once all their readers are known.
 	coalesced map[string]*coalescing
@@ -584,7 +591,7 @@ type wtx struct {
 
 func (s *Store) newWtx() *wtx {
 	b := s.db.NewIndexedBatch()
-	return &wtx{b: b, r: reader{b}, cache: s.cache, pending: make(map[string][]byte)}
+	return &wtx{b: b, r: reader{b}, cache: s.cache, pending: make(map[string][]byte), log: s.log}
 }
 
 // discard releases the batch; it is safe after a commit too.

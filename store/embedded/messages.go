@@ -161,12 +161,22 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	var target *store.Message
 	var erase []int64
 	if act := req.Action; act != nil {
-		if act.Kind == store.ActionDisappearing {
-			cs.Disappear = act.Seconds
-		} else {
-			var err error
-			if target, erase, err = applyAction(w, &m, act, g); err != nil {
+		if n, ok := store.TimerChange(&m, act); ok {
+			cs.Disappear = n
+		} else if act.Kind != store.ActionDisappearing {
+			t, applied, e, err := applyAction(w, &m, act, g)
+			if err != nil {
 				return err
+			}
+			if applied {
+				target, erase = &t, e
+			}
+			if g != nil {
+				// Only to the members who can see the target.
+				users = slices.DeleteFunc(users, func(u string) bool {
+					mb := g.Member(u)
+					return mb == nil || mb.JoinedSeq > t.Seq
+				})
 			}
 		}
 	}
@@ -185,9 +195,7 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	if target != nil {
 		w.put(seqKey(tLog, target.ChatID, target.Seq), encodeMessage(target))
 	}
-	if err := w.eraseEdits(m.ChatID, erase); err != nil {
-		return err
-	}
+	w.eraseEdits(m.ChatID, erase)
 	res.Message = m
 	res.Deliveries, res.SenderCursor = w.deliver(&m, store.EventMessage, users, m.FromDevice)
 	return nil
@@ -807,10 +815,10 @@ func (s *Store) indexMessageIDs(ctx context.Context) error {
 // applyAction finds the target of act, an action stored as entry m, runs
 // the caller's check and returns the target as the action leaves it, and
 // the edit entries to erase (see store.ApplyAction).
-func applyAction(w *wtx, m *store.Message, act *store.Action, g *store.Group) (*store.Message, []int64, error) {
-	t, err := w.message(m.ChatID, act.Target)
+func applyAction(w *wtx, m *store.Message, act *store.Action, g *store.Group) (t store.Message, applied bool, erase []int64, err error) {
+	t, err = w.message(m.ChatID, act.Target)
 	if err != nil {
-		return nil, nil, err
+		return t, false, nil, err
 	}
 	if act.Check != nil {
 		var gc *store.Group
@@ -819,14 +827,11 @@ func applyAction(w *wtx, m *store.Message, act *store.Action, g *store.Group) (*
 			gc = &c
 		}
 		if err := act.Check(&t, gc); err != nil {
-			return nil, nil, &callerError{err}
+			return t, false, nil, &callerError{err}
 		}
 	}
-	erase, err := store.ApplyAction(&t, m, act)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &t, erase, nil
+	applied, erase, err = store.ApplyAction(&t, m, act)
+	return t, applied, erase, err
 }
 
 // message reads message msgID of chatID as of the round so far.
@@ -846,8 +851,10 @@ func (w *wtx) message(chatID, msgID string) (store.Message, error) {
 }
 
 // eraseEdits writes store.ErasedEditBody over the edit entries seqs of
-// chatID, whose target was deleted or expired.
-func (w *wtx) eraseEdits(chatID string, seqs []int64) error {
+// chatID, whose target was deleted or expired. It runs after the entry is
+// written, where only the engine may fail: a record it cannot read is
+// left as it is (and logged).
+func (w *wtx) eraseEdits(chatID string, seqs []int64) {
 	for _, seq := range seqs {
 		k := seqKey(tLog, chatID, seq)
 		raw := w.get(k)
@@ -856,7 +863,8 @@ func (w *wtx) eraseEdits(chatID string, seqs []int64) error {
 		}
 		e, err := decodeMessage(raw)
 		if err != nil {
-			return fmt.Errorf("edit entry %d of %s: %w", seq, chatID, err)
+			w.log.Error("store/embedded: an edit entry to erase does not decode", "chat", chatID, "seq", seq, "err", err)
+			continue
 		}
 		if !bytes.HasPrefix(e.Body, []byte(`{"edit"`)) {
 			continue // expired itself meanwhile: nothing left to erase
@@ -872,7 +880,6 @@ func (w *wtx) eraseEdits(chatID string, seqs []int64) error {
 		e.Body = store.ErasedEditBody(ed.Edit.MsgID)
 		w.put(k, encodeMessage(&e))
 	}
-	return nil
 }
 
 // ExpireDue implements store.Messages.
@@ -908,9 +915,7 @@ func (s *Store) ExpireDue(ctx context.Context, now int64, limit int) (int, error
 			}
 			erase := store.Expire(&m)
 			w.put(lk, encodeMessage(&m))
-			if err := w.eraseEdits(chatID, erase); err != nil {
-				return err
-			}
+			w.eraseEdits(chatID, erase)
 			n++
 		}
 		return nil

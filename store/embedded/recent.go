@@ -64,6 +64,14 @@ func (c *recentLog) set(k string, v []byte) {
 	}
 }
 
+// drop takes k out of the table if it holds it. Writer only.
+func (c *recentLog) drop(k string) {
+	s := &c.slots[maphash.String(c.seed, k)&(recentSlots-1)]
+	if e := s.Load(); e != nil && e.key == k {
+		s.Store(nil)
+	}
+}
+
 // clear empties the table, after a commit that failed in an unknown state.
 func (c *recentLog) clear() {
 	for i := range c.slots {

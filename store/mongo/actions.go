@@ -19,9 +19,13 @@ import (
 // target as stored, then written after the entry is in the log and before
 // the commit. The entry records the action, so that rollForward, finishing
 // an entry a dead holder left, applies it again: ApplyAction only sets
-// state, so applying it to its own result changes nothing. The package
-// docs ("Actions and expiry") tell how this stays whole against the
-// expiry sweeper, which holds no lock.
+// state, so applying it to its own result changes nothing. An entry
+// hidden from a user who can see the target is stored and delivered but
+// leaves the target as it is, and a timer change hidden from someone
+// leaves the chat's timer (store.TimerChange). In a group, an action's
+// entry goes only to the members who can see its target (see seeing).
+// The package docs ("Actions and expiry") tell how this stays whole
+// against the expiry sweeper, which holds no lock.
 
 // Fields of log entries written by actions and expiry.
 const (
@@ -68,19 +72,38 @@ func (d *actionDoc) action() *store.Action {
 	return &store.Action{Kind: d.Kind, Target: d.Target, Emoji: d.Emoji, Body: d.Body, Seconds: d.Seconds}
 }
 
-// timerFields are the chat fields an entry of action a sets when it is
-// committed: the disappearing timer, for a change of it.
-func timerFields(a *store.Action) bson.D {
-	if a == nil || a.Kind != store.ActionDisappearing {
+// timerFields are the chat fields entry m with action a sets when it is
+// committed: the disappearing timer, for a change of it that is hidden
+// from nobody (store.TimerChange).
+func timerFields(m *store.Message, a *store.Action) bson.D {
+	n, ok := store.TimerChange(m, a)
+	if !ok {
 		return nil
 	}
-	return bson.D{{Key: fieldTimer, Value: a.Seconds}}
+	return bson.D{{Key: fieldTimer, Value: n}}
 }
 
 // effect is what an action does to its target.
 type effect struct {
-	target store.Message // as the action leaves it
+	target store.Message // as the action leaves it (as it was unless applied)
 	erase  []int64       // the seqs of edit entries whose text goes
+	// applied: the target is written back. An entry hidden from a user
+	// who can see the target changes nothing (store.ApplyAction).
+	applied bool
+}
+
+// seeing returns the members of group g who can see its message at seq,
+// in g's order: those who joined at or before it. An action's entry goes
+// to their devices only: a member who joined after its target must not
+// learn of it.
+func seeing(g *store.Group, seq int64) []string {
+	out := make([]string, 0, len(g.Members))
+	for i := range g.Members {
+		if g.Members[i].JoinedSeq <= seq {
+			out = append(out, g.Members[i].UserID)
+		}
+	}
+	return out
 }
 
 // actOn reads the target of act, the action of entry m (its seq set),
@@ -101,11 +124,11 @@ func (s *Store) actOn(ctx context.Context, l *chatLock, m *store.Message, act *s
 			return nil, &callerError{err}
 		}
 	}
-	erase, err := store.ApplyAction(&t, m, act)
+	applied, erase, err := store.ApplyAction(&t, m, act)
 	if err != nil {
 		return nil, err
 	}
-	return &effect{target: t, erase: erase}, nil
+	return &effect{target: t, erase: erase, applied: applied}, nil
 }
 
 // target reads message msgID of l's chat as committed: one seek on the
@@ -152,13 +175,19 @@ func (s *Store) applyEffect(ctx context.Context, m *store.Message, kind string, 
 }
 
 // reapply applies again act, the action of entry m, which a holder of the
-// lock left in the log, maybe applied already.
-func (s *Store) reapply(ctx context.Context, l *chatLock, m *store.Message, act *store.Action) error {
-	t, err := s.target(ctx, l, act.Target)
-	if err == nil {
-		var erase []int64
-		if erase, err = store.ApplyAction(&t, m, act); err == nil {
-			return s.applyEffect(ctx, m, act.Kind, &effect{target: t, erase: erase})
+// lock left in the log, maybe applied already, to its target t as read
+// under the lock (nil: not found, with err).
+func (s *Store) reapply(ctx context.Context, m *store.Message, act *store.Action, t *store.Message, err error) error {
+	if t != nil {
+		var (
+			applied bool
+			erase   []int64
+		)
+		if applied, erase, err = store.ApplyAction(t, m, act); err == nil {
+			if !applied {
+				return nil // hidden from a user who sees the target
+			}
+			return s.applyEffect(ctx, m, act.Kind, &effect{target: *t, erase: erase, applied: true})
 		}
 	}
 	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {

@@ -269,3 +269,120 @@ func TestTimerBeforeFirstMessage(t *testing.T) {
 		t.Fatalf("stored: %+v, %v", got, err)
 	}
 }
+
+// TestActionRollForwardHidden: completing entries hidden from bob (he
+// blocks their author), the next holder of the lock changes nothing bob
+// sees: neither his message's reactions nor the chat's timer, while an
+// edit of a message hidden from bob alike applies. None of them reaches
+// bob's devices, as the send left them out.
+func TestActionRollForwardHidden(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	c := newCast(t, s)
+	seen := mustSend(t, s, directReq(c.bob, c.b1, c.alice, "m", c.a1, c.a2)).Message
+	chatID := seen.ChatID
+	hreq := directReq(c.alice, c.a1, c.bob, "h", c.a2)
+	hreq.Message.HiddenFrom = c.bob
+	hidden := mustSend(t, s, hreq).Message
+
+	left := func(clientID string, seq int64, act *store.Action) store.Message {
+		m := actionReq(c.alice, c.a1, c.bob, clientID, act).Message
+		m.Seq, m.HiddenFrom = seq, c.bob
+		orphan(t, s, m, act)
+		return m
+	}
+	r := left("r", 3, &store.Action{Kind: store.ActionReaction, Target: seen.ID, Emoji: "x"})
+	e := left("e", 4, &store.Action{Kind: store.ActionEdit, Target: hidden.ID, Body: json.RawMessage(`{"text":"edited"}`)})
+	tm := left("t", 5, &store.Action{Kind: store.ActionDisappearing, Seconds: 30})
+
+	res := mustSend(t, s, directReq(c.alice, c.a2, c.bob, "next", c.a1, c.b1, c.b2))
+	if res.Message.Seq != 6 || res.Message.ExpiresTS != 0 {
+		t.Fatalf("send after the hidden entries: seq %d expires %d, want 6 and never", res.Message.Seq, res.Message.ExpiresTS)
+	}
+	for _, m := range []store.Message{r, e, tm} {
+		if got := entryDevices(res.Deliveries, m.ID); !slices.Equal(got, []string{c.a2}) {
+			t.Errorf("completed entry %d went to %v, want alice's other device only", m.Seq, got)
+		}
+	}
+	if got, err := s.Message(ctx, chatID, seen.ID); err != nil || len(got.Reactions) != 0 {
+		t.Fatalf("bob's message after a reaction hidden from him: %+v, %v", got.Reactions, err)
+	}
+	if got, err := s.Message(ctx, chatID, hidden.ID); err != nil || string(got.Body) != `{"text":"edited"}` ||
+		!slices.Equal(got.EditSeqs, []int64{e.Seq}) {
+		t.Fatalf("a message hidden from bob after an edit hidden from him: %+v, %v", got, err)
+	}
+	if n, err := s.Disappearing(ctx, chatID); err != nil || n != 0 {
+		t.Fatalf("Disappearing after a timer change hidden from bob = %d, %v; want 0", n, err)
+	}
+}
+
+// TestGroupActionRollForward: an action entry a dead node left in a group
+// goes, once completed, only to the devices of the members who can see
+// its target (joined at or before it), as the send does; one that lost
+// its action, and with it its target, to an expiry goes to no member.
+func TestGroupActionRollForward(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	c := newCast(t, s)
+	g := store.NewID(store.PrefixGroup)
+	if _, err := s.WriteGroup(ctx, createGroupWrite(g, c.alice, c.a1, c.alice, c.bob)); err != nil {
+		t.Fatal(err)
+	}
+	old := mustSend(t, s, groupReq(g, c.alice, c.a1, "old")).Message
+	add := store.GroupWrite{
+		Apply: func(gr *store.Group) error {
+			gr.Members = append(gr.Members, store.Member{UserID: c.carol, Role: store.RoleMember})
+			return nil
+		},
+		Message: groupEntry(g, c.alice, c.a1, "members_added"),
+	}
+	if _, err := s.WriteGroup(ctx, add); err != nil {
+		t.Fatal(err)
+	}
+	recent := mustSend(t, s, groupReq(g, c.alice, c.a1, "recent")).Message
+
+	left := func(clientID string, seq int64, act *store.Action) store.Message {
+		m := groupReq(g, c.bob, c.b1, clientID).Message
+		m.Kind, m.Seq = store.KindAction, seq
+		m.Body = json.RawMessage(fmt.Sprintf(`{%q:{"msg_id":%q}}`, act.Kind, act.Target))
+		if act.Kind == store.ActionEdit {
+			m.ExpiresTS = m.TS
+		}
+		orphan(t, s, m, act)
+		return m
+	}
+	onOld := left("r-old", 5, &store.Action{Kind: store.ActionReaction, Target: old.ID, Emoji: "x"})
+	onRecent := left("r-recent", 6, &store.Action{Kind: store.ActionReaction, Target: recent.ID, Emoji: "y"})
+	lost := left("e-lost", 7, &store.Action{Kind: store.ActionEdit, Target: recent.ID, Body: json.RawMessage(`{"text":"gone"}`)})
+	if n, err := s.ExpireDue(ctx, lost.TS, 10); err != nil || n != 1 {
+		t.Fatalf("ExpireDue = %d, %v; want 1", n, err)
+	}
+	if _, ok := rawEntry(t, s, g, lost.Seq)[fieldAction]; ok {
+		t.Fatal("an expired action entry keeps its action")
+	}
+
+	r := mustSend(t, s, groupReq(g, c.alice, c.a2, "next"))
+	if r.Message.Seq != 8 {
+		t.Fatalf("send after the dead actions got seq %d, want 8", r.Message.Seq)
+	}
+	if got, want := entryDevices(r.Deliveries, onOld.ID), sortedIDs(c.a1, c.a2, c.b2); !slices.Equal(got, want) {
+		t.Errorf("reaction to a message from before carol joined went to %v, want %v", got, want)
+	}
+	if got, want := entryDevices(r.Deliveries, onRecent.ID), sortedIDs(c.a1, c.a2, c.b2, c.c1); !slices.Equal(got, want) {
+		t.Errorf("reaction to a message carol saw went to %v, want %v", got, want)
+	}
+	if got := entryDevices(r.Deliveries, lost.ID); len(got) != 0 {
+		t.Errorf("an action entry without its action went to %v, want nobody", got)
+	}
+	if got, want := entryDevices(r.Deliveries, r.Message.ID), sortedIDs(c.a1, c.b1, c.b2, c.c1); !slices.Equal(got, want) {
+		t.Errorf("the taker's own message went to %v, want %v", got, want)
+	}
+	for _, m := range []struct {
+		id, emoji string
+	}{{old.ID, "x"}, {recent.ID, "y"}} {
+		got, err := s.Message(ctx, g, m.id)
+		if err != nil || !slices.Equal(got.Reactions, []store.Reaction{{UserID: c.bob, Emoji: m.emoji}}) {
+			t.Fatalf("reactions after completion: %+v, %v", got.Reactions, err)
+		}
+	}
+}

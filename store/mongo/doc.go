@@ -163,9 +163,11 @@
 // clock: nodes' clocks are never compared), or at once if the holder marked
 // the lock dead on its way out, takes it over with findOneAndUpdate on that
 // token, finds the message above the chat's seq, delivers it to every
-// device of every member but the writing one (a group change: see
-// "Groups"), commits its seq, and goes on with its own. So the log stays gap-free even if the client never retries,
-// and a retry answers the completed message as a duplicate. The events the
+// device of every member but the writing one and the user it is hidden
+// from, if any (a group change: see "Groups"; an action's entry in a
+// group: see "Actions and expiry"), commits its seq, and goes on with its
+// own. So the log stays gap-free even if the client never retries, and a
+// retry answers the completed message as a duplicate. The events the
 // taker placed come back in its SendResult, for its caller to route: the
 // dead holder will never publish them.
 //
@@ -247,12 +249,20 @@
 // stores nothing (a resend is still answered as a duplicate). Once the
 // entry is in the log, it erases the edits a delete takes with it
 // (body ErasedEditBody, act unset) and then sets the target's state, both
-// before the commit. A timer change sets the chat's dis in the commit;
-// every later entry's exp (and due) is computed from dis as the lock read
-// it. rollForward, completing an action entry, reads the target and
-// applies act again (ApplyAction only sets state: applied to its own
-// result it changes nothing; the erasures come first because a delete
-// applied again erases nothing), and commits a timer change's dis.
+// before the commit. An entry hidden from a user who can see the target
+// (ApplyAction says not applied) is stored and delivered, and writes
+// nothing to the target. A timer change sets the chat's dis in the
+// commit, unless it is hidden from someone (store.TimerChange); every
+// later entry's exp (and due) is computed from dis as the lock read it.
+// In a group, an action's entry goes only to the devices of the members
+// who can see its target, those whose join seq (gm js) is at or below
+// the target's seq: the head query takes those members only. rollForward,
+// completing an action entry, reads the target first, delivers to the
+// same members (an entry that lost its action to an expiry or an erasure
+// names no target, and goes to no member of a group), applies act again
+// (ApplyAction only sets state: applied to its own result it changes
+// nothing; the erasures come first because a delete applied again erases
+// nothing), and commits a timer change's dis as the send would.
 //
 // ExpireDue takes no lock. It finds due entries by the sparse {due} index,
 // erases the edits each lists, then expires it with findOneAndUpdate
@@ -371,7 +381,10 @@
 //     by the next holder of the lock, as its send is completed. An action
 //     entry that expires before that (a timer shorter than the lock's
 //     timeout, or a send whose ts was long past) loses its action with its
-//     text: it is completed without an effect on its target.
+//     text: it is completed without an effect on its target and, in a
+//     group, delivered to no member (its target, which says who may see
+//     it, went with the action). An edit entry erased before its
+//     completion (its target expired meanwhile) goes the same way.
 //   - An expiry sweep that stops between the erasure of a message's edits
 //     and its expiry leaves the message due, with its edits erased; the
 //     next sweep expires it. One that stops after the expiry but before

@@ -182,10 +182,13 @@ func (s *Store) Send(ctx context.Context, req store.SendRequest) (store.SendResu
 //  2. for an action, read its target, run Check and work out its effect
 //     (actions.go);
 //  3. insert the message at S+1, which also claims the idempotency key, and
-//     read the target devices' inbox heads at the same time;
+//     read the target devices' inbox heads at the same time (in a group,
+//     the devices of every member, or for an action's entry of the members
+//     who can see its target: joined at or before it);
 //  4. append the events to the inboxes (one insert, plus a hint update),
 //     and write the action's effect meanwhile;
-//  5. unlock, setting the chat's seq to S+1 (and a new timer).
+//  5. unlock, setting the chat's seq to S+1 (and a new timer, unless the
+//     change is hidden from someone: store.TimerChange).
 //
 // Once the message is in the log (2), the send completes even if ctx ends;
 // if it cannot, the lock is left marked dead, and the next sender in the
@@ -233,8 +236,6 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		if err := s.groupSendAllowed(l, p.req); err != nil {
 			return s.refuse(ctx, l, p, &released, err)
 		}
-		p.targets = l.members
-		headFilter = bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}}
 	}
 
 	var (
@@ -244,12 +245,22 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	for {
 		m.Seq = l.seq + 1
 		m.ExpiresTS = store.ExpiryOf(&m, p.req.Action, l.dis)
+		eff = nil
 		if act := p.req.Action; act != nil && act.Kind != store.ActionDisappearing {
 			// Against the target as the entries up to l.seq left it;
 			// nothing is written to it before the entry is in the log.
 			if eff, err = s.actOn(ctx, l, &m, act); err != nil {
 				return s.refuse(ctx, l, p, &released, err)
 			}
+		}
+		if p.group {
+			// Every member as of l.seq; an action's entry only to those
+			// who can see its target.
+			p.targets = l.members
+			if eff != nil {
+				p.targets = seeing(l.group, eff.target.Seq)
+			}
+			headFilter = bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: p.targets}}}}
 		}
 		doc := msgDoc{ID: numKey(m.ChatID, m.Seq), Msg: *msgOf(&m), Key: p.key,
 			Action: actionDocOf(p.req.Action), Due: m.ExpiresTS}
@@ -314,8 +325,6 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 				released = true
 				return store.SendResult{}, err
 			}
-			p.targets = l.members
-			headFilter = bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: l.members}}}}
 		}
 	}
 
@@ -348,7 +357,7 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		deliveries, err = s.appendEvents(ctx, byID, evs)
 		return err
 	}}
-	if eff != nil {
+	if eff != nil && eff.applied {
 		// Before the commit, so that whoever reads the entry also reads
 		// its effect; events are references, which read the target's
 		// state when they are read, so the two need no order.
@@ -357,7 +366,7 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	if err := parallel(fns...); err != nil {
 		return store.SendResult{}, err
 	}
-	s.commitUnlock(ctx, l, m.Seq, m.TS, timerFields(p.req.Action))
+	s.commitUnlock(ctx, l, m.Seq, m.TS, timerFields(&m, p.req.Action))
 	released = true
 	return store.SendResult{Message: m, Deliveries: deliveries}, nil
 }
@@ -420,8 +429,10 @@ func (s *Store) duplicate(ctx context.Context, l *chatLock, p *sendPlan) (store.
 
 // rollForward completes the sends and group writes that a previous holder
 // of the lock left in the log above the chat's seq. A message goes to every
-// member's devices but the writing one, an action's effect is applied
-// again (and a timer committed); a group change to every device of
+// member's devices but the writing one (not to the user it is hidden from,
+// and an action's entry in a group only to the members who can see its
+// target, as the send does), an action's effect is applied again (and a
+// timer committed, as TimerChange says); a group change to every device of
 // every member before or after it, and its state is committed with its
 // seq, its new members' records written before and the removed ones'
 // deleted after (as WriteGroup does). Devices that got the event before
@@ -439,13 +450,46 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 		}
 		m := d.Msg.message()
 		st := d.Group
+		act := d.Action.action()
 		users := l.members
 		if st != nil {
 			users = union(l.members, st.Members)
 		}
-		hs, err := s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: users}}}})
-		if err != nil {
-			return out, err
+		var (
+			target *store.Message // an action's, as committed
+			tErr   error
+		)
+		if act != nil && act.Kind != store.ActionDisappearing {
+			t, err := s.target(ctx, l, act.Target)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return out, err
+			}
+			if err == nil {
+				target = &t
+			}
+			tErr = err
+		}
+		if l.group != nil && m.Kind == store.KindAction && (act == nil || act.Kind != store.ActionDisappearing) {
+			// Only to the members who can see the target, as the send.
+			// Without it (the entry lost its action with its text, to
+			// an expiry or an erasure, and log entries are never
+			// deleted, so that is the only way) it goes to nobody: who
+			// could see the target cannot be told.
+			users = nil
+			if target != nil {
+				users = seeing(l.group, target.Seq)
+			}
+		}
+		if m.HiddenFrom != "" {
+			// Nowhere for the user it is hidden from, as the send left
+			// that user's devices out.
+			users = minus(users, []string{m.HiddenFrom})
+		}
+		var hs []head
+		if len(users) > 0 {
+			if hs, err = s.heads(ctx, bson.D{{Key: "user", Value: bson.D{{Key: "$in", Value: users}}}}); err != nil {
+				return out, err
+			}
 		}
 		byID := make(map[string]head, len(hs))
 		var evs []*outEvent
@@ -466,9 +510,8 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 			joined = minus(st.Members, l.members)
 			fns = append(fns, func() error { return s.joinRecords(ctx, l.chatID, joined, m.Seq) })
 		}
-		act := d.Action.action()
 		if act != nil && act.Kind != store.ActionDisappearing {
-			fns = append(fns, func() error { return s.reapply(ctx, l, m, act) })
+			fns = append(fns, func() error { return s.reapply(ctx, m, act, target, tErr) })
 		}
 		err = parallel(fns...)
 		// Returned even when a later step fails: they are in the
@@ -479,7 +522,7 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 		}
 		// Commit it now, so that whoever holds the lock next does not
 		// deliver it again, to the wrong devices.
-		set := append(append(bson.D{{Key: "seq", Value: m.Seq}}, st.fields()...), timerFields(act)...)
+		set := append(append(bson.D{{Key: "seq", Value: m.Seq}}, st.fields()...), timerFields(m, act)...)
 		res, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.chatID}, {Key: "lock.t", Value: l.token}},
 			bson.D{{Key: "$set", Value: set},
 				{Key: "$max", Value: bson.D{{Key: "last_ts", Value: m.TS}}}})
@@ -494,8 +537,8 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 			l.members, l.group = st.Members, st.group(l.group)
 			s.afterGroupCommit(ctx, l.chatID, left, m.Seq)
 		}
-		if act != nil && act.Kind == store.ActionDisappearing {
-			l.dis = act.Seconds
+		if n, ok := store.TimerChange(m, act); ok {
+			l.dis = n
 		}
 		l.seq = m.Seq
 		s.log.Warn("store/mongo: completed a send left unfinished by another node",

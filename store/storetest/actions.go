@@ -239,6 +239,85 @@ func testActions(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantErrOneOf(t, err, "a non-member's reaction", store.ErrNotMember, store.ErrNotFound)
 	})
 
+	t.Run("Hidden", func(t *testing.T) {
+		// An entry hidden from bob (he blocks its author) changes nothing
+		// bob sees; on a message hidden from him too, it applies.
+		s, ctx := newStore(t), t.Context()
+		w := newWorld(t, s)
+		seen := send(t, s, direct(w.bob, w.b1, w.alice, "m", 1, "bob's", w.a1)).Message
+		req := direct(w.alice, w.a1, w.bob, "h", 2, "hidden", w.a2)
+		req.Message.HiddenFrom = w.bob
+		hidden := send(t, s, req).Message
+		react := actionReq(w.alice, w.a1, w.bob, "r1", 3, &store.Action{Kind: store.ActionReaction, Target: seen.ID, Emoji: "👎"}, w.a2)
+		react.Message.HiddenFrom = w.bob
+		if r := send(t, s, react); r.Message.Seq != 3 || r.Message.HiddenFrom != w.bob {
+			t.Fatalf("hidden reaction entry: seq %d hidden from %q", r.Message.Seq, r.Message.HiddenFrom)
+		}
+		if got := stored(t, s, w.chatAB, seen.ID); len(got.Reactions) != 0 {
+			t.Fatalf("a reaction hidden from bob changed bob's message: %+v", got.Reactions)
+		}
+		edit := actionReq(w.alice, w.a1, w.bob, "e1", 4, &store.Action{Kind: store.ActionEdit, Target: hidden.ID, Body: body("still hidden")}, w.a2)
+		edit.Message.HiddenFrom = w.bob
+		send(t, s, edit)
+		if got := stored(t, s, w.chatAB, hidden.ID); !jsonEqual(got.Body, body("still hidden")) {
+			t.Fatalf("an edit of a message hidden from bob alike did not apply: %s", got.Body)
+		}
+		timer := actionReq(w.alice, w.a1, w.bob, "t", 5, &store.Action{Kind: store.ActionDisappearing, Seconds: 86400}, w.a2)
+		timer.Message.HiddenFrom = w.bob
+		send(t, s, timer)
+		if n, err := s.Disappearing(ctx, w.chatAB); err != nil || n != 0 {
+			t.Fatalf("a timer change hidden from bob set the timer: %d, %v", n, err)
+		}
+		// Bob cannot act on what is hidden from him.
+		_, err := s.Send(ctx, actionReq(w.bob, w.b1, w.alice, "x", 6, &store.Action{Kind: store.ActionReaction, Target: hidden.ID, Emoji: "x"}))
+		wantErr(t, err, store.ErrNotFound, "bob reacting to a message hidden from him")
+	})
+
+	t.Run("GroupJoinedLater", func(t *testing.T) {
+		// An action on a message from before a member joined does not
+		// reach that member; a group change keeps the chat's timer.
+		s, ctx := newStore(t), t.Context()
+		w := newGWorld(t, s)
+		g, _ := w.newGroup(t, w.bob)
+		timer := groupSend(g.ChatID, w.alice, w.a1, "t", 2, "")
+		timer.Message.Kind, timer.Message.Body = store.KindAction, []byte(`{"disappearing":86400}`)
+		timer.Action = &store.Action{Kind: store.ActionDisappearing, Seconds: 86400}
+		send(t, s, timer)
+		old := send(t, s, groupSend(g.ChatID, w.alice, w.a1, "m", 3, "before carol")).Message
+		writeGroup(t, s, changeWrite(g.ChatID, w.alice, w.a1, 4, "members_added", addMembers(gmember(w.carol, store.RoleMember, 4)), w.carol))
+		if n, err := s.Disappearing(ctx, g.ChatID); err != nil || n != 86400 {
+			t.Fatalf("timer after a group change: %d, %v", n, err)
+		}
+		if m := send(t, s, groupSend(g.ChatID, w.alice, w.a1, "m2", 5, "after")).Message; m.ExpiresTS != ts(5)+86400_000 {
+			t.Fatalf("a message after a group change: ExpiresTS %d", m.ExpiresTS)
+		}
+		req := groupSend(g.ChatID, w.alice, w.a1, "e", 6, "")
+		req.Message.Kind, req.Message.Body = store.KindAction, []byte(`{"edit":{"msg_id":"x","text":"secret"}}`)
+		req.Action = &store.Action{Kind: store.ActionEdit, Target: old.ID, Body: body("secret")}
+		r := send(t, s, req)
+		w.checkFanout(t, "edit of a message from before carol joined", r.Deliveries, store.EventMessage, r.Message, w.a2, w.b1, w.b2)
+	})
+
+	t.Run("ExpiryErasesEdits", func(t *testing.T) {
+		// A message's edit made after the timer was turned off does not
+		// expire itself, and its text goes with the message.
+		s, ctx := newStore(t), t.Context()
+		w := newWorld(t, s)
+		send(t, s, actionReq(w.alice, w.a1, w.bob, "on", 1, &store.Action{Kind: store.ActionDisappearing, Seconds: 60}))
+		m := send(t, s, direct(w.alice, w.a1, w.bob, "m", 2, "brief")).Message
+		send(t, s, actionReq(w.alice, w.a1, w.bob, "off", 3, &store.Action{Kind: store.ActionDisappearing}))
+		e := send(t, s, actionReq(w.alice, w.a1, w.bob, "e", 4, &store.Action{Kind: store.ActionEdit, Target: m.ID, Body: body("edited")})).Message
+		if e.ExpiresTS != 0 {
+			t.Fatalf("the edit expires at %d with the timer off", e.ExpiresTS)
+		}
+		if n, err := s.ExpireDue(ctx, ts(100_000), 10); err != nil || n != 1 {
+			t.Fatalf("ExpireDue: %d, %v", n, err)
+		}
+		if got := stored(t, s, w.chatAB, e.ID); !jsonEqual(got.Body, store.ErasedEditBody(m.ID)) {
+			t.Fatalf("the edit of an expired message: %s", got.Body)
+		}
+	})
+
 	t.Run("Disappearing", func(t *testing.T) {
 		s, ctx := newStore(t), t.Context()
 		w := newWorld(t, s)
