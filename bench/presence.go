@@ -316,48 +316,13 @@ func (r *runner) presence(ctx context.Context, rep *Report) error {
 	go func() { workers.Wait(); close(workersDone) }()
 	stopProgress = p.progress()
 
-	interrupted := !r.sleepUntil(ctx, p.winStart)
-	var w0, w1 scrape
-	var cpu0, cpu1 time.Duration
-	var m0, m1 machineSample
-	if !interrupted {
-		cpu0, _ = selfUsage()
-		m0 = sampleMachine()
-		w0 = r.scrape(ctx, "window start")
-		interrupted = !r.sleepUntil(ctx, p.winEnd)
-	}
-	if !interrupted {
-		cpu1, _ = selfUsage()
-		m1 = sampleMachine()
-		w1 = r.scrape(ctx, "window end")
-	}
+	w0, w1, cpu0, cpu1, m0, m1, interrupted := r.window(ctx, p.winStart, p.winEnd)
 	p.stop.Store(true)
 
 	// Drain: wait for the changes under way, then until every follower
 	// still online has what it is owed, up to cfg.Drain.
-	drainStart := time.Now()
-	deadline := time.NewTimer(cfg.Drain)
-	tick := time.NewTicker(20 * time.Millisecond)
-drain:
-	for !interrupted {
-		select {
-		case <-deadline.C:
-			break drain
-		case <-ctx.Done():
-			interrupted = true
-		case <-tick.C:
-			select {
-			case <-workersDone:
-				if _, missing := p.owed(); missing == 0 {
-					break drain
-				}
-			default:
-			}
-		}
-	}
-	deadline.Stop()
-	tick.Stop()
-	drained := time.Since(drainStart)
+	drained, stopped := drainUntil(ctx, cfg.Drain, 20*time.Millisecond, workersDone, func() bool { _, missing := p.owed(); return missing == 0 }, interrupted)
+	interrupted = interrupted || stopped
 	stopProgress()
 	end := r.scrape(context.WithoutCancel(ctx), "end")
 	cancelWork()

@@ -220,3 +220,53 @@ func (r *runner) scrape(ctx context.Context, what string) scrape {
 	}
 	return s
 }
+
+// window waits for the measured window [start, end] (unix ns) and samples
+// the server's counters, this process's CPU and the machine at both ends;
+// interrupted says ctx ended first (the samples are then partial).
+func (r *runner) window(ctx context.Context, start, end int64) (w0, w1 scrape, cpu0, cpu1 time.Duration, m0, m1 machineSample, interrupted bool) {
+	if !r.sleepUntil(ctx, start) {
+		return w0, w1, cpu0, cpu1, m0, m1, true
+	}
+	cpu0, _ = selfUsage()
+	m0 = sampleMachine()
+	w0 = r.scrape(ctx, "window start")
+	if !r.sleepUntil(ctx, end) {
+		return w0, w1, cpu0, cpu1, m0, m1, true
+	}
+	cpu1, _ = selfUsage()
+	m1 = sampleMachine()
+	w1 = r.scrape(ctx, "window end")
+	return w0, w1, cpu0, cpu1, m0, m1, false
+}
+
+// drainUntil waits, after a window, until the workers are done and done
+// reports nothing left in flight, for at most limit, checking every tick;
+// it returns how long it waited and whether ctx ended. An interrupted run
+// does not drain.
+func drainUntil(ctx context.Context, limit, every time.Duration, workersDone <-chan struct{}, done func() bool, interrupted bool) (time.Duration, bool) {
+	start := time.Now()
+	if interrupted {
+		return 0, false
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return time.Since(start), false
+		case <-ctx.Done():
+			return time.Since(start), true
+		case <-tick.C:
+			select {
+			case <-workersDone:
+				if done() {
+					return time.Since(start), false
+				}
+			default:
+			}
+		}
+	}
+}

@@ -166,47 +166,12 @@ func (r *runner) traffic(ctx context.Context, rep *Report) error {
 	go func() { workers.Wait(); close(workersDone) }()
 	stopProgress := t.progress()
 
-	interrupted := !t.sleepUntil(ctx, t.winStart)
-	var w0, w1 scrape
-	var cpu0, cpu1 time.Duration
-	var m0, m1 machineSample
-	if !interrupted {
-		cpu0, _ = selfUsage()
-		m0 = sampleMachine()
-		w0 = r.scrape(ctx, "window start")
-		interrupted = !t.sleepUntil(ctx, t.winEnd)
-	}
-	if !interrupted {
-		cpu1, _ = selfUsage()
-		m1 = sampleMachine()
-		w1 = r.scrape(ctx, "window end")
-	}
+	w0, w1, cpu0, cpu1, m0, m1, interrupted := r.window(ctx, t.winStart, t.winEnd)
 	t.stop.Store(true)
 
 	// Drain: let what is in flight finish, up to cfg.Drain.
-	drainStart := time.Now()
-	deadline := time.NewTimer(cfg.Drain)
-	tick := time.NewTicker(10 * time.Millisecond)
-drain:
-	for !interrupted {
-		select {
-		case <-deadline.C:
-			break drain
-		case <-ctx.Done():
-			interrupted = true
-		case <-tick.C:
-			select {
-			case <-workersDone:
-				if t.outstanding.Load() == 0 {
-					break drain
-				}
-			default:
-			}
-		}
-	}
-	deadline.Stop()
-	tick.Stop()
-	drained := time.Since(drainStart)
+	drained, stopped := drainUntil(ctx, cfg.Drain, 10*time.Millisecond, workersDone, func() bool { return t.outstanding.Load() == 0 }, interrupted)
+	interrupted = interrupted || stopped
 	stopProgress()
 	end := r.scrape(context.WithoutCancel(ctx), "end")
 	cancelWork()
@@ -267,8 +232,6 @@ drain:
 }
 
 // sleepUntil sleeps until the run clock reads at; false if ctx ended first.
-func (t *traffic) sleepUntil(ctx context.Context, at int64) bool { return t.r.sleepUntil(ctx, at) }
-
 func (r *runner) sleepUntil(ctx context.Context, at int64) bool {
 	if d := at - r.now(); d > 0 {
 		return sleepCtx(ctx, time.Duration(d))
