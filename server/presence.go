@@ -27,17 +27,38 @@ type presenceHub struct {
 	order sync.Mutex
 
 	mu sync.Mutex
-	// follows maps a user to the sessions following it here, each with
-	// whether it was last told the user is online (a change it may no
-	// longer see must still take that back).
-	follows map[string]map[*session]bool
+	// follows maps a user to the sessions following it here.
+	follows map[string]map[*session]follow
 	queue   []presenceJob
+	jobs    uint64 // the seq of the last job queued
 	kick    chan struct{}
+}
+
+// The states a follower is told (see follow.told).
+const (
+	stateOnline  = "online"
+	stateOffline = "offline"
+)
+
+// follow is one session following one user.
+type follow struct {
+	// told is the state it was last told (stateOnline, or offline with
+	// the last seen shown): a change it may no longer see must still take
+	// an online back, and a change that would say the same again (its
+	// answer, read later than the change was queued, said it already) is
+	// not news.
+	told string
+	// from is the seq of the subscription's answer: a change queued
+	// before it is in the answer already, and telling it too would only
+	// repeat it (or, on the way to the answer, be a frame a client cannot
+	// tell from a change after it).
+	from uint64
 }
 
 // presenceJob is a change to tell followers of, or (sub not nil) the first
 // answer to a presence_sub, queued behind the changes before it.
 type presenceJob struct {
+	seq    uint64
 	change presence.Change
 	sub    *session
 	users  []string
@@ -46,7 +67,7 @@ type presenceJob struct {
 func newPresenceHub(s *Server) *presenceHub {
 	lease := 3 * s.cfg.PresenceBeat
 	return &presenceHub{s: s, tracker: presence.New(s.cfg.NodeID, store.NewID("boot"), lease, nil),
-		follows: make(map[string]map[*session]bool), kick: make(chan struct{}, 1)}
+		follows: make(map[string]map[*session]follow), kick: make(chan struct{}, 1)}
 }
 
 // run broadcasts this node's hello and heartbeats and expires dead nodes
@@ -87,7 +108,7 @@ func (h *presenceHub) tellLoop() {
 				if j.sub != nil {
 					h.answer(j.sub, j.users)
 				} else {
-					h.tell(j.change)
+					h.tell(j.seq, j.change)
 				}
 			}
 		}
@@ -121,7 +142,8 @@ func (h *presenceHub) notify(changes []presence.Change) {
 	}
 	h.mu.Lock()
 	for _, c := range changes {
-		h.queue = append(h.queue, presenceJob{change: c})
+		h.jobs++
+		h.queue = append(h.queue, presenceJob{seq: h.jobs, change: c})
 	}
 	h.mu.Unlock()
 	h.wake()
@@ -204,16 +226,17 @@ func (h *presenceHub) subscribe(ss *session, users []string) {
 		h.unfollowLocked(u, ss)
 	}
 	ss.follows = list
+	h.jobs++
 	for _, u := range list {
 		set := h.follows[u]
 		if set == nil {
-			set = make(map[*session]bool)
+			set = make(map[*session]follow)
 			h.follows[u] = set
 		}
-		set[ss] = false
+		set[ss] = follow{from: h.jobs}
 	}
 	if len(list) > 0 {
-		h.queue = append(h.queue, presenceJob{sub: ss, users: list})
+		h.queue = append(h.queue, presenceJob{seq: h.jobs, sub: ss, users: list})
 	}
 	h.mu.Unlock()
 	h.wake()
@@ -243,11 +266,11 @@ func (h *presenceHub) answer(ss *session, users []string) {
 				continue
 			}
 		}
-		f, shownOnline, _, err := h.frame(ctx, target, viewer, online, at)
+		f, state, _, err := h.frame(ctx, target, viewer, online, at)
 		if err != nil {
 			continue
 		}
-		if !h.told(ss, u, shownOnline) {
+		if !h.told(ss, u, state) {
 			continue // unfollowed meanwhile
 		}
 		ss.queue(f)
@@ -256,14 +279,16 @@ func (h *presenceHub) answer(ss *session, users []string) {
 
 // told records what ss was last told of user; false if it no longer
 // follows user.
-func (h *presenceHub) told(ss *session, user string, online bool) bool {
+func (h *presenceHub) told(ss *session, user string, state string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	set := h.follows[user]
-	if _, ok := set[ss]; !ok {
+	f, ok := set[ss]
+	if !ok {
 		return false
 	}
-	set[ss] = online
+	f.told = state
+	set[ss] = f
 	return true
 }
 
@@ -283,12 +308,15 @@ func (h *presenceHub) lastSeen(ctx context.Context, user string) (time.Time, err
 	return at, nil
 }
 
-// tell sends c to the followers of its user here.
-func (h *presenceHub) tell(c presence.Change) {
+// tell sends c, the job seq, to the followers of its user here whose
+// answer did not already say it.
+func (h *presenceHub) tell(seq uint64, c presence.Change) {
 	h.mu.Lock()
 	var to []*session
-	for ss := range h.follows[c.User] {
-		to = append(to, ss)
+	for ss, f := range h.follows[c.User] {
+		if f.from < seq {
+			to = append(to, ss)
+		}
 	}
 	h.mu.Unlock()
 	if len(to) == 0 {
@@ -304,12 +332,12 @@ func (h *presenceHub) tell(c presence.Change) {
 	viewers := map[string]store.User{}
 	for _, ss := range to {
 		ctx, cancel := context.WithTimeout(h.s.ctx, 5*time.Second)
-		h.tellOne(ctx, ss, target, viewers, c)
+		h.tellOne(ctx, ss, seq, target, viewers, c)
 		cancel()
 	}
 }
 
-func (h *presenceHub) tellOne(ctx context.Context, ss *session, target store.User, viewers map[string]store.User, c presence.Change) {
+func (h *presenceHub) tellOne(ctx context.Context, ss *session, seq uint64, target store.User, viewers map[string]store.User, c presence.Change) {
 	viewer, ok := viewers[ss.userID]
 	if !ok {
 		var err error
@@ -318,24 +346,27 @@ func (h *presenceHub) tellOne(ctx context.Context, ss *session, target store.Use
 		}
 		viewers[ss.userID] = viewer
 	}
-	f, shownOnline, shown, err := h.frame(ctx, target, viewer, c.Online, c.At)
+	fr, state, shown, err := h.frame(ctx, target, viewer, c.Online, c.At)
 	if err != nil {
 		h.s.log.Warn("presence: privacy check failed", "user", c.User, "err", err)
 		return
 	}
 	h.mu.Lock()
-	wasOnline, following := h.follows[c.User][ss]
-	h.mu.Unlock()
+	set := h.follows[c.User]
+	f, following := set[ss]
 	// A change the viewer may not see is not news to it, unless it was
 	// told the user is online: that must be taken back (the privacy
-	// setting or a block changed since).
-	if !following || (!shown && !wasOnline) {
+	// setting or a block changed since). A subscription made since the
+	// list was taken answers c itself.
+	if !following || f.from >= seq || (!shown && f.told != stateOnline) || state == f.told {
+		h.mu.Unlock()
 		return
 	}
-	if h.told(ss, c.User, shownOnline) {
-		// Presence is state, not a droppable ephemeral frame.
-		ss.queue(f)
-	}
+	f.told = state
+	set[ss] = f
+	h.mu.Unlock()
+	// Presence is state, not a droppable ephemeral frame.
+	ss.queue(fr)
 }
 
 // frame is the presence of target as viewer may see it (DESIGN.md section
@@ -343,24 +374,24 @@ func (h *presenceHub) tellOne(ctx context.Context, ss *session, target store.Use
 // target's setting (everyone, or the last seen's audience), and a viewer
 // who hides its own last seen sees no one's, one who hides its online too
 // sees no one online. What is hidden reads as offline and a null
-// last_seen. shownOnline is what the frame says of online; shown is false
-// when the viewer may see neither.
-func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, online bool, at time.Time) (f []byte, shownOnline, shown bool, err error) {
+// last_seen. state is what the frame says (stateOnline, or stateOffline
+// and the last seen shown); shown is false when the viewer may see neither.
+func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, online bool, at time.Time) (f []byte, state string, shown bool, err error) {
 	hidden := marshalFrame(wire.Presence{Type: wire.TypePresence, UserID: target.ID})
 	self := target.ID == viewer.ID
 	if !self {
 		// Presence never crosses a block, either way.
 		for _, pair := range [2][2]string{{target.ID, viewer.ID}, {viewer.ID, target.ID}} {
 			if blocked, err := h.s.st.Blocked(ctx, pair[0], pair[1]); err != nil {
-				return nil, false, false, err
+				return nil, "", false, err
 			} else if blocked {
-				return hidden, false, false, nil
+				return hidden, stateOffline, false, nil
 			}
 		}
 	}
 	audience, err := h.inLastSeenAudience(ctx, target, viewer)
 	if err != nil {
-		return nil, false, false, err
+		return nil, "", false, err
 	}
 	seen := self || (audience && viewer.Privacy.LastSeen != store.Nobody)
 	showOnline := self || target.Privacy.Online != store.SameAsLastSeen || audience
@@ -379,7 +410,14 @@ func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, onli
 		ts := rfc3339(at)
 		p.LastSeen = &ts
 	}
-	return marshalFrame(p), p.Online, seen || showOnline, nil
+	state = stateOnline
+	if !p.Online {
+		state = stateOffline
+		if p.LastSeen != nil {
+			state += " " + *p.LastSeen
+		}
+	}
+	return marshalFrame(p), state, seen || showOnline, nil
 }
 
 // inLastSeenAudience reports whether target's last_seen setting includes

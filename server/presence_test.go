@@ -119,3 +119,42 @@ func TestPresence(t *testing.T) {
 		})
 	}
 }
+
+// TestPresenceAnswerOnce: a change that happens just before a presence_sub
+// is in its answer, and is not told a second time after it (a client could
+// not tell the repeat from a later change).
+func TestPresenceAnswerOnce(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			nodes := d.start(t, server.Config{})
+			ctx := ctxT(t)
+			alice := nodes[0].Login(t, "+14155550611", "a")
+			for i := 0; i < 4; i++ {
+				bob := nodes[0].LoginOnly(t, "+14155550612", "b")
+				bID := bob.Session().UserID
+				if err := bob.Connect(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := alice.PresenceSub(ctx, []string{bID}); err != nil {
+					t.Fatal(err)
+				}
+				// bob's socket is open before his node has him online: the
+				// answer may say offline and the change follow it, but
+				// nothing is said twice.
+				f := nextPresence(t, alice, bID)
+				if !f.Online {
+					f = nextPresence(t, alice, bID)
+				}
+				wantPresence(t, "bob online", f, true, true)
+				servertest.None(t, alice, wire.TypePresence, 300*time.Millisecond)
+				if err := bob.Close(); err != nil {
+					t.Fatal(err)
+				}
+				wantPresence(t, "bob gone", nextPresence(t, alice, bID), false, true)
+				if err := alice.PresenceSub(ctx, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

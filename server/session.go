@@ -238,13 +238,16 @@ func (s *Server) run(ss *session, ip string) {
 	detach()
 	s.detach(ss)
 	ss.close(websocket.CloseNormalClosure, "")
-	s.presence.disconnected(ss, time.Now())
-	// Last seen is best effort; a failure only makes it stale.
+	// Last seen is written before the tracker says offline: a presence_sub
+	// answered after that reads it from the store, and must not find the
+	// connect time there. Best effort; a failure only makes it stale.
+	at := time.Now()
 	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if err := s.st.TouchDevice(tctx, ss.deviceID, time.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.st.TouchDevice(tctx, ss.deviceID, at); err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Warn("touch device failed", "err", err)
 	}
 	cancel()
+	s.presence.disconnected(ss, at)
 	log.Info("disconnected", "duration", time.Since(started).Round(time.Millisecond).String())
 }
 
