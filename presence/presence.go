@@ -13,6 +13,11 @@ const (
 	TypeBeat     = "beat"     // Node is alive, at Version
 	TypeSnapshot = "snapshot" // Node's online users (Users) at Version
 	TypeSync     = "sync"     // asks Node (For) for a snapshot
+	// TypeRecheck says that what followers may see of Users changed
+	// (privacy, address book, a block) with no change of their presence:
+	// every node re-evaluates what it told their followers, and what it
+	// told their sessions of others. The tracker has no part in it.
+	TypeRecheck = "recheck"
 )
 
 // Msg is what nodes tell each other. It travels as JSON in a broadcast.
@@ -44,7 +49,7 @@ func Decode(b []byte) (Msg, error) {
 		return Msg{}, fmt.Errorf("presence: message without node or boot id")
 	}
 	switch m.Type {
-	case TypeChange, TypeBeat, TypeSnapshot, TypeSync:
+	case TypeChange, TypeBeat, TypeSnapshot, TypeSync, TypeRecheck:
 	default:
 		return Msg{}, fmt.Errorf("presence: unknown message type %q", m.Type)
 	}
@@ -157,6 +162,16 @@ func (t *Tracker) Hello() Msg {
 	return Msg{Type: TypeSync, Node: t.node, Boot: t.boot, For: Everyone}
 }
 
+// Recheck is the message that asks every node to re-evaluate what the
+// followers of users were told (see TypeRecheck).
+func (t *Tracker) Recheck(users []string) Msg {
+	return Msg{Type: TypeRecheck, Node: t.node, Boot: t.boot, Users: users}
+}
+
+// Own reports whether m came from this tracker (a broadcast can come back
+// to its sender).
+func (t *Tracker) Own(m Msg) bool { return m.Node == t.node && m.Boot == t.boot }
+
 // Beat is the heartbeat to broadcast now and then (well within the lease).
 func (t *Tracker) Beat() Msg {
 	t.mu.Lock()
@@ -179,8 +194,8 @@ func (t *Tracker) snapshotLocked() Msg {
 func (t *Tracker) Apply(m Msg) (reply *Msg, changes []Change) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m.Node == t.node && m.Boot == t.boot {
-		return nil, nil // our own
+	if m.Node == t.node && m.Boot == t.boot || m.Type == TypeRecheck {
+		return nil, nil // our own, or not the tracker's
 	}
 	now := t.now()
 	if m.Type == TypeSync {

@@ -118,6 +118,25 @@ func TestTrackerAcrossNodes(t *testing.T) {
 	}
 }
 
+// TestRecheckIsNotTheTrackers: a recheck decodes, and applying it changes
+// nothing a tracker knows (it is for the followers' side), not even
+// whether the sender looks in step.
+func TestRecheckIsNotTheTrackers(t *testing.T) {
+	a, b := New("a", "boot1", time.Minute, nil), New("b", "boot1", time.Minute, nil)
+	b.Apply(a.Beat()) // b knows a
+	m, err := Decode(a.Recheck([]string{"u1", "u2"}).Encode())
+	if err != nil || m.Type != TypeRecheck || !slices.Equal(m.Users, []string{"u1", "u2"}) {
+		t.Fatalf("recheck round trip: %+v, %v", m, err)
+	}
+	if !a.Own(m) || b.Own(m) {
+		t.Fatalf("Own: a %v b %v", a.Own(m), b.Own(m))
+	}
+	before := len(b.nodes)
+	if r, ch := b.Apply(m); r != nil || ch != nil || len(b.nodes) != before {
+		t.Fatalf("recheck applied: reply %v changes %v nodes %d→%d", r, ch, before, len(b.nodes))
+	}
+}
+
 func TestDecodeRefuses(t *testing.T) {
 	for _, in := range []string{``, `{}`, `{"type":"beat"}`, `{"type":"x","node":"a","boot":"b"}`, `[1]`} {
 		if _, err := Decode([]byte(in)); err == nil {
@@ -129,6 +148,7 @@ func TestDecodeRefuses(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(Msg{Type: TypeSnapshot, Node: "a", Boot: "b", Users: []string{"u"}}.Encode())
 	f.Add([]byte(`{"type":"change","node":"a","boot":"b","version":3,"user":"u","online":true}`))
+	f.Add([]byte(`{"type":"recheck","node":"a","boot":"b","users":["u","v"]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {

@@ -56,12 +56,15 @@ type follow struct {
 }
 
 // presenceJob is a change to tell followers of, or (sub not nil) the first
-// answer to a presence_sub, queued behind the changes before it.
+// answer to a presence_sub, or (recheck) a second look at what users'
+// followers and users' own sessions were told, queued behind the changes
+// before it.
 type presenceJob struct {
-	seq    uint64
-	change presence.Change
-	sub    *session
-	users  []string
+	seq     uint64
+	change  presence.Change
+	sub     *session
+	recheck bool
+	users   []string
 }
 
 func newPresenceHub(s *Server) *presenceHub {
@@ -105,9 +108,12 @@ func (h *presenceHub) tellLoop() {
 			h.queue = nil
 			h.mu.Unlock()
 			for _, j := range jobs {
-				if j.sub != nil {
+				switch {
+				case j.sub != nil:
 					h.answer(j.sub, j.users)
-				} else {
+				case j.recheck:
+					h.reevaluate(j.seq, j.users)
+				default:
 					h.tell(j.seq, j.change)
 				}
 			}
@@ -162,6 +168,12 @@ func (h *presenceHub) received(env routing.Envelope) {
 	m, err := presence.Decode(env.Frame)
 	if err != nil {
 		h.s.log.Warn("presence: dropped a message", "err", err)
+		return
+	}
+	if m.Type == presence.TypeRecheck {
+		if !h.tracker.Own(m) {
+			h.queueRecheck(m.Users)
+		}
 		return
 	}
 	h.order.Lock()
@@ -430,4 +442,128 @@ func (h *presenceHub) inLastSeenAudience(ctx context.Context, target, viewer sto
 		return h.s.st.HasContact(ctx, target.ID, viewer.Phone)
 	}
 	return true, nil
+}
+
+// recheck has every node look again at what the followers of users, and
+// users' own sessions, were told: a privacy setting, an address book or a
+// block changed what they may see while no one's presence changed. Without
+// it, a follower told someone is online would go on seeing that after
+// being blocked, until the next change.
+func (h *presenceHub) recheck(users ...string) {
+	h.queueRecheck(users)
+	m := h.tracker.Recheck(users)
+	h.broadcast(&m)
+}
+
+func (h *presenceHub) queueRecheck(users []string) {
+	if len(users) == 0 {
+		return
+	}
+	h.mu.Lock()
+	h.jobs++
+	h.queue = append(h.queue, presenceJob{seq: h.jobs, recheck: true, users: users})
+	h.mu.Unlock()
+	h.wake()
+}
+
+// reevaluate tells every follower here of one of users, and every session
+// here of one of users about those it follows, what it may see now, where
+// that differs from what it was told. seq is the job's: a subscription
+// answered after it reads the new settings anyway.
+func (h *presenceHub) reevaluate(seq uint64, users []string) {
+	type pair struct {
+		ss     *session
+		target string
+	}
+	var own []*session
+	h.s.mu.Lock()
+	for _, u := range users {
+		own = append(own, h.s.byUser[u]...)
+	}
+	h.s.mu.Unlock()
+	var pairs []pair
+	seen := make(map[pair]bool)
+	h.mu.Lock()
+	add := func(ss *session, target string) {
+		p := pair{ss, target}
+		if f, ok := h.follows[target][ss]; ok && f.from < seq && !seen[p] {
+			seen[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	for _, u := range users {
+		for ss := range h.follows[u] {
+			add(ss, u)
+		}
+	}
+	for _, ss := range own {
+		for _, t := range ss.follows {
+			add(ss, t)
+		}
+	}
+	h.mu.Unlock()
+	if len(pairs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.s.ctx, 10*time.Second)
+	defer cancel()
+	known := make(map[string]store.User)
+	user := func(id string) (store.User, bool) {
+		if u, ok := known[id]; ok {
+			return u, true
+		}
+		u, err := h.s.st.User(ctx, id)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				h.s.log.Warn("presence: reading a user failed", "user", id, "err", err)
+			}
+			return store.User{}, false
+		}
+		known[id] = u
+		return u, true
+	}
+	type state struct {
+		online bool
+		at     time.Time
+	}
+	states := make(map[string]state)
+	for _, p := range pairs {
+		target, ok := user(p.target)
+		if !ok {
+			continue
+		}
+		viewer, ok := user(p.ss.userID)
+		if !ok {
+			continue
+		}
+		st, ok := states[p.target]
+		if !ok {
+			st.online = h.tracker.Online(p.target)
+			if !st.online {
+				at, err := h.lastSeen(ctx, p.target)
+				if err != nil {
+					h.s.log.Warn("presence: reading last seen failed", "user", p.target, "err", err)
+					continue
+				}
+				st.at = at
+			}
+			states[p.target] = st
+		}
+		fr, now, _, err := h.frame(ctx, target, viewer, st.online, st.at)
+		if err != nil {
+			h.s.log.Warn("presence: privacy check failed", "user", p.target, "err", err)
+			continue
+		}
+		h.mu.Lock()
+		set := h.follows[p.target]
+		f, following := set[p.ss]
+		if !following || f.from >= seq || f.told == now {
+			h.mu.Unlock()
+			continue
+		}
+		f.told = now
+		set[p.ss] = f
+		h.mu.Unlock()
+		p.ss.queue(fr)
+	}
 }

@@ -75,6 +75,13 @@ func TestPresence(t *testing.T) {
 			}
 			resub("offline, everyone", false, true)
 
+			// A change of privacy, address book or blocks reaches a
+			// follower at once (no presence change needed); a resubscribe
+			// answers the same.
+			pushed := func(what string, online, lastSeen bool) {
+				t.Helper()
+				wantPresence(t, what, nextPresence(t, alice, bID), online, lastSeen)
+			}
 			// bob's last seen for contacts only: alice is not one, then is.
 			bobREST := nodes[0].LoginOnly(t, "+14155550602", "b-laptop")
 			patch := func(c *client.Client, p wire.PrivacyPatch) {
@@ -85,21 +92,24 @@ func TestPresence(t *testing.T) {
 			}
 			str := func(s string) *string { return &s }
 			patch(bobREST, wire.PrivacyPatch{LastSeen: str("contacts")})
+			pushed("contacts, not a contact", false, false)
 			resub("contacts, not a contact", false, false)
 			if err := bobREST.SetContacts(ctx, []string{"+14155550601"}); err != nil {
 				t.Fatal(err)
 			}
-			resub("contacts, a contact", false, true)
+			pushed("contacts, a contact", false, true)
 
 			// Hiding your own last seen hides bob's from you.
 			patch(alice, wire.PrivacyPatch{LastSeen: str("nobody")})
+			pushed("alice hides hers", false, false)
 			resub("alice hides hers", false, false)
 			patch(alice, wire.PrivacyPatch{LastSeen: str("everyone")})
+			pushed("alice shows hers", false, true)
 
 			// bob hides last seen and online: his coming and going is not
 			// even news to alice.
 			patch(bobREST, wire.PrivacyPatch{LastSeen: str("nobody"), Online: str("same_as_last_seen")})
-			resub("bob hides all", false, false)
+			pushed("bob hides all", false, false)
 			bob2 := nodes[len(nodes)-1].LoginOnly(t, "+14155550602", "b-tablet")
 			if err := bob2.Connect(ctx); err != nil {
 				t.Fatal(err)
@@ -111,7 +121,7 @@ func TestPresence(t *testing.T) {
 			// alice sees him online, and offline when he goes, with no
 			// last seen either time.
 			patch(bobREST, wire.PrivacyPatch{Online: str("everyone")})
-			resub("bob online, online shown", true, false)
+			pushed("bob online, online shown", true, false)
 			if err := bob2.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -155,6 +165,77 @@ func TestPresenceAnswerOnce(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// TestPresenceFollowsBlocksAndSettings: two users online, each following
+// the other on another node; a block, an unblock and a privacy change are
+// seen by both at once, with no presence change to carry them.
+func TestPresenceFollowsBlocksAndSettings(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			nodes := d.start(t, server.Config{})
+			ctx := ctxT(t)
+			alice := nodes[0].Login(t, "+14155550621", "a")
+			bob := nodes[len(nodes)-1].Login(t, "+14155550622", "b")
+			aID, bID := alice.Session().UserID, bob.Session().UserID
+			both := func(what string, online, lastSeen bool) {
+				t.Helper()
+				wantPresence(t, what+" (alice's view)", nextPresence(t, alice, bID), online, lastSeen)
+				wantPresence(t, what+" (bob's view)", nextPresence(t, bob, aID), online, lastSeen)
+			}
+			for _, p := range []struct {
+				c    *client.Client
+				user string
+			}{{alice, bID}, {bob, aID}} {
+				// Each may answer offline before the other's node has it
+				// online; the change follows.
+				if err := p.c.PresenceSub(ctx, []string{p.user}); err != nil {
+					t.Fatal(err)
+				}
+				if f := nextPresence(t, p.c, p.user); !f.Online {
+					wantPresence(t, "online", nextPresence(t, p.c, p.user), true, true)
+				}
+			}
+
+			if err := bob.Block(ctx, aID); err != nil {
+				t.Fatal(err)
+			}
+			both("blocked", false, false)
+			if err := bob.Unblock(ctx, aID); err != nil {
+				t.Fatal(err)
+			}
+			both("unblocked", true, true)
+			// Reporting with a block hides as a block does.
+			if _, err := alice.Report(ctx, wire.ReportRequest{UserID: bID, Reason: "spam", Block: true}); err != nil {
+				t.Fatal(err)
+			}
+			both("reported and blocked", false, false)
+			if err := alice.Unblock(ctx, bID); err != nil {
+				t.Fatal(err)
+			}
+			both("unblocked again", true, true)
+
+			// alice hides everything: bob no longer sees her online, and
+			// she sees no one's.
+			hide := "nobody"
+			same := "same_as_last_seen"
+			if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &hide, Online: &same}); err != nil {
+				t.Fatal(err)
+			}
+			both("alice hides all", false, false)
+			every := "everyone"
+			if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &every, Online: &every}); err != nil {
+				t.Fatal(err)
+			}
+			both("alice shows all", true, true)
+			// A patch that changes nothing visible says nothing.
+			if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &every}); err != nil {
+				t.Fatal(err)
+			}
+			servertest.None(t, alice, wire.TypePresence, 300*time.Millisecond)
+			servertest.None(t, bob, wire.TypePresence, 100*time.Millisecond)
 		})
 	}
 }

@@ -73,6 +73,9 @@ func (s *Server) handlePatchPrivacy(w http.ResponseWriter, r *http.Request, c au
 		s.writeErr(w, r, err)
 		return
 	}
+	if p.LastSeen != nil || p.Online != nil {
+		s.presence.recheck(c.UserID)
+	}
 	writeJSON(w, http.StatusOK, privacyOf(&u))
 }
 
@@ -112,5 +115,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request, c auth.C
 		s.writeErr(w, r, err)
 		return
 	}
+	// Who is in a contacts-only audience changed.
+	s.presence.recheck(c.UserID)
 	w.WriteHeader(http.StatusNoContent)
 }

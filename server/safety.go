@@ -27,6 +27,7 @@ func (s *Server) handleBlock(on bool) func(w http.ResponseWriter, r *http.Reques
 			s.writeErr(w, r, err)
 			return
 		}
+		s.presence.recheck(c.UserID, r.PathValue("user_id"))
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -46,6 +47,9 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c auth.Cla
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
+	}
+	if req.Block {
+		s.presence.recheck(c.UserID, req.UserID)
 	}
 	writeJSON(w, http.StatusCreated, wire.ReportCreated{ReportID: id})
 }
