@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,19 +33,27 @@ type presenceHub struct {
 	follows map[string]map[*session]follow
 	queue   []presenceJob
 	jobs    uint64 // the seq of the last job queued
-	kick    chan struct{}
+	// rechecking is the users with a recheck queued and not yet begun: a
+	// second one for them would read the same settings, so it is not
+	// queued (a client saving its address book over and over costs one).
+	rechecking map[string]bool
+	kick       chan struct{}
 }
 
 // The states a follower is told (see follow.told).
 const (
 	stateOnline  = "online"
 	stateOffline = "offline"
+	stateSeen    = "seen"
 )
+
+// toldOnline reports whether a follow's told state says online.
+func toldOnline(state string) bool { return strings.HasPrefix(state, stateOnline) }
 
 // follow is one session following one user.
 type follow struct {
-	// told is the state it was last told (stateOnline, or offline with
-	// the last seen shown): a change it may no longer see must still take
+	// told is the state it was last told (online, with or without a last
+	// seen shown, or offline with the last seen shown): a change it may no longer see must still take
 	// an online back, and a change that would say the same again (its
 	// answer, read later than the change was queued, said it already) is
 	// not news.
@@ -70,7 +80,7 @@ type presenceJob struct {
 func newPresenceHub(s *Server) *presenceHub {
 	lease := 3 * s.cfg.PresenceBeat
 	return &presenceHub{s: s, tracker: presence.New(s.cfg.NodeID, store.NewID("boot"), lease, nil),
-		follows: make(map[string]map[*session]follow), kick: make(chan struct{}, 1)}
+		follows: make(map[string]map[*session]follow), rechecking: make(map[string]bool), kick: make(chan struct{}, 1)}
 }
 
 // run broadcasts this node's hello and heartbeats and expires dead nodes
@@ -137,7 +147,13 @@ func (h *presenceHub) broadcast(m *presence.Msg) {
 	defer cancel()
 	if err := b.Broadcast(ctx, routing.Envelope{Kind: routing.KindPresence, Frame: m.Encode()}); err != nil {
 		// The next heartbeat's version tells the others they missed it.
-		h.s.log.Debug("presence broadcast failed", "type", m.Type, "err", err)
+		level := slog.LevelDebug
+		if m.Type == presence.TypeRecheck {
+			// Nothing replays a lost recheck: followers elsewhere keep
+			// what they were told until the user's next change.
+			level = slog.LevelWarn
+		}
+		h.s.log.Log(ctx, level, "presence broadcast failed", "type", m.Type, "err", err)
 	}
 }
 
@@ -171,7 +187,8 @@ func (h *presenceHub) received(env routing.Envelope) {
 		return
 	}
 	if m.Type == presence.TypeRecheck {
-		if !h.tracker.Own(m) {
+		// A node asks about at most two users (a block's two sides).
+		if !h.tracker.Own(m) && len(m.Users) <= maxRecheckUsers {
 			h.queueRecheck(m.Users)
 		}
 		return
@@ -370,7 +387,7 @@ func (h *presenceHub) tellOne(ctx context.Context, ss *session, seq uint64, targ
 	// told the user is online: that must be taken back (the privacy
 	// setting or a block changed since). A subscription made since the
 	// list was taken answers c itself.
-	if !following || f.from >= seq || (!shown && f.told != stateOnline) || state == f.told {
+	if !following || f.from >= seq || (!shown && !toldOnline(f.told)) || state == f.told {
 		h.mu.Unlock()
 		return
 	}
@@ -422,12 +439,17 @@ func (h *presenceHub) frame(ctx context.Context, target, viewer store.User, onli
 		ts := rfc3339(at)
 		p.LastSeen = &ts
 	}
-	state = stateOnline
-	if !p.Online {
+	// An online frame's last seen is "now": only whether it is shown is
+	// state (a viewer may lose or gain the right to see it while online).
+	switch {
+	case p.Online && p.LastSeen != nil:
+		state = stateOnline + " " + stateSeen
+	case p.Online:
+		state = stateOnline
+	case p.LastSeen != nil:
+		state = stateOffline + " " + *p.LastSeen
+	default:
 		state = stateOffline
-		if p.LastSeen != nil {
-			state += " " + *p.LastSeen
-		}
 	}
 	return marshalFrame(p), state, seen || showOnline, nil
 }
@@ -455,13 +477,24 @@ func (h *presenceHub) recheck(users ...string) {
 	h.broadcast(&m)
 }
 
+// maxRecheckUsers bounds a recheck from another node.
+const maxRecheckUsers = 4
+
 func (h *presenceHub) queueRecheck(users []string) {
-	if len(users) == 0 {
+	h.mu.Lock()
+	var fresh []string
+	for _, u := range users {
+		if !h.rechecking[u] {
+			h.rechecking[u] = true
+			fresh = append(fresh, u)
+		}
+	}
+	if len(fresh) == 0 {
+		h.mu.Unlock()
 		return
 	}
-	h.mu.Lock()
 	h.jobs++
-	h.queue = append(h.queue, presenceJob{seq: h.jobs, recheck: true, users: users})
+	h.queue = append(h.queue, presenceJob{seq: h.jobs, recheck: true, users: fresh})
 	h.mu.Unlock()
 	h.wake()
 }
@@ -484,6 +517,9 @@ func (h *presenceHub) reevaluate(seq uint64, users []string) {
 	var pairs []pair
 	seen := make(map[pair]bool)
 	h.mu.Lock()
+	for _, u := range users {
+		delete(h.rechecking, u) // what is read from here on is news to a later one
+	}
 	add := func(ss *session, target string) {
 		p := pair{ss, target}
 		if f, ok := h.follows[target][ss]; ok && f.from < seq && !seen[p] {
@@ -505,10 +541,8 @@ func (h *presenceHub) reevaluate(seq uint64, users []string) {
 	if len(pairs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.s.ctx, 10*time.Second)
-	defer cancel()
 	known := make(map[string]store.User)
-	user := func(id string) (store.User, bool) {
+	user := func(ctx context.Context, id string) (store.User, bool) {
 		if u, ok := known[id]; ok {
 			return u, true
 		}
@@ -527,33 +561,51 @@ func (h *presenceHub) reevaluate(seq uint64, users []string) {
 		at     time.Time
 	}
 	states := make(map[string]state)
+	// What a viewer may see of a target is the same for all of the
+	// viewer's sessions: one evaluation per pair of users.
+	type view struct {
+		frame []byte
+		state string
+	}
+	type users2 struct{ target, viewer string }
+	views := make(map[users2]view)
 	for _, p := range pairs {
-		target, ok := user(p.target)
+		// Each pair its own deadline, as in tell: a slow store makes
+		// some pairs fail, not every one after the first ten seconds.
+		ctx, cancel := context.WithTimeout(h.s.ctx, 5*time.Second)
+		v, ok := views[users2{p.target, p.ss.userID}]
 		if !ok {
-			continue
-		}
-		viewer, ok := user(p.ss.userID)
-		if !ok {
-			continue
-		}
-		st, ok := states[p.target]
-		if !ok {
-			st.online = h.tracker.Online(p.target)
-			if !st.online {
-				at, err := h.lastSeen(ctx, p.target)
-				if err != nil {
-					h.s.log.Warn("presence: reading last seen failed", "user", p.target, "err", err)
-					continue
-				}
-				st.at = at
+			target, ok1 := user(ctx, p.target)
+			viewer, ok2 := user(ctx, p.ss.userID)
+			if !ok1 || !ok2 {
+				cancel()
+				continue
 			}
-			states[p.target] = st
+			st, ok := states[p.target]
+			if !ok {
+				st.online = h.tracker.Online(p.target)
+				if !st.online {
+					at, err := h.lastSeen(ctx, p.target)
+					if err != nil {
+						h.s.log.Warn("presence: reading last seen failed", "user", p.target, "err", err)
+						cancel()
+						continue
+					}
+					st.at = at
+				}
+				states[p.target] = st
+			}
+			fr, now, _, err := h.frame(ctx, target, viewer, st.online, st.at)
+			if err != nil {
+				h.s.log.Warn("presence: privacy check failed", "user", p.target, "err", err)
+				cancel()
+				continue
+			}
+			v = view{fr, now}
+			views[users2{p.target, p.ss.userID}] = v
 		}
-		fr, now, _, err := h.frame(ctx, target, viewer, st.online, st.at)
-		if err != nil {
-			h.s.log.Warn("presence: privacy check failed", "user", p.target, "err", err)
-			continue
-		}
+		cancel()
+		fr, now := v.frame, v.state
 		h.mu.Lock()
 		set := h.follows[p.target]
 		f, following := set[p.ss]

@@ -230,6 +230,16 @@ func TestPresenceFollowsBlocksAndSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			both("alice shows all", true, true)
+			// Online, last seen hidden: bob sees her online without a last
+			// seen, and she sees no one's.
+			if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &hide}); err != nil {
+				t.Fatal(err)
+			}
+			both("alice hides her last seen", true, false)
+			if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &every}); err != nil {
+				t.Fatal(err)
+			}
+			both("alice shows her last seen", true, true)
 			// A patch that changes nothing visible says nothing.
 			if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &every}); err != nil {
 				t.Fatal(err)

@@ -115,7 +115,10 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request, c auth.C
 		s.writeErr(w, r, err)
 		return
 	}
-	// Who is in a contacts-only audience changed.
-	s.presence.recheck(c.UserID)
+	// Who is in a contacts-only audience changed; with any other setting
+	// the address book does not bear on presence.
+	if u, err := s.st.User(r.Context(), c.UserID); err == nil && u.Privacy.LastSeen == store.Contacts {
+		s.presence.recheck(c.UserID)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
