@@ -52,11 +52,11 @@ func toldOnline(state string) bool { return strings.HasPrefix(state, stateOnline
 
 // follow is one session following one user.
 type follow struct {
-	// told is the state it was last told (online, with or without a last
-	// seen shown, or offline with the last seen shown): a change it may no longer see must still take
-	// an online back, and a change that would say the same again (its
-	// answer, read later than the change was queued, said it already) is
-	// not news.
+	// told is the state it was last told (online, with or without a
+	// last seen shown, or offline with the last seen shown): a change it
+	// may no longer see must still take an online back, and a change that
+	// would say the same again (its answer, read later than the change
+	// was queued, said it already) is not news.
 	told string
 	// from is the seq of the subscription's answer: a change queued
 	// before it is in the answer already, and telling it too would only
