@@ -288,12 +288,9 @@ func (h *presenceHub) answer(ss *session, users []string) {
 			}
 			continue
 		}
-		online := h.tracker.Online(u)
-		var at time.Time
-		if !online {
-			if at, err = h.lastSeen(ctx, u); err != nil {
-				continue
-			}
+		online, at, err := h.current(ctx, u)
+		if err != nil {
+			continue
 		}
 		f, state, _, err := h.frame(ctx, target, viewer, online, at)
 		if err != nil {
@@ -319,6 +316,15 @@ func (h *presenceHub) told(ss *session, user string, state string) bool {
 	f.told = state
 	set[ss] = f
 	return true
+}
+
+// current is user's presence now: online, or when it was last seen.
+func (h *presenceHub) current(ctx context.Context, user string) (online bool, at time.Time, err error) {
+	if h.tracker.Online(user) {
+		return true, time.Time{}, nil
+	}
+	at, err = h.lastSeen(ctx, user)
+	return false, at, err
 }
 
 // lastSeen is when user's last device went offline: the latest of its
@@ -380,13 +386,21 @@ func (h *presenceHub) tellOne(ctx context.Context, ss *session, seq uint64, targ
 		h.s.log.Warn("presence: privacy check failed", "user", c.User, "err", err)
 		return
 	}
-	h.mu.Lock()
-	set := h.follows[c.User]
-	f, following := set[ss]
 	// A change the viewer may not see is not news to it, unless it was
 	// told the user is online: that must be taken back (the privacy
-	// setting or a block changed since). A subscription made since the
-	// list was taken answers c itself.
+	// setting or a block changed since).
+	h.update(ss, c.User, seq, fr, state, shown)
+}
+
+// update sends fr, saying state of user, to ss where that is news: ss
+// still follows user, its answer came before job seq (a later one says
+// state itself), and it was told something else. A state that is not
+// shown (the viewer may see nothing of user) is news only to take back an
+// online.
+func (h *presenceHub) update(ss *session, user string, seq uint64, fr []byte, state string, shown bool) {
+	h.mu.Lock()
+	set := h.follows[user]
+	f, following := set[ss]
 	if !following || f.from >= seq || (!shown && !toldOnline(f.told)) || state == f.told {
 		h.mu.Unlock()
 		return
@@ -560,62 +574,53 @@ func (h *presenceHub) reevaluate(seq uint64, users []string) {
 		online bool
 		at     time.Time
 	}
-	states := make(map[string]state)
-	// What a viewer may see of a target is the same for all of the
-	// viewer's sessions: one evaluation per pair of users.
+	states := make(map[string]state) // per target: read once
 	type view struct {
 		frame []byte
 		state string
+		ok    bool
 	}
+	// look is what viewer may see of target now, with a deadline of its
+	// own (as in tell: a slow store fails some pairs, not all after one).
+	look := func(target, viewer string) view {
+		ctx, cancel := context.WithTimeout(h.s.ctx, 5*time.Second)
+		defer cancel()
+		t, ok1 := user(ctx, target)
+		v, ok2 := user(ctx, viewer)
+		if !ok1 || !ok2 {
+			return view{}
+		}
+		st, ok := states[target]
+		if !ok {
+			var err error
+			if st.online, st.at, err = h.current(ctx, target); err != nil {
+				h.s.log.Warn("presence: reading last seen failed", "user", target, "err", err)
+				return view{}
+			}
+			states[target] = st
+		}
+		fr, now, _, err := h.frame(ctx, t, v, st.online, st.at)
+		if err != nil {
+			h.s.log.Warn("presence: privacy check failed", "user", target, "err", err)
+			return view{}
+		}
+		return view{fr, now, true}
+	}
+	// What a viewer may see of a target is the same for all of the
+	// viewer's sessions: one look per pair of users.
 	type users2 struct{ target, viewer string }
 	views := make(map[users2]view)
 	for _, p := range pairs {
-		// Each pair its own deadline, as in tell: a slow store makes
-		// some pairs fail, not every one after the first ten seconds.
-		ctx, cancel := context.WithTimeout(h.s.ctx, 5*time.Second)
-		v, ok := views[users2{p.target, p.ss.userID}]
+		key := users2{p.target, p.ss.userID}
+		v, ok := views[key]
 		if !ok {
-			target, ok1 := user(ctx, p.target)
-			viewer, ok2 := user(ctx, p.ss.userID)
-			if !ok1 || !ok2 {
-				cancel()
-				continue
-			}
-			st, ok := states[p.target]
-			if !ok {
-				st.online = h.tracker.Online(p.target)
-				if !st.online {
-					at, err := h.lastSeen(ctx, p.target)
-					if err != nil {
-						h.s.log.Warn("presence: reading last seen failed", "user", p.target, "err", err)
-						cancel()
-						continue
-					}
-					st.at = at
-				}
-				states[p.target] = st
-			}
-			fr, now, _, err := h.frame(ctx, target, viewer, st.online, st.at)
-			if err != nil {
-				h.s.log.Warn("presence: privacy check failed", "user", p.target, "err", err)
-				cancel()
-				continue
-			}
-			v = view{fr, now}
-			views[users2{p.target, p.ss.userID}] = v
+			v = look(p.target, p.ss.userID)
+			views[key] = v
 		}
-		cancel()
-		fr, now := v.frame, v.state
-		h.mu.Lock()
-		set := h.follows[p.target]
-		f, following := set[p.ss]
-		if !following || f.from >= seq || f.told == now {
-			h.mu.Unlock()
-			continue
+		if v.ok {
+			// A hidden state is news here: its timing is the setting's,
+			// not the user's coming or going.
+			h.update(p.ss, p.target, seq, v.frame, v.state, true)
 		}
-		f.told = now
-		set[p.ss] = f
-		h.mu.Unlock()
-		p.ss.queue(fr)
 	}
 }
