@@ -494,6 +494,13 @@ type ServerFrame struct {
 // DecodeServerFrame parses one server frame (used by clients).
 func DecodeServerFrame(data []byte) (ServerFrame, error) {
 	var f ServerFrame
+	if fastServerFrame(data, &f) {
+		if f.Type == "" {
+			return f, Errorf(CodeBadRequest, "server frame has no type")
+		}
+		return f, nil
+	}
+	f = ServerFrame{} // the fast path may have written part of it
 	if err := json.Unmarshal(data, &f); err != nil {
 		return f, Errorf(CodeBadRequest, "malformed server frame: %s", jsonProblem(err))
 	}

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -129,13 +130,98 @@ func FuzzDecodeClientFrame(f *testing.F) {
 	})
 }
 
+// FuzzDecodeServerFrame: the decoder never panics, and wherever its fast
+// path answers, encoding/json accepts the frame and decodes the same.
 func FuzzDecodeServerFrame(f *testing.F) {
-	f.Add([]byte(`{"type":"message","cursor":1,"msg_id":"m","body":{"text":"x"}}`))
-	f.Add([]byte(`{"type":"receipt","msg_ids":["a"]}`))
+	for _, s := range serverFrames {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast ServerFrame
+		if fastServerFrame(data, &fast) {
+			var ref ServerFrame
+			if err := json.Unmarshal(data, &ref); err != nil {
+				t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
+			}
+			if !reflect.DeepEqual(fast, ref) {
+				t.Fatalf("fast path disagrees with encoding/json on %q:\n fast %+v\n json %+v", data, fast, ref)
+			}
+		}
 		fr, err := DecodeServerFrame(data)
 		if err == nil && fr.Type == "" {
 			t.Fatal("accepted a frame without type")
+		}
+	})
+}
+
+// serverFrames are frames as the server sends them, and near misses that
+// must leave the fast path to encoding/json.
+var serverFrames = []string{
+	`{"type":"message","cursor":1,"msg_id":"m","body":{"text":"x"}}`,
+	`{"type":"message","cursor":12,"msg_id":"m0abc","chat_id":"g0xyz","seq":7,"from":"u1","from_device":"d1","ts":1765000000000,"body":{"text":"héllo 👍"}}`,
+	`{"type":"message","cursor":3,"msg_id":"m","body":{"text":"a\"b\u00e9"}}`,
+	`{"type":"message","cursor":3,"msg_id":"m","body":{"media_id":"f1","caption":"c","forwarded":true}}`,
+	`{"type":"message","cursor":3,"msg_id":"m","body":{"deleted":true},"edited_ts":5,"expires_ts":9,"reply_to":"m2"}`,
+	`{"type":"message","cursor":3,"reactions":[{"emoji":"👍","count":2,"user_ids":["u1","u2"]}]}`,
+	`{"type":"message","cursor":3,"body":{"group":{"change":"add","user_ids":["u1"]}}}`,
+	`{"type":"receipt","msg_ids":["a"]}`,
+	`{"type":"receipt","cursor":4,"chat_id":"c","msg_ids":["a","b"],"status":"read","by":"u2","user_ids":["u2","u3"]}`,
+	`{"type":"receipt","msg_ids":[]}`,
+	`{"type":"sent","id":"c1","msg_id":"m1","chat_id":"c","seq":2,"ts":3}`,
+	`{"type":"presence","user_id":"u1","online":false,"last_seen":"2026-12-06T01:02:03Z"}`,
+	`{"type":"typing","chat_id":"c","user_id":"u","state":"typing"}`,
+	`{"type":"error","id":"x","code":"rate_limited","message":"slow down","retry_after":2}`,
+	`{"type":"pong"}`, `{}`, ` { "type" : "pong" } `, `{"type":"pong"} x`, `{"type":"pong",}`,
+	`{"type":"message","type":"receipt"}`, `{"Type":"pong"}`, `{"type":null}`, `{"type":"a","seq":01}`,
+	`{"type":"a","seq":-1}`, `{"type":"a","seq":1.5}`, `{"type":"a","seq":1e2}`, `{"type":"a","seq":1234567890123456789}`,
+	`{"type":"a","online":truex}`, `{"type":"a","body":{"text":"x","text":"y"}}`, "{\"type\":\"\xff\"}",
+	`{"type":"a","msg_ids":["a",]}`, `{"type":"a","last_seen":null}`, `{"type":"a","unknown":1}`,
+}
+
+func TestFastServerFrameAgreesWithJSON(t *testing.T) {
+	fastOnes := 0
+	for _, s := range serverFrames {
+		var fast, ref ServerFrame
+		fok := fastServerFrame([]byte(s), &fast)
+		err := json.Unmarshal([]byte(s), &ref)
+		if fok && (err != nil || !reflect.DeepEqual(fast, ref)) {
+			t.Errorf("%s: fast path %+v, encoding/json %+v %v", s, fast, ref, err)
+		}
+		if fok {
+			fastOnes++
+		}
+	}
+	// The frames a client gets most must not fall back.
+	for _, s := range serverFrames[:5] {
+		if !fastServerFrame([]byte(s), &ServerFrame{}) && !strings.Contains(s, `\`) {
+			t.Errorf("%s: fell back to encoding/json", s)
+		}
+	}
+	for _, s := range serverFrames[7:15] {
+		if !fastServerFrame([]byte(s), &ServerFrame{}) {
+			t.Errorf("%s: fell back to encoding/json", s)
+		}
+	}
+	t.Logf("%d of %d frames took the fast path", fastOnes, len(serverFrames))
+}
+
+func BenchmarkDecodeServerFrame(b *testing.B) {
+	frame := []byte(serverFrames[1])
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeServerFrame(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var f ServerFrame
+			if err := json.Unmarshal(frame, &f); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
