@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -506,5 +507,31 @@ func TestGroupMessageStoreCost(t *testing.T) {
 	if k.keys > maxGroupMessageKeys || k.bytes > maxGroupMessageBytes {
 		t.Fatalf("one group message wrote %d keys and %d bytes; the bounds are %d and %d",
 			k.keys, k.bytes, maxGroupMessageKeys, maxGroupMessageBytes)
+	}
+}
+
+// BenchmarkGroupSend sends messages to a group of 1024 members with 2
+// devices each, one at a time: the writer's work per group message (the
+// log entry and 1,024 feed entries into Pebble's memtable), with fsync off.
+func BenchmarkGroupSend(b *testing.B) {
+	s, err := Open(b.Context(), b.TempDir(), Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	const n = 1024
+	c := newCast(b, s, n, 2)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	g := c.create(b, s, idx...)
+	i := 0
+	for b.Loop() {
+		i++
+		req := c.msg(g, i%n, strconv.Itoa(i))
+		if _, err := s.Send(b.Context(), req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
