@@ -342,6 +342,47 @@ func TestContactDiscoveryIsBudgeted(t *testing.T) {
 	}
 }
 
+// TestSettingsChangesAreBudgeted: privacy patches, address books and
+// blocks share one hourly budget per user (each makes every node
+// re-evaluate presence); a malformed request spends none of it.
+func TestSettingsChangesAreBudgeted(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{SettingsPerUserHour: 4}})
+	ctx := ctxT(t)
+	alice := n.LoginOnly(t, "+14155550591", "a")
+	bob := n.LoginOnly(t, "+14155550592", "b")
+	everyone := store.Everyone
+	if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &everyone}); err != nil {
+		t.Fatal(err)
+	}
+	bad := "sometimes"
+	if _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &bad}); errCode(err) != wire.CodeBadRequest {
+		t.Fatalf("malformed patch: %v, want bad_request", err)
+	}
+	if err := alice.SetContacts(ctx, []string{"+14155550592"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Block(ctx, bob.Session().UserID); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Unblock(ctx, bob.Session().UserID); err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"patch":    func() error { _, err := alice.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &everyone}); return err },
+		"contacts": func() error { return alice.SetContacts(ctx, nil) },
+		"block":    func() error { return alice.Block(ctx, bob.Session().UserID) },
+		"unblock":  func() error { return alice.Unblock(ctx, bob.Session().UserID) },
+	} {
+		if we := asWire(call()); we == nil || we.Code != wire.CodeRateLimited || we.RetryAfter <= 0 {
+			t.Errorf("%s over the hour's budget: %v, want rate_limited with retry_after", name, we)
+		}
+	}
+	// The budget is alice's: bob has his own.
+	if _, err := bob.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &everyone}); err != nil {
+		t.Fatalf("bob's first change: %v", err)
+	}
+}
+
 // TestIdempotencyKeyIsTheMessage: a send id answers its first message only
 // when it is that message again; and a reply quotes a message of its chat.
 func TestIdempotencyKeyIsTheMessage(t *testing.T) {

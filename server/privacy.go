@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/store"
@@ -64,6 +65,9 @@ func (s *Server) handlePatchPrivacy(w http.ResponseWriter, r *http.Request, c au
 			return
 		}
 	}
+	if !s.takeSetting(w, r, c) {
+		return
+	}
 	patch := store.ProfilePatch{LastSeen: p.LastSeen, Online: p.Online, GroupsAdd: p.GroupsAdd}
 	if p.ReadReceipts != nil {
 		patch.HideReadReceipts = new(!*p.ReadReceipts)
@@ -97,6 +101,9 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request, c auth.C
 		s.writeErr(w, r, wire.Errorf(wire.CodeTooLarge, "at most %d phones in an address book", maxContacts))
 		return
 	}
+	if !s.takeSetting(w, r, c) {
+		return
+	}
 	seen := make(map[string]bool, len(req.Phones))
 	phones := make([]string, 0, len(req.Phones))
 	for _, p := range req.Phones {
@@ -121,4 +128,15 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request, c auth.C
 		s.presence.recheck(c.UserID)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// takeSetting spends one of the user's settings changes this hour
+// (Config.SettingsPerUserHour), or answers rate_limited and returns false.
+// A malformed request spends nothing: the caller decodes it first.
+func (s *Server) takeSetting(w http.ResponseWriter, r *http.Request, c auth.Claims) bool {
+	if wait := s.settingsByUser.take(c.UserID, 1, time.Now()); wait > 0 {
+		s.writeErr(w, r, rateLimited(wait, "changes to privacy, contacts and blocks this hour"))
+		return false
+	}
+	return true
 }

@@ -23,7 +23,11 @@ func (s *Server) handleBlocks(w http.ResponseWriter, r *http.Request, c auth.Cla
 
 func (s *Server) handleBlock(on bool) func(w http.ResponseWriter, r *http.Request, c auth.Claims) {
 	return func(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+		if !s.takeSetting(w, r, c) {
+			return
+		}
 		if err := s.chat.SetBlock(r.Context(), claimsActor(c), r.PathValue("user_id"), on); err != nil {
+			s.settingsByUser.give(c.UserID, 1) // a refused block changed nothing
 			s.writeErr(w, r, err)
 			return
 		}

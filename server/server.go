@@ -53,6 +53,12 @@ type Config struct {
 	// (each number counts, found or not). 0: the default; negative: no limit.
 	LookupsPerUserDay int
 	LookupsPerIPDay   int
+	// SettingsPerUserHour bounds the changes one user may make per hour to
+	// what others may see of it (PATCH /v1/me/privacy, PUT /v1/contacts,
+	// PUT and DELETE /v1/blocks/{user_id}): each makes every node
+	// re-evaluate what the user's followers were told. 0: the default;
+	// negative: no limit.
+	SettingsPerUserHour int
 	// PushCooldown is how long after a push to a device that no node
 	// holds its next events wake it no more: the first push of a burst
 	// wakes the phone, which then reads its whole inbox, and a group
@@ -112,12 +118,15 @@ func DefaultConfig() Config {
 		// scan of a number range does not.
 		LookupsPerUserDay: 5000,
 		LookupsPerIPDay:   20000,
-		PushCooldown:      3 * time.Second,
-		GapWait:           50 * time.Millisecond,
-		PresenceBeat:      5 * time.Second,
-		EditWindow:        15 * time.Minute,
-		DeleteWindow:      48 * time.Hour,
-		SweepInterval:     30 * time.Second,
+		// A person changes settings and blocks a few times a day; an app
+		// syncs its address book when it starts.
+		SettingsPerUserHour: 120,
+		PushCooldown:        3 * time.Second,
+		GapWait:             50 * time.Millisecond,
+		PresenceBeat:        5 * time.Second,
+		EditWindow:          15 * time.Minute,
+		DeleteWindow:        48 * time.Hour,
+		SweepInterval:       30 * time.Second,
 	}
 }
 
@@ -185,6 +194,9 @@ func (c Config) withDefaults() Config {
 	if c.LookupsPerIPDay == 0 {
 		c.LookupsPerIPDay = d.LookupsPerIPDay
 	}
+	if c.SettingsPerUserHour == 0 {
+		c.SettingsPerUserHour = d.SettingsPerUserHour
+	}
 	return c
 }
 
@@ -233,6 +245,7 @@ type Server struct {
 	limits *limiter
 	// lookups bound contact discovery per user and per client IP.
 	lookupsByUser, lookupsByIP *quota
+	settingsByUser             *quota
 	draining                   atomic.Bool
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
@@ -293,6 +306,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.limits = newLimiter(&s.cfg)
 	s.lookupsByUser = newQuota(s.cfg.LookupsPerUserDay, 24*time.Hour)
 	s.lookupsByIP = newQuota(s.cfg.LookupsPerIPDay, 24*time.Hour)
+	s.settingsByUser = newQuota(s.cfg.SettingsPerUserHour, time.Hour)
 	s.corkBuffers.New = func() any { b := make([]byte, 0, corkLimit); return &b }
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for
