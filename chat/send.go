@@ -169,7 +169,7 @@ func (s *Service) direct(ctx context.Context, a Actor, to string, req *store.Sen
 	if to != a.UserID {
 		if mine, err := s.st.Blocked(ctx, a.UserID, to); err != nil {
 			return err
-		} else if mine {
+		} else if mine && !takesBack(req.Action) {
 			return wire.Errorf(wire.CodeForbidden, "you blocked this user: unblock to send")
 		}
 		theirs, err := s.st.Blocked(ctx, to, a.UserID)
@@ -193,6 +193,13 @@ func (s *Service) direct(ctx context.Context, a Actor, to string, req *store.Sen
 	req.Members = members
 	req.Devices = targets
 	return nil
+}
+
+// takesBack reports whether act only takes something of the sender's
+// back (a delete for everyone, a reaction removed): a block must not keep
+// what the blocker regrets in the other's chat.
+func takesBack(act *store.Action) bool {
+	return act != nil && (act.Kind == store.ActionDelete || act.Kind == store.ActionReaction && act.Emoji == "")
 }
 
 // devicesOf lists the devices of users, but skip.

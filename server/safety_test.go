@@ -179,6 +179,76 @@ func TestBlocks(t *testing.T) {
 // TestForMe: forwarded messages are marked; delete for me hides a message
 // from your history and chat list only; stars are listed while the message
 // can be seen.
+// TestBlockerMayTakeBack: blocking someone does not keep in their chat
+// what the blocker regrets: deleting for everyone and taking a reaction
+// back still reach them; a new reaction or an edit does not.
+func TestBlockerMayTakeBack(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			nodes := d.start(t, server.Config{})
+			ctx := ctxT(t)
+			alice := nodes[0].Login(t, "+14155550811", "a")
+			bob := nodes[len(nodes)-1].Login(t, "+14155550812", "b")
+			aID, bID := alice.Session().UserID, bob.Session().UserID
+
+			hi, err := bob.Send(ctx, aID, text("hi"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			servertest.Next(t, alice, wire.TypeMessage, wait)
+			if _, err := alice.React(ctx, bID, hi.MsgID, "❤"); err != nil {
+				t.Fatal(err)
+			}
+			oops, err := alice.Send(ctx, bID, text("oops"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				servertest.Next(t, bob, wire.TypeMessage, wait)
+			}
+			if err := alice.Block(ctx, bID); err != nil {
+				t.Fatal(err)
+			}
+
+			if _, err := alice.React(ctx, bID, hi.MsgID, "👍"); errCode(err) != wire.CodeForbidden {
+				t.Fatalf("a new reaction to a user you block: %v, want forbidden", err)
+			}
+			if _, err := alice.Edit(ctx, bID, oops.MsgID, "fine"); errCode(err) != wire.CodeForbidden {
+				t.Fatalf("an edit to a user you block: %v, want forbidden", err)
+			}
+			unreact, err := alice.React(ctx, bID, hi.MsgID, "")
+			if err != nil {
+				t.Fatalf("taking a reaction back from a user you block: %v", err)
+			}
+			del, err := alice.DeleteForEveryone(ctx, bID, oops.MsgID)
+			if err != nil {
+				t.Fatalf("deleting for everyone in the chat of a user you block: %v", err)
+			}
+			for _, want := range []string{unreact.MsgID, del.MsgID} {
+				if f := servertest.Next(t, bob, wire.TypeMessage, wait); f.MsgID != want {
+					t.Fatalf("bob got %+v, want the action %s", f, want)
+				}
+			}
+			page, err := bob.History(ctx, store.DirectChatID(aID, bID), 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range page.Messages {
+				switch m.MsgID {
+				case oops.MsgID:
+					if !m.Body.Deleted {
+						t.Errorf("bob's history still shows the deleted message: %+v", m)
+					}
+				case hi.MsgID:
+					if len(m.Reactions) != 0 {
+						t.Errorf("bob's history still shows the reaction: %+v", m.Reactions)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestForMe(t *testing.T) {
 	for _, d := range deployments {
 		t.Run(d.name, func(t *testing.T) {
