@@ -241,6 +241,10 @@ func visible(msgs []store.Message, userID string) []store.Message {
 // user may see when the chat's last ones are hidden from it.
 const hiddenScan = 100
 
+// hiddenPages bounds the pages of hiddenScan messages a chat list reads
+// back through for one chat.
+const hiddenPages = 10
+
 // Chats lists the actor's chats. A chat whose last message is hidden from
 // the actor (a block, deleted for it) or disappeared shows the last one it
 // may see, and counts only those as unread.
@@ -268,32 +272,51 @@ func (s *Service) Chats(ctx context.Context, a Actor) ([]store.ChatSummary, erro
 			out = append(out, *sum)
 			continue
 		}
-		page, err := s.st.History(ctx, sum.Chat.ID, 0, hiddenScan)
-		if err != nil {
-			return nil, err
-		}
-		if len(page) > 0 {
+		sum.Last, sum.Unread = nil, 0
+		onlyBlocked, whole := true, false
+		// Page back until a message the user may see: a blocked user who
+		// wrote hiddenScan messages since must not push the chat out of
+		// the blocker's list. hiddenPages bounds the work of one chat.
+		before := int64(0)
+		for range hiddenPages {
+			page, err := s.st.History(ctx, sum.Chat.ID, before, hiddenScan)
+			if err != nil {
+				return nil, err
+			}
+			if len(page) < hiddenScan {
+				whole = true
+			}
+			if len(page) == 0 {
+				break
+			}
+			before = page[len(page)-1].Seq
 			if mine, err = s.st.HiddenSeqs(ctx, a.UserID, sum.Chat.ID, page[len(page)-1].Seq, page[0].Seq); err != nil {
 				return nil, err
 			}
+			for _, m := range page {
+				if m.HiddenFrom == a.UserID {
+					continue
+				}
+				onlyBlocked = false
+				if mine[m.Seq] || m.Expired(now) {
+					continue
+				}
+				if sum.Last == nil {
+					last := m
+					sum.Last = &last
+				}
+				if m.Seq > sum.ReadSeq && m.From != a.UserID {
+					sum.Unread++
+				}
+			}
+			if sum.Last != nil || whole {
+				break
+			}
 		}
-		sum.Last, sum.Unread = nil, 0
-		onlyBlocked := true
-		for _, m := range page {
-			if m.HiddenFrom == a.UserID {
-				continue
-			}
+		if onlyBlocked && !whole && sum.ReadSeq > 0 {
+			// Not all of it was read, but the user read some of it: the
+			// chat was known to it before the messages hidden from it.
 			onlyBlocked = false
-			if mine[m.Seq] || m.Expired(now) {
-				continue
-			}
-			if sum.Last == nil {
-				last := m
-				sum.Last = &last
-			}
-			if m.Seq > sum.ReadSeq && m.From != a.UserID {
-				sum.Unread++
-			}
 		}
 		if sum.Last != nil {
 			// Its place in the list and its last seq are those of what

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -246,6 +247,44 @@ func TestBlockerMayTakeBack(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBlockedFloodKeepsTheChat: a blocked user who writes more than a
+// page of messages (all hidden from the blocker) does not push the chat
+// out of the blocker's list, nor into it when the chat began after the
+// block.
+func TestBlockedFloodKeepsTheChat(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{SendsPerSecond: 10000, SendBurst: 10000}})
+	ctx := ctxT(t)
+	alice := n.Login(t, "+14155550821", "a")
+	bob := n.Login(t, "+14155550822", "b")
+	carol := n.Login(t, "+14155550823", "c")
+	aID := alice.Session().UserID
+	before, err := bob.Send(ctx, aID, text("before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Block(ctx, bob.Session().UserID); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Block(ctx, carol.Session().UserID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 {
+		for _, c := range []*client.Client{bob, carol} {
+			if _, err := c.Send(ctx, aID, text(fmt.Sprint("hidden ", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	chats, err := alice.Chats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chats.Chats) != 1 || chats.Chats[0].LastMessage == nil || chats.Chats[0].LastMessage.MsgID != before.MsgID ||
+		chats.Chats[0].LastSeq != before.Seq {
+		t.Fatalf("alice's chats: %+v, want only bob's, its last message the one before the block", chats.Chats)
 	}
 }
 
