@@ -62,6 +62,9 @@ type Change struct {
 	User   string
 	Online bool
 	At     time.Time // when it went offline (zero for online)
+	// Dropped marks an offline that the user's node never announced (it
+	// died, or restarted): nobody stored it as the user's last seen.
+	Dropped bool
 }
 
 // Tracker is one node's view. Its methods are safe for concurrent use.
@@ -310,7 +313,7 @@ func (t *Tracker) dropLocked(node string, r *remote, now time.Time) []Change {
 	var changes []Change
 	for u := range r.users {
 		if !t.onlineLocked(u) {
-			changes = append(changes, Change{User: u, At: when})
+			changes = append(changes, Change{User: u, At: when, Dropped: true})
 		}
 	}
 	return changes

@@ -102,7 +102,7 @@ func TestTrackerAcrossNodes(t *testing.T) {
 	now = now.Add(10 * time.Second)
 	got = b.Expire()
 	slices.SortFunc(got, func(x, y Change) int { return cmp.Compare(x.User, y.User) })
-	want := []Change{{User: "u2", At: heard}, {User: "u3", At: heard}}
+	want := []Change{{User: "u2", At: heard, Dropped: true}, {User: "u3", At: heard, Dropped: true}}
 	if !slices.Equal(got, want) || b.Online("u2") {
 		t.Fatalf("expiry: %+v, want %+v", got, want)
 	}

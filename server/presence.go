@@ -37,7 +37,13 @@ type presenceHub struct {
 	// second one for them would read the same settings, so it is not
 	// queued (a client saving its address book over and over costs one).
 	rechecking map[string]bool
-	kick       chan struct{}
+	// dropped holds the offline times of users whose node died (a
+	// presence.Change marked Dropped) until recordDropped has stored them
+	// as last seen: the store still has the time the user connected, and
+	// a recheck reading it meanwhile would tell followers an earlier last
+	// seen than they were told.
+	dropped map[string]time.Time
+	kick    chan struct{}
 }
 
 // The states a follower is told (see follow.told).
@@ -162,13 +168,69 @@ func (h *presenceHub) notify(changes []presence.Change) {
 	if len(changes) == 0 {
 		return
 	}
+	var dropped []presence.Change
 	h.mu.Lock()
 	for _, c := range changes {
 		h.jobs++
 		h.queue = append(h.queue, presenceJob{seq: h.jobs, change: c})
+		if c.Dropped {
+			if h.dropped == nil {
+				h.dropped = make(map[string]time.Time)
+			}
+			if c.At.After(h.dropped[c.User]) {
+				h.dropped[c.User] = c.At
+			}
+			dropped = append(dropped, c)
+		}
 	}
 	h.mu.Unlock()
 	h.wake()
+	if len(dropped) > 0 {
+		go h.recordDropped(dropped)
+	}
+}
+
+// recordDropped stores when the users of a dead node went offline as
+// their last seen, on the device seen last (its connect time is what the
+// store has). Every node that saw the node die does it: the writes agree.
+func (h *presenceHub) recordDropped(changes []presence.Change) {
+	for _, c := range changes {
+		if h.s.ctx.Err() != nil {
+			return
+		}
+		if !h.tracker.Online(c.User) {
+			if err := h.storeLastSeen(c.User, c.At); err != nil {
+				h.s.log.Warn("presence: storing the last seen of a dead node's user", "user", c.User, "err", err)
+			}
+		}
+		h.mu.Lock()
+		if !h.dropped[c.User].After(c.At) {
+			delete(h.dropped, c.User)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *presenceHub) storeLastSeen(user string, at time.Time) error {
+	ctx, cancel := context.WithTimeout(h.s.ctx, 5*time.Second)
+	defer cancel()
+	ds, err := h.s.st.UserDevices(ctx, user)
+	if err != nil {
+		return err
+	}
+	var last *store.Device
+	for i := range ds {
+		if last == nil || ds[i].LastSeen.After(last.LastSeen) {
+			last = &ds[i]
+		}
+	}
+	if last == nil || !last.LastSeen.Before(at) {
+		return nil
+	}
+	if err := h.s.st.TouchDevice(ctx, last.ID, at); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (h *presenceHub) wake() {
@@ -340,6 +402,11 @@ func (h *presenceHub) lastSeen(ctx context.Context, user string) (time.Time, err
 			at = d.LastSeen
 		}
 	}
+	h.mu.Lock()
+	if t := h.dropped[user]; t.After(at) {
+		at = t // not stored yet: see presenceHub.dropped
+	}
+	h.mu.Unlock()
 	return at, nil
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/tern-im/tern/internal/testenv"
 	"github.com/tern-im/tern/routing/rabbitmq/rabbittest"
 	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/store/mongo/mongotest"
 	"github.com/tern-im/tern/wire"
 )
@@ -231,8 +232,10 @@ type screen struct {
 	// calling it a problem: where nodes die, the server may repeat what
 	// it had written before it died (clients deduplicate by msg_id).
 	redeliveries *atomic.Int64
-	// presence is the latest presence frame by user.
-	presence map[string]wire.ServerFrame
+	// presence is the latest presence frame by user, presences all of
+	// them in order.
+	presence  map[string]wire.ServerFrame
+	presences []wire.ServerFrame
 }
 
 func watch(c *client.Client, redeliveries *atomic.Int64) *screen {
@@ -254,6 +257,7 @@ func (s *screen) record(f wire.ServerFrame) {
 	switch f.Type {
 	case wire.TypePresence:
 		s.presence[f.UserID] = f
+		s.presences = append(s.presences, f)
 	case wire.TypeMessage:
 		if _, dup := s.msgs[f.MsgID]; dup {
 			if s.redeliveries != nil {
@@ -1497,15 +1501,47 @@ func TestClusterPresenceNodeKilled(t *testing.T) {
 	// session; the state settles on online.
 	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("alice sees bob as %+v, want online", latest()) },
 		func() bool { return latest().Online })
+	// The store has the time bob connected as his last seen; node 2's
+	// last beat must be in a later second (last seen shows seconds) for
+	// the check at the end to tell them apart.
+	connected := time.Now()
+	eventually(t, 30*time.Second, func() string { return "the clock stopped" },
+		func() bool { return time.Since(connected) > 2*time.Second })
 	if err := c.nodes[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-c.nodes[1].done
 	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("alice sees bob as %+v after his node died", latest()) },
 		func() bool { f := latest(); return !f.Online && f.LastSeen != nil })
-	if ls := *latest().LastSeen; !strings.HasSuffix(ls, "Z") {
-		t.Fatalf("last_seen %q is not RFC 3339 UTC", ls)
-	} else if _, err := time.Parse(time.RFC3339, ls); err != nil {
-		t.Fatalf("last_seen %q: %v", ls, err)
+	seen := *latest().LastSeen
+	if !strings.HasSuffix(seen, "Z") {
+		t.Fatalf("last_seen %q is not RFC 3339 UTC", seen)
+	} else if _, err := time.Parse(time.RFC3339, seen); err != nil {
+		t.Fatalf("last_seen %q: %v", seen, err)
+	}
+
+	// bob's settings change from node 1: its followers' states are
+	// evaluated again, from the store. The first change does not bear on
+	// what alice sees, so she must hear nothing (the store used to have
+	// the time bob connected, an earlier last seen); the second hides his
+	// last seen, which she does hear, after anything the first made.
+	rest := client.New(c.nodes[0].url, client.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+	rest.SetSession(bob.sess)
+	t.Cleanup(func() { _ = rest.Close() })
+	same, nobody := store.SameAsLastSeen, store.Nobody
+	if _, err := rest.UpdatePrivacy(ctx, wire.PrivacyPatch{Online: &same}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rest.UpdatePrivacy(ctx, wire.PrivacyPatch{LastSeen: &nobody}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("alice sees bob as %+v, want his last seen hidden", latest()) },
+		func() bool { f := latest(); return !f.Online && f.LastSeen == nil })
+	alice.scr.mu.Lock()
+	defer alice.scr.mu.Unlock()
+	for _, f := range alice.scr.presences {
+		if f.UserID == bob.user() && !f.Online && f.LastSeen != nil && *f.LastSeen != seen {
+			t.Errorf("alice was told bob's last seen %s after %s: %+v", *f.LastSeen, seen, alice.scr.presences)
+		}
 	}
 }
