@@ -20,6 +20,7 @@ type Store interface {
 	store.Devices
 	store.Messages
 	store.Groups
+	store.MediaFiles
 }
 
 // Dispatcher routes stored inbox events. Dispatch publishes deliveries as

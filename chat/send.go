@@ -38,20 +38,26 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	if in.Body.Len() > s.cfg.MaxTextBytes {
 		return Sent{}, wire.Errorf(wire.CodeTooLarge, "message text over %d bytes", s.cfg.MaxTextBytes)
 	}
-	if in.Body.MediaID != "" {
-		// No media exists on this version: an id would reference nothing,
-		// and the message would promise its readers a file nobody can get.
-		return Sent{}, wire.Errorf(wire.CodeUnsupported, "media is not available on this server version")
-	}
 	if err := in.Body.Validate(); err != nil {
 		return Sent{}, err
+	}
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if in.Body.MediaID != "" && in.Body.Action() == "" {
+		// The file's description comes from its upload, never from the
+		// client, and only a file the sender may fetch can be sent.
+		f, err := s.Media(ctx, a, in.Body.MediaID)
+		if err != nil {
+			return Sent{}, err
+		}
+		b := *in.Body
+		describe(&b, &f)
+		in.Body = &b
 	}
 	body, err := json.Marshal(in.Body)
 	if err != nil {
 		return Sent{}, err
 	}
-	ctx, cancel := s.storeCtx(ctx)
-	defer cancel()
 	if in.Body.Action() != "" {
 		return s.sendAction(ctx, a, in, body)
 	}
@@ -72,6 +78,12 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	}
 	if req.Kind == store.KindGroup {
 		req.Check = func(g *store.Group) error { return maySend(g, a.UserID) }
+	}
+	if in.Body.MediaID != "" {
+		// Before the message: whoever sees it may fetch its file.
+		if err := s.st.ShareMediaFile(ctx, in.Body.MediaID, req.Message.ChatID); err != nil {
+			return Sent{}, err
+		}
 	}
 	if in.ReplyTo != "" {
 		// A reply quotes a message of its own chat, or none: an id from

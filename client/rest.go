@@ -55,6 +55,16 @@ func (c *Client) doAuth(ctx context.Context, method, path string, body, out any)
 	if !isUnauthorized(err) || !c.canRefresh() {
 		return err
 	}
+	if rb, ok := body.(rawBody); ok {
+		// A stream is sent again only if it can go back to its start.
+		s, seekable := rb.r.(io.Seeker)
+		if !seekable {
+			return err
+		}
+		if _, serr := s.Seek(rb.start, io.SeekStart); serr != nil {
+			return err
+		}
+	}
 	if rerr := c.refreshFrom(ctx, token); rerr != nil {
 		// The caller asked for path, not for a refresh: its 401 is the answer.
 		c.log.Debug("token refresh failed", "err", rerr)
@@ -65,8 +75,11 @@ func (c *Client) doAuth(ctx context.Context, method, path string, body, out any)
 
 func (c *Client) doOnce(ctx context.Context, method, path string, body, out any, token string) error {
 	var rd io.Reader
+	contentType := "application/json"
 	if body != nil {
 		switch b := body.(type) {
+		case rawBody:
+			rd, contentType = b.r, b.contentType
 		case []byte:
 			rd = bytes.NewReader(b)
 		case json.RawMessage:
@@ -84,7 +97,7 @@ func (c *Client) doOnce(ctx context.Context, method, path string, body, out any,
 		return fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
 	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if token != "" {
@@ -345,4 +358,11 @@ func (c *Client) History(ctx context.Context, chatID string, before int64, limit
 	var out wire.HistoryResponse
 	err := c.doAuth(ctx, http.MethodGet, path, nil, &out)
 	return out, err
+}
+
+// rawBody is a request body sent as it is, with its own content type.
+type rawBody struct {
+	r           io.Reader
+	contentType string
+	start       int64 // where a seekable r began, to send it again
 }

@@ -412,9 +412,9 @@ func TestIdempotencyKeyIsTheMessage(t *testing.T) {
 		}
 	}
 
-	// No media exists yet: a media_id references nothing.
-	if _, err := alice.Send(ctx, to, wire.Body{MediaID: "xnosuchmedia", Caption: "look"}); errCode(err) != wire.CodeUnsupported {
-		t.Errorf("send with a media_id: %v, want unsupported", err)
+	// A media_id that names no file references nothing.
+	if _, err := alice.Send(ctx, to, wire.Body{MediaID: "fnosuchmedia", Caption: "look"}); errCode(err) != wire.CodeNotFound {
+		t.Errorf("send with an unknown media_id: %v, want not_found", err)
 	}
 	elsewhere, err := bob.Send(ctx, carol.Session().UserID, wire.Body{Text: "not for alice"})
 	if err != nil {

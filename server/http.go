@@ -59,6 +59,14 @@ func (s *Server) routes() http.Handler {
 	handle("PUT /v1/blocks/{user_id}", s.authed(s.handleBlock(true)))
 	handle("DELETE /v1/blocks/{user_id}", s.authed(s.handleBlock(false)))
 	handle("POST /v1/reports", s.authed(s.handleReport))
+	handle("POST /v1/media", s.authed(s.handleUpload))
+	handle("GET /v1/media/{media_id}", s.authed(s.handleMedia))
+	if h, ok := s.media.(interface {
+		Handler() http.Handler
+		Path() string
+	}); ok {
+		mux.Handle(h.Path(), h.Handler())
+	}
 	handle("POST /v1/contacts/lookup", s.authed(s.handleLookup))
 	handle("GET /v1/devices", s.authed(s.handleDevices))
 	handle("DELETE /v1/devices/{id}", s.authed(s.handleDeleteDevice))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/chat"
+	"github.com/tern-im/tern/media"
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/store"
@@ -42,7 +43,17 @@ type Config struct {
 	WriteTimeout                         time.Duration // a write that takes longer closes the socket
 	OutboxLimit                          int           // frames queued for one socket before it counts as a slow consumer
 	HistoryLimit                         int           // largest history page
-	MaxGroupSize                         int           // members of one group
+	// MediaURLTTL is how long a media URL works (default 5 minutes).
+	MediaURLTTL time.Duration
+	// MediaLimits are the largest uploads by kind ("image", "video",
+	// "audio", "document", "sticker"), in bytes; a kind not listed has
+	// media/imaging's default.
+	MediaLimits map[string]int64
+	// UploadDir holds uploads while they are checked ("": the system's
+	// temporary directory). A file is there at most twice over, for the
+	// time of its request.
+	UploadDir    string
+	MaxGroupSize int // members of one group
 	// InboxCheck is how often the node compares the inbox heads of its
 	// sessions' devices with what it sent them, and reads the inbox of a
 	// session that fell behind: the safety net under routing, for an event
@@ -185,6 +196,9 @@ func (c Config) withDefaults() Config {
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit
 	}
+	if c.MediaURLTTL <= 0 {
+		c.MediaURLTTL = 5 * time.Minute
+	}
 	if c.MaxGroupSize <= 0 {
 		c.MaxGroupSize = d.MaxGroupSize
 	}
@@ -202,10 +216,14 @@ func (c Config) withDefaults() Config {
 
 // Deps are the adapters the node runs on.
 type Deps struct {
-	Store    store.Store
-	Router   routing.Router
-	Push     push.Notifier
-	Auth     *auth.Service
+	Store  store.Store
+	Router routing.Router
+	Push   push.Notifier
+	Auth   *auth.Service
+	// Media keeps uploaded files; nil: POST /v1/media answers
+	// unsupported. A media store that serves its own URLs (media/fs)
+	// has its handler mounted at the path its URLs use.
+	Media    media.Store
 	Log      *slog.Logger
 	Registry *prometheus.Registry // nil: a new one
 	Version  string
@@ -223,6 +241,7 @@ type Server struct {
 	router   routing.Router
 	push     push.Notifier
 	auth     *auth.Service
+	media    media.Store
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *metrics
@@ -279,6 +298,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		st:       d.Store,
 		router:   d.Router,
 		push:     d.Push,
+		media:    d.Media,
 		auth:     d.Auth,
 		log:      d.Log,
 		reg:      d.Registry,

@@ -467,6 +467,7 @@ type Store interface {
 	Messages
 	Groups
 	Secrets
+	MediaFiles
 	// Ping reports whether the store can serve (for /readyz).
 	Ping(ctx context.Context) error
 	// Close flushes and releases the store.

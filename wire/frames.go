@@ -56,6 +56,15 @@ type Body struct {
 	Text    string `json:"text,omitempty"`
 	MediaID string `json:"media_id,omitempty"`
 	Caption string `json:"caption,omitempty"`
+	// The file's description, which the server fills in from its upload
+	// (a client's values are replaced): type, size, hash, dimensions and
+	// a small JPEG thumbnail (base64 in JSON).
+	MIMEType  string `json:"mime_type,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Width     int    `json:"width,omitempty"`
+	Height    int    `json:"height,omitempty"`
+	Thumbnail []byte `json:"thumbnail,omitempty"`
 	// Forwarded marks a message the sender forwarded from another chat.
 	Forwarded bool `json:"forwarded,omitempty"`
 	// Group is set only on the chat-log entries of group changes, which
@@ -260,6 +269,9 @@ func (b *Body) Validate() error {
 	}
 	if b.Caption != "" && b.MediaID == "" {
 		return Errorf(CodeBadRequest, "caption needs a media_id")
+	}
+	if b.MediaID == "" && (b.MIMEType != "" || b.Size != 0 || b.SHA256 != "" || b.Width != 0 || b.Height != 0 || b.Thumbnail != nil) {
+		return Errorf(CodeBadRequest, "mime_type, size, sha256, width, height and thumbnail describe a media_id's file")
 	}
 	if e := CheckText("text", b.Text); e != nil {
 		return e

@@ -202,3 +202,19 @@ type ChatSettings struct {
 	Seq                 int64  `json:"seq,omitempty"`
 	TS                  int64  `json:"ts,omitempty"`
 }
+
+// Media is an uploaded file as POST /v1/media and GET /v1/media/{media_id}
+// answer it: URL fetches its bytes without a token until ExpiresTS (unix
+// ms).
+type Media struct {
+	MediaID   string `json:"media_id"`
+	URL       string `json:"url"`
+	ExpiresTS int64  `json:"expires_ts"`
+	Size      int64  `json:"size"`
+	MIMEType  string `json:"mime_type"`
+	SHA256    string `json:"sha256"`
+	Kind      string `json:"kind"`
+	Width     int    `json:"width,omitempty"`
+	Height    int    `json:"height,omitempty"`
+	Thumbnail []byte `json:"thumbnail,omitempty"`
+}

@@ -89,6 +89,7 @@ Commands:
   chat      a terminal chat client: sign in, list chats, send, watch messages
   admin     ask a running node to rotate its signing keys (admin API)
   backup    stream a consistent snapshot of a running node's embedded store
+            (not the media files: copy --media-dir, or keep the S3 bucket's versions)
   restore   unpack a snapshot into an empty data directory
   version   print the version
 

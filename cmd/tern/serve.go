@@ -22,6 +22,7 @@ import (
 	smshttp "github.com/tern-im/tern/auth/sms/http"
 	smslog "github.com/tern-im/tern/auth/sms/log"
 	ternnode "github.com/tern-im/tern/internal/node"
+	"github.com/tern-im/tern/media/s3"
 	pushlog "github.com/tern-im/tern/push/log"
 	"github.com/tern-im/tern/server"
 )
@@ -43,6 +44,8 @@ type serveConfig struct {
 	typingRate, readRate               string
 	otherFrameRate                     string
 	masterKey                          string
+	mediaKind, mediaDir, publicURL     string
+	s3                                 s3.Options
 	srv                                server.Config
 	auth                               auth.Config
 }
@@ -94,6 +97,16 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.String(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on `HOST:PORT` (and not on the API port).\n"+
 		"Empty: on the API port of a loopback node without TLS; otherwise on --admin-addr if set, else nowhere")
 	fs.Duration(&c.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving with /readyz at 503 this long before closing sockets (let the load balancer notice)")
+	fs.String(&c.mediaKind, "media", "fs", "where uploaded files go: fs (under --media-dir, served by the node) or s3")
+	fs.String(&c.mediaDir, "media-dir", "", "`directory` of --media fs (default: <data-dir>/media; nodes of a cluster share one volume)")
+	fs.String(&c.publicURL, "public-url", "", "`URL` clients reach this node at, for --media fs links (default: http:// or https:// and --addr)")
+	fs.String(&c.s3.Endpoint, "s3-endpoint", "", "S3 `URL` for --media s3 (https://s3.eu-west-1.amazonaws.com); clients fetch presigned links from it")
+	fs.String(&c.s3.Bucket, "s3-bucket", "", "bucket for --media s3 (created if absent)")
+	fs.String(&c.s3.Region, "s3-region", "us-east-1", "region of --s3-bucket")
+	fs.String(&c.s3.AccessKey, "s3-access-key", "", "access key for --media s3")
+	fs.String(&c.s3.SecretKey, "s3-secret-key", "", "secret key for --media s3")
+	fs.secret("s3-secret-key")
+	fs.Duration(&c.srv.MediaURLTTL, "media-url-ttl", 5*time.Minute, "how long a media link works")
 	fs.String(&c.pushKind, "push", "log", "push provider for offline devices: log")
 	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed; see --dev) or http (a gateway)")
 	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway `URL` for --sms-provider http; receives POST {to, text}")
@@ -205,6 +218,20 @@ func (c *serveConfig) check(smsExplicit bool) (smsLog, error) {
 		}
 	default:
 		bad("--router %q: want inproc or rabbitmq", c.routerKind)
+	}
+	switch c.mediaKind {
+	case "fs":
+		if c.publicURL != "" {
+			if u, err := url.Parse(c.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+				bad("--public-url %q: want http(s)://host[:port][/path]", c.publicURL)
+			}
+		}
+	case "s3":
+		if c.s3.Endpoint == "" || c.s3.Bucket == "" || c.s3.AccessKey == "" || c.s3.SecretKey == "" {
+			bad("--media s3 needs --s3-endpoint, --s3-bucket, --s3-access-key and --s3-secret-key")
+		}
+	default:
+		bad("--media %q: want fs or s3", c.mediaKind)
 	}
 	if c.pushKind != "log" {
 		bad("--push %q: this build supports log", c.pushKind)
@@ -430,6 +457,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	n, err := ternnode.Build(ctx, ternnode.Config{Store: c.storeKind, DataDir: c.dataDir,
 		MongoURI: c.mongoURI, MongoDB: c.mongoDB, MongoWriteConcern: c.mongoWC,
 		Router: c.routerKind, AMQPURL: c.amqpURL,
+		Media: c.mediaKind, MediaDir: c.mediaDir, MediaBaseURL: c.mediaBaseURL(), S3: c.s3,
 		Server: c.srv, Auth: c.auth, SMS: sms, Push: pushlog.Notifier{Log: log}, MasterKey: master,
 		Log: log, Version: versionString()})
 	if err != nil {
@@ -506,4 +534,17 @@ func decodeMasterKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("want 32 bytes as 64 hex digits or base64 (e.g. openssl rand -hex 32)")
+}
+
+// mediaBaseURL is where clients fetch --media fs links: --public-url, or
+// this node's own address.
+func (c *serveConfig) mediaBaseURL() string {
+	if c.publicURL != "" {
+		return c.publicURL
+	}
+	scheme := "http"
+	if c.tlsCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + c.addr
 }

@@ -2,12 +2,17 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/media"
+	"github.com/tern-im/tern/media/fs"
+	"github.com/tern-im/tern/media/s3"
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/routing/inproc"
@@ -24,7 +29,13 @@ const (
 	StoreMongo     = "mongo"
 	RouterInproc   = "inproc"
 	RouterRabbitMQ = "rabbitmq"
+	MediaFS        = "fs"
+	MediaS3        = "s3"
 )
+
+// mediaSecret names the stored key that signs media/fs URLs: every node
+// of a cluster must sign and check them with the same one.
+const mediaSecret = "media-url-key"
 
 // Config says which engines a node runs on and how it is tuned.
 type Config struct {
@@ -34,6 +45,11 @@ type Config struct {
 	MongoURI, MongoDB, MongoWriteConcern string
 	Router                               string // RouterInproc (default) or RouterRabbitMQ
 	AMQPURL                              string
+	// Media is MediaFS (default: files under MediaDir, or DataDir/media,
+	// served by the node on signed URLs under MediaBaseURL, where
+	// clients reach it) or MediaS3 (S3).
+	Media, MediaDir, MediaBaseURL string
+	S3                            s3.Options
 	// WrapRouter, if set, wraps the router (tests lose or reorder
 	// envelopes with it).
 	WrapRouter func(routing.Router) routing.Router
@@ -54,6 +70,7 @@ type Config struct {
 // Node is a built node: its adapters and its server.
 type Node struct {
 	Store  store.Store
+	Media  media.Store
 	Router routing.Router
 	Auth   *auth.Service
 	Server *server.Server
@@ -93,6 +110,9 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.Media, err = openMedia(ctx, n.Store, &c); err != nil {
+		return nil, err
+	}
 	switch c.Router {
 	case RouterRabbitMQ:
 		var r *rabbitmq.Router
@@ -121,7 +141,7 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: c.Push, Auth: n.Auth,
+	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: c.Push, Auth: n.Auth, Media: n.Media,
 		Log: c.Log, Version: c.Version, Now: c.Now, ChatNow: c.ChatNow})
 	if err != nil {
 		return nil, err
@@ -135,10 +155,47 @@ func (n *Node) Close() error {
 	if n.Router != nil {
 		errs = append(errs, n.Router.Close())
 	}
+	if c, ok := n.Media.(interface{ Close() error }); ok {
+		errs = append(errs, c.Close())
+	}
 	if n.Store != nil {
 		if err := n.Store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// openMedia opens the media store c names.
+func openMedia(ctx context.Context, st store.Store, c *Config) (media.Store, error) {
+	switch c.Media {
+	case MediaS3:
+		s, err := s3.Open(ctx, c.S3)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case MediaFS, "":
+		dir := c.MediaDir
+		if dir == "" {
+			if c.DataDir == "" {
+				return nil, errors.New("node: media on fs needs a media dir (or a data dir)")
+			}
+			dir = filepath.Join(c.DataDir, "media")
+		}
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, err
+		}
+		secret, err := st.Secret(ctx, mediaSecret, fresh)
+		if err != nil {
+			return nil, fmt.Errorf("node: media url key: %w", err)
+		}
+		s, err := fs.New(fs.Options{Dir: dir, Secret: secret, BaseURL: c.MediaBaseURL, Logger: c.Log})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("node: unknown media store %q", c.Media)
 }

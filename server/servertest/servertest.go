@@ -148,18 +148,23 @@ func Start(t testing.TB, o Options) *Node {
 	nc.WrapRouter = o.Router
 	nc.Server, nc.Auth, nc.SMS = o.Server, o.Auth, smshttp.New(sink.URL, nil)
 	nc.Push, nc.Log, nc.Now, nc.ChatNow, nc.Version = pushlog.Notifier{Log: o.Log}, o.Log, o.Now, o.ChatNow, "test"
-	built, err := node.Build(ctx, nc)
-	if err != nil {
-		cancel()
-		t.Fatalf("servertest: build the node: %v", err)
-	}
-	n := &Node{SMS: sink, Store: built.Store, Srv: built.Server, Auth: built.Auth}
-	srv := built.Server
+	// Listening first: media URLs name the node's address.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
 		t.Fatalf("servertest: listen: %v", err)
 	}
+	if nc.MediaBaseURL == "" {
+		nc.MediaBaseURL = "http://" + ln.Addr().String()
+	}
+	built, err := node.Build(ctx, nc)
+	if err != nil {
+		ln.Close()
+		cancel()
+		t.Fatalf("servertest: build the node: %v", err)
+	}
+	n := &Node{SMS: sink, Store: built.Store, Srv: built.Server, Auth: built.Auth}
+	srv := built.Server
 	n.Addr = ln.Addr().String()
 	n.URL = "http://" + n.Addr
 	done := make(chan error, 1)
@@ -302,11 +307,14 @@ func StartCluster(t testing.TB, n int, o Options) []*Node {
 	uri, db := mongotest.NewDatabase(t)
 	amqpURL := BrokerURL(t)
 	nodes := make([]*Node, n)
+	// One media directory, as a volume the nodes share would be: a file
+	// uploaded through one node is served by any.
+	mediaDir := t.TempDir()
 	for i := range nodes {
 		oi := o
 		oi.Dir = ""
 		oi.Engines = node.Config{Store: node.StoreMongo, MongoURI: uri, MongoDB: db,
-			Router: node.RouterRabbitMQ, AMQPURL: amqpURL}
+			Router: node.RouterRabbitMQ, AMQPURL: amqpURL, MediaDir: mediaDir}
 		oi.Server.NodeID = fmt.Sprintf("test-%s-%d", randomSuffix(), i+1)
 		if oi.Server.InboxCheck == 0 {
 			oi.Server.InboxCheck = 2 * time.Second

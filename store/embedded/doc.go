@@ -123,6 +123,9 @@
 //	19 chatnums chatID                     number uvarint
 //	20 chatids  number u64                 chatID
 //	23 contacts userID 0 phone             (empty): the user's address book
+//	30 media    fileID                     created u64, JSON store.MediaFile
+//	31 mshares  fileID 0 chatID            (empty): a chat the file was shared to
+//	32 unshared created u64 fileID         (empty): a file never shared (media.go)
 //
 // 21 and 22 name records of the writer's cache that are never stored: a
 // feed's last cursor (the feed's last key says it) and recent messages'
@@ -137,6 +140,14 @@
 // chat. An ack makes delivered receipts only for messages above it, so a
 // message gets one delivered receipt per reader however many of the reader's
 // devices ack it.
+//
+// Media files: a share is a key of its own, so that the check of a fetch
+// is a point read and a file forwarded to many chats adds keys, not bytes
+// to one record. unshared holds the files no chat has yet, by creation
+// time (milliseconds with the sign bit flipped, as in media's prefix): the
+// collector reads its oldest keys and never walks shared files. A file's
+// first share takes it out, in the share's batch; a deletion removes the
+// record, its index key and its shares in one batch.
 //
 // Message.Kind is an optional trailer of the binary message, written only
 // for group entries: records from before it existed read as Kind "".

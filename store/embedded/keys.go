@@ -43,6 +43,10 @@ const (
 	tStars     byte = 27 // userID 0x00 chatID 0x00 seq u64 -> ts varint, msgID: starred
 	tReportIDs byte = 28 // reportID -> empty: the report ids taken
 	tExpiry    byte = 29 // expiresTS u64 chatID 0x00 seq u64 -> empty: disappearing messages due
+	// Media files (media.go).
+	tMedia         byte = 30 // fileID -> created u64, JSON store.MediaFile
+	tMediaShares   byte = 31 // fileID 0x00 chatID -> empty: the chats the file was shared to
+	tMediaUnshared byte = 32 // created u64 fileID -> empty: files never shared, for the collector
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -114,6 +114,12 @@
 //	marks     _id "<chat>/<user>/<kind>/<seq>"; ts: a move of the user's
 //	          delivered ("d") or read ("r") mark up to seq, at ts (the time
 //	          of its receipts), kept for message info (MessageMarks)
+//	media     _id file id; owner, key, kind, mime, size, sha256, w, h and
+//	          thumb (absent when 0 or none), created; unshared (the creation
+//	          time again, until the file's first share unsets it)
+//	media_shares
+//	          _id "<file>/<chat>" and nothing else: the file was shared to
+//	          the chat (see "Media files")
 //
 // # Indexes
 //
@@ -128,6 +134,8 @@
 //	                                   target of an action)
 //	messages  {due: 1} sparse          disappearing entries by when they are
 //	                                   due (ExpireDue)
+//	media     {unshared: 1} sparse     files never shared, oldest first
+//	                                   (UnsharedMediaFiles: the collector)
 //
 // The unique (chat, seq) and (device, cursor) indexes are the _id indexes
 // of messages and inbox; the _id index of marks serves MessageMarks (one
@@ -332,6 +340,38 @@
 // later read by the user in the chat sends the receipts of notes older
 // than Config.Timeout again.
 //
+// # Media files
+//
+// A file's record is one media document, written once by CreateMediaFile
+// and read by every fetch. The chats it was shared to are not in it: a
+// file forwarded to thousands of chats would make an array that grows
+// with every forward (toward the 16 MB document limit, with $addToSet and
+// a membership test that scan it), in a document every fetch reads. Each
+// share is instead a document of media_shares whose _id is
+// "<file>/<chat>", so every document stays small and fixed in size:
+//
+//   - MediaFileShared, on every fetch by someone else than the owner, is a
+//     findOne by _id: one seek of the _id index, answered from it;
+//   - MediaFileChats is an _id range with a limit, DeleteMediaFile's
+//     deleteMany the same range;
+//   - ShareMediaFile, on the send path, is an insert of the share (a
+//     duplicate key: shared before, not an error) and, at the same time,
+//     an updateOne of the file that $unsets unshared: its match count says
+//     whether the file exists, and it takes the file out of the
+//     collector's index. One round trip of latency; a share of a missing
+//     file is taken back (a third operation, on that error only).
+//
+// unshared is a copy of created that only files never shared have, so the
+// sparse {unshared} index holds those files alone: the collector
+// (UnsharedMediaFiles, a range below its cut-off, sorted on the index key
+// and limited) reads its oldest entries and never the shared files, which
+// are nearly all of them. A first share that races with another only
+// unsets the field twice.
+//
+// DeleteMediaFile deletes the document and the shares at once (one round
+// trip of latency), the shares whether or not the document is still
+// there, so that a deletion cut halfway is completed by its retry.
+//
 // # What remains possible
 //
 //   - A node that dies holding a chat lock stalls that chat's sends for
@@ -402,6 +442,14 @@
 //     sender does. Late, its record upserts can only add records of users
 //     the chat does not list (readers skip them), and its deletions spare
 //     a member re-added since (the js filter).
+//   - A ShareMediaFile that runs concurrently with the DeleteMediaFile of
+//     its file can leave a share of no file behind (it checked the file
+//     before the deletion and inserted after it). MediaFileShared then
+//     answers true for a file that MediaFile says is gone; ids are never
+//     reused, so nothing else is affected. The collector's race is the
+//     caller's: a file it listed as unshared can be shared before it is
+//     deleted, so its cut-off must be far older than any upload a client
+//     may still send.
 //   - The entries of group changes cost, besides the message, one event
 //     per device of every member; a change also writes the whole member
 //     list and map of the chat (about 110 KB for 1024 members), once in the

@@ -61,6 +61,7 @@ type Store struct {
 	chats, members, messages       *mongo.Collection
 	inbox, marks, contacts         *mongo.Collection
 	blocks, reports, hidden, stars *mongo.Collection
+	media, mediaShares             *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -135,6 +136,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		reports:     db.Collection(collReports),
 		hidden:      db.Collection(collHidden),
 		stars:       db.Collection(collStars),
+		media:       db.Collection(collMedia),
+		mediaShares: db.Collection(collMediaShares),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
 	}
@@ -228,6 +231,8 @@ func Indexes() []IndexSpec {
 			Why: "a message by its id: the target of a reply (and of reactions, edits and deletes)"},
 		{Collection: collMessages, Keys: []string{fieldDue}, Sparse: true,
 			Why: "disappearing messages by when they are due, for the expiry sweep (ExpireDue)"},
+		{Collection: collMedia, Keys: []string{fieldUnshared}, Sparse: true,
+			Why: "media files never shared, oldest first, for the collector (UnsharedMediaFiles)"},
 	}
 }
 

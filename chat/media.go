@@ -1,0 +1,48 @@
+package chat
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// mediaShareScan bounds the chats a file's access check looks through: a
+// file forwarded to more chats than that is fetched by the members of the
+// first ones only (and by its uploader).
+const mediaShareScan = 1000
+
+// Media returns file id if the actor may fetch it: its uploader, or a
+// member of a chat a message carried it to. Anyone else gets not_found,
+// as for a file that does not exist: media ids are not for probing.
+func (s *Service) Media(ctx context.Context, a Actor, id string) (store.MediaFile, error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	notFound := wire.Errorf(wire.CodeNotFound, "no media %s", id)
+	f, err := s.st.MediaFile(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.MediaFile{}, notFound
+	case err != nil:
+		return store.MediaFile{}, err
+	case f.Owner == a.UserID:
+		return f, nil
+	}
+	chats, err := s.st.MediaFileChats(ctx, id, mediaShareScan)
+	if err != nil {
+		return store.MediaFile{}, err
+	}
+	for _, c := range chats {
+		if err := s.CheckMember(ctx, a, c); err == nil {
+			return f, nil
+		}
+	}
+	return store.MediaFile{}, notFound
+}
+
+// describe sets what a message tells of its file from the file's record.
+func describe(b *wire.Body, f *store.MediaFile) {
+	b.MIMEType, b.Size, b.SHA256 = f.MIME, f.Size, f.SHA256
+	b.Width, b.Height, b.Thumbnail = f.Width, f.Height, f.Thumbnail
+}

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+
+	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/media/imaging"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// maxUploadOverhead is what a multipart body may hold besides the file:
+// boundaries, part headers, a short field or two.
+const maxUploadOverhead = 64 << 10
+
+// handleUpload takes a file (the raw body with its Content-Type, or the
+// multipart field "file"), checks its kind, type and size by its bytes,
+// strips an image's metadata and makes its thumbnail, stores it and
+// answers its media object. The file passes through UploadDir, never
+// whole through memory. ?kind= says what the client sends (image, video,
+// audio, document, sticker); without it, the type decides.
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	if s.media == nil {
+		s.writeErr(w, r, wire.Errorf(wire.CodeUnsupported, "this server keeps no media"))
+		return
+	}
+	var kind imaging.Kind
+	if k := r.URL.Query().Get("kind"); k != "" {
+		var err error
+		if kind, err = imaging.ParseKind(k); err != nil {
+			s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "kind %q: want image, video, audio, document or sticker", k))
+			return
+		}
+	}
+	limit := s.uploadLimit(kind)
+	if kind == 0 {
+		for k := imaging.Image; k <= imaging.Sticker; k++ {
+			limit = max(limit, s.uploadLimit(k))
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit+maxUploadOverhead)
+	src, declared, err := uploadPart(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f, err := s.receive(r.Context(), c.UserID, src, declared, kind, limit)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out, err := s.mediaObject(r.Context(), &f)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// handleMedia answers a file's media object with a fresh URL, to its
+// uploader and the members of the chats it was sent to.
+func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	if s.media == nil {
+		s.writeErr(w, r, wire.Errorf(wire.CodeUnsupported, "this server keeps no media"))
+		return
+	}
+	f, err := s.chat.Media(r.Context(), claimsActor(c), r.PathValue("media_id"))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out, err := s.mediaObject(r.Context(), &f)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) uploadLimit(k imaging.Kind) int64 {
+	if n, ok := s.cfg.MediaLimits[k.String()]; ok && n > 0 {
+		return n
+	}
+	return k.MaxSize()
+}
+
+// uploadPart returns the file of an upload and its declared type.
+func uploadPart(r *http.Request) (io.Reader, string, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "multipart/form-data" {
+		return r.Body, ct, nil
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil, "", wire.Errorf(wire.CodeBadRequest, `multipart upload without a "file" part`)
+		}
+		if err != nil {
+			return nil, "", uploadErr(err)
+		}
+		if p.FormName() == "file" {
+			return p, p.Header.Get("Content-Type"), nil
+		}
+	}
+}
+
+// uploadErr names what went wrong with reading an upload.
+func uploadErr(err error) error {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return wire.Errorf(wire.CodeTooLarge, "upload over %d bytes", mb.Limit-maxUploadOverhead)
+	}
+	return wire.Errorf(wire.CodeBadRequest, "reading the upload: %v", err)
+}
+
+// receive checks, cleans and stores one upload, and records it.
+func (s *Server) receive(ctx context.Context, owner string, src io.Reader, declared string, kind imaging.Kind, limit int64) (store.MediaFile, error) {
+	raw, err := os.CreateTemp(s.cfg.UploadDir, "tern-upload-*")
+	if err != nil {
+		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+	}
+	defer func() { raw.Close(); os.Remove(raw.Name()) }()
+	n, err := io.Copy(raw, io.LimitReader(src, limit+1))
+	switch {
+	case err != nil:
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return store.MediaFile{}, uploadErr(err)
+		}
+		return store.MediaFile{}, wire.Errorf(wire.CodeBadRequest, "reading the upload: %v", err)
+	case n > limit:
+		return store.MediaFile{}, wire.Errorf(wire.CodeTooLarge, "upload over %d bytes", limit)
+	case n == 0:
+		return store.MediaFile{}, wire.Errorf(wire.CodeBadRequest, "the upload is empty")
+	}
+	head := make([]byte, min(n, imaging.HeadLen))
+	if _, err := raw.ReadAt(head, 0); err != nil {
+		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+	}
+	sniffAs := kind
+	if sniffAs == 0 {
+		sniffAs = imaging.Document // accepts any type: the type decides the kind below
+	}
+	typ, err := imaging.Sniff(head, declared, sniffAs)
+	if err != nil {
+		return store.MediaFile{}, wire.Errorf(wire.CodeBadRequest, "%v", err)
+	}
+	if kind == 0 {
+		kind = kindOf(typ)
+	}
+	if n > s.uploadLimit(kind) {
+		return store.MediaFile{}, wire.Errorf(wire.CodeTooLarge, "%s over %d bytes", kind, s.uploadLimit(kind))
+	}
+	f := store.MediaFile{ID: store.NewID(store.PrefixMedia), Owner: owner, Kind: kind.String(), MIME: typ, Size: n,
+		CreatedAt: s.now().UTC()}
+	f.Key = "m/" + f.ID
+	body := io.ReadSeeker(raw)
+	if kind == imaging.Image || kind == imaging.Sticker {
+		clean, err := os.CreateTemp(s.cfg.UploadDir, "tern-upload-*")
+		if err != nil {
+			return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+		}
+		defer func() { clean.Close(); os.Remove(clean.Name()) }()
+		res, err := imaging.Process(clean, raw, n, typ, imaging.Options{})
+		switch {
+		case errors.Is(err, imaging.ErrTooManyPixels):
+			return store.MediaFile{}, wire.Errorf(wire.CodeTooLarge, "%v", err)
+		case errors.Is(err, imaging.ErrInvalidImage), errors.Is(err, imaging.ErrUnsupportedType):
+			return store.MediaFile{}, wire.Errorf(wire.CodeBadRequest, "%v", err)
+		case err != nil:
+			return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+		}
+		f.Size, f.Width, f.Height, f.Thumbnail = res.Size, res.Width, res.Height, res.Thumbnail
+		body = clean
+	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+	}
+	h := sha256.New()
+	if err := s.media.Put(ctx, f.Key, io.TeeReader(body, h), f.Size, f.MIME); err != nil {
+		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+	}
+	f.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if err := s.st.CreateMediaFile(ctx, f); err != nil {
+		if derr := s.media.Delete(context.WithoutCancel(ctx), f.Key); derr != nil {
+			s.log.Warn("upload: an object without a record stays", "key", f.Key, "err", derr)
+		}
+		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+	}
+	return f, nil
+}
+
+// kindOf is the kind of a file sent without one: what its type says.
+func kindOf(typ string) imaging.Kind {
+	for _, k := range []imaging.Kind{imaging.Image, imaging.Video, imaging.Audio} {
+		if k.Accepts(typ) {
+			return k
+		}
+	}
+	return imaging.Document
+}
+
+// mediaObject is f as the API answers it, with a URL made now.
+func (s *Server) mediaObject(ctx context.Context, f *store.MediaFile) (wire.Media, error) {
+	url, exp, err := s.media.URL(ctx, f.Key, s.cfg.MediaURLTTL)
+	if err != nil {
+		return wire.Media{}, fmt.Errorf("media %s: %w", f.ID, err)
+	}
+	return wire.Media{MediaID: f.ID, URL: url, ExpiresTS: exp.UnixMilli(), Size: f.Size, MIMEType: f.MIME,
+		SHA256: f.SHA256, Kind: f.Kind, Width: f.Width, Height: f.Height, Thumbnail: f.Thumbnail}, nil
+}

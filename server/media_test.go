@@ -1,0 +1,204 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/wire"
+)
+
+// testPNG is a w×h PNG with a text chunk (metadata the server strips).
+func testPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 200, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	// A tEXt chunk ("Comment", "where I was") before IEND; its CRC is
+	// not checked by image/png's decoder for ancillary chunks it skips,
+	// but the server must drop the chunk whatever its CRC.
+	data := b.Bytes()
+	iend := bytes.LastIndex(data, []byte("IEND")) - 4
+	chunk := pngChunk("tEXt", []byte("Comment\x00where I was"))
+	return append(append(append([]byte{}, data[:iend]...), chunk...), data[iend:]...)
+}
+
+func pngChunk(typ string, data []byte) []byte {
+	var b bytes.Buffer
+	n := len(data)
+	b.Write([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	b.WriteString(typ)
+	b.Write(data)
+	crc := crc32IEEE(append([]byte(typ), data...))
+	b.Write([]byte{byte(crc >> 24), byte(crc >> 16), byte(crc >> 8), byte(crc)})
+	return b.Bytes()
+}
+
+func crc32IEEE(p []byte) uint32 {
+	crc := ^uint32(0)
+	for _, c := range p {
+		crc ^= uint32(c)
+		for range 8 {
+			if crc&1 != 0 {
+				crc = crc>>1 ^ 0xedb88320
+			} else {
+				crc >>= 1
+			}
+		}
+	}
+	return ^crc
+}
+
+func download(t *testing.T, url string) ([]byte, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v %.100s", url, resp.StatusCode, err, data)
+	}
+	return data, resp.Header
+}
+
+// TestMedia: an image uploaded, cleaned and described; sent in a message
+// that carries its description; fetched by the chat's members through
+// fresh URLs and by nobody else; forwarded; bad uploads refused.
+func TestMedia(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			nodes := d.start(t, server.Config{MediaLimits: map[string]int64{"sticker": 1000}})
+			ctx := ctxT(t)
+			at := func(i int) *servertest.Node { return nodes[i%len(nodes)] }
+			alice := at(0).Login(t, "+14155550901", "a")
+			bob := at(1).Login(t, "+14155550902", "b")
+			carol := at(2).Login(t, "+14155550903", "c")
+			bID, cID := bob.Session().UserID, carol.Session().UserID
+
+			original := testPNG(t, 640, 400)
+			up, err := alice.UploadMedia(ctx, bytes.NewReader(original), "image/png", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if up.MediaID == "" || up.Kind != "image" || up.MIMEType != "image/png" || up.Width != 640 || up.Height != 400 ||
+				len(up.Thumbnail) == 0 || up.ExpiresTS == 0 {
+				t.Fatalf("upload: %+v", up)
+			}
+			thumb, _, err := image.DecodeConfig(bytes.NewReader(up.Thumbnail))
+			if err != nil || max(thumb.Width, thumb.Height) > 320 {
+				t.Fatalf("thumbnail %+v %v, want a JPEG of at most 320 px", thumb, err)
+			}
+			got, hdr := download(t, up.URL)
+			sum := sha256.Sum256(got)
+			if hex.EncodeToString(sum[:]) != up.SHA256 || int64(len(got)) != up.Size || hdr.Get("Content-Type") != "image/png" {
+				t.Fatalf("download: %d bytes, type %q, sha256 %x; upload said %+v", len(got), hdr.Get("Content-Type"), sum, up)
+			}
+			if bytes.Contains(got, []byte("where I was")) {
+				t.Fatal("the download still has the image's text chunk")
+			}
+			if _, err := png.Decode(bytes.NewReader(got)); err != nil {
+				t.Fatalf("the cleaned image does not decode: %v", err)
+			}
+
+			// Sent: bob's message carries the file's description, whatever
+			// the client claimed.
+			sent, err := alice.Send(ctx, bID, wire.Body{MediaID: up.MediaID, Caption: "look", MIMEType: "text/html", Size: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := servertest.Next(t, bob, wire.TypeMessage, wait)
+			if f.MsgID != sent.MsgID || f.Body == nil || f.Body.MediaID != up.MediaID || f.Body.Caption != "look" ||
+				f.Body.MIMEType != "image/png" || f.Body.Size != up.Size || f.Body.SHA256 != up.SHA256 ||
+				f.Body.Width != 640 || f.Body.Height != 400 || !bytes.Equal(f.Body.Thumbnail, up.Thumbnail) {
+				t.Fatalf("bob got %+v", f.Body)
+			}
+			// bob, in the chat, gets a fresh URL (from his own node).
+			m, err := bob.Media(ctx, up.MediaID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := download(t, m.URL); !bytes.Equal(again, got) {
+				t.Fatal("bob's URL serves other bytes")
+			}
+			// carol is in no chat with it: not found, and she cannot send it.
+			if _, err := carol.Media(ctx, up.MediaID); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("carol fetching a file of others: %v, want not_found", err)
+			}
+			if _, err := carol.Send(ctx, bID, wire.Body{MediaID: up.MediaID}); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("carol sending a file she cannot see: %v, want not_found", err)
+			}
+			// bob forwards it to carol, who then may fetch it.
+			if _, err := bob.Send(ctx, cID, wire.Body{MediaID: up.MediaID, Forwarded: true}); err != nil {
+				t.Fatal(err)
+			}
+			servertest.Next(t, carol, wire.TypeMessage, wait)
+			if _, err := carol.Media(ctx, up.MediaID); err != nil {
+				t.Fatalf("carol after the forward: %v", err)
+			}
+
+			// A description without a file is refused.
+			if _, err := alice.Send(ctx, bID, wire.Body{Text: "x", MIMEType: "image/png"}); errCode(err) != wire.CodeBadRequest {
+				t.Fatalf("a body describing no file: %v, want bad_request", err)
+			}
+			// Bad uploads.
+			exe := append([]byte("MZ\x90\x00"), bytes.Repeat([]byte{0}, 500)...)
+			if _, err := alice.UploadMedia(ctx, bytes.NewReader(exe), "image/jpeg", "image"); errCode(err) != wire.CodeBadRequest {
+				t.Fatalf("a program sent as an image: %v, want bad_request", err)
+			}
+			if _, err := alice.UploadMedia(ctx, bytes.NewReader(original), "image/png", "sticker"); errCode(err) != wire.CodeTooLarge {
+				t.Fatalf("a sticker over its limit: %v, want too_large", err)
+			}
+			if _, err := alice.UploadMedia(ctx, bytes.NewReader(nil), "image/png", ""); errCode(err) != wire.CodeBadRequest {
+				t.Fatalf("an empty upload: %v, want bad_request", err)
+			}
+			if _, err := alice.UploadMedia(ctx, bytes.NewReader(original), "image/png", "hologram"); errCode(err) != wire.CodeBadRequest {
+				t.Fatalf("an unknown kind: %v, want bad_request", err)
+			}
+			// A document, in a multipart form; its kind comes from its type.
+			doc := []byte("%PDF-1.4\n" + strings.Repeat("x", 2000))
+			var form bytes.Buffer
+			mw := multipart.NewWriter(&form)
+			part, err := mw.CreateFormFile("file", "report.pdf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			part.Write(doc)
+			mw.Close()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, at(0).URL+"/v1/media", &form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+			req.Header.Set("Authorization", "Bearer "+alice.Session().AccessToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated || !bytes.Contains(data, []byte(`"mime_type":"application/pdf"`)) ||
+				!bytes.Contains(data, []byte(`"kind":"document"`)) {
+				t.Fatalf("multipart upload: %d %s", resp.StatusCode, data)
+			}
+		})
+	}
+}
