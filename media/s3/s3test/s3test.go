@@ -30,17 +30,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -264,8 +259,8 @@ func setUp() {
 		return
 	}
 	server.label = "versitygw"
-	bin, err := binary()
-	var outside *outsideError
+	bin, err := testenv.Binary(testenv.Tool{Dir: "versitygw", Label: versitygw, Args: buildArgs, Env: buildEnv})
+	var outside *testenv.OutsideError
 	switch {
 	case errors.As(err, &outside):
 		server.skip = err.Error()
@@ -287,146 +282,15 @@ func setUp() {
 	server.mu.Unlock()
 }
 
-// outsideError is a failure that is not the project's: no way to download
-// modules, for one.
-type outsideError struct{ msg string }
-
-func (e *outsideError) Error() string { return e.msg }
-
-// toolDir finds tools/versitygw: in the module that holds the working
-// directory (go test runs a test in its package's directory), or else
-// relative to this file's source.
-func toolDir() (string, error) {
-	rel := filepath.Join("tools", "versitygw")
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && modulePath(b) == "github.com/tern-im/tern" {
-				return filepath.Join(d, rel), nil
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		// media/s3/s3test/s3test.go
-		return filepath.Join(filepath.Dir(file), "..", "..", "..", rel), nil
-	}
-	return "", errors.New("cannot find the module root (and so tools/versitygw) from the working directory")
-}
-
-// modulePath returns the module path a go.mod declares.
-func modulePath(gomod []byte) string {
-	for line := range strings.SplitSeq(string(gomod), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "module" {
-			return strings.Trim(f[1], `"`)
-		}
-	}
-	return ""
-}
-
-// binary returns the path of the versitygw binary, building it into the
-// cache if this version of the tool module has not been built yet.
-func binary() (string, error) {
-	dir, err := toolDir()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	var names []string
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && (strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum") {
-			names = append(names, path)
-		}
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("versitygw tool sources: %w", err)
-	}
-	if !slices.ContainsFunc(names, func(n string) bool { return filepath.Base(n) == "go.sum" }) {
-		return "", fmt.Errorf("versitygw tool sources: no go.sum in %s", dir)
-	}
-	for _, name := range names { // WalkDir goes in lexical order
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return "", fmt.Errorf("versitygw tool sources: %w", err)
-		}
-		rel, _ := filepath.Rel(dir, name)
-		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-	}
-	fmt.Fprintf(h, "%s %s/%s %q %q\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, buildArgs, buildEnv)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	bin := filepath.Join(cache, "tern-test", "versitygw-"+hex.EncodeToString(h.Sum(nil))[:16])
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", err
-	}
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		return "", &outsideError{"no go command in PATH to build versitygw: " + err.Error()}
-	}
-	// Built next to its final name and renamed, so that concurrent test
-	// processes never run a half-written binary.
-	tmp := fmt.Sprintf("%s.tmp%d", bin, os.Getpid())
-	defer os.Remove(tmp)
-	fmt.Fprintf(os.Stderr, "s3test: building %s (%s) into %s; the first build takes a few minutes\n", versitygw, dir, bin)
-	t0 := time.Now()
-	cmd := exec.Command(gotool, append([]string{"build", "-o", tmp}, buildArgs...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), buildEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		msg := fmt.Sprintf("building %s in %s: %v: %s", versitygw, dir, err, strings.TrimSpace(string(out)))
-		if outsideFailure(string(out)) {
-			return "", &outsideError{msg}
-		}
-		return "", errors.New(msg)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
-	}
-	// Builds of older sources are of no more use.
-	if old, _ := filepath.Glob(filepath.Join(filepath.Dir(bin), "versitygw-????????????????")); len(old) > 0 {
-		for _, o := range old {
-			if o != bin {
-				_ = os.Remove(o)
-			}
-		}
-	}
-	fmt.Fprintf(os.Stderr, "s3test: built %s in %v\n", versitygw, time.Since(t0).Round(time.Second))
-	return bin, nil
-}
-
-// How the binary is built (in tools/versitygw), part of its cache key.
-// -mod=readonly: the build may download modules, never change go.mod or
-// go.sum. -s -w: no debug information, which nobody reads here; the link
-// is faster and the binary a third smaller. CGO_ENABLED=0: the gateway
-// needs no C, and a pure-Go build needs no C compiler.
+// How the binary is built (in tools/versitygw). -mod=readonly: the build
+// may download modules, never change go.mod or go.sum. -s -w: no debug
+// information, which nobody reads here; the link is faster and the binary
+// a third smaller. CGO_ENABLED=0: the gateway needs no C, and a pure-Go
+// build needs no C compiler.
 var (
 	buildArgs = []string{"-mod=readonly", "-ldflags=-s -w", "github.com/versity/versitygw/cmd/versitygw"}
 	buildEnv  = []string{"GOWORK=off", "CGO_ENABLED=0"}
 )
-
-// outsideFailure reports whether go build failed for want of the network
-// or the module proxy.
-func outsideFailure(out string) bool {
-	for _, s := range []string{
-		"dial tcp", "no such host", "connection refused", "i/o timeout", "TLS handshake",
-		"proxy.golang.org", "GOPROXY", "403 Forbidden", "410 Gone", "network is unreachable",
-		"GOFLAGS=-mod=mod", // a module missing from the cache with downloads off
-	} {
-		if strings.Contains(out, s) {
-			return true
-		}
-	}
-	return false
-}
 
 // start runs versitygw on a temporary directory and a free loopback
 // port, and waits until it answers a signed request with this process's

@@ -26,15 +26,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,8 +134,11 @@ func setUp() {
 		return
 	}
 	server.label = "FerretDB"
-	bin, err := ferretBinary()
-	var outside *outsideError
+	bin, err := testenv.Binary(testenv.Tool{Dir: "ferretdb", Label: "FerretDB",
+		// -mod=readonly: the build may download modules, never change
+		// go.mod or go.sum.
+		Args: []string{"-mod=readonly", "."}, Env: []string{"GOWORK=off"}})
+	var outside *testenv.OutsideError
 	switch {
 	case errors.As(err, &outside):
 		server.skip = err.Error()
@@ -157,128 +157,6 @@ func setUp() {
 	server.mu.Lock()
 	server.uri, server.stop = uri, stop
 	server.mu.Unlock()
-}
-
-// outsideError is a failure that is not the project's: no way to download
-// modules, for one.
-type outsideError struct{ msg string }
-
-func (e *outsideError) Error() string { return e.msg }
-
-// toolDir finds tools/ferretdb: in the module that holds the working
-// directory (go test runs a test in its package's directory), or else
-// relative to this file's source.
-func toolDir() (string, error) {
-	rel := filepath.Join("tools", "ferretdb")
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil {
-				if modulePath(b) == "github.com/tern-im/tern" {
-					return filepath.Join(d, rel), nil
-				}
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		// store/mongo/mongotest/mongotest.go
-		return filepath.Join(filepath.Dir(file), "..", "..", "..", rel), nil
-	}
-	return "", errors.New("cannot find the module root (and so tools/ferretdb) from the working directory")
-}
-
-// modulePath returns the module path a go.mod declares.
-func modulePath(gomod []byte) string {
-	for _, line := range strings.Split(string(gomod), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "module" {
-			return strings.Trim(f[1], `"`)
-		}
-	}
-	return ""
-}
-
-// ferretBinary returns the path of the FerretDB tool, building it into the
-// cache if this version of its sources has not been built yet.
-func ferretBinary() (string, error) {
-	dir, err := toolDir()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	for _, name := range []string{"go.mod", "go.sum", "main.go"} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return "", fmt.Errorf("FerretDB tool sources: %w", err)
-		}
-		fmt.Fprintf(h, "%s %d\n", name, len(b))
-		h.Write(b)
-	}
-	fmt.Fprintf(h, "%s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	bin := filepath.Join(cache, "tern-test", "ferretdb-"+hex.EncodeToString(h.Sum(nil))[:16])
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", err
-	}
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		return "", &outsideError{"no go command in PATH to build FerretDB: " + err.Error()}
-	}
-	// Built next to its final name and renamed, so that concurrent test
-	// processes (go test ./... runs packages in parallel) never run a
-	// half-written binary.
-	tmp := fmt.Sprintf("%s.tmp%d", bin, os.Getpid())
-	defer os.Remove(tmp)
-	fmt.Fprintf(os.Stderr, "mongotest: building FerretDB (%s) into %s; the first build takes a few minutes\n", dir, bin)
-	t0 := time.Now()
-	// -mod=readonly: the build may download modules, never change go.mod
-	// or go.sum.
-	cmd := exec.Command(gotool, "build", "-mod=readonly", "-o", tmp, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		msg := fmt.Sprintf("building FerretDB in %s: %v: %s", dir, err, strings.TrimSpace(string(out)))
-		if outsideFailure(string(out)) {
-			return "", &outsideError{msg}
-		}
-		return "", errors.New(msg)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
-	}
-	// Builds of older sources are of no more use.
-	if old, _ := filepath.Glob(filepath.Join(filepath.Dir(bin), "ferretdb-????????????????")); len(old) > 0 {
-		for _, o := range old {
-			if o != bin {
-				_ = os.Remove(o)
-			}
-		}
-	}
-	fmt.Fprintf(os.Stderr, "mongotest: built FerretDB in %v\n", time.Since(t0).Round(time.Second))
-	return bin, nil
-}
-
-// outsideFailure reports whether go build failed for want of the network
-// or the module proxy.
-func outsideFailure(out string) bool {
-	for _, s := range []string{
-		"dial tcp", "no such host", "connection refused", "i/o timeout", "TLS handshake",
-		"proxy.golang.org", "GOPROXY", "403 Forbidden", "410 Gone", "network is unreachable",
-		"GOFLAGS=-mod=mod", // a module missing from the cache with downloads off
-	} {
-		if strings.Contains(out, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // startFerret starts the tool on a free loopback port and a temporary

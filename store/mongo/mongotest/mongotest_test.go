@@ -17,19 +17,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func TestModulePath(t *testing.T) {
-	for in, want := range map[string]string{
-		"module github.com/tern-im/tern\n\ngo 1.26\n":      "github.com/tern-im/tern",
-		"// comment\nmodule \"github.com/tern-im/tern\"\n": "github.com/tern-im/tern",
-		"module github.com/tern-im/tern/tools/ferretdb\n":  "github.com/tern-im/tern/tools/ferretdb",
-		"go 1.26\n": "",
-	} {
-		if got := modulePath([]byte(in)); got != want {
-			t.Errorf("modulePath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestNewDatabase: a fresh database is usable, distinct per call, and
 // dropped when its test ends.
 func TestNewDatabase(t *testing.T) {
