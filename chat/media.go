@@ -34,8 +34,12 @@ func (s *Service) Media(ctx context.Context, a Actor, id string) (store.MediaFil
 		return store.MediaFile{}, err
 	}
 	for _, c := range chats {
-		if err := s.CheckMember(ctx, a, c); err == nil {
+		var we *wire.Error
+		switch err := s.CheckMember(ctx, a, c); {
+		case err == nil:
 			return f, nil
+		case !errors.As(err, &we):
+			return store.MediaFile{}, err // the store failed: not an answer
 		}
 	}
 	return store.MediaFile{}, notFound

@@ -79,12 +79,6 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	if req.Kind == store.KindGroup {
 		req.Check = func(g *store.Group) error { return maySend(g, a.UserID) }
 	}
-	if in.Body.MediaID != "" {
-		// Before the message: whoever sees it may fetch its file.
-		if err := s.st.ShareMediaFile(ctx, in.Body.MediaID, req.Message.ChatID); err != nil {
-			return Sent{}, err
-		}
-	}
 	if in.ReplyTo != "" {
 		// A reply quotes a message of its own chat, or none: an id from
 		// elsewhere would show others a quote of what they cannot see.
@@ -95,7 +89,30 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 			return Sent{}, err
 		}
 	}
+	if in.Body.MediaID != "" {
+		if err := s.shareMedia(ctx, a, &req, in.Body.MediaID); err != nil {
+			return Sent{}, err
+		}
+	}
 	return s.store(ctx, a, req, in)
+}
+
+// shareMedia records that req's chat gets file id, before the message is
+// stored: whoever sees the message may fetch its file. What would refuse
+// the send is checked first, so that a refused send shares nothing; a
+// group's rules can still change before the store's own check, which then
+// leaves a share of a file nobody was sent (its members may fetch it).
+func (s *Service) shareMedia(ctx context.Context, a Actor, req *store.SendRequest, id string) error {
+	if req.Kind == store.KindGroup {
+		g, err := s.st.Group(ctx, req.Message.ChatID)
+		if err != nil {
+			return s.groupErr(err)
+		}
+		if err := maySend(&g, a.UserID); err != nil {
+			return err
+		}
+	}
+	return s.st.ShareMediaFile(ctx, id, req.Message.ChatID)
 }
 
 // route fills in req's chat: a group's id, or a direct chat's members and

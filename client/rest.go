@@ -55,8 +55,15 @@ func (c *Client) doAuth(ctx context.Context, method, path string, body, out any)
 	if !isUnauthorized(err) || !c.canRefresh() {
 		return err
 	}
+	if rerr := c.refreshFrom(ctx, token); rerr != nil {
+		// The caller asked for path, not for a refresh: its 401 is the answer.
+		c.log.Debug("token refresh failed", "err", rerr)
+		return err
+	}
 	if rb, ok := body.(rawBody); ok {
-		// A stream is sent again only if it can go back to its start.
+		// A stream is sent again only if it can go back to its start;
+		// otherwise the 401 is the answer, and the next call has the
+		// fresh token.
 		s, seekable := rb.r.(io.Seeker)
 		if !seekable {
 			return err
@@ -64,11 +71,6 @@ func (c *Client) doAuth(ctx context.Context, method, path string, body, out any)
 		if _, serr := s.Seek(rb.start, io.SeekStart); serr != nil {
 			return err
 		}
-	}
-	if rerr := c.refreshFrom(ctx, token); rerr != nil {
-		// The caller asked for path, not for a refresh: its 401 is the answer.
-		c.log.Debug("token refresh failed", "err", rerr)
-		return err
 	}
 	return c.doOnce(ctx, method, path, body, out, c.accessToken())
 }
@@ -79,7 +81,10 @@ func (c *Client) doOnce(ctx context.Context, method, path string, body, out any,
 	if body != nil {
 		switch b := body.(type) {
 		case rawBody:
-			rd, contentType = b.r, b.contentType
+			// Hidden behind a plain Reader: the transport closes a body
+			// that is a Closer (the caller's file), and a retry reads it
+			// again.
+			rd, contentType = struct{ io.Reader }{b.r}, b.contentType
 		case []byte:
 			rd = bytes.NewReader(b)
 		case json.RawMessage:

@@ -65,7 +65,7 @@ func (s *Server) routes() http.Handler {
 		Handler() http.Handler
 		Path() string
 	}); ok {
-		mux.Handle(h.Path(), h.Handler())
+		mux.Handle(h.Path(), s.mediaFiles(h.Handler()))
 	}
 	handle("POST /v1/contacts/lookup", s.authed(s.handleLookup))
 	handle("GET /v1/devices", s.authed(s.handleDevices))

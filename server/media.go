@@ -11,6 +11,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/media/imaging"
@@ -43,10 +45,13 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, c auth.Cla
 	}
 	limit := s.uploadLimit(kind)
 	if kind == 0 {
-		for k := imaging.Image; k <= imaging.Sticker; k++ {
-			limit = max(limit, s.uploadLimit(k))
-		}
+		limit = s.maxUploadLimit()
 	}
+	// The listener's read and write timeouts are for JSON requests; a
+	// file on a slow uplink needs longer.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(transferTime(limit)))
+	_ = rc.SetWriteDeadline(time.Now().Add(transferTime(limit) + 30*time.Second))
 	r.Body = http.MaxBytesReader(w, r.Body, limit+maxUploadOverhead)
 	src, declared, err := uploadPart(r)
 	if err != nil {
@@ -84,6 +89,35 @@ func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request, c auth.Clai
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// minTransferRate is the slowest link an upload or a download is given
+// time for (a poor mobile uplink): a 100 MiB document gets 13 minutes.
+const minTransferRate = 128 << 10 // bytes per second
+
+// transferTime is how long n bytes may take at minTransferRate, plus the
+// listener's usual 30 seconds.
+func transferTime(n int64) time.Duration {
+	return 30*time.Second + time.Duration(n/minTransferRate)*time.Second
+}
+
+// maxUploadLimit is the largest upload of any kind.
+func (s *Server) maxUploadLimit() int64 {
+	var n int64
+	for k := imaging.Image; k <= imaging.Sticker; k++ {
+		n = max(n, s.uploadLimit(k))
+	}
+	return n
+}
+
+// mediaFiles serves the links of a media store that serves its own
+// (media/fs), with time for a large file on a slow link.
+func (s *Server) mediaFiles(h http.Handler) http.Handler {
+	limit := s.maxUploadLimit()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(transferTime(limit)))
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) uploadLimit(k imaging.Kind) int64 {
@@ -134,11 +168,7 @@ func (s *Server) receive(ctx context.Context, owner string, src io.Reader, decla
 	n, err := io.Copy(raw, io.LimitReader(src, limit+1))
 	switch {
 	case err != nil:
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return store.MediaFile{}, uploadErr(err)
-		}
-		return store.MediaFile{}, wire.Errorf(wire.CodeBadRequest, "reading the upload: %v", err)
+		return store.MediaFile{}, uploadErr(err)
 	case n > limit:
 		return store.MediaFile{}, wire.Errorf(wire.CodeTooLarge, "upload over %d bytes", limit)
 	case n == 0:
@@ -158,6 +188,12 @@ func (s *Server) receive(ctx context.Context, owner string, src io.Reader, decla
 	}
 	if kind == 0 {
 		kind = kindOf(typ)
+		if kind == imaging.Document && strings.HasPrefix(typ, "image/") {
+			// A picture this server cannot clean (HEIC, TIFF, ...) would
+			// keep its EXIF, GPS included: only as an explicit document.
+			return store.MediaFile{}, wire.Errorf(wire.CodeBadRequest,
+				"%s cannot be sent as an image (its metadata cannot be removed); send it with kind=document", typ)
+		}
 	}
 	if n > s.uploadLimit(kind) {
 		return store.MediaFile{}, wire.Errorf(wire.CodeTooLarge, "%s over %d bytes", kind, s.uploadLimit(kind))
@@ -172,7 +208,7 @@ func (s *Server) receive(ctx context.Context, owner string, src io.Reader, decla
 			return store.MediaFile{}, fmt.Errorf("upload: %w", err)
 		}
 		defer func() { clean.Close(); os.Remove(clean.Name()) }()
-		res, err := imaging.Process(clean, raw, n, typ, imaging.Options{})
+		res, err := s.processImage(ctx, clean, raw, n, typ, kind)
 		switch {
 		case errors.Is(err, imaging.ErrTooManyPixels):
 			return store.MediaFile{}, wire.Errorf(wire.CodeTooLarge, "%v", err)
@@ -219,4 +255,25 @@ func (s *Server) mediaObject(ctx context.Context, f *store.MediaFile) (wire.Medi
 	}
 	return wire.Media{MediaID: f.ID, URL: url, ExpiresTS: exp.UnixMilli(), Size: f.Size, MIMEType: f.MIME,
 		SHA256: f.SHA256, Kind: f.Kind, Width: f.Width, Height: f.Height, Thumbnail: f.Thumbnail}, nil
+}
+
+// stickerPixels bounds a sticker's picture (512 × 512 is the norm): a
+// small file may claim many pixels, and decoding allocates for all of them.
+const stickerPixels = 1024 * 1024
+
+// processImage cleans an image upload, at most cap(s.imaging) at a time:
+// decoding takes memory in proportion to the pixels (a 50-megapixel
+// picture needs hundreds of MB), which the upload limits do not bound.
+func (s *Server) processImage(ctx context.Context, w io.Writer, r io.ReaderAt, n int64, typ string, kind imaging.Kind) (imaging.Result, error) {
+	select {
+	case s.imaging <- struct{}{}:
+		defer func() { <-s.imaging }()
+	case <-ctx.Done():
+		return imaging.Result{}, wire.Errorf(wire.CodeUnavailable, "the upload was canceled while waiting for its turn")
+	}
+	var opt imaging.Options
+	if kind == imaging.Sticker {
+		opt.MaxPixels = stickerPixels
+	}
+	return imaging.Process(w, r, n, typ, opt)
 }

@@ -173,6 +173,37 @@ func TestMedia(t *testing.T) {
 			if _, err := alice.UploadMedia(ctx, bytes.NewReader(original), "image/png", "hologram"); errCode(err) != wire.CodeBadRequest {
 				t.Fatalf("an unknown kind: %v, want bad_request", err)
 			}
+			// Description fields on an action are refused too.
+			if _, err := alice.Send(ctx, bID, wire.Body{Reaction: &wire.ReactionAction{MsgID: sent.MsgID, Emoji: "👍"}, MIMEType: "x"}); errCode(err) != wire.CodeBadRequest {
+				t.Fatalf("an action body describing a file: %v, want bad_request", err)
+			}
+			// A picture the server cannot clean goes only as a document.
+			heic := append([]byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), bytes.Repeat([]byte{0}, 100)...)
+			if _, err := alice.UploadMedia(ctx, bytes.NewReader(heic), "image/heic", ""); errCode(err) != wire.CodeBadRequest {
+				t.Fatalf("a HEIC photo without a kind: %v, want bad_request", err)
+			}
+			if m, err := alice.UploadMedia(ctx, bytes.NewReader(heic), "image/heic", "document"); err != nil || m.Kind != "document" {
+				t.Fatalf("a HEIC photo as a document: %+v %v", m, err)
+			}
+			// A send the group refuses shares nothing: no member may fetch.
+			g, err := alice.CreateGroup(ctx, "announcements", "", []string{bID, cID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			admins := "admins"
+			if _, err := alice.UpdateGroup(ctx, g.ChatID, wire.GroupPatch{Settings: &wire.GroupSettingsPatch{Send: &admins}}); err != nil {
+				t.Fatal(err)
+			}
+			bobs, err := bob.UploadMedia(ctx, bytes.NewReader(original), "image/png", "image")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bob.Send(ctx, g.ChatID, wire.Body{MediaID: bobs.MediaID}); errCode(err) != wire.CodeForbidden {
+				t.Fatalf("a member's send to an admins-only group: %v, want forbidden", err)
+			}
+			if _, err := carol.Media(ctx, bobs.MediaID); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("a file of a refused send: %v, want not_found", err)
+			}
 			// A document, in a multipart form; its kind comes from its type.
 			doc := []byte("%PDF-1.4\n" + strings.Repeat("x", 2000))
 			var form bytes.Buffer

@@ -236,12 +236,14 @@ type Deps struct {
 
 // Server is one Tern node.
 type Server struct {
-	cfg      Config
-	st       store.Store
-	router   routing.Router
-	push     push.Notifier
-	auth     *auth.Service
-	media    media.Store
+	cfg    Config
+	st     store.Store
+	router routing.Router
+	push   push.Notifier
+	auth   *auth.Service
+	media  media.Store
+	// imaging holds a token per image being decoded (processImage).
+	imaging  chan struct{}
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *metrics
@@ -299,6 +301,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		router:   d.Router,
 		push:     d.Push,
 		media:    d.Media,
+		imaging:  make(chan struct{}, 2),
 		auth:     d.Auth,
 		log:      d.Log,
 		reg:      d.Registry,

@@ -270,7 +270,7 @@ func (b *Body) Validate() error {
 	if b.Caption != "" && b.MediaID == "" {
 		return Errorf(CodeBadRequest, "caption needs a media_id")
 	}
-	if b.MediaID == "" && (b.MIMEType != "" || b.Size != 0 || b.SHA256 != "" || b.Width != 0 || b.Height != 0 || b.Thumbnail != nil) {
+	if b.MediaID == "" && b.describesFile() {
 		return Errorf(CodeBadRequest, "mime_type, size, sha256, width, height and thumbnail describe a media_id's file")
 	}
 	if e := CheckText("text", b.Text); e != nil {
@@ -294,6 +294,12 @@ func (b *Body) Len() int {
 	return n
 }
 
+// describesFile reports whether b has any of the fields the server fills
+// in from a media_id's file.
+func (b *Body) describesFile() bool {
+	return b.MIMEType != "" || b.Size != 0 || b.SHA256 != "" || b.Width != 0 || b.Height != 0 || b.Thumbnail != nil
+}
+
 func (b *Body) actions() int {
 	n := 0
 	for _, set := range []bool{b.Reaction != nil, b.Edit != nil, b.Delete != nil} {
@@ -307,7 +313,7 @@ func (b *Body) actions() int {
 // validateAction checks the body of a message action: one action and
 // nothing else.
 func (b *Body) validateAction(n int) error {
-	if n > 1 || b.Text != "" || b.MediaID != "" || b.Caption != "" || b.Forwarded {
+	if n > 1 || b.Text != "" || b.MediaID != "" || b.Caption != "" || b.Forwarded || b.describesFile() {
 		return Errorf(CodeBadRequest, "a message action's body holds that action and nothing else")
 	}
 	var target string

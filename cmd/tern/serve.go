@@ -491,6 +491,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		serveHTTP(ctx, adminLn, adminHandler(c.adminToken, st, as, metrics, log), c, 0, log)
 		log.Info("admin listening", "addr", adminLn.Addr().String(), "admin_api_and_pprof", c.adminToken != "")
 	}
+	if host, _, _ := net.SplitHostPort(c.addr); c.mediaKind == "fs" && c.publicURL == "" {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			log.Warn("media links will name "+c.mediaBaseURL()+", which clients cannot reach: set --public-url", "addr", c.addr)
+		}
+	}
+	if c.mediaKind == "fs" && c.storeKind == "mongo" && c.mediaDir == "" {
+		log.Warn("--media fs under the data dir: other nodes cannot serve this node's files; give every node one shared --media-dir")
+	}
 	log.Info("tern starting", "version", versionString(), "addr", ln.Addr().String(),
 		"store", c.storeKind, "data_dir", c.dataDir, "router", c.routerKind, "sms", c.smsProvider,
 		"tls", cr != nil, "metrics", metricsAt)

@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -113,6 +116,11 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 	if n.Media, err = openMedia(ctx, n.Store, &c); err != nil {
 		return nil, err
 	}
+	if c.Server.UploadDir == "" && c.DataDir != "" {
+		if c.Server.UploadDir, err = uploadDir(c.DataDir, c.Log); err != nil {
+			return nil, err
+		}
+	}
 	switch c.Router {
 	case RouterRabbitMQ:
 		var r *rabbitmq.Router
@@ -183,13 +191,9 @@ func openMedia(ctx context.Context, st store.Store, c *Config) (media.Store, err
 			}
 			dir = filepath.Join(c.DataDir, "media")
 		}
-		fresh := make([]byte, 32)
-		if _, err := rand.Read(fresh); err != nil {
-			return nil, err
-		}
-		secret, err := st.Secret(ctx, mediaSecret, fresh)
+		secret, err := mediaKey(ctx, st, c.MasterKey)
 		if err != nil {
-			return nil, fmt.Errorf("node: media url key: %w", err)
+			return nil, err
 		}
 		s, err := fs.New(fs.Options{Dir: dir, Secret: secret, BaseURL: c.MediaBaseURL, Logger: c.Log})
 		if err != nil {
@@ -198,4 +202,47 @@ func openMedia(ctx context.Context, st store.Store, c *Config) (media.Store, err
 		return s, nil
 	}
 	return nil, fmt.Errorf("node: unknown media store %q", c.Media)
+}
+
+// mediaKey is the key that signs media/fs links. Under a master key it is
+// derived from it and stored nowhere, so a copy of the store (a backup, a
+// database dump) cannot mint links; without one it is a random key kept
+// in the store like the other secrets are then. Every node derives or
+// reads the same key.
+func mediaKey(ctx context.Context, st store.Secrets, master []byte) ([]byte, error) {
+	if len(master) > 0 {
+		m := hmac.New(sha256.New, master)
+		m.Write([]byte("tern " + mediaSecret + " v1"))
+		return m.Sum(nil), nil
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	secret, err := st.Secret(ctx, mediaSecret, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("node: media url key: %w", err)
+	}
+	return secret, nil
+}
+
+// uploadDir makes the directory uploads pass through under the data dir
+// (not the system's temporary directory, often a small RAM disk) and
+// removes what a crash left there.
+func uploadDir(dataDir string, log *slog.Logger) (string, error) {
+	dir := filepath.Join(dataDir, "uploads")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("node: upload dir: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("node: upload dir: %w", err)
+	}
+	for _, e := range entries {
+		// Only this node writes here, and no request of it runs yet.
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			log.Warn("node: a leftover upload stays", "file", e.Name(), "err", err)
+		}
+	}
+	return dir, nil
 }
