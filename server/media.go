@@ -59,16 +59,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, c auth.Cla
 		return
 	}
 	f, err := s.receive(r.Context(), c.UserID, src, declared, kind, limit)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	out, err := s.mediaObject(r.Context(), &f)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, out)
+	s.writeMedia(w, r, http.StatusCreated, &f, err)
 }
 
 // handleMedia answers a file's media object with a fresh URL, to its
@@ -79,16 +70,20 @@ func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request, c auth.Clai
 		return
 	}
 	f, err := s.chat.Media(r.Context(), claimsActor(c), r.PathValue("media_id"))
+	s.writeMedia(w, r, http.StatusOK, &f, err)
+}
+
+// writeMedia answers f's media object with a link made now, or err.
+func (s *Server) writeMedia(w http.ResponseWriter, r *http.Request, status int, f *store.MediaFile, err error) {
+	var out wire.Media
+	if err == nil {
+		out, err = s.mediaObject(r.Context(), f)
+	}
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	out, err := s.mediaObject(r.Context(), &f)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, status, out)
 }
 
 // minTransferRate is the slowest link an upload or a download is given
