@@ -130,6 +130,9 @@ func New(st Store, d Dispatcher, cfg Config, now func() time.Time, log *slog.Log
 // Config returns the limits in force.
 func (s *Service) Config() Config { return s.cfg }
 
+// Now is the time by the chat rules' clock.
+func (s *Service) Now() time.Time { return s.now() }
+
 // storeCtx bounds one store call: a hung database answers the client with
 // an error instead of holding its request forever.
 func (s *Service) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {

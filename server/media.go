@@ -194,7 +194,7 @@ func (s *Server) receive(ctx context.Context, owner string, src io.Reader, decla
 		return store.MediaFile{}, wire.Errorf(wire.CodeTooLarge, "%s over %d bytes", kind, s.uploadLimit(kind))
 	}
 	f := store.MediaFile{ID: store.NewID(store.PrefixMedia), Owner: owner, Kind: kind.String(), MIME: typ, Size: n,
-		CreatedAt: s.now().UTC()}
+		CreatedAt: s.chat.Now().UTC()}
 	f.Key = "m/" + f.ID
 	body := io.ReadSeeker(raw)
 	if kind == imaging.Image || kind == imaging.Sticker {
@@ -271,4 +271,47 @@ func (s *Server) processImage(ctx context.Context, w io.Writer, r io.ReaderAt, n
 		opt.MaxPixels = stickerPixels
 	}
 	return imaging.Process(w, r, n, typ, opt)
+}
+
+// collectPage is how many never-sent uploads one collection round takes
+// at a time; collectPages bounds the pages of a round.
+const (
+	collectPage  = 100
+	collectPages = 10
+)
+
+// collectMedia deletes the uploads no message carried within MediaGrace:
+// the object first, then the record, so that a record never names a
+// missing object for longer than a failed delete. Every node runs it; the
+// deletes are idempotent. A file shared after it was listed is spared;
+// one shared in the instant between that check and its deletion (a day
+// after its upload) is lost to its message, which then shows no file.
+func (s *Server) collectMedia() {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	before := s.chat.Now().Add(-s.cfg.MediaGrace)
+	for range collectPages {
+		files, err := s.st.UnsharedMediaFiles(ctx, before, collectPage)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("media: listing never-sent uploads", "err", err)
+			}
+			return
+		}
+		for _, f := range files {
+			if chats, err := s.st.MediaFileChats(ctx, f.ID, 1); err != nil || len(chats) > 0 {
+				continue
+			}
+			if err := s.media.Delete(ctx, f.Key); err != nil {
+				s.log.Warn("media: deleting a never-sent upload", "media_id", f.ID, "err", err)
+				continue
+			}
+			if err := s.st.DeleteMediaFile(ctx, f.ID); err != nil {
+				s.log.Warn("media: deleting a never-sent upload's record", "media_id", f.ID, "err", err)
+			}
+		}
+		if len(files) < collectPage {
+			return
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
@@ -229,6 +230,68 @@ func TestMedia(t *testing.T) {
 			if resp.StatusCode != http.StatusCreated || !bytes.Contains(data, []byte(`"mime_type":"application/pdf"`)) ||
 				!bytes.Contains(data, []byte(`"kind":"document"`)) {
 				t.Fatalf("multipart upload: %d %s", resp.StatusCode, data)
+			}
+		})
+	}
+}
+
+// TestMediaCollected: an upload no message carried is deleted once the
+// grace is over (its record and its bytes); one that was sent stays.
+func TestMediaCollected(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			clock := &testClock{}
+			nodes := startClocked(t, d.name, clock)
+			ctx := ctxT(t)
+			alice := nodes[0].Login(t, "+14155550911", "a")
+			bob := nodes[len(nodes)-1].Login(t, "+14155550912", "b")
+			png := testPNG(t, 64, 48)
+			sent, err := alice.UploadMedia(ctx, bytes.NewReader(png), "image/png", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			unsent, err := alice.UploadMedia(ctx, bytes.NewReader(png), "image/png", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.Send(ctx, bob.Session().UserID, wire.Body{MediaID: sent.MediaID}); err != nil {
+				t.Fatal(err)
+			}
+			// A day later: the unsent upload goes; one made now stays (the
+			// round that deleted the first saw it, within its grace).
+			clock.Advance(25 * time.Hour)
+			fresh, err := alice.UploadMedia(ctx, bytes.NewReader(png), "image/png", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(wait)
+			for {
+				_, err := alice.Media(ctx, unsent.MediaID)
+				if errCode(err) == wire.CodeNotFound {
+					break
+				}
+				if err != nil || time.Now().After(deadline) {
+					t.Fatalf("an upload never sent, a day later: %v, want not_found", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if _, err := alice.Media(ctx, fresh.MediaID); err != nil {
+				t.Fatalf("an upload within its grace: %v", err)
+			}
+			resp, err := http.Get(unsent.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("the collected upload's link: %d, want 404", resp.StatusCode)
+			}
+			m, err := bob.Media(ctx, sent.MediaID)
+			if err != nil {
+				t.Fatalf("a sent file after the collection: %v", err)
+			}
+			if got, _ := download(t, m.URL); !bytes.Equal(got[:8], png[:8]) {
+				t.Fatal("the sent file's bytes changed")
 			}
 		})
 	}

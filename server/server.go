@@ -45,6 +45,10 @@ type Config struct {
 	HistoryLimit                         int           // largest history page
 	// MediaURLTTL is how long a media URL works (default 5 minutes).
 	MediaURLTTL time.Duration
+	// MediaGrace is how long an upload waits for a message to carry it;
+	// then, never sent, it is deleted (default 24 hours; checked every
+	// SweepInterval).
+	MediaGrace time.Duration
 	// MediaLimits are the largest uploads by kind ("image", "video",
 	// "audio", "document", "sticker"), in bytes; a kind not listed has
 	// media/imaging's default.
@@ -198,6 +202,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MediaURLTTL <= 0 {
 		c.MediaURLTTL = 5 * time.Minute
+	}
+	if c.MediaGrace <= 0 {
+		c.MediaGrace = 24 * time.Hour
 	}
 	if c.MaxGroupSize <= 0 {
 		c.MaxGroupSize = d.MaxGroupSize
@@ -353,6 +360,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	keep := s.limits.keepFor()
 	go s.every(keep/2, func(now time.Time) { s.limits.forget(keep, now) })
 	go s.chat.RunSweeper(s.ctx, s.cfg.SweepInterval)
+	if s.media != nil {
+		go s.every(s.cfg.SweepInterval, func(time.Time) { s.collectMedia() })
+	}
 	if c := s.cfg.InboxCheck; c > 0 {
 		go s.every(c, func(time.Time) { s.checkInboxes(s.ctx, c) })
 	}
