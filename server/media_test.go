@@ -14,10 +14,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-im/tern/internal/node"
+	"github.com/tern-im/tern/media/s3"
+	"github.com/tern-im/tern/media/s3/s3test"
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
 	"github.com/tern-im/tern/wire"
 )
+
+// mediaDeployments are the deployments, and a node keeping its files on
+// S3 (versitygw started by the tests, or TERN_TEST_S3_*).
+var mediaDeployments = append(deployments[:len(deployments):len(deployments)], struct {
+	name  string
+	start func(t *testing.T, cfg server.Config) []*servertest.Node
+}{"s3", func(t *testing.T, cfg server.Config) []*servertest.Node {
+	c := s3test.New(t)
+	return []*servertest.Node{servertest.Start(t, servertest.Options{Server: cfg, Engines: node.Config{Media: node.MediaS3,
+		S3: s3.Options{Endpoint: c.Endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix}}})}
+}})
 
 // testPNG is a w×h PNG with a text chunk (metadata the server strips).
 func testPNG(t *testing.T, w, h int) []byte {
@@ -85,7 +99,7 @@ func download(t *testing.T, url string) ([]byte, http.Header) {
 // that carries its description; fetched by the chat's members through
 // fresh URLs and by nobody else; forwarded; bad uploads refused.
 func TestMedia(t *testing.T) {
-	for _, d := range deployments {
+	for _, d := range mediaDeployments {
 		t.Run(d.name, func(t *testing.T) {
 			nodes := d.start(t, server.Config{MediaLimits: map[string]int64{"sticker": 1000}})
 			ctx := ctxT(t)
