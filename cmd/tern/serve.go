@@ -22,6 +22,7 @@ import (
 	smshttp "github.com/tern-im/tern/auth/sms/http"
 	smslog "github.com/tern-im/tern/auth/sms/log"
 	ternnode "github.com/tern-im/tern/internal/node"
+	"github.com/tern-im/tern/media/imaging"
 	"github.com/tern-im/tern/media/s3"
 	pushlog "github.com/tern-im/tern/push/log"
 	"github.com/tern-im/tern/server"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	otherFrameRate                     string
 	masterKey                          string
 	mediaKind, mediaDir, publicURL     string
+	mediaLimits                        [5]int // by kind, in imaging's order
 	s3                                 s3.Options
 	srv                                server.Config
 	auth                               auth.Config
@@ -107,6 +109,9 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.String(&c.s3.SecretKey, "s3-secret-key", "", "secret key for --media s3")
 	fs.secret("s3-secret-key")
 	fs.Duration(&c.srv.MediaURLTTL, "media-url-ttl", 5*time.Minute, "how long a media link works")
+	for i, k := range []imaging.Kind{imaging.Image, imaging.Video, imaging.Audio, imaging.Document, imaging.Sticker} {
+		fs.Int(&c.mediaLimits[i], "max-"+k.String()+"-bytes", int(k.MaxSize()), "largest "+k.String()+" upload")
+	}
 	fs.String(&c.pushKind, "push", "log", "push provider for offline devices: log")
 	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed; see --dev) or http (a gateway)")
 	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway `URL` for --sms-provider http; receives POST {to, text}")
@@ -218,6 +223,13 @@ func (c *serveConfig) check(smsExplicit bool) (smsLog, error) {
 		}
 	default:
 		bad("--router %q: want inproc or rabbitmq", c.routerKind)
+	}
+	c.srv.MediaLimits = map[string]int64{}
+	for i, k := range []imaging.Kind{imaging.Image, imaging.Video, imaging.Audio, imaging.Document, imaging.Sticker} {
+		if c.mediaLimits[i] <= 0 {
+			bad("--max-%s-bytes %d: want a positive size", k, c.mediaLimits[i])
+		}
+		c.srv.MediaLimits[k.String()] = int64(c.mediaLimits[i])
 	}
 	switch c.mediaKind {
 	case "fs":
