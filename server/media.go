@@ -213,6 +213,9 @@ func (s *Server) receive(ctx context.Context, owner string, src io.Reader, decla
 			return store.MediaFile{}, fmt.Errorf("upload: %w", err)
 		}
 		f.Size, f.Width, f.Height, f.Thumbnail = res.Size, res.Width, res.Height, res.Thumbnail
+		if len(f.Thumbnail) > maxThumbnail {
+			f.Thumbnail = nil // every message carrying the file would carry it
+		}
 		body = clean
 	}
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
@@ -251,6 +254,10 @@ func (s *Server) mediaObject(ctx context.Context, f *store.MediaFile) (wire.Medi
 	return wire.Media{MediaID: f.ID, URL: url, ExpiresTS: exp.UnixMilli(), Size: f.Size, MIMEType: f.MIME,
 		SHA256: f.SHA256, Kind: f.Kind, Width: f.Width, Height: f.Height, Thumbnail: f.Thumbnail}, nil
 }
+
+// maxThumbnail bounds a thumbnail kept with a file: a photo's is 3 to 12
+// KiB, and only a picture made to defeat JPEG (noise) comes out larger.
+const maxThumbnail = 16 << 10
 
 // stickerPixels bounds a sticker's picture (512 × 512 is the norm): a
 // small file may claim many pixels, and decoding allocates for all of them.
