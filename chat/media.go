@@ -16,7 +16,10 @@ const mediaShareScan = 1000
 // Media returns file id if the actor may fetch it: its uploader, or a
 // member of a chat a message carried it to. Anyone else gets not_found,
 // as for a file that does not exist: media ids are not for probing.
-func (s *Service) Media(ctx context.Context, a Actor, id string) (store.MediaFile, error) {
+// inChat, if not "", is the chat the actor saw the file in: then that
+// chat alone is checked, with two point reads, instead of the file's
+// chats one by one.
+func (s *Service) Media(ctx context.Context, a Actor, id, inChat string) (store.MediaFile, error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	notFound := wire.Errorf(wire.CodeNotFound, "no media %s", id)
@@ -29,8 +32,16 @@ func (s *Service) Media(ctx context.Context, a Actor, id string) (store.MediaFil
 	case f.Owner == a.UserID:
 		return f, nil
 	}
-	chats, err := s.st.MediaFileChats(ctx, id, mediaShareScan)
-	if err != nil {
+	chats := []string{inChat}
+	if inChat != "" {
+		shared, err := s.st.MediaFileShared(ctx, id, inChat)
+		if err != nil {
+			return store.MediaFile{}, err
+		}
+		if !shared {
+			return store.MediaFile{}, notFound
+		}
+	} else if chats, err = s.st.MediaFileChats(ctx, id, mediaShareScan); err != nil {
 		return store.MediaFile{}, err
 	}
 	for _, c := range chats {

@@ -46,7 +46,7 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	if in.Body.MediaID != "" && in.Body.Action() == "" {
 		// The file's description comes from its upload, never from the
 		// client, and only a file the sender may fetch can be sent.
-		f, err := s.Media(ctx, a, in.Body.MediaID)
+		f, err := s.Media(ctx, a, in.Body.MediaID, "")
 		if err != nil {
 			return Sent{}, err
 		}

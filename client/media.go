@@ -30,9 +30,14 @@ func (c *Client) UploadMedia(ctx context.Context, r io.Reader, contentType, kind
 	return out, err
 }
 
-// Media returns a file's media object with a fresh URL.
-func (c *Client) Media(ctx context.Context, mediaID string) (wire.Media, error) {
+// Media returns a file's media object with a fresh URL. chatID, if not
+// "", is the chat whose message carried it (a cheaper check).
+func (c *Client) Media(ctx context.Context, mediaID, chatID string) (wire.Media, error) {
 	var out wire.Media
-	err := c.doAuth(ctx, http.MethodGet, "/v1/media/"+url.PathEscape(mediaID), nil, &out)
+	path := "/v1/media/" + url.PathEscape(mediaID)
+	if chatID != "" {
+		path += "?chat_id=" + url.QueryEscape(chatID)
+	}
+	err := c.doAuth(ctx, http.MethodGet, path, nil, &out)
 	return out, err
 }

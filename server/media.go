@@ -43,6 +43,10 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, c auth.Cla
 			return
 		}
 	}
+	if wait := s.uploadsByUser.take(c.UserID, 1, time.Now()); wait > 0 {
+		s.writeErr(w, r, rateLimited(wait, "uploads this hour"))
+		return
+	}
 	limit := s.uploadLimit(kind)
 	if kind == 0 {
 		limit = s.maxUploadLimit()
@@ -69,7 +73,7 @@ func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request, c auth.Clai
 		s.writeErr(w, r, wire.Errorf(wire.CodeUnsupported, "this server keeps no media"))
 		return
 	}
-	f, err := s.chat.Media(r.Context(), claimsActor(c), r.PathValue("media_id"))
+	f, err := s.chat.Media(r.Context(), claimsActor(c), r.PathValue("media_id"), r.URL.Query().Get("chat_id"))
 	s.writeMedia(w, r, http.StatusOK, &f, err)
 }
 

@@ -147,16 +147,24 @@ func TestMedia(t *testing.T) {
 				t.Fatalf("bob got %+v", f.Body)
 			}
 			// bob, in the chat, gets a fresh URL (from his own node).
-			m, err := bob.Media(ctx, up.MediaID)
+			m, err := bob.Media(ctx, up.MediaID, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if again, _ := download(t, m.URL); !bytes.Equal(again, got) {
 				t.Fatal("bob's URL serves other bytes")
 			}
-			// carol is in no chat with it: not found, and she cannot send it.
-			if _, err := carol.Media(ctx, up.MediaID); errCode(err) != wire.CodeNotFound {
+			// Named by its chat, the check is the same.
+			if _, err := bob.Media(ctx, up.MediaID, sent.ChatID); err != nil {
+				t.Fatalf("bob naming the chat: %v", err)
+			}
+			// carol is in no chat with it: not found, whatever chat she
+			// names, and she cannot send it.
+			if _, err := carol.Media(ctx, up.MediaID, ""); errCode(err) != wire.CodeNotFound {
 				t.Fatalf("carol fetching a file of others: %v, want not_found", err)
+			}
+			if _, err := carol.Media(ctx, up.MediaID, sent.ChatID); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("carol naming a chat she is not in: %v, want not_found", err)
 			}
 			if _, err := carol.Send(ctx, bID, wire.Body{MediaID: up.MediaID}); errCode(err) != wire.CodeNotFound {
 				t.Fatalf("carol sending a file she cannot see: %v, want not_found", err)
@@ -166,8 +174,11 @@ func TestMedia(t *testing.T) {
 				t.Fatal(err)
 			}
 			servertest.Next(t, carol, wire.TypeMessage, wait)
-			if _, err := carol.Media(ctx, up.MediaID); err != nil {
+			if _, err := carol.Media(ctx, up.MediaID, ""); err != nil {
 				t.Fatalf("carol after the forward: %v", err)
+			}
+			if _, err := carol.Media(ctx, up.MediaID, sent.ChatID); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("carol naming a chat of the file she is not in: %v, want not_found", err)
 			}
 
 			// A description without a file is refused.
@@ -216,7 +227,7 @@ func TestMedia(t *testing.T) {
 			if _, err := bob.Send(ctx, g.ChatID, wire.Body{MediaID: bobs.MediaID}); errCode(err) != wire.CodeForbidden {
 				t.Fatalf("a member's send to an admins-only group: %v, want forbidden", err)
 			}
-			if _, err := carol.Media(ctx, bobs.MediaID); errCode(err) != wire.CodeNotFound {
+			if _, err := carol.Media(ctx, bobs.MediaID, ""); errCode(err) != wire.CodeNotFound {
 				t.Fatalf("a file of a refused send: %v, want not_found", err)
 			}
 			// A document, in a multipart form; its kind comes from its type.
@@ -280,7 +291,7 @@ func TestMediaCollected(t *testing.T) {
 			}
 			deadline := time.Now().Add(wait)
 			for {
-				_, err := alice.Media(ctx, unsent.MediaID)
+				_, err := alice.Media(ctx, unsent.MediaID, "")
 				if errCode(err) == wire.CodeNotFound {
 					break
 				}
@@ -289,7 +300,7 @@ func TestMediaCollected(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			if _, err := alice.Media(ctx, fresh.MediaID); err != nil {
+			if _, err := alice.Media(ctx, fresh.MediaID, ""); err != nil {
 				t.Fatalf("an upload within its grace: %v", err)
 			}
 			resp, err := http.Get(unsent.URL)
@@ -300,7 +311,7 @@ func TestMediaCollected(t *testing.T) {
 			if resp.StatusCode != http.StatusNotFound {
 				t.Fatalf("the collected upload's link: %d, want 404", resp.StatusCode)
 			}
-			m, err := bob.Media(ctx, sent.MediaID)
+			m, err := bob.Media(ctx, sent.MediaID, "")
 			if err != nil {
 				t.Fatalf("a sent file after the collection: %v", err)
 			}
@@ -308,5 +319,26 @@ func TestMediaCollected(t *testing.T) {
 				t.Fatal("the sent file's bytes changed")
 			}
 		})
+	}
+}
+
+// TestUploadsAreBudgeted: each user has its own hourly number of uploads.
+func TestUploadsAreBudgeted(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{UploadsPerUserHour: 2}})
+	ctx := ctxT(t)
+	alice := n.LoginOnly(t, "+14155550921", "a")
+	bob := n.LoginOnly(t, "+14155550922", "b")
+	png := testPNG(t, 8, 8)
+	for range 2 {
+		if _, err := alice.UploadMedia(ctx, bytes.NewReader(png), "image/png", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := alice.UploadMedia(ctx, bytes.NewReader(png), "image/png", "")
+	if we := asWire(err); we == nil || we.Code != wire.CodeRateLimited || we.RetryAfter <= 0 {
+		t.Fatalf("a third upload in the hour: %v, want rate_limited with retry_after", err)
+	}
+	if _, err := bob.UploadMedia(ctx, bytes.NewReader(png), "image/png", ""); err != nil {
+		t.Fatalf("bob's first upload: %v", err)
 	}
 }

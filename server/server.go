@@ -74,6 +74,11 @@ type Config struct {
 	// re-evaluate what the user's followers were told. 0: the default;
 	// negative: no limit.
 	SettingsPerUserHour int
+	// UploadsPerUserHour bounds the files one user may upload per hour
+	// (each up to its kind's limit): what one account can put on the
+	// node's disk before the collector's day is over. 0: the default;
+	// negative: no limit.
+	UploadsPerUserHour int
 	// PushCooldown is how long after a push to a device that no node
 	// holds its next events wake it no more: the first push of a burst
 	// wakes the phone, which then reads its whole inbox, and a group
@@ -136,12 +141,14 @@ func DefaultConfig() Config {
 		// A person changes settings and blocks a few times a day; an app
 		// syncs its address book when it starts.
 		SettingsPerUserHour: 120,
-		PushCooldown:        3 * time.Second,
-		GapWait:             50 * time.Millisecond,
-		PresenceBeat:        5 * time.Second,
-		EditWindow:          15 * time.Minute,
-		DeleteWindow:        48 * time.Hour,
-		SweepInterval:       30 * time.Second,
+		// Sharing a whole album is a few dozen files.
+		UploadsPerUserHour: 200,
+		PushCooldown:       3 * time.Second,
+		GapWait:            50 * time.Millisecond,
+		PresenceBeat:       5 * time.Second,
+		EditWindow:         15 * time.Minute,
+		DeleteWindow:       48 * time.Hour,
+		SweepInterval:      30 * time.Second,
 	}
 }
 
@@ -218,6 +225,9 @@ func (c Config) withDefaults() Config {
 	if c.SettingsPerUserHour == 0 {
 		c.SettingsPerUserHour = d.SettingsPerUserHour
 	}
+	if c.UploadsPerUserHour == 0 {
+		c.UploadsPerUserHour = d.UploadsPerUserHour
+	}
 	return c
 }
 
@@ -274,6 +284,7 @@ type Server struct {
 	// lookups bound contact discovery per user and per client IP.
 	lookupsByUser, lookupsByIP *quota
 	settingsByUser             *quota
+	uploadsByUser              *quota
 	draining                   atomic.Bool
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
@@ -337,6 +348,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.lookupsByUser = newQuota(s.cfg.LookupsPerUserDay, 24*time.Hour)
 	s.lookupsByIP = newQuota(s.cfg.LookupsPerIPDay, 24*time.Hour)
 	s.settingsByUser = newQuota(s.cfg.SettingsPerUserHour, time.Hour)
+	s.uploadsByUser = newQuota(s.cfg.UploadsPerUserHour, time.Hour)
 	s.corkBuffers.New = func() any { b := make([]byte, 0, corkLimit); return &b }
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for

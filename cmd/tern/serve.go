@@ -139,6 +139,7 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.String(&c.otherFrameRate, "other-frame-rate", rateString(sd.OtherFrameRate), "other frames per device (ping, presence_sub, undecodable): `PER_SECOND/BURST`")
 	fs.Int(&c.srv.LookupsPerUserDay, "lookups-per-user-day", sd.LookupsPerUserDay, "phone numbers one user may look up per 24 h (contact discovery; -1: unlimited)")
 	fs.Int(&c.srv.LookupsPerIPDay, "lookups-per-ip-day", sd.LookupsPerIPDay, "phone numbers one client IP may look up per 24 h (-1: unlimited)")
+	fs.Int(&c.srv.UploadsPerUserHour, "uploads-per-user-hour", sd.UploadsPerUserHour, "files one user may upload per hour (-1: unlimited)")
 	fs.Int(&c.srv.SettingsPerUserHour, "settings-per-user-hour", sd.SettingsPerUserHour, "changes one user may make per hour to privacy, contacts and blocks (-1: unlimited)")
 	fs.String(&c.allowedOrigins, "allowed-origins", "", "comma-separated web `origins` (https://chat.example.com) whose pages may open a WebSocket; * allows any. Empty: the server's own origin only")
 	fs.Bool(&c.srv.TrustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For (behind a load balancer only)")
