@@ -53,9 +53,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, c auth.Cla
 	}
 	// The listener's read and write timeouts are for JSON requests; a
 	// file on a slow uplink needs longer.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(transferTime(limit)))
-	_ = rc.SetWriteDeadline(time.Now().Add(transferTime(limit) + 30*time.Second))
+	defer extendDeadlines(w, transferTime(limit), true)()
 	r.Body = http.MaxBytesReader(w, r.Body, limit+maxUploadOverhead)
 	src, declared, err := uploadPart(r)
 	if err != nil {
@@ -63,6 +61,9 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, c auth.Cla
 		return
 	}
 	f, err := s.receive(r.Context(), c.UserID, src, declared, kind, limit)
+	if err != nil {
+		s.uploadsByUser.give(c.UserID, 1) // nothing was stored
+	}
 	s.writeMedia(w, r, http.StatusCreated, &f, err)
 }
 
@@ -114,9 +115,28 @@ func (s *Server) maxUploadLimit() int64 {
 func (s *Server) mediaFiles(h http.Handler) http.Handler {
 	limit := s.maxUploadLimit()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(transferTime(limit)))
+		defer extendDeadlines(w, transferTime(limit), false)()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// extendDeadlines gives the request's connection d to write its answer
+// (and to read its body, if read), and returns what clears them again
+// once the request is done: a listener with its own timeouts sets them
+// afresh for the next request, and one without (server.Run) must not
+// keep these for the next request on the connection.
+func extendDeadlines(w http.ResponseWriter, d time.Duration, read bool) func() {
+	rc := http.NewResponseController(w)
+	if read {
+		_ = rc.SetReadDeadline(time.Now().Add(d))
+	}
+	_ = rc.SetWriteDeadline(time.Now().Add(d + 30*time.Second))
+	return func() {
+		if read {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 func (s *Server) uploadLimit(k imaging.Kind) int64 {
@@ -309,6 +329,7 @@ func (s *Server) collectMedia() {
 			}
 			return
 		}
+		deleted := 0
 		for _, f := range files {
 			if chats, err := s.st.MediaFileChats(ctx, f.ID, 1); err != nil || len(chats) > 0 {
 				continue
@@ -319,10 +340,12 @@ func (s *Server) collectMedia() {
 			}
 			if err := s.st.DeleteMediaFile(ctx, f.ID); err != nil {
 				s.log.Warn("media: deleting a never-sent upload's record", "media_id", f.ID, "err", err)
+				continue
 			}
+			deleted++
 		}
-		if len(files) < collectPage {
-			return
+		if len(files) < collectPage || deleted == 0 {
+			return // all of it, or a page that fails: the next round tries again
 		}
 	}
 }

@@ -512,3 +512,40 @@ func TestOpsMetricsPlacement(t *testing.T) {
 		t.Errorf("TLS node without a metrics or admin address: no warning\n%s", nowhere.log())
 	}
 }
+
+// trickle gives its data in pieces, pausing before each: a slow uplink.
+type trickle struct {
+	data  []byte
+	piece int
+	pause time.Duration
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(r.pause)
+	n := copy(p[:min(len(p), r.piece)], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestOpsSlowUploadOutlivesReadTimeout: a file upload gets time for a slow
+// link beyond the listener's read and write timeouts (made 1 s here),
+// which still cut off a slow JSON body (TestOpsSlowBodyCutOff).
+func TestOpsSlowUploadOutlivesReadTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sms := servertest.NewSMSSink(t)
+	p := startTern(t, t.TempDir(), sms.URL, "--http-read-timeout", "1s", "--http-write-timeout", "1s")
+	alice := login(t, ctx, p.url, sms, "+14155550631")
+	doc := []byte("%PDF-1.4\n" + strings.Repeat("x", 4000))
+	start := time.Now()
+	m, err := alice.UploadMedia(ctx, &trickle{data: doc, piece: 1000, pause: 500 * time.Millisecond}, "application/pdf", "document")
+	if err != nil {
+		t.Fatalf("an upload taking %v past a 1 s read timeout: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if m.Size != int64(len(doc)) || m.MIMEType != "application/pdf" {
+		t.Fatalf("upload: %+v", m)
+	}
+}

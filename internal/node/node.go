@@ -116,7 +116,10 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 	if n.Media, err = openMedia(ctx, n.Store, &c); err != nil {
 		return nil, err
 	}
-	if c.Server.UploadDir == "" && c.DataDir != "" {
+	if c.Server.UploadDir == "" && c.DataDir != "" && (c.Store == StoreEmbedded || c.Store == "") {
+		// The data dir is this node's alone (the embedded store locks it);
+		// a node on MongoDB may have none it can write, and uses the
+		// system's temporary directory.
 		if c.Server.UploadDir, err = uploadDir(c.DataDir, c.Log); err != nil {
 			return nil, err
 		}
