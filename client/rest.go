@@ -101,6 +101,14 @@ func (c *Client) doOnce(ctx context.Context, method, path string, body, out any,
 	if err != nil {
 		return fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
+	if rb, ok := body.(rawBody); ok {
+		// What net/http would see on a bytes or strings reader, which
+		// the wrapper hides: a length lets the server refuse a file over
+		// its limit before it is sent.
+		if l, ok := rb.r.(interface{ Len() int }); ok {
+			req.ContentLength = int64(l.Len())
+		}
+	}
 	if rd != nil {
 		req.Header.Set("Content-Type", contentType)
 	}

@@ -43,13 +43,18 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, c auth.Cla
 			return
 		}
 	}
-	if wait := s.uploadsByUser.take(c.UserID, 1, time.Now()); wait > 0 {
-		s.writeErr(w, r, rateLimited(wait, "uploads this hour"))
-		return
-	}
 	limit := s.uploadLimit(kind)
 	if kind == 0 {
 		limit = s.maxUploadLimit()
+	}
+	if r.ContentLength > limit+maxUploadOverhead {
+		// Said up front: refused before a byte of it is read.
+		s.writeErr(w, r, wire.Errorf(wire.CodeTooLarge, "upload over %d bytes", limit))
+		return
+	}
+	if wait := s.uploadsByUser.take(c.UserID, 1, time.Now()); wait > 0 {
+		s.writeErr(w, r, rateLimited(wait, "uploads this hour"))
+		return
 	}
 	// The listener's read and write timeouts are for JSON requests; a
 	// file on a slow uplink needs longer.

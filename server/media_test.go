@@ -193,6 +193,9 @@ func TestMedia(t *testing.T) {
 			if _, err := alice.UploadMedia(ctx, bytes.NewReader(original), "image/png", "sticker"); errCode(err) != wire.CodeTooLarge {
 				t.Fatalf("a sticker over its limit: %v, want too_large", err)
 			}
+			if _, err := alice.UploadMedia(ctx, bytes.NewReader(make([]byte, 1001+64<<10)), "image/png", "sticker"); errCode(err) != wire.CodeTooLarge {
+				t.Fatalf("a sticker over its limit by its length: %v, want too_large", err)
+			}
 			if _, err := alice.UploadMedia(ctx, bytes.NewReader(nil), "image/png", ""); errCode(err) != wire.CodeBadRequest {
 				t.Fatalf("an empty upload: %v, want bad_request", err)
 			}
