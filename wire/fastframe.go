@@ -47,32 +47,37 @@ func fastServerFrame(data []byte, f *ServerFrame) bool {
 	// One copy of the frame backs every string field: one allocation
 	// instead of one per field (a receipt lists hundreds of user ids).
 	s := fscan{b: data, text: string(data)}
-	if !s.next('{') {
+	if !s.object(func(k []byte) (uint32, bool) { return s.field(k, f) }) {
 		return false
-	}
-	var seen uint32
-	if !s.next('}') {
-		for {
-			k, ok := s.key()
-			if !ok {
-				return false
-			}
-			bit, ok := s.field(k, f)
-			if !ok || seen&bit != 0 {
-				return false
-			}
-			seen |= bit
-			if s.next(',') {
-				continue
-			}
-			if s.next('}') {
-				break
-			}
-			return false
-		}
 	}
 	s.space()
 	return s.i == len(s.b)
+}
+
+// object reads an object whose values field decodes, one key at a time;
+// field returns the key's bit, and a key seen twice gives up.
+func (s *fscan) object(field func(k []byte) (bit uint32, ok bool)) bool {
+	if !s.next('{') {
+		return false
+	}
+	if s.next('}') {
+		return true
+	}
+	var seen uint32
+	for {
+		k, ok := s.key()
+		if !ok {
+			return false
+		}
+		bit, ok := field(k)
+		if !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if !s.next(',') {
+			return s.next('}')
+		}
+	}
 }
 
 // field decodes the value of key k into f and returns k's bit.
@@ -164,50 +169,30 @@ func (s *fscan) field(k []byte, f *ServerFrame) (uint32, bool) {
 
 // body decodes a body of text fields only.
 func (s *fscan) body(b *Body) bool {
-	if !s.next('{') {
-		return false
-	}
-	if s.next('}') {
-		return true
-	}
-	var seen uint8
-	for {
-		k, ok := s.key()
-		if !ok {
-			return false
-		}
-		var bit uint8
+	return s.object(func(k []byte) (uint32, bool) {
+		var ok bool
 		switch string(k) {
 		case "text":
-			bit = 1
 			b.Text, ok = s.str()
+			return 1, ok
 		case "media_id":
-			bit = 2
 			b.MediaID, ok = s.str()
+			return 2, ok
 		case "caption":
-			bit = 4
 			b.Caption, ok = s.str()
+			return 4, ok
 		case "forwarded":
-			bit = 8
 			b.Forwarded, ok = s.bool()
+			return 8, ok
 		case "deleted":
-			bit = 16
 			b.Deleted, ok = s.bool()
+			return 16, ok
 		case "expired":
-			bit = 32
 			b.Expired, ok = s.bool()
-		default:
-			return false
+			return 32, ok
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		if s.next(',') {
-			continue
-		}
-		return s.next('}')
-	}
+		return 0, false
+	})
 }
 
 // fscan reads JSON tokens from b at i.
