@@ -61,3 +61,23 @@ func DirectChatMembers(chatID string) (a, b string, ok bool) {
 	}
 	return "", "", false
 }
+
+// IDBytes returns the 16 bytes NewID(prefix) encoded in id, and false for
+// an id of any other form (a different prefix, length or alphabet, or a
+// non-canonical last character): adapters use it to store ids compactly,
+// and must keep another form for the ids it refuses.
+func IDBytes(id, prefix string) (b [16]byte, ok bool) {
+	if len(id) != len(prefix)+26 || id[:len(prefix)] != prefix {
+		return b, false
+	}
+	n, err := idEncoding.Decode(b[:], []byte(id[len(prefix):]))
+	if err != nil || n != 16 || idEncoding.EncodeToString(b[:]) != id[len(prefix):] {
+		return b, false
+	}
+	return b, true
+}
+
+// IDFromBytes is the id with prefix whose bytes IDBytes returns as b.
+func IDFromBytes(prefix string, b [16]byte) string {
+	return prefix + idEncoding.EncodeToString(b[:])
+}

@@ -183,8 +183,21 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 	if !validID(d.ID) || !validID(d.UserID) {
 		return errInvalid("device or user id")
 	}
-	err := s.users.FindOne(ctx, bson.D{{Key: "_id", Value: d.UserID}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	// A new device starts at the end of its user's feed: what is there
+	// was for the other devices.
+	var fh feedHead
+	err := parallel(
+		func() error {
+			return s.users.FindOne(ctx, bson.D{{Key: "_id", Value: d.UserID}},
+				options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		},
+		func() error {
+			err := s.feeds.FindOne(ctx, bson.D{{Key: "_id", Value: d.UserID}}).Decode(&fh)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil
+			}
+			return err
+		})
 	if err != nil {
 		return fmt.Errorf("create device %s: user %s: %w", d.ID, d.UserID, notFound(err))
 	}
@@ -192,7 +205,7 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		ID: d.ID, User: d.UserID, Name: d.Name, Platform: d.Platform,
 		Created: d.CreatedAt, LastSeen: d.LastSeen,
 		RefreshHash: bytes.Clone(d.RefreshHash), PrevRefresh: bytes.Clone(d.PrevRefreshHash), RefreshUntil: d.RefreshExpires,
-		PushProvider: d.PushProvider, PushToken: d.PushToken,
+		PushProvider: d.PushProvider, PushToken: d.PushToken, Floor: max(fh.Hint, fh.Trim),
 	}
 	if _, err := s.devices.InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
@@ -286,22 +299,40 @@ func (s *Store) SetPush(ctx context.Context, id, provider, token string) error {
 }
 
 // DeleteDevice implements store.Devices. The device goes first: from then
-// on sends skip it and acks fail, so nothing refills the inbox deleted
-// after it. Its idempotency keys stay, inside its messages; device ids are
-// never reused, so they can never match again.
+// on sends skip it and acks fail. Its idempotency keys stay, inside its
+// messages; device ids are never reused, so they can never match again.
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
-	res, err := s.devices.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
-	if err == nil && res.DeletedCount == 0 {
-		err = store.ErrNotFound
-	}
+	var dev devHead
+	err := s.devices.FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&dev)
 	if err == nil && validID(id) {
+		// A per-device inbox from before feeds, if it is still there.
 		_, err = s.inbox.DeleteMany(ctx, idRange(id))
 	}
-
 	if err != nil {
-		return fmt.Errorf("delete device %s: %w", id, err)
+		return fmt.Errorf("delete device %s: %w", id, notFound(err))
+	}
+	// The device may have been the slowest of its user's: the trim point
+	// moves up to the next one (all the way, if it was the last). The
+	// device is gone whether or not this works; a failed trim is left to
+	// the next ack of another device that trims.
+	if err := s.trimAfterDevice(ctx, dev.User); err != nil {
+		s.log.Warn("store/mongo: trimming a feed after deleting a device failed", "device", id, "user", dev.User, "err", err)
 	}
 	return nil
+}
+
+// trimAfterDevice trims user's feed up to its slowest device's floor, or
+// wholly when no device is left.
+func (s *Store) trimAfterDevice(ctx context.Context, user string) error {
+	fh, floors, err := s.trimState(ctx, user)
+	if err != nil || fh.User == "" {
+		return err
+	}
+	to := fh.Hint
+	for _, f := range floors {
+		to = min(to, f.Floor)
+	}
+	return s.trimFeed(ctx, user, fh.Trim, to, nil, 0)
 }
 
 type codeDoc struct {

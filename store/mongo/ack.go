@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -35,26 +34,11 @@ type ackJournal struct {
 	Token int64 `bson:"tok"`
 	// Cursor is where the floor goes.
 	Cursor int64 `bson:"cur"`
-	// Done: the delivered receipts of the acked events are stored. Until
-	// then a later ack sends them again; the events are still stored, as
-	// they are deleted only after done, and say which messages need them.
+	// Done: the delivered receipts of the acked entries are stored, and
+	// the floor is at Cursor. Until then a later ack sends them again;
+	// the entries are still stored (the trim point stays at or below the
+	// floor), and say which messages need them.
 	Done bool `bson:"done"`
-	// Cursors and Tags name the acked events to delete: by cursor and
-	// insert tag, since an acked cursor may be taken again by a writer
-	// (see confirm), whose event has another tag and must stay.
-	Cursors []int64 `bson:"dc,omitempty"`
-	Tags    []int64 `bson:"dn,omitempty"`
-}
-
-// events returns the journal's events as pairs of the device's inbox.
-func (j *ackJournal) events(device string) []ackPair {
-	out := make([]ackPair, 0, len(j.Cursors))
-	for i, c := range j.Cursors {
-		if i < len(j.Tags) {
-			out = append(out, ackPair{ID: numKey(device, c), N: j.Tags[i]})
-		}
-	}
-	return out
 }
 
 // ackHead is what an ack reads of its device.
@@ -69,33 +53,6 @@ type ackHead struct {
 type ackMsg struct {
 	Chat, ID, From string
 	Seq            int64
-}
-
-// ackPair is an inbox event by _id and insert tag.
-type ackPair struct {
-	ID string
-	N  int64
-}
-
-// ackedEvent is what Ack reads of an event.
-type ackedEvent struct {
-	ID      string `bson:"_id"`
-	N       int64  `bson:"n"`
-	Kind    string `bson:"k"`
-	Message *struct {
-		ID     string `bson:"id"`
-		ChatID string `bson:"chat"`
-		Seq    int64  `bson:"seq"`
-		From   string `bson:"from"`
-		Kind   string `bson:"kind"`
-	} `bson:"m"`
-}
-
-// receipted reports whether e is a message of another user than reader,
-// which gets a delivered receipt: group changes and message actions,
-// entries but not messages, get none.
-func (e *ackedEvent) receipted(reader string) bool {
-	return e.Kind == kindMessage && e.Message != nil && e.Message.Kind == "" && e.Message.From != reader
 }
 
 // Steps of an ack after which tests stop it, as a node dying there would.
@@ -140,15 +97,14 @@ func (s *Store) Ack(ctx context.Context, deviceID string, cursor int64) ([]store
 
 var errJournalMoved = errors.New("the ack journal changed underneath")
 
+// floorDoc is a device's floor, as the trim reads it.
+type floorDoc struct {
+	ID    string `bson:"_id"`
+	Floor int64  `bson:"floor"`
+}
+
 func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store.Delivery, error) {
 	now := nowMillis()
-	// The events first, the floor after: an event read above the floor
-	// read later was never on a deleted cursor, so the device has seen it
-	// (confirm relies on this).
-	evs, err := s.ackedEvents(ctx, deviceID, 0, cursor)
-	if err != nil {
-		return nil, err
-	}
 	// The device: floor, user, journal. When this node wrote the journal
 	// there by the device's last ack, and finished it, the cache knows
 	// them; the compare-and-set on the journal's token below checks that
@@ -156,47 +112,60 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	// journal), and a miss falls back to reading.
 	dev, cached := s.acked.get(deviceID)
 	if !cached {
-		err = s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
+		err := s.devices.FindOne(ctx, bson.D{{Key: "_id", Value: deviceID}},
 			options.FindOne().SetProjection(bson.D{{Key: "user", Value: 1}, {Key: "floor", Value: 1}, {Key: fieldJournal, Value: 1}})).Decode(&dev)
 		if err != nil {
 			return nil, notFound(err)
 		}
 	}
 	last := dev.Journal
-	if last != nil && last.Cursor > cursor && len(last.Cursors) > 0 {
-		// The last ack went further than this one (a client acking again
-		// after a reconnect): see which of its events are still stored.
-		// Read after the floor, but matched by insert tag, so a writer's
-		// event on one of those cursors is never taken for one of them.
-		more, err := s.ackedEvents(ctx, deviceID, cursor, last.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		evs = append(evs, more...)
-	}
-
-	plan := planAck(deviceID, dev, evs, cursor)
-	if len(plan.del) == 0 && len(plan.msgs) == 0 {
+	unfinished := last != nil && !last.Done
+	if cursor <= dev.Floor && !unfinished {
 		return nil, nil // a repeated ack, and nothing left over
 	}
-	if len(plan.force) > 0 {
+	upto := cursor
+	if unfinished {
+		upto = max(upto, last.Cursor)
+	}
+	entries, err := s.readFeed(ctx, dev.User, dev.Floor, upto, 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	// A device acks only what its feed holds: a cursor past the feed's
+	// end would hide from it, and trim for every device, what comes next.
+	// Above the floor nothing is trimmed, so the entries read say where
+	// the feed ends (at or below upto).
+	end := dev.Floor
+	for _, e := range entries {
+		end = max(end, feedCursor(e.ID))
+	}
+	cursor = min(cursor, end)
+	floor := cursor
+	if unfinished {
+		floor = max(floor, last.Cursor)
+	}
+	if floor <= dev.Floor && !unfinished {
+		return nil, nil
+	}
+	msgs, force, err := s.planAck(ctx, deviceID, dev, entries, cursor, last)
+	if err != nil {
+		return nil, err
+	}
+	if len(force) > 0 {
 		s.log.Info("finishing an ack that stopped halfway", "device", deviceID,
-			"cursor", last.Cursor, "receipts", len(plan.force))
+			"cursor", last.Cursor, "receipts", len(force))
 	}
 
 	// The journal is written compare-and-set on the last one's token. An
 	// ack that needs no receipts raises the floor in the same write.
-	j := ackJournal{Token: rand.Int64(), Cursor: plan.floor, Done: len(plan.msgs) == 0}
-	for _, d := range plan.del {
-		j.Cursors, j.Tags = append(j.Cursors, keyNum(d.ID)), append(j.Tags, d.N)
-	}
+	j := ackJournal{Token: rand.Int64(), Cursor: floor, Done: len(msgs) == 0}
 	filter := bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal, Value: bson.D{{Key: "$exists", Value: false}}}}
 	if last != nil {
 		filter = bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal + ".tok", Value: last.Token}}
 	}
 	update := bson.D{{Key: "$set", Value: bson.D{{Key: fieldJournal, Value: &j}}}}
-	if j.Done && dev.Floor < plan.floor {
-		update = append(update, bson.E{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}})
+	if j.Done {
+		update = append(update, bson.E{Key: "$max", Value: bson.D{{Key: "floor", Value: floor}}})
 	}
 	// Whatever happens next, what the cache held is stale or in question.
 	s.acked.drop(deviceID)
@@ -212,7 +181,7 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	}
 	var out []store.Delivery
 	if !j.Done {
-		out, err = s.delivered(ctx, dev.User, plan.msgs, plan.force, now)
+		out, err = s.delivered(ctx, dev.User, msgs, force, now)
 		if err != nil {
 			return nil, err
 		}
@@ -222,166 +191,118 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 		// Done and the floor in one write.
 		res, err := s.devices.UpdateOne(ctx, bson.D{{Key: "_id", Value: deviceID}, {Key: fieldJournal + ".tok", Value: j.Token}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: fieldJournal + ".done", Value: true}}},
-				{Key: "$max", Value: bson.D{{Key: "floor", Value: plan.floor}}}})
+				{Key: "$max", Value: bson.D{{Key: "floor", Value: floor}}}})
 		if err != nil {
 			return nil, err
 		}
 		if res.MatchedCount == 0 {
 			// Another ack replaced the journal meanwhile: it took this
-			// one's events over, and its receipts as unfinished. Its own
-			// may not be stored yet, and it (or the ack that finishes it)
-			// tells which from the events: leave them, and the floor
-			// under them, to it.
+			// one's entries over, and its receipts as unfinished. Leave
+			// the floor, and the trim, to it.
 			return out, nil
 		}
 	}
 	if s.stopAt(ackStepCommit) {
 		return nil, errStopped
 	}
-	if len(plan.del) > 0 {
-		ids := make([]string, len(plan.del))
-		tags := make([]int64, len(plan.del))
-		for i, p := range plan.del {
-			ids[i], tags[i] = p.ID, p.N
-		}
-		// A writer's event on one of these cursors has another random tag
-		// (1 in 2^64 per event that it collides), so it stays.
-		_, err := s.inbox.DeleteMany(ctx, bson.D{
-			{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}},
-			{Key: "n", Value: bson.D{{Key: "$in", Value: tags}}},
-		})
-		if err != nil {
-			return nil, err
+	s.acked.put(deviceID, ackHead{User: dev.User, Floor: max(dev.Floor, floor),
+		Journal: &ackJournal{Token: j.Token, Cursor: j.Cursor, Done: true}})
+	// The trim point is the slowest device's floor. Trimming costs two
+	// reads and two writes, so an ack trims when its floor crosses a
+	// multiple of trimEvery: a feed keeps fewer than that many entries
+	// beyond what its devices need.
+	if every := max(s.trimEvery, 1); floor/every > dev.Floor/every {
+		if err := s.trimAfterAck(ctx, dev.User, deviceID, max(dev.Floor, floor), entries, dev.Floor); err != nil {
+			return out, err
 		}
 	}
-	// Done, floor raised, events deleted: the journal needs nothing from
-	// the next ack, which only has to check it is still ours.
-	s.acked.put(deviceID, ackHead{User: dev.User, Floor: max(dev.Floor, plan.floor),
-		Journal: &ackJournal{Token: j.Token, Cursor: j.Cursor, Done: true}})
 	return out, nil
 }
 
-// ackCache holds, per device, the head an ack of this node left behind,
-// complete and done. It is bounded: when full, it forgets an entry.
-type ackCache struct {
-	mu sync.Mutex
-	m  map[string]ackHead
-}
-
-// ackCacheSize bounds the cache: 64Ki devices of about 100 bytes each.
-const ackCacheSize = 1 << 16
-
-func (c *ackCache) get(device string) (ackHead, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h, ok := c.m[device]
-	return h, ok
-}
-
-func (c *ackCache) put(device string, h ackHead) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[string]ackHead)
+// trimAfterAck trims user's feed up to its slowest device's floor, the
+// floor of device being floor. known are entries read before, of the feed
+// above knownFrom (see trimFeed).
+func (s *Store) trimAfterAck(ctx context.Context, user, device string, floor int64, known []feedDoc, knownFrom int64) error {
+	fh, floors, err := s.trimState(ctx, user)
+	if err != nil || fh.User == "" {
+		return err
 	}
-	if _, ok := c.m[device]; !ok && len(c.m) >= ackCacheSize {
-		for k := range c.m {
-			delete(c.m, k)
-			break
+	to := floor
+	for _, f := range floors {
+		if f.ID != device {
+			to = min(to, f.Floor)
 		}
 	}
-	c.m[device] = h
+	return s.trimFeed(ctx, user, fh.Trim, min(to, fh.Hint), known, knownFrom)
 }
 
-func (c *ackCache) drop(device string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, device)
-}
-
-// ackPlan is what one ack does.
-type ackPlan struct {
-	floor int64
-	msgs  []ackMsg        // messages that need delivered receipts, in seq order
-	force map[string]bool // ids of msgs whose receipts go out whatever the watermark says
-	del   []ackPair       // events to delete
-}
-
-// planAck works out an ack from the events read up to cursor (and, beyond
-// it, up to the last ack's cursor), and the device read after the first of
-// them, with the journal of its last ack.
-func planAck(deviceID string, dev ackHead, evs []ackedEvent, cursor int64) ackPlan {
-	p := ackPlan{floor: cursor}
-	seen := map[string]bool{}
-	add := func(e ackedEvent) {
-		p.del = append(p.del, ackPair{ID: e.ID, N: e.N})
-		seen[e.ID] = true
-		if e.receipted(dev.User) {
-			m := e.Message
-			p.msgs = append(p.msgs, ackMsg{Chat: m.ChatID, Seq: m.Seq, ID: m.ID, From: m.From})
-		}
-	}
-	for _, e := range evs {
-		// At or below the floor: acked before (its ack deletes it), or a
-		// writer's event on an acked cursor, which the writer takes back.
-		// Beyond cursor: read only to find the last ack's events.
-		if k := keyNum(e.ID); k > dev.Floor && k <= cursor {
-			add(e)
-		}
-	}
-	last := dev.Journal
-	if last == nil {
-		return p
-	}
-	// The last ack's cursor was acked by the device too.
-	p.floor = max(p.floor, last.Cursor)
-	lastEvents := map[ackPair]bool{}
-	for _, d := range last.events(deviceID) {
-		lastEvents[d] = true
-	}
-	before := len(p.msgs)
-	for _, e := range evs {
-		// Still stored: it stopped before deleting. Delete it with ours.
-		if lastEvents[ackPair{ID: e.ID, N: e.N}] && !seen[e.ID] {
-			add(e)
-		}
-	}
-	if !last.Done {
-		// It stopped before its receipts were surely stored. Its watermark
-		// moves may have happened, so they can't tell which are missing:
-		// send them all. Its events are all still stored (deleted only
-		// after done), so they say which messages those are.
-		p.force = map[string]bool{}
-		for _, e := range evs {
-			if lastEvents[ackPair{ID: e.ID, N: e.N}] && e.receipted(dev.User) {
-				p.force[e.Message.ID] = true
+// trimState reads user's feed head and the floors of its devices.
+func (s *Store) trimState(ctx context.Context, user string) (fh feedHead, floors []floorDoc, err error) {
+	err = parallel(
+		func() error {
+			err := s.feeds.FindOne(ctx, bson.D{{Key: "_id", Value: user}}).Decode(&fh)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil
 			}
-		}
-	}
-	if len(p.msgs) > before {
-		slices.SortStableFunc(p.msgs, func(a, b ackMsg) int { return cmp.Compare(a.Seq, b.Seq) })
-	}
-	return p
+			return err
+		},
+		func() error {
+			cur, err := s.devices.Find(ctx, bson.D{{Key: "user", Value: user}},
+				options.Find().SetProjection(bson.D{{Key: "floor", Value: 1}}))
+			if err == nil {
+				err = cur.All(ctx, &floors)
+			}
+			return err
+		})
+	return fh, floors, err
 }
 
-// ackedEvents reads the events of device in (after, upto], with what an
-// ack needs of them.
-func (s *Store) ackedEvents(ctx context.Context, device string, after, upto int64) ([]ackedEvent, error) {
-	lo := rangeStart(device)
-	if after > 0 {
-		lo = numKey(device, after)
+// planAck works out which of the entries read (those of the device's user
+// above its floor, up to cursor and, if the last ack did not finish, up to
+// its cursor) are messages of others that need a delivered receipt (msgs,
+// in seq order), and which of them the unfinished last ack covered, whose
+// receipts go out whatever the watermarks say (force).
+func (s *Store) planAck(ctx context.Context, deviceID string, dev ackHead, entries []feedDoc, cursor int64, last *ackJournal) ([]ackMsg, map[string]bool, error) {
+	logs, err := s.readRefs(ctx, entries, bson.D{{Key: "id", Value: 1}, {Key: "chat", Value: 1}, {Key: "seq", Value: 1}, {Key: "from", Value: 1}, {Key: "kind", Value: 1}})
+	if err != nil {
+		return nil, nil, err
 	}
-	var evs []ackedEvent
-	cur, err := s.inbox.Find(ctx,
-		bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: lo}, {Key: "$lte", Value: numKey(device, upto)}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{
-			{Key: "n", Value: 1}, {Key: "k", Value: 1},
-			{Key: "m.id", Value: 1}, {Key: "m.chat", Value: 1}, {Key: "m.seq", Value: 1}, {Key: "m.from", Value: 1}, {Key: "m.kind", Value: 1},
-		}))
-	if err == nil {
-		err = cur.All(ctx, &evs)
+	var (
+		msgs  []ackMsg
+		force map[string]bool
+	)
+	unfinished := last != nil && !last.Done
+	for i := range entries {
+		d := &entries[i]
+		c := feedCursor(d.ID)
+		if c <= dev.Floor || !d.visibleTo(deviceID) {
+			continue
+		}
+		var m *eventMsg
+		if chat, seq, ok := d.target(); ok {
+			m = logs[numKey(chat, seq)]
+		} else if d.Kind == kindMessage {
+			m = d.Msg
+		}
+		// Group changes and message actions, entries but not messages,
+		// get no receipt; nor do one's own messages.
+		if m == nil || m.Kind != "" || m.From == dev.User {
+			continue
+		}
+		inLast := unfinished && c <= last.Cursor
+		if c > cursor && !inLast {
+			continue
+		}
+		msgs = append(msgs, ackMsg{Chat: m.ChatID, Seq: m.Seq, ID: m.ID, From: m.From})
+		if inLast {
+			if force == nil {
+				force = map[string]bool{}
+			}
+			force[m.ID] = true
+		}
 	}
-	return evs, err
+	slices.SortStableFunc(msgs, func(a, b ackMsg) int { return cmp.Compare(a.Seq, b.Seq) })
+	return msgs, force, nil
 }
 
 // delivered moves the reader's delivered watermarks over msgs and sends a
@@ -461,7 +382,7 @@ func (s *Store) delivered(ctx context.Context, reader string, msgs []ackMsg, for
 	var out []store.Delivery
 	err := parallel(
 		func() (err error) {
-			out, err = s.appendReceipts(ctx, &g, hs, store.StatusDelivered, reader, now)
+			out, err = s.appendFeed(ctx, hs, receiptOuts(&g, hs, store.StatusDelivered, reader, now))
 			return err
 		},
 		func() error { return s.recordMarks(ctx, moves) })

@@ -47,14 +47,23 @@ func sendN(ctx context.Context, t *testing.T, s *Store, c cast, prefix string, n
 	return ids
 }
 
-// stored counts the inbox documents of device, visible or not.
-func stored(ctx context.Context, t *testing.T, s *Store, device string) int64 {
+// stored counts the entries of user's feed, visible or not.
+func stored(ctx context.Context, t *testing.T, s *Store, user string) int64 {
 	t.Helper()
-	n, err := s.inbox.CountDocuments(ctx, idRange(device))
+	n, err := s.feed.CountDocuments(ctx, feedRange(user, 0, maxCursor))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// soleDevice deletes bob's second device, so that b1's acks alone decide
+// what bob's feed keeps.
+func soleDevice(t *testing.T, s *Store, c cast) {
+	t.Helper()
+	if err := s.DeleteDevice(t.Context(), c.b2); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestAckStopsHalfway stops an ack after each of its steps, as a node dying
@@ -84,9 +93,11 @@ func TestAckStopsHalfway(t *testing.T) {
 			name := dbName()
 			dropDB(t, name)
 			dying, other := openDB(t, name, Config{}), openDB(t, name, Config{})
+			dying.trimEvery, other.trimEvery = 1, 1
 			dying.stopAck = func(step string) bool { return step == tc.step }
 			ctx := t.Context()
 			c := newCast(t, other)
+			soleDevice(t, other, c)
 			ids := sendN(ctx, t, other, c, "m", 5)
 
 			if _, err := dying.Ack(ctx, c.b1, 3); !errors.Is(err, errStopped) {
@@ -108,7 +119,7 @@ func TestAckStopsHalfway(t *testing.T) {
 					t.Fatalf("message %d has %d delivered receipts (all: %v)", i+1, k, got)
 				}
 			}
-			if n := stored(ctx, t, other, c.b1); n != 0 {
+			if n := stored(ctx, t, other, c.bob); n != 0 {
 				t.Fatalf("%d events of b1 still stored after it acked all", n)
 			}
 			evs, head, err := other.Inbox(ctx, c.b1, 0, 0)
@@ -132,21 +143,23 @@ func TestAckStopsHalfway(t *testing.T) {
 }
 
 // TestAckRepeatedAfterCommit: an ack that stopped after raising the floor
-// leaves its events stored below it; a repeated ack, with nothing new to
-// ack, deletes them.
+// leaves its entries stored below it; a repeated ack, with nothing new to
+// ack, writes nothing, and the next ack that moves the floor trims them.
 func TestAckRepeatedAfterCommit(t *testing.T) {
 	name := dbName()
 	dropDB(t, name)
 	dying, other := openDB(t, name, Config{}), openDB(t, name, Config{})
+	dying.trimEvery, other.trimEvery = 1, 1
 	dying.stopAck = func(step string) bool { return step == ackStepCommit }
 	ctx := t.Context()
 	c := newCast(t, other)
+	soleDevice(t, other, c)
 	sendN(ctx, t, other, c, "m", 5)
 	if _, err := dying.Ack(ctx, c.b1, 5); !errors.Is(err, errStopped) {
 		t.Fatalf("stopped ack: %v", err)
 	}
-	if n := stored(ctx, t, other, c.b1); n != 5 {
-		t.Fatalf("%d events stored after the stopped ack, want all 5 (below the floor)", n)
+	if n := stored(ctx, t, other, c.bob); n != 5 {
+		t.Fatalf("%d entries stored after the stopped ack, want all 5 (below the floor, above the trim point)", n)
 	}
 	if evs, _, err := other.Inbox(ctx, c.b1, 0, 0); err != nil || len(evs) != 0 {
 		t.Fatalf("inbox of b1 shows %v (err %v) below its floor", evs, err)
@@ -155,8 +168,15 @@ func TestAckRepeatedAfterCommit(t *testing.T) {
 	if err != nil || len(ds) != 0 {
 		t.Fatalf("repeated ack: %v %v", ds, err)
 	}
-	if n := stored(ctx, t, other, c.b1); n != 0 {
-		t.Fatalf("%d events stored after the repeated ack", n)
+	if n := stored(ctx, t, other, c.bob); n != 5 {
+		t.Fatalf("%d entries stored after the repeated ack, want 5", n)
+	}
+	sendN(ctx, t, other, c, "n", 1)
+	if _, err := other.Ack(ctx, c.b1, 6); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(ctx, t, other, c.bob); n != 0 {
+		t.Fatalf("%d entries stored after the next ack", n)
 	}
 	// And once clean, a repeated ack writes nothing.
 	journal := func() *ackJournal {
@@ -167,7 +187,7 @@ func TestAckRepeatedAfterCommit(t *testing.T) {
 		return h.Journal
 	}
 	before := journal()
-	for _, cursor := range []int64{5, 2} {
+	for _, cursor := range []int64{6, 2} {
 		if _, err := other.Ack(ctx, c.b1, cursor); err != nil {
 			t.Fatal(err)
 		}
@@ -264,8 +284,10 @@ func TestAckAcrossNodes(t *testing.T) {
 	name := dbName()
 	dropDB(t, name)
 	nodes := []*Store{openDB(t, name, Config{}), openDB(t, name, Config{})}
+	nodes[0].trimEvery, nodes[1].trimEvery = 1, 1
 	ctx := t.Context()
 	c := newCast(t, nodes[0])
+	soleDevice(t, nodes[0], c)
 	ids := sendN(ctx, t, nodes[0], c, "m", 12)
 	for cur := int64(1); cur <= 12; cur++ {
 		// Twice on one node (the second from its memory), then the other.
@@ -283,7 +305,7 @@ func TestAckAcrossNodes(t *testing.T) {
 			t.Fatalf("message %d has %d delivered receipts (all %v)", i+1, got[id], got)
 		}
 	}
-	if n := stored(ctx, t, nodes[1], c.b1); n != 0 {
+	if n := stored(ctx, t, nodes[1], c.bob); n != 0 {
 		t.Fatalf("%d events of b1 still stored", n)
 	}
 	// A remembered device deleted by another node: acks change nothing
@@ -312,8 +334,10 @@ func TestOverlappingAcksOneStops(t *testing.T) {
 	name := dbName()
 	dropDB(t, name)
 	a, b, c := openDB(t, name, Config{}), openDB(t, name, Config{}), openDB(t, name, Config{})
+	a.trimEvery, b.trimEvery, c.trimEvery = 1, 1, 1
 	ctx := t.Context()
 	cs := newCast(t, c)
+	soleDevice(t, c, cs)
 	ids := sendN(ctx, t, c, cs, "m", 3)
 
 	paused, resume := make(chan struct{}), make(chan struct{})
@@ -348,7 +372,7 @@ func TestOverlappingAcksOneStops(t *testing.T) {
 			t.Fatalf("message %d has no delivered receipt (all: %v)", i+1, got)
 		}
 	}
-	if n := stored(ctx, t, c, cs.b1); n != 0 {
+	if n := stored(ctx, t, c, cs.bob); n != 0 {
 		t.Fatalf("%d events of b1 still stored", n)
 	}
 }

@@ -42,12 +42,6 @@ const (
 	fieldTimer = "dis"
 )
 
-// stateProjection is what an inbox reference reads of its log entry.
-var stateProjection = bson.D{
-	{Key: fieldBody, Value: 1}, {Key: fieldReply, Value: 1}, {Key: fieldEdited, Value: 1}, {Key: fieldDeleted, Value: 1},
-	{Key: fieldReactions, Value: 1}, {Key: fieldEditSeqs, Value: 1}, {Key: fieldExpires, Value: 1},
-}
-
 // actionDoc is a store.Action in its entry, without Check, which ran when
 // the entry was written.
 type actionDoc struct {

@@ -33,10 +33,12 @@
 //     loss of the primary). Reads go to the primary, so a node reads its
 //     own writes and, once they returned, every other node's.
 //   - Per-chat seq: unique, gap-free, and a chat's messages reach every
-//     inbox in seq order, whatever node sends them (the chat lock, below).
-//   - Per-device cursor: unique, gap-free, never reused after an ack, and
-//     an inbox only ever grows at its end: no event appears below one a
-//     reader has seen (claims by insert, below).
+//     feed in seq order, whatever node sends them (the chat lock, below).
+//   - Per-user feed cursor: unique, gap-free, never reused after a trim,
+//     and a feed only ever grows at its end: no entry appears below one a
+//     reader has seen (claims by insert, below). A device's cursors are
+//     its user's: they increase, and skip the entries it does not read
+//     (its own messages, which the user's other devices read).
 //   - Idempotency: the same (FromDevice, ClientID) returns the first
 //     message with Duplicate set, on any node, forever (the key is stored
 //     with the message). A send without a ClientID is keyed by its message
@@ -70,17 +72,19 @@
 //
 // # Documents
 //
-// Chat logs, inboxes and memberships are keyed so that MongoDB's _id index
-// serves as their unique index and their scans are _id ranges; numbers are
-// zero-padded to 19 digits so that string order is numeric order, and ids
-// never contain '/':
+// Chat logs, feeds and memberships are keyed so that MongoDB's _id index
+// serves as their unique index and their scans are _id ranges; in string
+// keys numbers are zero-padded to 19 digits so that string order is numeric
+// order, and ids never contain '/'; a feed's keys are BinData of one length
+// (BinData sorts by length first):
 //
 //	users     _id user id; phone, name, about, hide_read, created; privacy:
 //	          p_seen, p_online, p_groups (absent: everyone)
 //	devices   _id device id; user, name, platform, created, last_seen,
 //	          refresh_hash, prev_refresh_hash, refresh_expires, push_provider,
-//	          push_token; hint and floor of its inbox; j, the journal of its
-//	          last ack: {tok, cur, done, dc [cursors], dn [their tags]}
+//	          push_token; floor (its ack cursor in its user's feed); j, the
+//	          journal of its last ack: {tok, cur, done}; hint, the end of
+//	          its per-device inbox, in databases from before feeds
 //	codes     _id phone; hash, expires, attempts, sent, window_start, window_count
 //	secrets   _id name; value
 //	chats     _id chat id; kind, title, members, created, seq (last committed),
@@ -103,12 +107,18 @@
 //	          entry's action (kind, target, emoji, body, seconds), until
 //	          the entry is erased or expires. All of these are absent when
 //	          empty
-//	inbox     _id "<device>/<cursor>"; k ("m", "g" for a group change, or
-//	          "r"), m (the log entry without body, reply, g and the state
-//	          above, and ref: true; Inbox reads those from the log, so they
-//	          are stored once and read as they are now) or r (the
-//	          receipt), n (a random tag of the insert); events from before
-//	          references hold the whole entry
+//	feed      _id BinData(the user's 16 bytes ‖ cursor, 5 bytes big-endian);
+//	          r, BinData(uvarint seq ‖ the chat's 16 or 32 bytes): a
+//	          reference to a log entry (c and s, the chat id and seq, for a
+//	          chat id of another form); or rc, a receipt {chat, ids, st, by,
+//	          ts}; x, the device that skips it (the sender's); o, the one
+//	          device that reads it (events moved from per-device inboxes,
+//	          which may hold k and m, a whole message); n, a random tag of
+//	          an entry without a reference (see "Feeds")
+//	feeds     _id user id; h, the highest cursor known to hold an entry of
+//	          its feed; t, its trim point
+//	inbox     per-device inboxes from before feeds, emptied by the
+//	          migration at Open (migrate.go)
 //	contacts  _id user id; phones: the user's address book (E.164), replaced
 //	          whole by SetContacts; HasContact matches one number in it
 //	marks     _id "<chat>/<user>/<kind>/<seq>"; ts: a move of the user's
@@ -137,13 +147,13 @@
 //	media     {unshared: 1} sparse     files never shared, oldest first
 //	                                   (UnsharedMediaFiles: the collector)
 //
-// The unique (chat, seq) and (device, cursor) indexes are the _id indexes
-// of messages and inbox; the _id index of marks serves MessageMarks (one
+// The unique (chat, seq) and (user, cursor) indexes are the _id indexes
+// of messages and feed; the _id index of marks serves MessageMarks (one
 // seek per reader and kind) and keeps one record per move.
 //
 // # The chat lock: seq
 //
-// A send holds its chat while it assigns the seq and fills the inboxes:
+// A send holds its chat while it assigns the seq and fills the feeds:
 //
 //  1. lock: findOneAndUpdate({_id: chat, members: sender, lock: absent},
 //     {$set: {lock: {t: token}}}), which also returns the last seq S (a
@@ -151,14 +161,15 @@
 //     sender checked under the lock, see "Groups");
 //  2. insert the message at _id "<chat>/<S+1>"; the unique (dev, key) index
 //     makes this insert the idempotency check too (a duplicate key on it
-//     answers the first message). The target devices' inbox heads are
-//     read at the same time;
-//  3. insert the inbox events and raise the devices' hints (below);
+//     answers the first message). The target devices are read at the
+//     same time;
+//  3. read the feed heads of their users, insert one entry per user and
+//     raise the heads (below);
 //  4. unlock: updateOne({_id: chat, "lock.t": token}, {$set: {seq: S+1},
 //     $max: {last_ts}, $unset: {lock}}).
 //
-// That is five round trips, one of each operation whatever the number of
-// devices (one insertMany, one bulk update); a new chat adds the insert of
+// That is six round trips, one of each operation whatever the number of
+// members (one insertMany, one bulk update); a new chat adds the insert of
 // the chat and its membership records. This node's other senders to the
 // chat wait in memory; other nodes' poll the lock with a jittered backoff
 // of up to 50ms. A chat's throughput is one message per four round trips
@@ -283,62 +294,82 @@
 // that lost the race erases its own entry's text. Edit entries that
 // expired themselves keep their tombstone: erasures skip them.
 //
-// # Inbox cursors: claims by insert
+// # Feeds: one inbox per user
 //
-// An inbox event is inserted at _id "<device>/<k>" where k is one above
-// max(hint, floor) of the device document: hint, the highest cursor known
-// to hold an event, raised ($max) after every insert; floor, the highest
-// acked cursor, raised by Ack. On a duplicate key the writer tries k+1. The
-// insert is the claim, so no counter can run ahead of the events: a cursor
-// is used only once an event is in it, and an event is inserted at k only
-// after k-1 held one. Readers therefore never see a hole that fills later
-// (which the server's sessions, resuming after the last cursor they sent,
-// could not tolerate), and a crashed writer leaves no gap. An insertMany
-// carries at most one event per device: MongoDB may apply the documents of
-// an unordered insertMany in any order.
+// Every user has one feed, read by all of its devices; each device keeps
+// its own ack cursor into it (floor). A message to a group of 1024 members
+// is one entry per member, 61 to 63 bytes each (a fixed-length BinData
+// _id, and a reference to the log entry that holds the body once): about
+// 64 KB, where per-device copies were 2,048 documents and 550 KB. The
+// sender's own entry names the sending device, which skips it
+// (SendResult.SenderCursor is its cursor); a receipt is stored once per
+// author, not once per author device. A new device starts at its feed's
+// end: what is there was for the others.
 //
-// Ack deletes events, so an acked cursor could be claimed again by a
-// writer that read floor and hint before the ack. Against that, Ack reads
-// the events, then the floor, raises the floor and only then deletes the
-// events it read, by _id and tag; a writer raises hint with an update
-// filtered on floor below its cursor, and if that finds floor at or above
-// the cursor, deletes its own event (by its random tag) and claims again
-// above floor. An event the ack did not read is not deleted by it, so the
-// writer always finds its own. Inbox returns only events above floor.
+// An entry is inserted at _id (user, k) where k is one above max(h, t) of
+// the user's feeds document: h, the highest cursor known to hold an entry,
+// raised ($max) after every insert; t, the trim point, at or below every
+// device's floor. On a duplicate key the writer tries k+1. The insert is
+// the claim, so no counter can run ahead of the entries: a cursor is used
+// only once an entry is in it, and an entry is inserted at k only after k-1
+// held one. Readers therefore never see a hole that fills later (which the
+// server's sessions, resuming after the last cursor they sent, could not
+// tolerate), and a crashed writer leaves no gap. An insertMany carries at
+// most one entry per user: MongoDB may apply the documents of an unordered
+// insertMany in any order. A missing feeds document is created at the
+// first write, above every cursor the user's devices held in per-device
+// inboxes.
+//
+// Entries up to the slowest device's floor are deleted (trimFeed, run by
+// an ack that may move it and by DeleteDevice), so a trimmed cursor could
+// be claimed again by a writer that read h and t before the trim. Against
+// that, a trim reads the entries, raises t and only then deletes the
+// entries it read, by identity (the reference, or the random tag of an
+// entry that has none); a writer raises h with an update filtered on t
+// below its cursor, and if that finds t at or above the cursor, deletes
+// its own entry by identity and claims again above t. An entry the trim
+// did not read is not deleted by it, so the writer always finds its own;
+// one it finds gone was read before the trim, by every device. Inbox
+// returns only entries above the device's floor and t.
 //
 // # Acks: a journal per device
 //
-// An ack writes to many documents (receipts into the authors' inboxes, the
-// reader's delivered watermarks, the floor, the events), and a node may die
-// between any two writes. So each ack first writes down what it will do,
-// replacing the device's journal (field j of the device document):
+// An ack writes to many documents (receipts into the authors' feeds, the
+// reader's delivered watermarks, the floor, the trim of the feed), and a
+// node may die between any two writes. So each ack first writes down what
+// it will do, replacing the device's journal (field j of the device
+// document):
 //
-//  1. read the events up to the cursor, then the device (floor, user,
-//     journal), unless this node finished the device's last ack: then it
-//     remembers them, and step 2's compare-and-set checks that they hold;
-//  2. write the journal (compare-and-set on the last one's token): the
-//     cursor, the events to delete (cursor and tag), done = no receipts
-//     needed (and then the floor is raised in the same write, and step 4
-//     is skipped);
-//  3. move the reader's delivered watermarks (conditional
+//  1. read the device (floor, user, journal), unless this node finished
+//     the device's last ack: then it remembers them, and step 3's
+//     compare-and-set checks that they hold;
+//  2. read the feed's entries above the floor up to the cursor, the feed
+//     head and the floors of the user's devices at once, then the log
+//     entries the references name (author, kind); the cursor is held at
+//     the feed's end;
+//  3. write the journal (compare-and-set on the last one's token): the
+//     cursor, done = no receipts needed (and then the floor is raised in
+//     the same write, and step 5 is skipped);
+//  4. move the reader's delivered watermarks (conditional
 //     findOneAndUpdate, as before) and store receipts for the messages
 //     this ack moved them over, and a record of each move (marks);
-//  4. mark the journal done and raise the floor, in one write;
-//  5. delete the events.
+//  5. mark the journal done and raise the floor, in one write;
+//  6. trim the feed up to the lowest floor of the user's devices.
 //
 // The next ack of the device reads the journal and finishes it: if it is
 // not done, it sends the delivered receipts of all its messages again
 // (the watermark may have moved while the receipts were never stored, and
 // nothing tells which; a receipt twice is a tick set twice, one missing is
-// a tick that never comes; the events, deleted only after done, say which
-// messages those are); it raises the floor to the journal's cursor
-// (which the device acked) and deletes the journal's events that are still
-// there. A node dying before step 4 leaves the events above the floor, so
-// the device is sent them again when it reconnects, and its ack of them
-// is that next ack. Reads work alike: the member record notes the range a
-// read moved the read mark over ("rp"), until its receipts are stored; a
-// later read by the user in the chat sends the receipts of notes older
-// than Config.Timeout again.
+// a tick that never comes; the entries, kept while the floor is below
+// them, say which messages those are), and raises the floor to the
+// journal's cursor (which the device acked). A node dying before step 5
+// leaves the entries above the floor, so the device is sent them again
+// when it reconnects, and its ack of them is that next ack; one dying
+// before step 6 leaves the trim to the device's next ack, repeated or not.
+// Reads work alike: the member record notes the range a read moved the
+// read mark over ("rp"), until its receipts are stored; a later read by
+// the user in the chat sends the receipts of notes older than
+// Config.Timeout again.
 //
 // # Media files
 //
@@ -377,34 +408,43 @@
 //   - A node that dies holding a chat lock stalls that chat's sends for
 //     Config.Timeout (10s by default). Its half-done send (never answered
 //     sent) stays out of History (which stops at the committed seq) and
-//     out of some inboxes until its resend or the next send in the chat
+//     out of some feeds until its resend or the next send in the chat
 //     completes it; devices that had received it then receive it again
 //     (clients deduplicate by msg_id).
 //   - A holder that stalls for longer than Config.Timeout (a long GC
 //     pause, a partition) loses the lock while alive. Seqs stay unique and
 //     gap-free (the message _id decides, and the taker completes what it
-//     finds), but that one message may land in an inbox after the chat's
+//     finds), but that one message may land in a feed after the chat's
 //     next message, and some devices may receive it twice.
 //   - An ack or read that stops halfway (its node dies, or the database
 //     fails under it) may have its receipts sent twice by the next ack or
 //     read of the device or user: never lost, possibly duplicated. The
 //     read receipts of a read that stopped wait for the user's next read
-//     in that chat. Events acked by an ack that stopped after raising the
+//     in that chat. Entries acked by an ack that stopped after raising the
 //     floor stay stored, invisible, until the device's next ack.
 //     A note is replayed once it is older than Config.Timeout by the
 //     replaying node's clock: a clock that runs ahead of the noting node's
 //     by more than that can replay a live read's note (a duplicate).
 //   - Two acks of one device running at once (its socket replaced across
 //     nodes) may send some receipts twice: the second takes the first's
-//     journal as unfinished. The first then leaves its events and the
-//     floor to the second's journal.
-//   - A writer with a stale head that lands an event on an acked cursor and
-//     dies before taking it back leaves that event stored below the floor
-//     until the device is deleted (the message itself reaches the device
-//     again: the send is completed by the next sender, a receipt by the
-//     ack journal). A writer that takes such an event back after the device
-//     saw it (through a concurrent inbox read) places it again: the device
-//     is shown that event twice (clients deduplicate by msg_id).
+//     journal as unfinished. The first then leaves the floor and the trim
+//     to the second's journal.
+//   - A writer with a stale head that lands an entry on a trimmed cursor
+//     and dies before taking it back leaves that entry stored below the
+//     trim point, invisible, for good (the message itself reaches the
+//     devices again: the send is completed by the next sender, a receipt
+//     by the ack journal). A writer that takes such an entry back after a
+//     device saw it (through a concurrent inbox read) places it again: the
+//     device is shown that event twice (clients deduplicate by msg_id).
+//   - A feed keeps every entry above its slowest device's floor: a device
+//     that never comes back holds its user's feed (as its own inbox did
+//     before feeds) until it is deleted. A device that acks past its feed's
+//     end is held at the end.
+//   - Moving per-device inboxes to feeds (migrate.go) needs every node of
+//     the previous version stopped. An ack that stopped halfway just
+//     before the move, whose receipts were never stored, is not finished
+//     by the device's next ack (its entries moved above its journal's
+//     cursor): those messages may miss their delivered tick.
 //   - The delivered watermark is one number per reader and chat: messages
 //     below it that only a lagging device of the reader acks later get no
 //     receipt of their own (the tick came with a later message's).
@@ -413,8 +453,7 @@
 //     using different members, leaves records that readers skip.
 //   - With write concern "1", a failover can lose writes that were
 //     acknowledged; with "majority" it cannot.
-//   - Messages, idempotency keys, mark moves and acked-away inbox ids are
-//     kept forever; nothing expires by itself (there is no TTL index).
+//   - Messages, idempotency keys and mark moves are kept forever; nothing expires by itself (there is no TTL index).
 //     A disappearing message keeps its place in the log as a tombstone,
 //     and only once a caller runs ExpireDue.
 //   - An action whose node dies after its entry is in the log is applied
@@ -434,7 +473,7 @@
 //     a move at or above them is recorded already. Message info can then
 //     show a delivery later than it happened, never earlier.
 //   - A group change that stops halfway is, until the next send or change
-//     to the group completes it, in some inboxes but not in the group's
+//     to the group completes it, in some feeds but not in the group's
 //     state, History or Member; a creation that stops after inserting its
 //     chat shows the group (at seq 0) before its members were told. A
 //     group nobody writes to again stays that way.
@@ -450,8 +489,8 @@
 //     caller's: a file it listed as unshared can be shared before it is
 //     deleted, so its cut-off must be far older than any upload a client
 //     may still send.
-//   - The entries of group changes cost, besides the message, one event
-//     per device of every member; a change also writes the whole member
+//   - The entries of group changes cost, besides the message, one feed
+//     entry per member; a change also writes the whole member
 //     list and map of the chat (about 110 KB for 1024 members), once in the
 //     entry and once in the commit.
 package mongo

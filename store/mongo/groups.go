@@ -489,19 +489,12 @@ func (s *Store) finishGroupWrite(ctx context.Context, l *chatLock, m *store.Mess
 	hs []head, released *bool) (store.GroupResult, error) {
 	ctx, cancel := s.detached(ctx)
 	defer cancel()
-	shared := m
-	em := refOf(shared)
-	byID := make(map[string]head, len(hs))
-	evs := make([]*outEvent, 0, len(hs))
-	for _, h := range hs {
-		byID[h.ID] = h
-		evs = append(evs, entryEvent(h.ID, em, shared))
-	}
+	outs := logOuts(hs, m, entryEvent(m), "")
 	var ds []store.Delivery
 	err := parallel(
 		func() error {
 			var err error
-			ds, err = s.appendEvents(ctx, byID, evs)
+			ds, err = s.appendFeed(ctx, hs, outs)
 			return err
 		},
 		func() error { return s.joinRecords(ctx, l.chatID, minus(st.Members, l.members), m.Seq) })

@@ -239,8 +239,9 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	}
 
 	var (
-		hs  []head
-		eff *effect // what the entry's action does to its target
+		hs    []head
+		known map[string]feedHead // feed heads read with hs
+		eff   *effect             // what the entry's action does to its target
 	)
 	for {
 		m.Seq = l.seq + 1
@@ -265,6 +266,10 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 		doc := msgDoc{ID: numKey(m.ChatID, m.Seq), Msg: *msgOf(&m), Key: p.key,
 			Action: actionDocOf(p.req.Action), Due: m.ExpiresTS}
 		var insErr, headErr error
+		feedUsers := p.members
+		if p.group {
+			feedUsers = p.targets
+		}
 		_ = parallel(
 			func() error {
 				_, insErr = s.messages.InsertOne(ctx, &doc)
@@ -276,6 +281,13 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 			func() error {
 				if len(p.targets) > 0 {
 					hs, headErr = s.heads(ctx, headFilter)
+				}
+				return nil
+			},
+			func() error {
+				if len(p.targets) > 0 {
+					// A start only: appendFeed reads what this missed.
+					known, _ = s.readFeedHeads(ctx, feedUsers)
 				}
 				return nil
 			})
@@ -330,31 +342,13 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 
 	ctx, cancel := s.detached(ctx)
 	defer cancel()
-	byID := make(map[string]head, len(hs))
-	for _, h := range hs {
-		byID[h.ID] = h
-	}
 	// The events share one read-only copy of the message, which also lets
 	// a caller render it once for all of them.
 	shared := &m
-	em := refOf(shared)
-	evs := make([]*outEvent, 0, len(hs))
-	targets := p.targets
-	if p.group {
-		targets = make([]string, 0, len(hs))
-		for _, h := range hs {
-			if h.ID != m.FromDevice {
-				targets = append(targets, h.ID)
-			}
-		}
-	}
-	for _, d := range targets {
-		evs = append(evs, &outEvent{device: d, doc: eventDoc{Kind: kindMessage, Message: em},
-			event: store.Event{Kind: store.EventMessage, Message: shared}})
-	}
+	outs := logOuts(hs, shared, store.Event{Kind: store.EventMessage, Message: shared}, m.FromDevice)
 	var deliveries []store.Delivery
 	fns := []func() error{func() (err error) {
-		deliveries, err = s.appendEvents(ctx, byID, evs)
+		deliveries, err = s.appendFeedKnown(ctx, hs, outs, known)
 		return err
 	}}
 	if eff != nil && eff.applied {
@@ -368,7 +362,7 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	}
 	s.commitUnlock(ctx, l, m.Seq, m.TS, timerFields(&m, p.req.Action))
 	released = true
-	return store.SendResult{Message: m, Deliveries: deliveries}, nil
+	return store.SendResult{Message: m, Deliveries: deliveries, SenderCursor: senderCursor(outs, shared)}, nil
 }
 
 // refuse answers a send that the chat's state refuses under the lock
@@ -491,19 +485,15 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 				return out, err
 			}
 		}
-		byID := make(map[string]head, len(hs))
-		var evs []*outEvent
-		for _, h := range hs {
-			if st == nil && h.ID == m.FromDevice {
-				continue
-			}
-			byID[h.ID] = h
-			evs = append(evs, entryEvent(h.ID, &d.Msg, m))
+		skip := ""
+		if st == nil {
+			skip = m.FromDevice
 		}
+		outs := logOuts(hs, m, entryEvent(m), skip)
 		var joined []string
 		var ds []store.Delivery
 		fns := []func() error{func() (err error) {
-			ds, err = s.appendEvents(ctx, byID, evs)
+			ds, err = s.appendFeed(ctx, hs, outs)
 			return err
 		}}
 		if st != nil {
@@ -542,22 +532,19 @@ func (s *Store) rollForward(ctx context.Context, l *chatLock) ([]store.Delivery,
 		}
 		l.seq = m.Seq
 		s.log.Warn("store/mongo: completed a send left unfinished by another node",
-			"chat", l.chatID, "seq", m.Seq, "msg_id", m.ID, "devices", len(evs), "group_change", st != nil)
+			"chat", l.chatID, "seq", m.Seq, "msg_id", m.ID, "users", len(outs), "group_change", st != nil)
 	}
 }
 
-// entryEvent is the inbox event of log entry m (em in documents) for
-// device: a message, or a group change.
-func entryEvent(device string, em *eventMsg, m *store.Message) *outEvent {
+// entryEvent is the event of log entry m: a message, or a group change.
+func entryEvent(m *store.Message) store.Event {
 	if m.Kind == store.EventGroup {
-		return &outEvent{device: device, doc: eventDoc{Kind: kindGroup, Message: em},
-			event: store.Event{Kind: store.EventGroup, Message: m}}
+		return store.Event{Kind: store.EventGroup, Message: m}
 	}
-	return &outEvent{device: device, doc: eventDoc{Kind: kindMessage, Message: em},
-		event: store.Event{Kind: store.EventMessage, Message: m}}
+	return store.Event{Kind: store.EventMessage, Message: m}
 }
 
-// Inbox, Ack and the inbox writes are in inbox.go.
+// Inbox, Ack and the feed writes are in feed.go and ack.go.
 
 // MarkRead implements store.Messages. ErrNotFound if the chat does not
 // exist or userID is not in it.

@@ -51,6 +51,9 @@ type Config struct {
 	monitor *event.CommandMonitor
 }
 
+// defaultTrimEvery: see Store.trimEvery.
+const defaultTrimEvery = 64
+
 // Store is the MongoDB adapter of store.Store. It is safe for concurrent
 // use, and any number of Stores (nodes) may share one database.
 type Store struct {
@@ -62,6 +65,7 @@ type Store struct {
 	inbox, marks, contacts         *mongo.Collection
 	blocks, reports, hidden, stars *mongo.Collection
 	media, mediaShares             *mongo.Collection
+	feed, feeds                    *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -72,7 +76,13 @@ type Store struct {
 	chatGates gates
 	// acked remembers, per device, what this node's last ack of it left
 	// in the device document, to skip reading it back (see ack.go).
-	acked ackCache
+	acked boundedMap[ackHead]
+	// devUsers maps devices to their users, which never change, to read a
+	// device's feed without reading the device first.
+	devUsers boundedMap[string]
+	// trimEvery is how many entries an ack moves a device's floor past
+	// before it trims the user's feed (defaultTrimEvery; tests set 1).
+	trimEvery int64
 	// stopAck, set by tests, stops an ack after the step it names as a
 	// node dying there would.
 	stopAck func(step string) bool
@@ -138,8 +148,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		stars:       db.Collection(collStars),
 		media:       db.Collection(collMedia),
 		mediaShares: db.Collection(collMediaShares),
+		feed:        db.Collection(collFeed),
+		feeds:       db.Collection(collFeeds),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
+		trimEvery:   defaultTrimEvery,
+		acked:       boundedMap[ackHead]{limit: 1 << 16}, // about 100 bytes each
+		devUsers:    boundedMap[string]{limit: 1 << 18},  // about 100 bytes each
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.disconnect()
@@ -148,6 +163,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.createIndexes(ctx, db); err != nil {
 		s.disconnect()
 		return nil, fmt.Errorf("store/mongo: create indexes: %w", err)
+	}
+	if err := s.migrateInboxes(ctx); err != nil {
+		s.disconnect()
+		return nil, fmt.Errorf("store/mongo: move inboxes to feeds: %w", err)
 	}
 	return s, nil
 }
@@ -285,15 +304,6 @@ func numKey(id string, n int64) string {
 	return string(append(b, d...))
 }
 
-// keyNum returns the number at the end of a key made by numKey.
-func keyNum(k string) int64 {
-	if len(k) < numWidth {
-		return 0
-	}
-	n, _ := strconv.ParseInt(k[len(k)-numWidth:], 10, 64)
-	return n
-}
-
 // pairKey returns a/b.
 func pairKey(a, b string) string { return a + string(keySep) + b }
 
@@ -403,6 +413,9 @@ func (g *gates) lock(ctx context.Context, key string) (func(), error) {
 // caps them) run concurrently; the error is the first one that ignore does
 // not excuse (nil: none).
 func (s *Store) bulkUpdate(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, ignore func(error) bool) (int64, error) {
+	if len(models) == 0 {
+		return 0, nil
+	}
 	n := s.updateBatch
 	if n <= 0 {
 		n = len(models)

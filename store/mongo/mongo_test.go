@@ -249,14 +249,16 @@ func TestTwoNodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if head != int64(n) || len(evs) != n {
+			// A user's devices share its feed: a device's cursors skip
+			// its own messages, which its other devices read.
+			if len(evs) != n || head < evs[len(evs)-1].Cursor {
 				t.Fatalf("inbox of %s: %d events, head %d; want %d", dev, len(evs), head, n)
 			}
 			last := map[string]int64{}
 			for i, e := range evs {
 				m := e.Message
-				if e.Cursor != int64(i+1) {
-					t.Fatalf("inbox of %s: cursor %d at position %d: not gap-free", dev, e.Cursor, i)
+				if i > 0 && e.Cursor <= evs[i-1].Cursor {
+					t.Fatalf("inbox of %s: cursor %d after %d", dev, e.Cursor, evs[i-1].Cursor)
 				}
 				if delivered[dev][e.Cursor] != m.ID || seqOf[m.ChatID][m.Seq] != m.ID {
 					t.Fatalf("inbox of %s at %d holds %s (seq %d), Send said %s", dev, e.Cursor, m.ID, m.Seq, delivered[dev][e.Cursor])
@@ -265,6 +267,24 @@ func TestTwoNodes(t *testing.T) {
 					t.Fatalf("inbox of %s: seq %d of %s after seq %d: not in chat order", dev, m.Seq, m.ChatID, last[m.ChatID])
 				}
 				last[m.ChatID] = m.Seq
+			}
+		}
+	}
+	// A feed is gap-free: its devices' cursors together are 1..n.
+	for user, devs := range map[string][]string{c.alice: {c.a1, c.a2}, c.bob: {c.b1, c.b2}} {
+		seen := map[int64]bool{}
+		for _, d := range devs {
+			evs, _, err := nodes[0].Inbox(t.Context(), d, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				seen[e.Cursor] = true
+			}
+		}
+		for k := int64(1); k <= int64(len(seen)); k++ {
+			if !seen[k] {
+				t.Fatalf("feed of %s: no device reads cursor %d of %d: a gap", user, k, len(seen))
 			}
 		}
 	}
@@ -389,10 +409,12 @@ func TestLockTakeover(t *testing.T) {
 			if err != nil || len(hist) != 3 || hist[1].ID != orphan.ID {
 				t.Fatalf("History = %d messages (err %v), want 3 with the dead node's second", len(hist), err)
 			}
-			// Every device of the chat but the writer got the dead send.
+			// Every device of the chat but the writer got the dead send
+			// (and a user's devices share its feed: b2 reads the first
+			// message, sent to b1, too).
 			for dev, want := range map[string][]string{
 				c.b1: {first.Message.ID, orphan.ID},
-				c.b2: {orphan.ID, r.Message.ID},
+				c.b2: {first.Message.ID, orphan.ID, r.Message.ID},
 				c.a2: {first.Message.ID, orphan.ID, r.Message.ID},
 				c.a1: {r.Message.ID},
 			} {
@@ -402,8 +424,8 @@ func TestLockTakeover(t *testing.T) {
 				}
 				var ids []string
 				for i, e := range evs {
-					if e.Cursor != int64(i+1) {
-						t.Fatalf("inbox of %s: cursors not gap-free: %d at %d", dev, e.Cursor, i)
+					if i > 0 && e.Cursor <= evs[i-1].Cursor {
+						t.Fatalf("inbox of %s: cursor %d after %d", dev, e.Cursor, evs[i-1].Cursor)
 					}
 					ids = append(ids, e.Message.ID)
 				}
@@ -420,25 +442,33 @@ func TestLockTakeover(t *testing.T) {
 	}
 }
 
-// TestEventBelowFloor stages the race that confirm exists for: a writer
-// read a device's inbox head, and before it inserted, the device was acked
-// past that point. The event must not stay on the acked cursor.
-func TestEventBelowFloor(t *testing.T) {
+// TestEntryBelowTrim stages the race that confirmFeed exists for: a
+// writer read a feed's head, and before it inserted, every device of the
+// user acked past that point and the entries there were trimmed. The
+// entry must not stay on the trimmed cursor.
+func TestEntryBelowTrim(t *testing.T) {
 	s := newStore(t)
+	s.trimEvery = 1
 	ctx := t.Context()
 	c := newCast(t, s)
 	for i := range 3 {
-		if _, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, fmt.Sprint(i), c.b1)); err != nil {
+		if _, err := s.Send(ctx, directReq(c.alice, c.a1, c.bob, fmt.Sprint(i), c.b1, c.b2)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	stale := map[string]head{c.b1: {ID: c.b1, User: c.bob, Hint: 1, Floor: 0}}
-	if _, err := s.Ack(ctx, c.b1, 3); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{c.b1, c.b2} {
+		if _, err := s.Ack(ctx, d, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := stored(ctx, t, s, c.bob); n != 0 {
+		t.Fatalf("%d entries stored after both devices acked all", n)
 	}
 	m := &store.Message{ID: store.NewID(store.PrefixMessage), ChatID: "cx", Seq: 1, From: c.alice, FromDevice: c.a1, Body: json.RawMessage(`{}`)}
-	ds, err := s.appendEvents(ctx, stale, []*outEvent{{device: c.b1, doc: eventDoc{Kind: kindMessage, Message: msgOf(m)},
-		event: store.Event{Kind: store.EventMessage, Message: m}}})
+	o := &feedOut{user: c.bob, devices: []string{c.b1}, event: store.Event{Kind: store.EventMessage, Message: m},
+		doc: feedDoc{Kind: kindMessage, Msg: msgOf(m)}}
+	// The head as read before the acks: the entry lands on cursor 2.
+	ds, err := s.appendFrom(ctx, map[string]int64{c.bob: 2}, []*feedOut{o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,9 +479,8 @@ func TestEventBelowFloor(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].Cursor != 4 || head != 4 {
 		t.Fatalf("inbox of b1: %v head %d err %v; want the event at 4", evs, head, err)
 	}
-	n, err := s.inbox.CountDocuments(ctx, idRange(c.b1))
-	if err != nil || n != 1 {
-		t.Fatalf("%d events stored for b1 (err %v), want 1: the one below the floor stayed", n, err)
+	if n := stored(ctx, t, s, c.bob); n != 1 {
+		t.Fatalf("%d entries stored for bob, want 1: the one below the trim point stayed", n)
 	}
 }
 
@@ -471,8 +500,8 @@ func TestSendSkipsDeletedDevices(t *testing.T) {
 	if len(r.Deliveries) != 1 || r.Deliveries[0].DeviceID != c.b1 {
 		t.Fatalf("deliveries %+v, want b1 only", r.Deliveries)
 	}
-	if n, err := s.inbox.CountDocuments(ctx, idRange(c.b2)); err != nil || n != 0 {
-		t.Fatalf("deleted device has %d events (err %v)", n, err)
+	if evs, _, err := s.Inbox(ctx, c.b2, 0, 0); err != nil || len(evs) != 0 {
+		t.Fatalf("deleted device has events %v (err %v)", evs, err)
 	}
 }
 
@@ -603,14 +632,14 @@ func checkDelivered(ctx context.Context, t *testing.T, s *Store, device string, 
 	}
 }
 
-// TestInboxEventsAreReferences: an inbox event holds no copy of the body
-// (the log has it, once), Inbox puts it back, and events stored whole
-// before references read as they are.
-func TestInboxEventsAreReferences(t *testing.T) {
+// TestFeedEntriesAreReferences: a feed entry holds no copy of the body
+// (the log has it, once), and is a few dozen bytes; Inbox puts the body
+// back. The sender's own entry is read by its other devices only.
+func TestFeedEntriesAreReferences(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	c := newCast(t, s)
-	req := directReq(c.alice, c.a1, c.bob, "r1", c.b1, c.b2)
+	req := directReq(c.alice, c.a1, c.bob, "r1", c.b1, c.b2, c.a2)
 	req.Message.Body = json.RawMessage(`{"text":"stored once"}`)
 	req.Message.ReplyTo = ""
 	r, err := s.Send(ctx, req)
@@ -618,26 +647,35 @@ func TestInboxEventsAreReferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	var raw bson.Raw
-	if err := s.inbox.FindOne(ctx, bson.D{{Key: "_id", Value: numKey(c.b1, r.Deliveries[0].Event.Cursor)}}).Decode(&raw); err != nil {
+	if err := s.feed.FindOne(ctx, bson.D{{Key: "_id", Value: feedKey(c.bob, r.Deliveries[0].Event.Cursor)}}).Decode(&raw); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.LookupErr("m", "body"); err == nil || !raw.Lookup("m", "ref").Boolean() {
-		t.Fatalf("inbox event %v: want m without body, with ref", raw)
+	// _id (21 bytes), r (a varint seq and the direct chat's 32 bytes).
+	if _, err := raw.LookupErr("r"); err != nil || len(raw) != 5+31+41 {
+		t.Fatalf("feed entry %v of %d bytes: want r, 77 bytes", raw, len(raw))
 	}
-	// An event from before references: the whole entry in the event.
-	old := &store.Message{ID: store.NewID(store.PrefixMessage), ChatID: r.Message.ChatID, Seq: 99, From: c.alice,
-		FromDevice: c.a1, Body: json.RawMessage(`{"text":"old copy"}`), ReplyTo: r.Message.ID}
-	if _, err := s.inbox.InsertOne(ctx, eventDoc{ID: numKey(c.b1, 50), Kind: kindMessage, Message: msgOf(old)}); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{c.b1, c.b2, c.a2} {
+		evs, _, err := s.Inbox(ctx, d, 0, 0)
+		if err != nil || len(evs) != 1 || string(evs[0].Message.Body) != `{"text":"stored once"}` || evs[0].Message.ID != r.Message.ID {
+			t.Fatalf("inbox of %s: %+v, %v", d, evs, err)
+		}
 	}
-	evs, _, err := s.Inbox(ctx, c.b1, 0, 0)
-	if err != nil || len(evs) != 2 {
-		t.Fatalf("inbox of b1: %d events, %v", len(evs), err)
+	if evs, _, err := s.Inbox(ctx, c.a1, 0, 0); err != nil || len(evs) != 0 {
+		t.Fatalf("the sending device reads its own message: %+v, %v", evs, err)
 	}
-	if string(evs[0].Message.Body) != `{"text":"stored once"}` || evs[0].Message.ID != r.Message.ID {
-		t.Fatalf("referenced event read as %+v", evs[0].Message)
+	if r.SenderCursor == 0 {
+		t.Fatalf("no sender cursor for the entry a2 reads")
 	}
-	if string(evs[1].Message.Body) != `{"text":"old copy"}` || evs[1].Message.ReplyTo != r.Message.ID {
-		t.Fatalf("whole event read as %+v", evs[1].Message)
+	// A chat id of another form is named in full.
+	var d feedDoc
+	d.refTo("c-not-compact", 7)
+	if chat, seq, ok := d.target(); !ok || chat != "c-not-compact" || seq != 7 || d.Ref != nil {
+		t.Fatalf("reference to a chat id of another form: %+v", d)
+	}
+	g := store.NewID(store.PrefixGroup)
+	d = feedDoc{}
+	d.refTo(g, 1<<20)
+	if chat, seq, ok := d.target(); !ok || chat != g || seq != 1<<20 || len(d.Ref) != 16+3 {
+		t.Fatalf("reference to a group: %+v", d)
 	}
 }
