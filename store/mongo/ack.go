@@ -207,14 +207,14 @@ func (s *Store) ack(ctx context.Context, deviceID string, cursor int64) ([]store
 	}
 	s.acked.put(deviceID, ackHead{User: dev.User, Floor: max(dev.Floor, floor),
 		Journal: &ackJournal{Token: j.Token, Cursor: j.Cursor, Done: true}})
-	// The trim point is the slowest device's floor. Trimming costs two
-	// reads and two writes, so an ack trims when its floor crosses a
-	// multiple of trimEvery: a feed keeps fewer than that many entries
-	// beyond what its devices need.
-	if every := max(s.trimEvery, 1); floor/every > dev.Floor/every {
-		if err := s.trimAfterAck(ctx, dev.User, deviceID, max(dev.Floor, floor), entries, dev.Floor); err != nil {
-			return out, err
-		}
+	// The trim point is the slowest device's floor. Every ack that moves a
+	// floor trims (two reads, two writes), so a feed holds what some
+	// device has not acked and no more: trimming only every 8 or 64 acks
+	// saved commands but kept more entries, and with them longer range
+	// reads on FerretDB, which scans a collection for them (measured:
+	// docs/architecture.md, "The MongoDB store has feeds too").
+	if err := s.trimAfterAck(ctx, dev.User, deviceID, max(dev.Floor, floor), entries, dev.Floor); err != nil {
+		return out, err
 	}
 	return out, nil
 }

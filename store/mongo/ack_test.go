@@ -93,7 +93,6 @@ func TestAckStopsHalfway(t *testing.T) {
 			name := dbName()
 			dropDB(t, name)
 			dying, other := openDB(t, name, Config{}), openDB(t, name, Config{})
-			dying.trimEvery, other.trimEvery = 1, 1
 			dying.stopAck = func(step string) bool { return step == tc.step }
 			ctx := t.Context()
 			c := newCast(t, other)
@@ -149,7 +148,6 @@ func TestAckRepeatedAfterCommit(t *testing.T) {
 	name := dbName()
 	dropDB(t, name)
 	dying, other := openDB(t, name, Config{}), openDB(t, name, Config{})
-	dying.trimEvery, other.trimEvery = 1, 1
 	dying.stopAck = func(step string) bool { return step == ackStepCommit }
 	ctx := t.Context()
 	c := newCast(t, other)
@@ -284,7 +282,6 @@ func TestAckAcrossNodes(t *testing.T) {
 	name := dbName()
 	dropDB(t, name)
 	nodes := []*Store{openDB(t, name, Config{}), openDB(t, name, Config{})}
-	nodes[0].trimEvery, nodes[1].trimEvery = 1, 1
 	ctx := t.Context()
 	c := newCast(t, nodes[0])
 	soleDevice(t, nodes[0], c)
@@ -334,7 +331,6 @@ func TestOverlappingAcksOneStops(t *testing.T) {
 	name := dbName()
 	dropDB(t, name)
 	a, b, c := openDB(t, name, Config{}), openDB(t, name, Config{}), openDB(t, name, Config{})
-	a.trimEvery, b.trimEvery, c.trimEvery = 1, 1, 1
 	ctx := t.Context()
 	cs := newCast(t, c)
 	soleDevice(t, c, cs)

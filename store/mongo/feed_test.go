@@ -17,7 +17,6 @@ import (
 // a new device starts at the feed's end.
 func TestFeedTrimFollowsSlowestDevice(t *testing.T) {
 	s := newStore(t)
-	s.trimEvery = 1
 	ctx := t.Context()
 	c := newCast(t, s)
 	sendN(ctx, t, s, c, "m", 3) // to b1; b2 reads bob's feed too
@@ -69,7 +68,6 @@ func TestFeedTrimFollowsSlowestDevice(t *testing.T) {
 // has read (the writer would take it as trimmed, read by all, and drop it).
 func TestTrimRaceKeepsStaleWritersEntry(t *testing.T) {
 	s := newStore(t)
-	s.trimEvery = 1
 	ctx := t.Context()
 	c := newCast(t, s)
 	sendN(ctx, t, s, c, "m", 3) // bob's feed: 1..3
@@ -112,33 +110,6 @@ func TestTrimRaceKeepsStaleWritersEntry(t *testing.T) {
 		if err != nil || len(evs) != 1 || evs[0].Kind != store.EventReceipt || evs[0].Cursor != 4 {
 			t.Fatalf("inbox of %s: %v, %v; want the receipt at 4", d, evs, err)
 		}
-	}
-}
-
-// TestFeedTrimsInSteps: by default an ack trims its user's feed when its
-// floor crosses a multiple of trimEvery, not on every ack.
-func TestFeedTrimsInSteps(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	c := newCast(t, s)
-	soleDevice(t, s, c)
-	n := int(s.trimEvery) + 6
-	sendN(ctx, t, s, c, "m", n)
-	if _, err := s.Ack(ctx, c.b1, s.trimEvery-1); err != nil {
-		t.Fatal(err)
-	}
-	if got := stored(ctx, t, s, c.bob); got != int64(n) {
-		t.Fatalf("%d entries stored before the floor crossed %d, want %d", got, s.trimEvery, n)
-	}
-	if _, err := s.Ack(ctx, c.b1, s.trimEvery+1); err != nil {
-		t.Fatal(err)
-	}
-	if got := stored(ctx, t, s, c.bob); got != 5 {
-		t.Fatalf("%d entries stored after the floor crossed %d, want 5", got, s.trimEvery)
-	}
-	evs, _, err := s.Inbox(ctx, c.b1, 0, 0)
-	if err != nil || len(evs) != 5 || evs[0].Cursor != s.trimEvery+2 {
-		t.Fatalf("inbox of b1: %v, %v; want the last 5", evs, err)
 	}
 }
 

@@ -51,9 +51,6 @@ type Config struct {
 	monitor *event.CommandMonitor
 }
 
-// defaultTrimEvery: see Store.trimEvery.
-const defaultTrimEvery = 64
-
 // Store is the MongoDB adapter of store.Store. It is safe for concurrent
 // use, and any number of Stores (nodes) may share one database.
 type Store struct {
@@ -80,9 +77,6 @@ type Store struct {
 	// devUsers maps devices to their users, which never change, to read a
 	// device's feed without reading the device first.
 	devUsers boundedMap[string]
-	// trimEvery is how many entries an ack moves a device's floor past
-	// before it trims the user's feed (defaultTrimEvery; tests set 1).
-	trimEvery int64
 	// stopAck, set by tests, stops an ack after the step it names as a
 	// node dying there would.
 	stopAck func(step string) bool
@@ -152,7 +146,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		feeds:       db.Collection(collFeeds),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
-		trimEvery:   defaultTrimEvery,
 		acked:       boundedMap[ackHead]{limit: 1 << 16}, // about 100 bytes each
 		devUsers:    boundedMap[string]{limit: 1 << 18},  // about 100 bytes each
 	}

@@ -448,7 +448,6 @@ func TestLockTakeover(t *testing.T) {
 // entry must not stay on the trimmed cursor.
 func TestEntryBelowTrim(t *testing.T) {
 	s := newStore(t)
-	s.trimEvery = 1
 	ctx := t.Context()
 	c := newCast(t, s)
 	for i := range 3 {
