@@ -346,6 +346,24 @@ func (c *Client) RegisterPush(ctx context.Context, provider, token string) error
 	return c.doAuth(ctx, http.MethodPut, "/v1/devices/current/push", wire.PushRequest{Provider: provider, Token: token}, nil)
 }
 
+// RegisterWebPush sets the current device's push address to a browser's
+// Web Push subscription.
+func (c *Client) RegisterWebPush(ctx context.Context, sub wire.PushSubscription) error {
+	return c.doAuth(ctx, http.MethodPut, "/v1/devices/current/push", wire.PushRequest{Provider: "webpush", Subscription: &sub}, nil)
+}
+
+// UnregisterPush forgets the current device's push address.
+func (c *Client) UnregisterPush(ctx context.Context) error {
+	return c.doAuth(ctx, http.MethodDelete, "/v1/devices/current/push", nil, nil)
+}
+
+// VAPIDKey returns the key Web Push subscriptions are made with.
+func (c *Client) VAPIDKey(ctx context.Context) (string, error) {
+	var out wire.VAPIDResponse
+	err := c.Do(ctx, http.MethodGet, "/v1/push/vapid", nil, &out)
+	return out.PublicKey, err
+}
+
 // Chats returns the chat list, most recent activity first.
 func (c *Client) Chats(ctx context.Context) (wire.ChatsResponse, error) {
 	var out wire.ChatsResponse

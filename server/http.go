@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tern-im/tern/auth"
-
+	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
 )
@@ -71,6 +71,8 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/devices", s.authed(s.handleDevices))
 	handle("DELETE /v1/devices/{id}", s.authed(s.handleDeleteDevice))
 	handle("PUT /v1/devices/current/push", s.authed(s.handlePush))
+	handle("DELETE /v1/devices/current/push", s.authed(s.handleDeletePush))
+	handle("GET /v1/push/vapid", s.handleVAPID)
 	handle("GET /v1/chats", s.authed(s.handleChats))
 	handle("GET /v1/chats/{chat_id}", s.authed(s.handleChatSettings))
 	handle("PATCH /v1/chats/{chat_id}", s.authed(s.handlePatchChat))
@@ -422,21 +424,63 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, c auth.Claim
 		s.writeErr(w, r, err)
 		return
 	}
+	token := req.Token
 	switch req.Provider {
-	case "fcm", "apns", "log":
+	case push.ProviderFCM, "apns", "log":
+		if req.Subscription != nil {
+			s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "provider %s takes a token, not a subscription", req.Provider))
+			return
+		}
+	case push.ProviderWebPush:
+		if s.vapid == "" {
+			s.writeErr(w, r, wire.Errorf(wire.CodeUnsupported, "this server does not send Web Push"))
+			return
+		}
+		if req.Subscription == nil || req.Token != "" {
+			s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "provider webpush takes a subscription {endpoint, keys: {p256dh, auth}}, not a token"))
+			return
+		}
+		sub := push.Subscription{Endpoint: req.Subscription.Endpoint,
+			Keys: push.SubscriptionKeys{P256dh: req.Subscription.Keys.P256DH, Auth: req.Subscription.Keys.Auth}}
+		if err := sub.Validate(); err != nil {
+			s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "%s", strings.TrimPrefix(err.Error(), "push: ")))
+			return
+		}
+		token = sub.Token()
 	default:
-		s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "provider must be fcm, apns or log"))
+		s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "provider must be fcm, webpush, apns or log"))
 		return
 	}
-	if req.Token == "" || len(req.Token) > maxPushToken {
+	if token == "" || len(token) > maxPushToken {
 		s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "token must be 1 to %d bytes", maxPushToken))
 		return
 	}
-	if err := s.st.SetPush(r.Context(), c.DeviceID, req.Provider, req.Token); err != nil {
+	if err := s.st.SetPush(r.Context(), c.DeviceID, req.Provider, token); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleDeletePush forgets the current device's push address: it is not
+// woken any more.
+func (s *Server) handleDeletePush(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	if err := s.st.SetPush(r.Context(), c.DeviceID, "", ""); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleVAPID answers the key browsers subscribe to Web Push with; it is
+// public (a page asks for it before the user signs in, to subscribe right
+// after).
+func (s *Server) handleVAPID(w http.ResponseWriter, r *http.Request) {
+	if s.vapid == "" {
+		s.writeErr(w, r, wire.Errorf(wire.CodeUnsupported, "this server does not send Web Push"))
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.VAPIDResponse{PublicKey: s.vapid})
 }
 
 func (s *Server) handleChats(w http.ResponseWriter, r *http.Request, c auth.Claims) {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tern-im/tern/chat"
-	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
@@ -185,7 +184,7 @@ func (s *Server) settle(ds []store.Delivery, errs []error) {
 		case errors.Is(err, routing.ErrNoRoute):
 			s.metrics.routed.WithLabelValues("offline").Inc()
 			if ev.Kind == store.EventMessage && ev.Message != nil {
-				s.wakes.add(ds[i].DeviceID, ev.Message.ChatID, false)
+				s.wakes.add(s.wakeFor(ds[i].DeviceID, ev.Message, false))
 			}
 		default:
 			// The event is in the inbox; the device gets it on its next
@@ -195,137 +194,10 @@ func (s *Server) settle(ds []store.Delivery, errs []error) {
 			s.log.Warn("publish failed", "device", ds[i].DeviceID, "err", err)
 			s.repair.add(ds[i].DeviceID)
 			if ev.Kind == store.EventMessage && ev.Message != nil {
-				s.wakes.add(ds[i].DeviceID, ev.Message.ChatID, true)
+				s.wakes.add(s.wakeFor(ds[i].DeviceID, ev.Message, true))
 			}
 		}
 	}
-}
-
-// maxWakes bounds the push queue; past it wakes are dropped (counted): the
-// inbox holds the events, and the device gets them when it connects.
-const maxWakes = 100_000
-
-// wake is a push to send to a device that no node holds.
-type wake struct {
-	device, chatID string
-	unlessOnline   bool // skip it if the device is on this node by then
-}
-
-// wakeQueue holds pushes to send, one per device (a burst of events to an
-// offline device wakes it once), and none to a device pushed less than
-// cooldown ago.
-type wakeQueue struct {
-	mu       sync.Mutex
-	pending  map[string]wake
-	recent   map[string]time.Time // devices pushed, and when
-	cooldown time.Duration
-	now      func() time.Time
-	signal   chan struct{}
-	count    func(outcome string) // "dropped", "coalesced"
-}
-
-func newWakeQueue(cooldown time.Duration, now func() time.Time, count func(outcome string)) *wakeQueue {
-	return &wakeQueue{pending: make(map[string]wake), recent: make(map[string]time.Time), cooldown: cooldown,
-		now: now, signal: make(chan struct{}, 1), count: count}
-}
-
-func (q *wakeQueue) add(device, chatID string, unlessOnline bool) {
-	q.mu.Lock()
-	if at, ok := q.recent[device]; ok && q.now().Sub(at) < q.cooldown {
-		q.mu.Unlock()
-		q.count("coalesced")
-		return
-	}
-	if _, ok := q.pending[device]; !ok && len(q.pending) >= maxWakes {
-		q.mu.Unlock()
-		q.count("dropped")
-		return
-	}
-	q.pending[device] = wake{device: device, chatID: chatID, unlessOnline: unlessOnline}
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *wakeQueue) take() []wake {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := make([]wake, 0, len(q.pending))
-	for _, w := range q.pending {
-		out = append(out, w)
-	}
-	clear(q.pending)
-	return out
-}
-
-// pushed starts device's cooldown: a push to it goes out now.
-func (q *wakeQueue) pushed(device string) {
-	if q.cooldown <= 0 {
-		return
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	now := q.now()
-	if len(q.recent) >= maxWakes {
-		for d, at := range q.recent {
-			if now.Sub(at) >= q.cooldown {
-				delete(q.recent, d)
-			}
-		}
-		if len(q.recent) >= maxWakes {
-			return // full of fresh ones: this device may be pushed again
-		}
-	}
-	q.recent[device] = now
-}
-
-// forget ends device's cooldown: it connected, so the next event it misses
-// is news again.
-func (q *wakeQueue) forget(device string) {
-	q.mu.Lock()
-	delete(q.recent, device)
-	q.mu.Unlock()
-}
-
-// pushLoop sends the queued wakes until the node stops.
-func (s *Server) pushLoop() {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.wakes.signal:
-		}
-		for _, w := range s.wakes.take() {
-			if w.unlessOnline && s.online(w.device) {
-				continue
-			}
-			s.wakes.pushed(w.device)
-			s.wake(s.ctx, w)
-		}
-	}
-}
-
-func (s *Server) wake(ctx context.Context, w wake) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	d, err := s.st.Device(ctx, w.device)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			s.metrics.pushes.WithLabelValues("error").Inc()
-			s.log.Warn("push: reading the device failed", "device", w.device, "err", err)
-		}
-		return
-	}
-	err = s.push.Notify(ctx, push.Notification{UserID: d.UserID, DeviceID: d.ID,
-		Provider: d.PushProvider, Token: d.PushToken, Kind: store.EventMessage, ChatID: w.chatID})
-	if err != nil {
-		s.metrics.pushes.WithLabelValues("error").Inc()
-		s.log.Warn("push failed", "device", d.ID, "err", err)
-		return
-	}
-	s.metrics.pushes.WithLabelValues("ok").Inc()
 }
 
 // bucket is a token bucket of one device's frames of one kind.

@@ -21,6 +21,7 @@ type metrics struct {
 	routed        *prometheus.CounterVec
 	routeSeconds  prometheus.Histogram
 	pushes        *prometheus.CounterVec
+	pushQueue     prometheus.Gauge
 	httpRequests  *prometheus.CounterVec
 	httpSeconds   *prometheus.HistogramVec
 	wsRejected    *prometheus.CounterVec
@@ -54,7 +55,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		routeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tern_route_seconds",
 			Help: "Time to publish the envelopes of one store write (a send's fan-out, an ack's receipts) through the router, broker confirms included.", Buckets: fast}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_push_total",
-			Help: "Push wake-ups, by result."}, []string{"result"}),
+			Help: "Push wake-ups, by result: queued, coalesced, dropped, ok, retry, unregistered, failed, online, no_token, no_device, error."}, []string{"result"}),
+		pushQueue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tern_push_queue",
+			Help: "Pushes waiting in the store's queue (all nodes'), as this node last counted them."}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_http_requests_total",
 			Help: "REST requests, by route and status code."}, []string{"route", "code"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tern_http_seconds",
@@ -67,7 +70,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Sessions the periodic inbox check found behind their inbox (an event whose routing was lost), and resynced."}),
 	}
 	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.messagesSent, m.duplicates,
-		m.eventsAcked, m.receipts, m.sendSeconds, m.storeSeconds, m.routed, m.routeSeconds, m.pushes,
+		m.eventsAcked, m.receipts, m.sendSeconds, m.storeSeconds, m.routed, m.routeSeconds, m.pushes, m.pushQueue,
 		m.httpRequests, m.httpSeconds, m.wsRejected, m.slowConsumers, m.caughtUp,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -86,6 +86,17 @@ type Config struct {
 	// every message. A device that connects to this node starts afresh.
 	// 0: the default (3 s); negative: every event pushes.
 	PushCooldown time.Duration
+	// PushDelay is how long a push to a device that no node holds waits
+	// for the device to connect by itself (a phone that lost its signal
+	// for a moment): one that does is not pushed. 0: the default (3 s);
+	// negative: at once.
+	PushDelay time.Duration
+	// PushPoll is how often a node looks for pushes that are due (queued
+	// by any node, or put back after a failure). 0: the default (1 s).
+	PushPoll time.Duration
+	// PushPreview puts the message's text in the push (the push service,
+	// Google's or a browser maker's, then sees it). Off: "a message came".
+	PushPreview bool
 	// GapWait is how long a session holds routed events that came out of
 	// order, waiting for the ones before them, before it reads its inbox
 	// for the gap: a publish overtaken by a later one arrives within
@@ -144,6 +155,8 @@ func DefaultConfig() Config {
 		// Sharing a whole album is a few dozen files.
 		UploadsPerUserHour: 200,
 		PushCooldown:       3 * time.Second,
+		PushDelay:          3 * time.Second,
+		PushPoll:           time.Second,
 		GapWait:            50 * time.Millisecond,
 		PresenceBeat:       5 * time.Second,
 		EditWindow:         15 * time.Minute,
@@ -201,6 +214,15 @@ func (c Config) withDefaults() Config {
 	if c.PushCooldown == 0 {
 		c.PushCooldown = d.PushCooldown
 	}
+	switch {
+	case c.PushDelay == 0:
+		c.PushDelay = d.PushDelay
+	case c.PushDelay < 0:
+		c.PushDelay = 0
+	}
+	if c.PushPoll <= 0 {
+		c.PushPoll = d.PushPoll
+	}
 	if c.OutboxLimit <= 0 {
 		c.OutboxLimit = d.OutboxLimit
 	}
@@ -236,7 +258,10 @@ type Deps struct {
 	Store  store.Store
 	Router routing.Router
 	Push   push.Notifier
-	Auth   *auth.Service
+	// VAPIDPublicKey is the Web Push key browsers subscribe with
+	// (GET /v1/push/vapid); "": Web Push is not offered.
+	VAPIDPublicKey string
+	Auth           *auth.Service
 	// Media keeps uploaded files; nil: POST /v1/media answers
 	// unsupported. A media store that serves its own URLs (media/fs)
 	// has its handler mounted at the path its URLs use.
@@ -257,8 +282,11 @@ type Server struct {
 	st     store.Store
 	router routing.Router
 	push   push.Notifier
-	auth   *auth.Service
-	media  media.Store
+	vapid  string // the VAPID public key; "": no Web Push
+	// sendSignal wakes sendLoop after a flush.
+	sendSignal chan struct{}
+	auth       *auth.Service
+	media      media.Store
 	// imaging holds a token per image being decoded (processImage).
 	imaging  chan struct{}
 	log      *slog.Logger
@@ -314,22 +342,24 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:      cfg.withDefaults(),
-		st:       d.Store,
-		router:   d.Router,
-		push:     d.Push,
-		media:    d.Media,
-		imaging:  make(chan struct{}, 2),
-		auth:     d.Auth,
-		log:      d.Log,
-		reg:      d.Registry,
-		metrics:  newMetrics(d.Registry),
-		version:  d.Version,
-		now:      d.Now,
-		ctx:      ctx,
-		cancel:   cancel,
-		sessions: make(map[string]*session),
-		byUser:   make(map[string][]*session),
+		cfg:        cfg.withDefaults(),
+		st:         d.Store,
+		router:     d.Router,
+		push:       d.Push,
+		vapid:      d.VAPIDPublicKey,
+		media:      d.Media,
+		imaging:    make(chan struct{}, 2),
+		auth:       d.Auth,
+		log:        d.Log,
+		reg:        d.Registry,
+		metrics:    newMetrics(d.Registry),
+		version:    d.Version,
+		now:        d.Now,
+		ctx:        ctx,
+		cancel:     cancel,
+		sessions:   make(map[string]*session),
+		sendSignal: make(chan struct{}, 1),
+		byUser:     make(map[string][]*session),
 	}
 	s.presence = newPresenceHub(s)
 	if b, ok := d.Router.(routing.Broadcaster); ok {
@@ -367,7 +397,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.handler = s.routes()
 	go s.every(time.Second, func(time.Time) { s.repairDevices() })
-	go s.pushLoop()
+	go s.flushLoop()
+	go s.sendLoop()
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()
 	go s.every(keep/2, func(now time.Time) { s.limits.forget(keep, now) })
@@ -465,6 +496,8 @@ func (s *Server) DeviceRevoked(userID, deviceID string) {
 	if err != nil && !errors.Is(err, routing.ErrNoRoute) {
 		s.log.Warn("revoke: publish failed", "device", deviceID, "err", err)
 	}
+	// Its queued push, and the record of its last one, go too.
+	s.cancelPush(deviceID)
 }
 
 // attach registers ss as its device's session on this node and returns the

@@ -189,7 +189,7 @@ func (s *Server) run(ss *session, ip string) {
 	if old != nil {
 		old.close(wire.CloseReplaced, "device connected again")
 	}
-	s.wakes.forget(ss.deviceID) // it will read its inbox: the next miss is news
+	s.cancelPush(ss.deviceID) // it will read its inbox: no wake, and the next miss is news
 	// A connection of this device on another node is replaced too.
 	err := s.router.Publish(s.ctx, ss.deviceID, routing.Envelope{Kind: routing.KindReplace, Frame: replaceNotice(s.cfg.NodeID, ss.id)})
 	if err != nil && !errors.Is(err, routing.ErrNoRoute) {

@@ -19,30 +19,30 @@ func TestWakeCooldown(t *testing.T) {
 		}
 		return ws
 	}
-	q.add("d1", "c", false)
-	q.add("d1", "c", false) // queued already: one wake
+	q.add(wake{device: "d1", chatID: "c"})
+	q.add(wake{device: "d1", chatID: "c"}) // queued already: one wake
 	if ws := send(); len(ws) != 1 {
 		t.Fatalf("first burst: %d wakes, want 1", len(ws))
 	}
 	now = now.Add(2 * time.Second)
-	q.add("d1", "c", false)
-	q.add("d2", "c", false)
+	q.add(wake{device: "d1", chatID: "c"})
+	q.add(wake{device: "d2", chatID: "c"})
 	if ws := send(); len(ws) != 1 || ws[0].device != "d2" || counts["coalesced"] != 1 {
 		t.Fatalf("within the cooldown: %+v (coalesced %d), want only d2", ws, counts["coalesced"])
 	}
 	now = now.Add(1500 * time.Millisecond)
-	q.add("d1", "c", false)
+	q.add(wake{device: "d1", chatID: "c"})
 	if ws := send(); len(ws) != 1 || ws[0].device != "d1" {
 		t.Fatalf("after the cooldown: %+v, want d1", ws)
 	}
 	q.forget("d1") // it connected
-	q.add("d1", "c", false)
+	q.add(wake{device: "d1", chatID: "c"})
 	if ws := send(); len(ws) != 1 {
 		t.Fatalf("after a connect: %+v, want d1 again", ws)
 	}
 	off := newWakeQueue(-1, func() time.Time { return now }, func(string) {})
 	for range 3 {
-		off.add("d1", "c", false)
+		off.add(wake{device: "d1", chatID: "c"})
 		ws := off.take()
 		for _, w := range ws {
 			off.pushed(w.device)

@@ -468,6 +468,7 @@ type Store interface {
 	Groups
 	Secrets
 	MediaFiles
+	Pushes
 	// Ping reports whether the store can serve (for /readyz).
 	Ping(ctx context.Context) error
 	// Close flushes and releases the store.

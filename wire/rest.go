@@ -152,10 +152,31 @@ type DevicesResponse struct {
 	Devices []Device `json:"devices"`
 }
 
-// PushRequest registers the current device's push token.
+// PushRequest registers the current device's push address: an FCM (or
+// APNs) token, or a Web Push subscription.
 type PushRequest struct {
-	Provider string `json:"provider"`
-	Token    string `json:"token"`
+	Provider     string            `json:"provider"`
+	Token        string            `json:"token,omitempty"`
+	Subscription *PushSubscription `json:"subscription,omitempty"`
+}
+
+// PushSubscription is a browser's Web Push subscription, as its
+// PushSubscription.toJSON() gives it.
+type PushSubscription struct {
+	Endpoint string               `json:"endpoint"`
+	Keys     PushSubscriptionKeys `json:"keys"`
+}
+
+// PushSubscriptionKeys are a subscription's keys, base64url.
+type PushSubscriptionKeys struct {
+	P256DH string `json:"p256dh"`
+	Auth   string `json:"auth"`
+}
+
+// VAPIDResponse answers GET /v1/push/vapid: the key a browser subscribes
+// with (applicationServerKey), base64url.
+type VAPIDResponse struct {
+	PublicKey string `json:"public_key"`
 }
 
 // Chat is one entry of the chat list.

@@ -80,7 +80,7 @@ func TestBackupChecksTheStream(t *testing.T) {
 			if err != nil || !bytes.Equal(got, whole) {
 				t.Fatalf("backup file: %d bytes (err %v), want the %d served", len(got), err, len(whole))
 			}
-			if !strings.Contains(stdout.String(), "bytes written") {
+			if !strings.Contains(stdout.String(), "bytes written") || !strings.Contains(stdout.String(), "media files are not in it") {
 				t.Fatalf("stdout: %s", stdout.String())
 			}
 			// And it restores.

@@ -24,6 +24,8 @@ import (
 	ternnode "github.com/tern-im/tern/internal/node"
 	"github.com/tern-im/tern/media/imaging"
 	"github.com/tern-im/tern/media/s3"
+	"github.com/tern-im/tern/push"
+	"github.com/tern-im/tern/push/fcm"
 	pushlog "github.com/tern-im/tern/push/log"
 	"github.com/tern-im/tern/server"
 )
@@ -46,6 +48,8 @@ type serveConfig struct {
 	otherFrameRate                     string
 	masterKey                          string
 	mediaKind, mediaDir, publicURL     string
+	fcmCredentials, fcmEndpoint        string
+	webPushContact                     string
 	mediaLimits                        [5]int // by kind, in imaging's order
 	s3                                 s3.Options
 	srv                                server.Config
@@ -112,7 +116,12 @@ func serveFlags(c *serveConfig) *flagSet {
 	for i, k := range []imaging.Kind{imaging.Image, imaging.Video, imaging.Audio, imaging.Document, imaging.Sticker} {
 		fs.Int(&c.mediaLimits[i], "max-"+k.String()+"-bytes", int(k.MaxSize()), "largest "+k.String()+" upload")
 	}
-	fs.String(&c.pushKind, "push", "log", "push provider for offline devices: log")
+	fs.String(&c.pushKind, "push", "log", "how devices registered with FCM are woken: log (a log line) or fcm (Firebase Cloud Messaging, --fcm-credentials)")
+	fs.String(&c.fcmCredentials, "fcm-credentials", "", "`FILE`: the Firebase service account's JSON key, for --push fcm")
+	fs.String(&c.fcmEndpoint, "fcm-endpoint", "", "FCM API base `URL` (default https://fcm.googleapis.com/v1)")
+	fs.Bool(&c.srv.PushPreview, "push-preview", false, "put the message text in pushes (Google, Apple or the browser maker then see it); off: a push only says a message came")
+	fs.Duration(&c.srv.PushDelay, "push-delay", sd.PushDelay, "how long a device that no node holds has to connect by itself before it is pushed; negative: at once")
+	fs.String(&c.webPushContact, "web-push-contact", "", "contact for Web Push services (an email or https URL) in every VAPID token; default: the --public-url if https, else postmaster@ its host; \"off\": no Web Push")
 	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed; see --dev) or http (a gateway)")
 	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway `URL` for --sms-provider http; receives POST {to, text}")
 	fs.secret("sms-http-url")
@@ -246,8 +255,14 @@ func (c *serveConfig) check(smsExplicit bool) (smsLog, error) {
 	default:
 		bad("--media %q: want fs or s3", c.mediaKind)
 	}
-	if c.pushKind != "log" {
-		bad("--push %q: this build supports log", c.pushKind)
+	switch c.pushKind {
+	case "log":
+	case "fcm":
+		if c.fcmCredentials == "" {
+			bad("--push fcm needs --fcm-credentials (a service account's JSON key file)")
+		}
+	default:
+		bad("--push %q: want log or fcm", c.pushKind)
 	}
 	for _, r := range []struct {
 		flag, v string
@@ -467,11 +482,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.masterKey != "" {
 		master, _ = decodeMasterKey(c.masterKey) // checked with the flags
 	}
+	var fcmPush push.Notifier = pushlog.Notifier{Log: log}
+	if c.pushKind == "fcm" {
+		f, err := fcm.New(ctx, fcm.Config{CredentialsFile: c.fcmCredentials, Endpoint: c.fcmEndpoint, Log: log})
+		if err != nil {
+			return err
+		}
+		fcmPush = f
+	}
 	n, err := ternnode.Build(ctx, ternnode.Config{Store: c.storeKind, DataDir: c.dataDir,
 		MongoURI: c.mongoURI, MongoDB: c.mongoDB, MongoWriteConcern: c.mongoWC,
 		Router: c.routerKind, AMQPURL: c.amqpURL,
 		Media: c.mediaKind, MediaDir: c.mediaDir, MediaBaseURL: c.mediaBaseURL(), S3: c.s3,
-		Server: c.srv, Auth: c.auth, SMS: sms, Push: pushlog.Notifier{Log: log}, MasterKey: master,
+		Server: c.srv, Auth: c.auth, SMS: sms, Push: fcmPush, WebPushContact: c.webPushContactOr(), MasterKey: master,
 		Log: log, Version: versionString()})
 	if err != nil {
 		return err
@@ -555,6 +578,25 @@ func decodeMasterKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("want 32 bytes as 64 hex digits or base64 (e.g. openssl rand -hex 32)")
+}
+
+// webPushContactOr is --web-push-contact, or else the --public-url when
+// it is https, or else postmaster at the public URL's host (push services
+// want an address they can reach the operator at; set the flag).
+func (c *serveConfig) webPushContactOr() string {
+	switch {
+	case c.webPushContact == "off":
+		return ""
+	case c.webPushContact != "":
+		return c.webPushContact
+	case strings.HasPrefix(c.publicURL, "https://"):
+		return c.publicURL
+	}
+	host := "localhost"
+	if u, err := url.Parse(c.publicURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	return "mailto:postmaster@" + host
 }
 
 // mediaBaseURL is where clients fetch --media fs links: --public-url, or

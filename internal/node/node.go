@@ -2,21 +2,28 @@ package node
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/internal/safehttp"
 	"github.com/tern-im/tern/media"
 	"github.com/tern-im/tern/media/fs"
 	"github.com/tern-im/tern/media/s3"
 	"github.com/tern-im/tern/push"
+	pushlog "github.com/tern-im/tern/push/log"
+	"github.com/tern-im/tern/push/webpush"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/routing/inproc"
 	"github.com/tern-im/tern/routing/rabbitmq"
@@ -57,12 +64,20 @@ type Config struct {
 	// envelopes with it).
 	WrapRouter func(routing.Router) routing.Router
 
-	Server    server.Config
-	Auth      auth.Config
-	SMS       auth.Sender
-	Push      push.Notifier
-	MasterKey []byte           // seals the stored secrets; nil: none
-	Now       func() time.Time // the auth clock; nil: time.Now
+	Server server.Config
+	Auth   auth.Config
+	SMS    auth.Sender
+	// Push wakes devices registered with FCM (push/fcm, or push/log);
+	// devices registered as "log" or "apns" get the log.
+	Push push.Notifier
+	// WebPushContact is the contact push services may use to reach the
+	// operator (an email address or an https URL); "" turns Web Push
+	// off. WebPushClient sends its requests (nil: public addresses only,
+	// internal/safehttp: endpoints come from browsers).
+	WebPushContact string
+	WebPushClient  *http.Client
+	MasterKey      []byte           // seals the stored secrets; nil: none
+	Now            func() time.Time // the auth clock; nil: time.Now
 	// ChatNow is the clock of the chat rules (message times, edit and
 	// delete windows, disappearing messages); nil: time.Now.
 	ChatNow func() time.Time
@@ -152,8 +167,26 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: c.Push, Auth: n.Auth, Media: n.Media,
-		Log: c.Log, Version: c.Version, Now: c.Now, ChatNow: c.ChatNow})
+	logPush := pushlog.Notifier{Log: c.Log}
+	mux := push.Mux{push.ProviderFCM: c.Push, "apns": logPush, "log": logPush}
+	var vapidPublic string
+	if c.WebPushContact != "" {
+		keys, err := vapidKeys(ctx, n.Store, c.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		client := c.WebPushClient
+		if client == nil {
+			client = safehttp.NewClient(safehttp.Options{})
+		}
+		wp, err := webpush.New(webpush.Config{VAPID: keys, Subscriber: c.WebPushContact, HTTPClient: client, Log: c.Log})
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		mux[push.ProviderWebPush], vapidPublic = wp, keys.Public
+	}
+	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: mux, VAPIDPublicKey: vapidPublic,
+		Auth: n.Auth, Media: n.Media, Log: c.Log, Version: c.Version, Now: c.Now, ChatNow: c.ChatNow})
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +260,48 @@ func mediaKey(ctx context.Context, st store.Secrets, master []byte) ([]byte, err
 		return nil, fmt.Errorf("node: media url key: %w", err)
 	}
 	return secret, nil
+}
+
+// vapidSecret names the stored VAPID key pair: every node of a cluster
+// must sign Web Push requests with the key browsers subscribed with.
+const vapidSecret = "webpush-vapid"
+
+// vapidKeys is the node's VAPID key pair. Under a master key the private
+// key is derived from it and stored nowhere (as mediaKey); without one it
+// is generated once and kept in the store.
+func vapidKeys(ctx context.Context, st store.Secrets, master []byte) (webpush.VAPIDKeys, error) {
+	if len(master) > 0 {
+		// A P-256 scalar must be below the group order: the first
+		// derivation that is (all but ~2^-32 of them) is the key.
+		for i := range 64 {
+			m := hmac.New(sha256.New, master)
+			fmt.Fprintf(m, "tern %s v1 %d", vapidSecret, i)
+			if k, err := ecdh.P256().NewPrivateKey(m.Sum(nil)); err == nil {
+				return webpush.VAPIDKeys{
+					Public:  base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()),
+					Private: base64.RawURLEncoding.EncodeToString(k.Bytes()),
+				}, nil
+			}
+		}
+		return webpush.VAPIDKeys{}, errors.New("node: no VAPID key derives from the master key")
+	}
+	fresh, err := webpush.GenerateKeys()
+	if err != nil {
+		return webpush.VAPIDKeys{}, err
+	}
+	b, err := json.Marshal(fresh)
+	if err != nil {
+		return webpush.VAPIDKeys{}, err
+	}
+	stored, err := st.Secret(ctx, vapidSecret, b)
+	if err != nil {
+		return webpush.VAPIDKeys{}, fmt.Errorf("node: VAPID keys: %w", err)
+	}
+	var keys webpush.VAPIDKeys
+	if err := json.Unmarshal(stored, &keys); err != nil {
+		return webpush.VAPIDKeys{}, fmt.Errorf("node: the stored VAPID keys are unreadable: %w", err)
+	}
+	return keys, nil
 }
 
 // uploadDir makes the directory uploads pass through under the data dir

@@ -103,7 +103,8 @@ type Options struct {
 	// in a test; nil: the plain router.
 	Router func(routing.Router) routing.Router
 	// Engines picks the store and router (node.Config's fields; Server,
-	// Auth, SMS, Push, Log and Now are set from the options above). The
+	// Auth, SMS, Log and Now are set from the options above, and Push is
+	// the log unless set: a test's FCM, say). The
 	// zero value is the embedded store under Dir and the in-process
 	// router. Several nodes may share a MongoDB database and a RabbitMQ
 	// broker: a cluster in one process.
@@ -147,7 +148,10 @@ func Start(t testing.TB, o Options) *Node {
 	}
 	nc.WrapRouter = o.Router
 	nc.Server, nc.Auth, nc.SMS = o.Server, o.Auth, smshttp.New(sink.URL, nil)
-	nc.Push, nc.Log, nc.Now, nc.ChatNow, nc.Version = pushlog.Notifier{Log: o.Log}, o.Log, o.Now, o.ChatNow, "test"
+	if nc.Push == nil {
+		nc.Push = pushlog.Notifier{Log: o.Log}
+	}
+	nc.Log, nc.Now, nc.ChatNow, nc.Version = o.Log, o.Now, o.ChatNow, "test"
 	// Listening first: media URLs name the node's address.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -313,8 +317,11 @@ func StartCluster(t testing.TB, n int, o Options) []*Node {
 	for i := range nodes {
 		oi := o
 		oi.Dir = ""
+		// The push engines the options name stay; the store, router and
+		// media are the cluster's.
 		oi.Engines = node.Config{Store: node.StoreMongo, MongoURI: uri, MongoDB: db,
-			Router: node.RouterRabbitMQ, AMQPURL: amqpURL, MediaDir: mediaDir}
+			Router: node.RouterRabbitMQ, AMQPURL: amqpURL, MediaDir: mediaDir,
+			Push: o.Engines.Push, WebPushContact: o.Engines.WebPushContact, WebPushClient: o.Engines.WebPushClient}
 		oi.Server.NodeID = fmt.Sprintf("test-%s-%d", randomSuffix(), i+1)
 		if oi.Server.InboxCheck == 0 {
 			oi.Server.InboxCheck = 2 * time.Second

@@ -126,6 +126,8 @@
 //	30 media    fileID                     created u64, JSON store.MediaFile
 //	31 mshares  fileID 0 chatID            (empty): a chat the file was shared to
 //	32 unshared created u64 fileID         (empty): a file never shared (media.go)
+//	33 pushes   deviceID                   JSON: the device's queued push, its last push's time (pushes.go)
+//	34 pushdue  due u64 deviceID           lease end u64, or empty: a queued push, by due time
 //
 // 21 and 22 name records of the writer's cache that are never stored: a
 // feed's last cursor (the feed's last key says it) and recent messages'
@@ -148,6 +150,16 @@
 // collector reads its oldest keys and never walks shared files. A file's
 // first share takes it out, in the share's batch; a deletion removes the
 // record, its index key and its shares in one batch.
+//
+// Pushes: a device's record holds its queued push, if any, and when it
+// was last pushed, if it was since it connected (the cooldown, which
+// outlives the push and is not one). pushdue indexes the queued pushes
+// by due time (milliseconds, sign bit flipped) with the lease's end as
+// value: a claim reads its first keys up to now, skips those whose lease
+// runs without reading their records, and leases the rest in the
+// writer, which is what makes claims exclusive. PendingPushes counts its
+// keys. A claim that finds nothing due (most polls) is answered by a read
+// and never reaches the writer.
 //
 // Message.Kind is an optional trailer of the binary message, written only
 // for group entries: records from before it existed read as Kind "".

@@ -47,6 +47,9 @@ const (
 	tMedia         byte = 30 // fileID -> created u64, JSON store.MediaFile
 	tMediaShares   byte = 31 // fileID 0x00 chatID -> empty: the chats the file was shared to
 	tMediaUnshared byte = 32 // created u64 fileID -> empty: files never shared, for the collector
+	// The push queue (pushes.go).
+	tPushes  byte = 33 // deviceID -> JSON pushRecord: the device's queued push, its last push's time
+	tPushDue byte = 34 // due u64 deviceID -> lease end u64 or empty: queued pushes, for claims
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -130,6 +130,11 @@
 //	media_shares
 //	          _id "<file>/<chat>" and nothing else: the file was shared to
 //	          the chat (see "Media files")
+//	pushes    _id device id; its queued push: user, kind, chat, msg, from,
+//	          text, due, att (attempts), lease and until (the lease's end,
+//	          while claimed); sent (the time of its last push, until it
+//	          connects); v, a random tag rewritten by every write. All of
+//	          these but v are absent when empty (see "Pushes")
 //
 // # Indexes
 //
@@ -146,6 +151,8 @@
 //	                                   due (ExpireDue)
 //	media     {unshared: 1} sparse     files never shared, oldest first
 //	                                   (UnsharedMediaFiles: the collector)
+//	pushes    {due: 1} sparse          queued pushes by when they are due
+//	                                   (ClaimPushes, PendingPushes)
 //
 // The unique (chat, seq) and (user, cursor) indexes are the _id indexes
 // of messages and feed; the _id index of marks serves MessageMarks (one
@@ -403,6 +410,34 @@
 // trip of latency), the shares whether or not the document is still
 // there, so that a deletion cut halfway is completed by its retry.
 //
+// # Pushes
+//
+// A device's push document holds its queued push, if any, and the time
+// of its last push (sent), which a later QueuePush needs for the cooldown
+// and which stays when the push is done: a document with sent alone is a
+// cooldown, not a push. Only documents with a push have due, so the
+// sparse {due} index holds the queue and nothing else. Each operation is
+// one single-document write:
+//
+//   - ClaimPushes: findOneAndUpdate({due <= now, until absent or <= now},
+//     sort {due: 1}) setting a new lease and until, once per push up to
+//     the limit. The server checks the filter again as it writes, so of
+//     two claimers only one leases a push; the other takes the next.
+//   - DonePush and RetryPush: updateOne({_id, lease}), whose match count
+//     says whether the lease was still the push's (ErrConflict if not).
+//     DonePush unsets the push and sets sent; RetryPush sets due, $inc
+//     att, unsets the lease.
+//   - CancelPush: deleteOne, push and cooldown alike.
+//   - QueuePush needs the document's sent and due to decide (the cooldown,
+//     the earlier due of a replaced push), which an update could read
+//     only in a pipeline: it reads the document and writes with
+//     updateOne({_id, v: as read}), or inserts when there was none; a
+//     write that finds v changed, or an insert that finds the document
+//     there, starts over. v is random rather than a counter because a
+//     CancelPush and a new push in between would bring a counter back to
+//     the value read.
+//   - PendingPushes counts the documents with due.
+//
 // # What remains possible
 //
 //   - A node that dies holding a chat lock stalls that chat's sends for
@@ -481,6 +516,12 @@
 //     sender does. Late, its record upserts can only add records of users
 //     the chat does not list (readers skip them), and its deletions spare
 //     a member re-added since (the js filter).
+//   - A device's push document outlives the device if its last push was
+//     done and it never connected again (a deleted device does not
+//     connect): one small document with sent alone, never read.
+//   - ClaimPushes that fails after leasing some pushes returns those
+//     without the error, so that they are sent rather than left leased
+//     until their lease ends.
 //   - A ShareMediaFile that runs concurrently with the DeleteMediaFile of
 //     its file can leave a share of no file behind (it checked the file
 //     before the deletion and inserted after it). MediaFileShared then

@@ -61,7 +61,7 @@ type Store struct {
 	chats, members, messages       *mongo.Collection
 	inbox, marks, contacts         *mongo.Collection
 	blocks, reports, hidden, stars *mongo.Collection
-	media, mediaShares             *mongo.Collection
+	media, mediaShares, pushes     *mongo.Collection
 	feed, feeds                    *mongo.Collection
 
 	timeout time.Duration
@@ -142,6 +142,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		stars:       db.Collection(collStars),
 		media:       db.Collection(collMedia),
 		mediaShares: db.Collection(collMediaShares),
+		pushes:      db.Collection(collPushes),
 		feed:        db.Collection(collFeed),
 		feeds:       db.Collection(collFeeds),
 		timeout:     cfg.Timeout,
@@ -245,6 +246,8 @@ func Indexes() []IndexSpec {
 			Why: "disappearing messages by when they are due, for the expiry sweep (ExpireDue)"},
 		{Collection: collMedia, Keys: []string{fieldUnshared}, Sparse: true,
 			Why: "media files never shared, oldest first, for the collector (UnsharedMediaFiles)"},
+		{Collection: collPushes, Keys: []string{pushDue}, Sparse: true,
+			Why: "queued pushes by when they are due, for claims (ClaimPushes) and the queue's depth (PendingPushes)"},
 	}
 }
 

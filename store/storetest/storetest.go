@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("UserMarks", func(t *testing.T) { testUserMarks(t, newStore) })
 	t.Run("Actions", func(t *testing.T) { testActions(t, newStore) })
 	t.Run("MediaFiles", func(t *testing.T) { testMediaFiles(t, newStore) })
+	t.Run("Pushes", func(t *testing.T) { testPushes(t, newStore) })
 }
 
 // base is the suite's clock: whole milliseconds, UTC.

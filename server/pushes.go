@@ -1,0 +1,373 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tern-im/tern/push"
+	"github.com/tern-im/tern/store"
+)
+
+// Pushes to devices that no node holds go through two queues:
+//
+//   - the wake queue, in memory: one wake per device, and none for a device
+//     pushed less than PushCooldown ago, so that a group conversation does
+//     not make a store write per offline member per message;
+//   - the push queue in the store (store.Pushes), shared by the nodes:
+//     flushLoop moves each wake there at once, due PushDelay later, and a
+//     device that connects before then cancels it (so a phone that only
+//     lost its signal for a moment is not pushed). sendLoop, on every
+//     node, claims due pushes under a lease, sends them, and marks them
+//     done or due again; a node that dies while sending leaves them to
+//     the others when the lease ends.
+//
+// Only a wake that a node dies holding within the moment before it is
+// flushed is lost: the message itself is in the device's inbox whatever
+// happens, and the device gets it when it next connects.
+
+// maxWakes bounds the wake queue; past it wakes are dropped (counted).
+const maxWakes = 100_000
+
+// Push timings.
+const (
+	// pushLease is how long a claimed push is its node's to send.
+	pushLease = 30 * time.Second
+	// pushClaim is how many pushes one claim takes.
+	pushClaim = 100
+	// pushMaxAttempts bounds the sends of one push that fail for a
+	// time; then it is dropped (the message waits in the inbox).
+	pushMaxAttempts = 10
+	// pushMaxBackoff caps the wait between two attempts.
+	pushMaxBackoff = 10 * time.Minute
+	// pushFlushers is how many store writes the flush makes at once.
+	pushFlushers = 8
+)
+
+// wake is a push to send to a device that no node holds.
+type wake struct {
+	device, chatID, msgID, from, text string
+	unlessOnline                      bool // skip it if the device is on this node by then
+}
+
+// wakeFor is the wake of device for message m; the text only with
+// previews on.
+func (s *Server) wakeFor(device string, m *store.Message, unlessOnline bool) wake {
+	w := wake{device: device, chatID: m.ChatID, msgID: m.ID, from: m.From, unlessOnline: unlessOnline}
+	if s.cfg.PushPreview && m.Kind == "" {
+		var b struct {
+			Text    string `json:"text"`
+			Caption string `json:"caption"`
+		}
+		if json.Unmarshal(m.Body, &b) == nil {
+			w.text = b.Text
+			if w.text == "" {
+				w.text = b.Caption
+			}
+			w.text = push.Truncate(w.text, push.MaxText)
+		}
+	}
+	return w
+}
+
+// wakeQueue holds pushes to queue, one per device (a burst of events to an
+// offline device wakes it once), and none to a device pushed less than
+// cooldown ago.
+type wakeQueue struct {
+	mu       sync.Mutex
+	pending  map[string]wake
+	recent   map[string]time.Time // devices pushed, and when
+	cooldown time.Duration
+	now      func() time.Time
+	signal   chan struct{}
+	count    func(outcome string) // "dropped", "coalesced"
+}
+
+func newWakeQueue(cooldown time.Duration, now func() time.Time, count func(outcome string)) *wakeQueue {
+	return &wakeQueue{pending: make(map[string]wake), recent: make(map[string]time.Time), cooldown: cooldown,
+		now: now, signal: make(chan struct{}, 1), count: count}
+}
+
+func (q *wakeQueue) add(w wake) {
+	q.mu.Lock()
+	if at, ok := q.recent[w.device]; ok && q.now().Sub(at) < q.cooldown {
+		q.mu.Unlock()
+		q.count("coalesced")
+		return
+	}
+	if _, ok := q.pending[w.device]; ok {
+		q.mu.Unlock() // the burst's first message names the push
+		return
+	}
+	if len(q.pending) >= maxWakes {
+		q.mu.Unlock()
+		q.count("dropped")
+		return
+	}
+	q.pending[w.device] = w
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *wakeQueue) take() []wake {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]wake, 0, len(q.pending))
+	for _, w := range q.pending {
+		out = append(out, w)
+	}
+	clear(q.pending)
+	return out
+}
+
+// pushed starts device's cooldown: its push is queued now.
+func (q *wakeQueue) pushed(device string) {
+	if q.cooldown <= 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	if len(q.recent) >= maxWakes {
+		for d, at := range q.recent {
+			if now.Sub(at) >= q.cooldown {
+				delete(q.recent, d)
+			}
+		}
+		if len(q.recent) >= maxWakes {
+			return // full of fresh ones: this device may be pushed again
+		}
+	}
+	q.recent[device] = now
+}
+
+// forget ends device's cooldown: it connected, so the next event it misses
+// is news again.
+func (q *wakeQueue) forget(device string) {
+	q.mu.Lock()
+	delete(q.recent, device)
+	q.mu.Unlock()
+}
+
+// flushLoop moves the wakes into the store's push queue until the node
+// stops.
+func (s *Server) flushLoop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wakes.signal:
+		}
+		ws := s.wakes.take()
+		sem := make(chan struct{}, pushFlushers)
+		var wg sync.WaitGroup
+		for _, w := range ws {
+			if w.unlessOnline && s.online(w.device) {
+				continue
+			}
+			s.wakes.pushed(w.device)
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				s.queuePush(w)
+			}()
+		}
+		wg.Wait()
+		s.signalSend()
+	}
+}
+
+// queuePush writes w to the store's push queue.
+func (s *Server) queuePush(w wake) {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	j := store.PushJob{DeviceID: w.device, Kind: store.EventMessage, ChatID: w.chatID, MsgID: w.msgID,
+		From: w.from, Text: w.text, Due: s.now().Add(s.cfg.PushDelay)}
+	if err := s.st.QueuePush(ctx, j, s.cfg.PushCooldown); err != nil {
+		s.metrics.pushes.WithLabelValues("error").Inc()
+		s.log.Warn("push: queueing failed", "device", w.device, "err", err)
+		return
+	}
+	s.metrics.pushes.WithLabelValues("queued").Inc()
+}
+
+// cancelPush drops device's queued push: it connected.
+func (s *Server) cancelPush(device string) {
+	s.wakes.forget(device)
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		if err := s.st.CancelPush(ctx, device); err != nil && s.ctx.Err() == nil {
+			s.log.Warn("push: cancelling failed", "device", device, "err", err)
+		}
+	}()
+}
+
+// signalSend wakes sendLoop early: a push was queued that may be due
+// before its next poll.
+func (s *Server) signalSend() {
+	select {
+	case s.sendSignal <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop sends the due pushes of the store's queue until the node stops:
+// it claims them at least every PushPoll, and sooner after a flush.
+func (s *Server) sendLoop() {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	lastDepth := time.Time{}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		case <-s.sendSignal:
+			// Queued now, due PushDelay later: look then.
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+			t.Reset(min(s.cfg.PushDelay, s.cfg.PushPoll))
+			continue
+		}
+		n := s.sendDue()
+		if now := time.Now(); now.Sub(lastDepth) >= pushDepthEvery {
+			lastDepth = now
+			s.measurePushDepth()
+		}
+		if n == pushClaim {
+			t.Reset(0) // more are due
+		} else {
+			t.Reset(s.cfg.PushPoll)
+		}
+	}
+}
+
+// pushDepthEvery is how often a node counts the push queue for the gauge.
+const pushDepthEvery = 15 * time.Second
+
+func (s *Server) measurePushDepth() {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if n, err := s.st.PendingPushes(ctx); err == nil {
+		s.metrics.pushQueue.Set(float64(n))
+	}
+}
+
+// sendDue claims the pushes due now and sends them; it returns how many it
+// claimed.
+func (s *Server) sendDue() int {
+	ctx, cancel := context.WithTimeout(s.ctx, pushLease)
+	defer cancel()
+	now := s.now()
+	jobs, err := s.st.ClaimPushes(ctx, now, now.Add(pushLease), pushClaim)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Warn("push: claiming failed", "err", err)
+		}
+		return 0
+	}
+	if len(jobs) == 0 {
+		return 0
+	}
+	var (
+		ns   []push.Notification
+		sent []store.PushJob
+	)
+	for _, j := range jobs {
+		n, ok := s.pushNotification(ctx, j)
+		if !ok {
+			continue
+		}
+		ns = append(ns, n)
+		sent = append(sent, j)
+	}
+	errs := push.NotifyAll(ctx, s.push, ns)
+	for i, err := range errs {
+		s.pushed(ctx, sent[i], err)
+	}
+	return len(jobs)
+}
+
+// pushNotification is the notification of j, false if there is nothing
+// to send (the push is done then).
+func (s *Server) pushNotification(ctx context.Context, j store.PushJob) (push.Notification, bool) {
+	done := func(result string) {
+		s.metrics.pushes.WithLabelValues(result).Inc()
+		if err := s.st.DonePush(ctx, j.DeviceID, j.Lease, s.now()); err != nil && !errors.Is(err, store.ErrConflict) {
+			s.log.Warn("push: finishing failed", "device", j.DeviceID, "err", err)
+		}
+	}
+	if s.online(j.DeviceID) {
+		// Here after all (a connect racing the queueing): no wake.
+		s.metrics.pushes.WithLabelValues("online").Inc()
+		if err := s.st.CancelPush(ctx, j.DeviceID); err != nil {
+			s.log.Warn("push: cancelling failed", "device", j.DeviceID, "err", err)
+		}
+		return push.Notification{}, false
+	}
+	d, err := s.st.Device(ctx, j.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		done("no_device")
+		return push.Notification{}, false
+	}
+	if err != nil {
+		s.retryPush(ctx, j, err)
+		return push.Notification{}, false
+	}
+	if d.PushToken == "" {
+		done("no_token")
+		return push.Notification{}, false
+	}
+	return push.Notification{UserID: d.UserID, DeviceID: d.ID, Provider: d.PushProvider, Token: d.PushToken,
+		Kind: j.Kind, ChatID: j.ChatID, MsgID: j.MsgID, From: j.From, Text: j.Text}, true
+}
+
+// pushed records the outcome of j's send.
+func (s *Server) pushed(ctx context.Context, j store.PushJob, err error) {
+	switch {
+	case err == nil:
+		s.metrics.pushes.WithLabelValues("ok").Inc()
+	case errors.Is(err, push.ErrUnregistered):
+		// The token is gone for good: forget it, so that nothing is sent
+		// to it again until the device registers a new one.
+		s.metrics.pushes.WithLabelValues("unregistered").Inc()
+		s.log.Info("push: token unregistered; dropping it", "device", j.DeviceID)
+		if err := s.st.SetPush(ctx, j.DeviceID, "", ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("push: dropping the token failed", "device", j.DeviceID, "err", err)
+		}
+	case errors.Is(err, push.ErrTemporary) && j.Attempts+1 < pushMaxAttempts:
+		s.retryPush(ctx, j, err)
+		return
+	default:
+		s.metrics.pushes.WithLabelValues("failed").Inc()
+		s.log.Warn("push failed", "device", j.DeviceID, "attempts", j.Attempts+1, "err", err)
+	}
+	if err := s.st.DonePush(ctx, j.DeviceID, j.Lease, s.now()); err != nil && !errors.Is(err, store.ErrConflict) {
+		s.log.Warn("push: finishing failed", "device", j.DeviceID, "err", err)
+	}
+}
+
+// retryPush puts j back, due after a backoff that doubles with its
+// attempts (or what the push service asked for).
+func (s *Server) retryPush(ctx context.Context, j store.PushJob, cause error) {
+	s.metrics.pushes.WithLabelValues("retry").Inc()
+	wait := min(time.Second<<min(j.Attempts, 20), pushMaxBackoff)
+	if d, ok := push.RetryAfter(cause); ok && d > 0 {
+		wait = min(d, 24*time.Hour)
+	}
+	s.log.Info("push: will try again", "device", j.DeviceID, "attempt", j.Attempts+1, "in", wait, "err", cause)
+	if err := s.st.RetryPush(ctx, j.DeviceID, j.Lease, s.now().Add(wait)); err != nil && !errors.Is(err, store.ErrConflict) {
+		s.log.Warn("push: rescheduling failed", "device", j.DeviceID, "err", err)
+	}
+}
