@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tern-im/tern/mail"
 	"github.com/tern-im/tern/store"
 )
 
@@ -199,6 +200,9 @@ type Options struct {
 	// holds the keys in the clear: anyone with a copy of the store or of
 	// its backups can then sign access tokens for any device that exists.
 	MasterKey []byte
+	// Mail sends email verification codes and new-device notices; nil:
+	// users cannot add an email (RequestEmailCode answers unsupported).
+	Mail mail.Sender
 }
 
 // Claims is what a valid access token says.
@@ -224,6 +228,7 @@ const phoneStripes = 256
 type Service struct {
 	st       Store
 	sms      Sender
+	mail     mail.Sender // nil: no email
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
@@ -265,6 +270,7 @@ func New(ctx context.Context, st Store, sms Sender, cfg Config, opts Options) (*
 	s := &Service{
 		st:       st,
 		sms:      sms,
+		mail:     opts.Mail,
 		cfg:      cfg,
 		log:      opts.Log,
 		now:      opts.Now,

@@ -221,6 +221,7 @@ func (s *Service) Verify(ctx context.Context, req wire.VerifyRequest, clientIP s
 		return wire.Session{}, fmt.Errorf("auth: create device: %w", err)
 	}
 	s.log.InfoContext(ctx, "auth: signed in", "user", u.ID, "device", d.ID, "new_user", created, "platform", platform)
+	s.noticeNewDevice(u, d, clientIP)
 	return s.session(ctx, u.ID, d.ID, refresh.String(), now, now), nil
 }
 

@@ -51,6 +51,8 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/auth/logout", s.authed(s.handleLogout))
 	handle("GET /v1/me", s.authed(s.handleMe))
 	handle("PATCH /v1/me", s.authed(s.handlePatchMe))
+	handle("PUT /v1/me/email", s.authed(s.handleEmail))
+	handle("DELETE /v1/me/email", s.authed(s.handleDeleteEmail))
 	handle("GET /v1/users/{id}", s.authed(s.handleUser))
 	handle("GET /v1/me/privacy", s.authed(s.handlePrivacy))
 	handle("PATCH /v1/me/privacy", s.authed(s.handlePatchPrivacy))
@@ -296,7 +298,43 @@ func (s *Server) me(ctx context.Context, userID string) (wire.Me, error) {
 		return wire.Me{}, err
 	}
 	return wire.Me{UserID: u.ID, Phone: u.Phone, Name: u.Name, About: u.About,
-		ReadReceipts: !u.HideReadReceipts, CreatedAt: rfc3339(u.CreatedAt)}, nil
+		ReadReceipts: !u.HideReadReceipts, Email: u.Email, CreatedAt: rfc3339(u.CreatedAt)}, nil
+}
+
+// handleEmail adds an email address in two steps: without a code, one is
+// mailed to the address (202, as POST /v1/auth/code answers); with it, the
+// address becomes the user's (200, the profile).
+func (s *Server) handleEmail(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	var req wire.EmailRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	ip := clientIP(r, s.cfg.TrustProxy)
+	if req.Code == "" {
+		resp, err := s.auth.RequestEmailCode(r.Context(), c.UserID, req.Email, ip)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, resp)
+		return
+	}
+	if _, err := s.auth.VerifyEmail(r.Context(), c.UserID, req.Email, req.Code, ip); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.handleMe(w, r, c)
+}
+
+// handleDeleteEmail removes the user's email address: no more notices.
+func (s *Server) handleDeleteEmail(w http.ResponseWriter, r *http.Request, c auth.Claims) {
+	none := ""
+	if _, err := s.st.UpdateProfile(r.Context(), c.UserID, store.ProfilePatch{Email: &none}); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, c auth.Claims) {

@@ -24,7 +24,10 @@ type User struct {
 	// (a privacy setting; the zero value sends them).
 	HideReadReceipts bool
 	Privacy          Privacy
-	CreatedAt        time.Time
+	// Email is the user's verified email address ("" for none): new
+	// device notices go there.
+	Email     string
+	CreatedAt time.Time
 }
 
 // ProfilePatch is a change of a user's profile and settings: nil fields
@@ -33,6 +36,7 @@ type ProfilePatch struct {
 	Name, About                 *string
 	HideReadReceipts            *bool
 	LastSeen, Online, GroupsAdd *string
+	Email                       *string // verified before it is set
 }
 
 // Apply sets the fields of p on u.
@@ -44,6 +48,7 @@ func (p *ProfilePatch) Apply(u *User) {
 	}
 	set(&u.Name, p.Name)
 	set(&u.About, p.About)
+	set(&u.Email, p.Email)
 	set(&u.Privacy.LastSeen, p.LastSeen)
 	set(&u.Privacy.Online, p.Online)
 	set(&u.Privacy.GroupsAdd, p.GroupsAdd)

@@ -174,7 +174,7 @@ const maxFieldName = 32
 // written after.
 var fieldNames = collectFieldNames(
 	ClientFrame{}, Body{}, CodeRequest{}, VerifyRequest{}, RefreshRequest{},
-	MePatch{}, LookupRequest{}, PushRequest{},
+	MePatch{}, LookupRequest{}, PushRequest{}, EmailRequest{},
 )
 
 func collectFieldNames(vs ...any) map[string]string {

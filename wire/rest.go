@@ -43,7 +43,16 @@ type Me struct {
 	Name         string `json:"name"`
 	About        string `json:"about"`
 	ReadReceipts bool   `json:"read_receipts"`
-	CreatedAt    string `json:"created_at"`
+	// Email is the verified email address; absent for none.
+	Email     string `json:"email,omitempty"`
+	CreatedAt string `json:"created_at"`
+}
+
+// EmailRequest adds an email address: first without a code (one is
+// mailed to it), then again with the code.
+type EmailRequest struct {
+	Email string `json:"email"`
+	Code  string `json:"code,omitempty"`
 }
 
 // MePatch changes profile fields; absent fields stay as they are.

@@ -22,6 +22,9 @@ import (
 	smshttp "github.com/tern-im/tern/auth/sms/http"
 	smslog "github.com/tern-im/tern/auth/sms/log"
 	ternnode "github.com/tern-im/tern/internal/node"
+	"github.com/tern-im/tern/mail"
+	maillog "github.com/tern-im/tern/mail/log"
+	"github.com/tern-im/tern/mail/smtp"
 	"github.com/tern-im/tern/media/imaging"
 	"github.com/tern-im/tern/media/s3"
 	"github.com/tern-im/tern/push"
@@ -50,6 +53,7 @@ type serveConfig struct {
 	mediaKind, mediaDir, publicURL     string
 	fcmCredentials, fcmEndpoint        string
 	webPushContact                     string
+	smtpURL, smtpFrom                  string
 	mediaLimits                        [5]int // by kind, in imaging's order
 	s3                                 s3.Options
 	srv                                server.Config
@@ -121,6 +125,9 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.String(&c.fcmEndpoint, "fcm-endpoint", "", "FCM API base `URL` (default https://fcm.googleapis.com/v1)")
 	fs.Bool(&c.srv.PushPreview, "push-preview", false, "put the message text in pushes (Google, Apple or the browser maker then see it); off: a push only says a message came")
 	fs.Duration(&c.srv.PushDelay, "push-delay", sd.PushDelay, "how long a device that no node holds has to connect by itself before it is pushed; negative: at once")
+	fs.String(&c.smtpURL, "smtp-url", "", "outgoing mail server `URL`, smtp://user:pass@host:587 (STARTTLS required) or smtps://...:465, for email verification codes and new-device notices; unset: mail goes to the log with --sms-provider log, else no email")
+	fs.secret("smtp-url")
+	fs.String(&c.smtpFrom, "smtp-from", "", "From address of Tern's mail (default: tern@ the --smtp-url's host)")
 	fs.String(&c.webPushContact, "web-push-contact", "", "contact for Web Push services (an email or https URL) in every VAPID token; default: the --public-url if https, else postmaster@ its host; \"off\": no Web Push")
 	fs.String(&c.smsProvider, "sms-provider", "log", "how verification codes are sent: log (printed; see --dev) or http (a gateway)")
 	fs.String(&c.smsHTTPURL, "sms-http-url", "", "gateway `URL` for --sms-provider http; receives POST {to, text}")
@@ -482,6 +489,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.masterKey != "" {
 		master, _ = decodeMasterKey(c.masterKey) // checked with the flags
 	}
+	var mailer mail.Sender
+	switch {
+	case c.smtpURL != "":
+		from := c.smtpFrom
+		if from == "" {
+			if u, err := url.Parse(c.smtpURL); err == nil {
+				from = "tern@" + u.Hostname()
+			}
+		}
+		m, err := smtp.New(c.smtpURL, from, smtp.Options{Log: log})
+		if err != nil {
+			return err
+		}
+		mailer = m
+	case c.smsProvider == "log":
+		mailer = maillog.Sender{Log: log} // codes in the log, like the SMS ones
+	}
 	var fcmPush push.Notifier = pushlog.Notifier{Log: log}
 	if c.pushKind == "fcm" {
 		f, err := fcm.New(ctx, fcm.Config{CredentialsFile: c.fcmCredentials, Endpoint: c.fcmEndpoint, Log: log})
@@ -494,7 +518,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MongoURI: c.mongoURI, MongoDB: c.mongoDB, MongoWriteConcern: c.mongoWC,
 		Router: c.routerKind, AMQPURL: c.amqpURL,
 		Media: c.mediaKind, MediaDir: c.mediaDir, MediaBaseURL: c.mediaBaseURL(), S3: c.s3,
-		Server: c.srv, Auth: c.auth, SMS: sms, Push: fcmPush, WebPushContact: c.webPushContactOr(), MasterKey: master,
+		Server: c.srv, Auth: c.auth, SMS: sms, Push: fcmPush, WebPushContact: c.webPushContactOr(), Mail: mailer, MasterKey: master,
 		Log: log, Version: versionString()})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/internal/safehttp"
+	"github.com/tern-im/tern/mail"
 	"github.com/tern-im/tern/media"
 	"github.com/tern-im/tern/media/fs"
 	"github.com/tern-im/tern/media/s3"
@@ -76,8 +77,11 @@ type Config struct {
 	// internal/safehttp: endpoints come from browsers).
 	WebPushContact string
 	WebPushClient  *http.Client
-	MasterKey      []byte           // seals the stored secrets; nil: none
-	Now            func() time.Time // the auth clock; nil: time.Now
+	// Mail sends email verification codes and new-device notices; nil:
+	// no email.
+	Mail      mail.Sender
+	MasterKey []byte           // seals the stored secrets; nil: none
+	Now       func() time.Time // the auth clock; nil: time.Now
 	// ChatNow is the clock of the chat rules (message times, edit and
 	// delete windows, disappearing messages); nil: time.Now.
 	ChatNow func() time.Time
@@ -158,7 +162,7 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 	}
 	// The server closes revoked devices' sockets; auth learns of it
 	// through OnRevoke, set before the server exists.
-	n.Auth, err = auth.New(ctx, n.Store, c.SMS, c.Auth, auth.Options{Log: c.Log, MasterKey: c.MasterKey, Now: c.Now,
+	n.Auth, err = auth.New(ctx, n.Store, c.SMS, c.Auth, auth.Options{Log: c.Log, MasterKey: c.MasterKey, Now: c.Now, Mail: c.Mail,
 		OnRevoke: func(userID, deviceID string) {
 			if n.Server != nil {
 				n.Server.DeviceRevoked(userID, deviceID)

@@ -321,7 +321,8 @@ func StartCluster(t testing.TB, n int, o Options) []*Node {
 		// media are the cluster's.
 		oi.Engines = node.Config{Store: node.StoreMongo, MongoURI: uri, MongoDB: db,
 			Router: node.RouterRabbitMQ, AMQPURL: amqpURL, MediaDir: mediaDir,
-			Push: o.Engines.Push, WebPushContact: o.Engines.WebPushContact, WebPushClient: o.Engines.WebPushClient}
+			Push: o.Engines.Push, WebPushContact: o.Engines.WebPushContact, WebPushClient: o.Engines.WebPushClient,
+			Mail: o.Engines.Mail}
 		oi.Server.NodeID = fmt.Sprintf("test-%s-%d", randomSuffix(), i+1)
 		if oi.Server.InboxCheck == 0 {
 			oi.Server.InboxCheck = 2 * time.Second

@@ -29,12 +29,13 @@ type userDoc struct {
 	LastSeen  string    `bson:"p_seen,omitempty"`
 	Online    string    `bson:"p_online,omitempty"`
 	GroupsAdd string    `bson:"p_groups,omitempty"`
+	Email     string    `bson:"email,omitempty"`
 	Created   time.Time `bson:"created"`
 }
 
 func (d *userDoc) user() store.User {
 	return store.User{ID: d.ID, Phone: d.Phone, Name: d.Name, About: d.About, HideReadReceipts: d.HideRead,
-		Privacy: store.Privacy{LastSeen: d.LastSeen, Online: d.Online, GroupsAdd: d.GroupsAdd}, CreatedAt: d.Created}
+		Privacy: store.Privacy{LastSeen: d.LastSeen, Online: d.Online, GroupsAdd: d.GroupsAdd}, Email: d.Email, CreatedAt: d.Created}
 }
 
 // EnsureUser implements store.Users. The unique index on phone makes the
@@ -122,7 +123,7 @@ func (s *Store) UpdateProfile(ctx context.Context, id string, p store.ProfilePat
 	for _, f := range []struct {
 		key string
 		v   *string
-	}{{"name", p.Name}, {"about", p.About}, {"p_seen", p.LastSeen}, {"p_online", p.Online}, {"p_groups", p.GroupsAdd}} {
+	}{{"name", p.Name}, {"about", p.About}, {"p_seen", p.LastSeen}, {"p_online", p.Online}, {"p_groups", p.GroupsAdd}, {"email", p.Email}} {
 		if f.v != nil {
 			set = append(set, bson.E{Key: f.key, Value: *f.v})
 		}

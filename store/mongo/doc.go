@@ -78,7 +78,7 @@
 // order, and ids never contain '/'; a feed's keys are BinData of one length
 // (BinData sorts by length first):
 //
-//	users     _id user id; phone, name, about, hide_read, created; privacy:
+//	users     _id user id; phone, name, about, hide_read, email (verified), created; privacy:
 //	          p_seen, p_online, p_groups (absent: everyone)
 //	devices   _id device id; user, name, platform, created, last_seen,
 //	          refresh_hash, prev_refresh_hash, refresh_expires, push_provider,

@@ -123,9 +123,10 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		str := func(s string) *string { return &s }
 		yes := true
 		u, err := s.UpdateProfile(ctx, id, store.ProfilePatch{Name: str("Alice"), About: str("hi"), HideReadReceipts: &yes,
-			LastSeen: str(priv.LastSeen), Online: str(priv.Online), GroupsAdd: str(priv.GroupsAdd)})
+			LastSeen: str(priv.LastSeen), Online: str(priv.Online), GroupsAdd: str(priv.GroupsAdd), Email: str("alice@example.com")})
 		must(t, err)
-		if u.Name != "Alice" || u.About != "hi" || !u.HideReadReceipts || u.Privacy != priv || u.Phone != "+15550000001" || !u.CreatedAt.Equal(base) {
+		if u.Name != "Alice" || u.About != "hi" || !u.HideReadReceipts || u.Privacy != priv || u.Email != "alice@example.com" ||
+			u.Phone != "+15550000001" || !u.CreatedAt.Equal(base) {
 			t.Fatalf("UpdateProfile answered %+v", u)
 		}
 		if got, err := s.User(ctx, id); err != nil || got != u {
