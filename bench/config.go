@@ -19,6 +19,8 @@ const (
 	// ModePresence churns connected devices that follow each other's
 	// presence.
 	ModePresence = "presence"
+	// ModeMedia uploads files and downloads them again.
+	ModeMedia = "media"
 )
 
 // Defaults of Config fields left at their zero value.
@@ -50,7 +52,24 @@ const (
 	DefaultFollows          = 50
 	DefaultChurn            = 0.01 // of the devices per second
 	DefaultPresenceDuration = 60 * time.Second
+
+	// Media mode: one user uploads MediaCount files of MediaSize bytes,
+	// MediaParallel at a time, then downloads them.
+	DefaultMediaSize     = 1 << 20
+	DefaultMediaCount    = 20
+	DefaultMediaParallel = 1
 )
+
+// MaxMediaParallel bounds media mode's transfers at once: each upload
+// holds a temporary file on the server (and, with media S3, up to a
+// 16 MiB part in its memory), and the point is the throughput of a few
+// transfers, not a flood.
+const MaxMediaParallel = 64
+
+// MediaKind is the kind media mode uploads as: a document takes any type
+// (random bytes sniff as application/octet-stream) and is stored as sent,
+// so the figures are the transfer path's, without image processing.
+const MediaKind = "document"
 
 // MaxGroupMembers is the most members group mode puts in its group: the
 // server's default group limit (the creator included), so the group is
@@ -73,7 +92,7 @@ const MaxConns = 18000
 type Config struct {
 	// Addr is the server: host:port or a base URL (http://host:port).
 	Addr string `json:"addr"`
-	// Mode is idle, closed, rate, group or presence.
+	// Mode is idle, closed, rate, group, presence or media.
 	Mode string `json:"mode"`
 
 	// Conns is the number of devices idle and presence modes connect.
@@ -128,6 +147,14 @@ type Config struct {
 	// Churn is the fraction of presence mode's devices that change each
 	// second: an online one closes, an offline one connects again.
 	Churn float64 `json:"churn,omitempty"`
+
+	// MediaSize is the size in bytes of each file media mode uploads.
+	MediaSize int64 `json:"media_size,omitempty"`
+	// MediaCount is how many files media mode uploads, then downloads.
+	// Each upload counts against the server's --uploads-per-user-hour.
+	MediaCount int `json:"media_count,omitempty"`
+	// MediaParallel is how many of media mode's transfers run at once.
+	MediaParallel int `json:"media_parallel,omitempty"`
 
 	// RunID seeds the phone number series: the same RunID gives the same
 	// phones (hence the same users). Empty means a fresh random one.
@@ -216,8 +243,12 @@ func (c Config) withDefaults() (Config, error) {
 		if err := c.presenceDefaults(); err != nil {
 			return c, err
 		}
+	case ModeMedia:
+		if err := c.mediaDefaults(); err != nil {
+			return c, err
+		}
 	default:
-		return c, fmt.Errorf("mode %q: want idle, closed, rate, group or presence", c.Mode)
+		return c, fmt.Errorf("mode %q: want idle, closed, rate, group, presence or media", c.Mode)
 	}
 	return c, nil
 }
@@ -299,5 +330,29 @@ func (c *Config) presenceDefaults() error {
 	case c.Churn*float64(c.Conns)*c.Duration.Seconds() < 1:
 		return fmt.Errorf("churn %g × %d devices × %s: not one change", c.Churn, c.Conns, c.Duration)
 	}
+	return nil
+}
+
+// mediaDefaults fills and checks the fields of media mode.
+func (c *Config) mediaDefaults() error {
+	if c.MediaSize == 0 {
+		c.MediaSize = DefaultMediaSize
+	}
+	if c.MediaCount == 0 {
+		c.MediaCount = DefaultMediaCount
+	}
+	if c.MediaParallel == 0 {
+		c.MediaParallel = DefaultMediaParallel
+	}
+	switch {
+	case c.MediaSize < 0:
+		return fmt.Errorf("media size %d: want a positive size", c.MediaSize)
+	case c.MediaCount < 0:
+		return fmt.Errorf("media count %d: want at least 1 file", c.MediaCount)
+	case c.MediaParallel < 0 || c.MediaParallel > MaxMediaParallel:
+		return fmt.Errorf("media parallel %d: want 1 to %d transfers at once", c.MediaParallel, MaxMediaParallel)
+	}
+	// More workers than files would only wait.
+	c.MediaParallel = min(c.MediaParallel, c.MediaCount)
 	return nil
 }

@@ -63,6 +63,22 @@
 //     drain is missing; what a follower lacked when it went offline itself
 //     is reported apart. The server's CPU over the churn is divided by the
 //     changes and by the events delivered.
+//   - media: one user uploads MediaCount files of MediaSize random bytes
+//     as kind document (which takes any type, and is stored as sent, with
+//     no image processing), MediaParallel at a time, then downloads each
+//     through the link its upload answered, with no token, as a chat
+//     member's app would. Every upload answer and every download must
+//     have the size and sha256 of the file sent. Each direction reports
+//     MiB/s (bytes over wall time, all transfers together) and per-file
+//     times; meanwhile the server's /metrics is read every 100 ms, and the
+//     report gives its resident memory before the first transfer and at
+//     its peak: a server that streams files keeps it flat whatever their
+//     size. The files are cut from a 4 MiB random pool (see payload.go)
+//     and hashed before the clock starts, so the bench's own cost stays
+//     small. With media S3 the links point at S3: the downloads never
+//     touch the node. Each upload counts against the server's
+//     --uploads-per-user-hour (200 by default) and must fit its
+//     --max-document-bytes (100 MiB).
 //
 // # What it guarantees
 //

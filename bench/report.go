@@ -24,6 +24,7 @@ type Report struct {
 	Traffic   *TrafficReport  `json:"traffic,omitempty"`
 	Group     *GroupReport    `json:"group,omitempty"`
 	Presence  *PresenceReport `json:"presence,omitempty"`
+	Media     *MediaReport    `json:"media,omitempty"`
 
 	// Server is the server's state at the end of the measurement (from its
 	// /metrics); ServerBefore, for the traffic modes, is it before traffic.
@@ -82,6 +83,10 @@ type ReportConfig struct {
 
 	Follows int     `json:"follows,omitempty"`
 	Churn   float64 `json:"churn,omitempty"`
+
+	MediaSize     int64 `json:"media_size,omitempty"`
+	MediaCount    int   `json:"media_count,omitempty"`
+	MediaParallel int   `json:"media_parallel,omitempty"`
 }
 
 func reportConfigOf(c Config) ReportConfig {
@@ -92,6 +97,9 @@ func reportConfigOf(c Config) ReportConfig {
 		rc.Conns, rc.Hold, rc.Settle = c.Conns, c.Hold.String(), c.Settle.String()
 	case ModePresence:
 		rc.Conns, rc.Duration, rc.Follows, rc.Churn = c.Conns, c.Duration.String(), c.Follows, c.Churn
+	case ModeMedia:
+		rc.Drain, rc.Size = "", 0
+		rc.MediaSize, rc.MediaCount, rc.MediaParallel = c.MediaSize, c.MediaCount, c.MediaParallel
 	default:
 		rc.Pairs, rc.Inflight, rc.Duration, rc.Warmup = c.Pairs, c.Inflight, c.Duration.String(), c.Warmup.String()
 		if c.Mode == ModeRate || c.Mode == ModeGroup {
@@ -116,6 +124,9 @@ func (r *runner) printConfig(rep Report) {
 	case ModePresence:
 		fmt.Fprintf(&b, " conns=%d follows=%d churn=%g/s duration=%s drain=%s",
 			c.Conns, c.Follows, c.Churn, c.Duration, c.Drain)
+	case ModeMedia:
+		fmt.Fprintf(&b, " media-size=%s media-count=%d media-parallel=%d kind=%s (%s in all)",
+			FormatSize(c.MediaSize), c.MediaCount, c.MediaParallel, MediaKind, FormatSize(c.MediaSize*int64(c.MediaCount)))
 	case ModeGroup:
 		fmt.Fprintf(&b, " members=%d devices=%d connected=%d senders=%d rate=%g/s inflight=%d duration=%s warmup=%s drain=%s size=%d",
 			c.GroupMembers, c.GroupDevices, c.GroupConnected, c.GroupSenders, c.Rate, c.Inflight, c.Duration, c.Warmup, c.Drain, c.Size)
@@ -147,6 +158,8 @@ func (r *runner) printReport(rep *Report) {
 		writeGroup(w, rep)
 	case rep.Presence != nil:
 		writePresence(w, rep)
+	case rep.Media != nil:
+		writeMedia(w, rep)
 	}
 	perDelivery := "cpu per delivery"
 	if rep.Presence != nil {

@@ -89,6 +89,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		err = r.group(ctx, &rep)
 	case ModePresence:
 		err = r.presence(ctx, &rep)
+	case ModeMedia:
+		err = r.media(ctx, &rep)
 	default:
 		err = r.traffic(ctx, &rep)
 	}

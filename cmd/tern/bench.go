@@ -53,6 +53,18 @@ Modes:
           (followers online at each change) and received, events/s,
           change→follower percentiles, and the server's CPU per change
           and per event
+  media   one user uploads --media-count files (default 20) of
+          --media-size random bytes (default 1MiB; 64MiB with
+          --media-count 3, say) as kind document, --media-parallel at a
+          time, then downloads each through its link (GET, no token),
+          checking its length and sha256. Reports upload and download
+          MiB/s, and the server's resident memory before and at its
+          peak during each phase (read from /metrics every 100 ms: it
+          should stay flat, the server streams files). Each upload counts
+          against the server's --uploads-per-user-hour (default 200) and
+          must fit its --max-document-bytes (default 100 MiB); with
+          --sessions the same user uploads again in later runs, so start
+          the server with a larger quota (--uploads-per-user-hour 10000)
 
 Phones are +1 AAA 555 LLLL numbers picked by --run-id (random by default:
 fresh users each run). Reuse users with --sessions FILE: the first run
@@ -74,7 +86,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	fs.String(&cfg.Addr, "addr", tbench.DefaultAddr, "server to load: host:port or base URL")
-	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed, rate, group or presence")
+	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed, rate, group, presence or media")
 	fs.Int(&cfg.Conns, "conns", tbench.DefaultConns, fmt.Sprintf("idle, presence: devices to connect (at most %d)", tbench.MaxConns))
 	fs.Duration(&cfg.Hold, "hold", tbench.DefaultHold, "idle: how long to hold the connections before measuring")
 	fs.Duration(&cfg.Settle, "settle", tbench.DefaultSettle, "idle: wait after sign-up before the memory baseline")
@@ -96,6 +108,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int(&cfg.GroupSenders, "group-senders", tbench.DefaultGroupSenders, "group: connected members that send, from their first device")
 	fs.Int(&cfg.Follows, "follows", tbench.DefaultFollows, "presence: other users each device follows (at most 256)")
 	fs.Float(&cfg.Churn, "churn", tbench.DefaultChurn, "presence: fraction of the devices that go offline or come back each second")
+	cfg.MediaSize = tbench.DefaultMediaSize
+	fs.Var(sizeFlag{&cfg.MediaSize}, "media-size", "media: `SIZE` of each file, in bytes or with a unit: 512KiB, 1MiB, 64MiB, 1.5GB")
+	fs.Int(&cfg.MediaCount, "media-count", tbench.DefaultMediaCount, "media: files to upload, then download (each counts against the server's --uploads-per-user-hour)")
+	fs.Int(&cfg.MediaParallel, "media-parallel", tbench.DefaultMediaParallel,
+		fmt.Sprintf("media: transfers at once (at most %d)", tbench.MaxMediaParallel))
 	fs.String(&cfg.RunID, "run-id", "", "seed of the phone number series (default: random, so fresh users)")
 	fs.String(&cfg.SessionsFile, "sessions", "", "file to keep device sessions in between runs (reuse users)")
 	fs.String(&cfg.SMSListen, "sms-listen", tbench.DefaultSMSListen, "address of the SMS sink the server's --sms-http-url points at")
@@ -109,6 +126,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.WarmupSet = true // --warmup 0 means none
+	if fs.isGiven("media-size") && cfg.MediaSize == 0 {
+		// Config takes 0 for the default; on the command line it is a mistake.
+		return usagef("--media-size 0: want a positive size")
+	}
 	switch cfg.Mode {
 	case tbench.ModeGroup:
 		// Group mode has defaults of its own for the shared flags.
@@ -160,5 +181,25 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	return nil
+}
+
+// sizeFlag is a byte count flag that takes units (tbench.ParseSize), so
+// that --media-size 64MiB says what it means.
+type sizeFlag struct{ p *int64 }
+
+func (f sizeFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return tbench.FormatSize(*f.p)
+}
+
+func (f sizeFlag) Set(s string) error {
+	n, err := tbench.ParseSize(s)
+	if err != nil {
+		return err
+	}
+	*f.p = n
 	return nil
 }
