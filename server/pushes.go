@@ -170,12 +170,13 @@ func (s *Server) flushLoop() {
 			if w.unlessOnline && s.online(w.device) {
 				continue
 			}
-			s.wakes.pushed(w.device)
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				s.queuePush(w)
+				if s.queuePush(w) {
+					s.wakes.pushed(w.device)
+				}
 			}()
 		}
 		wg.Wait()
@@ -183,8 +184,8 @@ func (s *Server) flushLoop() {
 	}
 }
 
-// queuePush writes w to the store's push queue.
-func (s *Server) queuePush(w wake) {
+// queuePush writes w to the store's push queue, and reports whether it did.
+func (s *Server) queuePush(w wake) bool {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	j := store.PushJob{DeviceID: w.device, Kind: store.EventMessage, ChatID: w.chatID, MsgID: w.msgID,
@@ -192,9 +193,10 @@ func (s *Server) queuePush(w wake) {
 	if err := s.st.QueuePush(ctx, j, s.cfg.PushCooldown); err != nil {
 		s.metrics.pushes.WithLabelValues("error").Inc()
 		s.log.Warn("push: queueing failed", "device", w.device, "err", err)
-		return
+		return false
 	}
 	s.metrics.pushes.WithLabelValues("queued").Inc()
+	return true
 }
 
 // cancelPush drops device's queued push: it connected.
@@ -223,6 +225,17 @@ func (s *Server) signalSend() {
 func (s *Server) sendLoop() {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	next := time.Now() // when t fires
+	reset := func(d time.Duration) {
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(d)
+		next = time.Now().Add(d)
+	}
 	lastDepth := time.Time{}
 	for {
 		select {
@@ -230,14 +243,13 @@ func (s *Server) sendLoop() {
 			return
 		case <-t.C:
 		case <-s.sendSignal:
-			// Queued now, due PushDelay later: look then.
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
+			// Queued now, due PushDelay later: look then, unless the
+			// timer fires sooner anyway. Only ever sooner: a node that
+			// flushes more often than it polls would otherwise never
+			// send.
+			if d := min(s.cfg.PushDelay, s.cfg.PushPoll); time.Now().Add(d).Before(next) {
+				reset(d)
 			}
-			t.Reset(min(s.cfg.PushDelay, s.cfg.PushPoll))
 			continue
 		}
 		n := s.sendDue()
@@ -246,9 +258,9 @@ func (s *Server) sendLoop() {
 			s.measurePushDepth()
 		}
 		if n == pushClaim {
-			t.Reset(0) // more are due
+			reset(0) // more are due
 		} else {
-			t.Reset(s.cfg.PushPoll)
+			reset(s.cfg.PushPoll)
 		}
 	}
 }
@@ -267,7 +279,9 @@ func (s *Server) measurePushDepth() {
 // sendDue claims the pushes due now and sends them; it returns how many it
 // claimed.
 func (s *Server) sendDue() int {
-	ctx, cancel := context.WithTimeout(s.ctx, pushLease)
+	// The bookkeeping gets its own deadline: a slow push service must not
+	// leave the pushes it held up unmarked, to be claimed and sent again.
+	ctx, cancel := context.WithTimeout(s.ctx, pushLease/3)
 	defer cancel()
 	now := s.now()
 	jobs, err := s.st.ClaimPushes(ctx, now, now.Add(pushLease), pushClaim)
@@ -292,9 +306,15 @@ func (s *Server) sendDue() int {
 		ns = append(ns, n)
 		sent = append(sent, j)
 	}
-	errs := push.NotifyAll(ctx, s.push, ns)
+	// The sends end well within the lease, so that another node does not
+	// claim them while they run.
+	sctx, scancel := context.WithTimeout(s.ctx, pushLease/2)
+	errs := push.NotifyAll(sctx, s.push, ns)
+	scancel()
+	dctx, dcancel := context.WithTimeout(s.ctx, pushLease/3)
+	defer dcancel()
 	for i, err := range errs {
-		s.pushed(ctx, sent[i], err)
+		s.pushed(dctx, sent[i], err)
 	}
 	return len(jobs)
 }
@@ -308,8 +328,9 @@ func (s *Server) pushNotification(ctx context.Context, j store.PushJob) (push.No
 			s.log.Warn("push: finishing failed", "device", j.DeviceID, "err", err)
 		}
 	}
-	if s.online(j.DeviceID) {
-		// Here after all (a connect racing the queueing): no wake.
+	if s.onlineAnywhere(ctx, j.DeviceID) {
+		// Connected after all, here or on another node (its connect's
+		// cancel can land before a slower node queued the push): no wake.
 		s.metrics.pushes.WithLabelValues("online").Inc()
 		if err := s.st.CancelPush(ctx, j.DeviceID); err != nil {
 			s.log.Warn("push: cancelling failed", "device", j.DeviceID, "err", err)
@@ -318,7 +339,11 @@ func (s *Server) pushNotification(ctx context.Context, j store.PushJob) (push.No
 	}
 	d, err := s.st.Device(ctx, j.DeviceID)
 	if errors.Is(err, store.ErrNotFound) {
-		done("no_device")
+		// Gone: drop the push and leave no cooldown record behind.
+		s.metrics.pushes.WithLabelValues("no_device").Inc()
+		if err := s.st.CancelPush(ctx, j.DeviceID); err != nil {
+			s.log.Warn("push: cancelling failed", "device", j.DeviceID, "err", err)
+		}
 		return push.Notification{}, false
 	}
 	if err != nil {

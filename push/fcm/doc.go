@@ -20,9 +20,10 @@
 //
 // # Errors
 //
-// UNREGISTERED, SENDER_ID_MISMATCH and an INVALID_ARGUMENT that blames the
-// token become push.ErrUnregistered; 429 (QUOTA_EXCEEDED), 500 (INTERNAL),
-// 503 (UNAVAILABLE), transport failures and the end of ctx become
-// push.ErrTemporary; anything else (a bad message, bad credentials, an APNs
-// certificate problem) is returned as a permanent error.
+// UNREGISTERED and an INVALID_ARGUMENT that blames the token become
+// push.ErrUnregistered; 429 (QUOTA_EXCEEDED), 500 (INTERNAL), 503
+// (UNAVAILABLE), transport failures and the end of ctx become
+// push.ErrTemporary; anything else (a bad message, bad credentials,
+// SENDER_ID_MISMATCH, which the wrong project's credentials get for every
+// token, an APNs certificate problem) is returned as a permanent error.
 package fcm

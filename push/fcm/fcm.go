@@ -201,8 +201,10 @@ func classify(ctx context.Context, err error) error {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return push.Temporary(fmt.Errorf("fcm: %w", err), 0)
 	}
-	if messaging.IsUnregistered(err) || messaging.IsSenderIDMismatch(err) ||
-		(messaging.IsInvalidArgument(err) && blamesToken(err)) {
+	// A sender id mismatch is not taken for a gone token: credentials of
+	// the wrong Firebase project answer it for every token, and would make
+	// the node forget them all.
+	if messaging.IsUnregistered(err) || (messaging.IsInvalidArgument(err) && blamesToken(err)) {
 		return fmt.Errorf("fcm: %w: %w", push.ErrUnregistered, err)
 	}
 	resp := errorutils.HTTPResponse(err)

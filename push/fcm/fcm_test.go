@@ -146,16 +146,20 @@ func TestErrorMapping(t *testing.T) {
 	notify := func(tok string) error {
 		return n.Notify(t.Context(), push.Notification{Token: tok, Kind: push.KindMessage, ChatID: "c"})
 	}
-	for _, tok := range []string{"gone-1", "badtoken", "mismatch", ""} {
+	for _, tok := range []string{"gone-1", "badtoken", ""} {
 		if err := notify(tok); !errors.Is(err, push.ErrUnregistered) || errors.Is(err, push.ErrTemporary) {
 			t.Errorf("%q: %v, want ErrUnregistered", tok, err)
 		}
 	}
-	err := notify("badmsg")
-	if err == nil || errors.Is(err, push.ErrUnregistered) || errors.Is(err, push.ErrTemporary) {
-		t.Errorf("badmsg: %v, want a permanent error", err)
+	// A sender id mismatch is what credentials of the wrong project get
+	// for every token: a failure, not a reason to forget the token.
+	for _, tok := range []string{"badmsg", "mismatch"} {
+		err := notify(tok)
+		if err == nil || errors.Is(err, push.ErrUnregistered) || errors.Is(err, push.ErrTemporary) {
+			t.Errorf("%s: %v, want a permanent error", tok, err)
+		}
 	}
-	err = notify("quota")
+	err := notify("quota")
 	if d, ok := push.RetryAfter(err); !ok || d != 30*time.Second {
 		t.Errorf("quota: %v (retry after %v), want ErrTemporary after 30s", err, d)
 	}
