@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -34,24 +35,35 @@ func fcmNotifier(t *testing.T, f *fcmtest.Server) push.Notifier {
 	return n
 }
 
-// waitQueueEmpty waits until the store's push queue holds nothing: every
-// wake was sent, dropped or cancelled.
-func waitQueueEmpty(t *testing.T, st store.Store) {
+// eventually polls cond until it holds, and fails the test with what cond
+// last said if pushWait passes first. The conditions here are in stores
+// and fakes that signal nothing, so polling is the only way to wait.
+func eventually(t *testing.T, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(pushWait)
 	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", pushWait, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitQueued waits until the store's push queue holds want pushes (0:
+// every wake was sent, dropped or cancelled).
+func waitQueued(t *testing.T, st store.Store, want int) {
+	t.Helper()
+	eventually(t, func() (bool, string) {
 		n, err := st.PendingPushes(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d pushes still queued after %v", n, pushWait)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
-	}
+		return n == want, fmt.Sprintf("%d pushes queued, want %d", n, want)
+	})
 }
 
 func register(t *testing.T, c *client.Client, token string) {
@@ -103,7 +115,7 @@ func TestPushFCM(t *testing.T) {
 				ids = append(ids, r.MsgID)
 			}
 			got := f.WaitDelivered(t, 1, pushWait)[0]
-			waitQueueEmpty(t, at(0).Store)
+			waitQueued(t, at(0).Store, 0)
 			if n := len(f.SentTo("tok-bob")); n != 1 {
 				t.Fatalf("%d pushes to bob for a burst of 3, want 1", n)
 			}
@@ -144,7 +156,7 @@ func TestPushFCM(t *testing.T) {
 				}
 				return false
 			})
-			waitQueueEmpty(t, at(0).Store)
+			waitQueued(t, at(0).Store, 0)
 			if n := f.Attempts("tok-dave"); n != 0 {
 				t.Fatalf("dave connected within the delay and was pushed %d times", n)
 			}
@@ -171,7 +183,7 @@ func TestPushFCM(t *testing.T) {
 			if n := f.Attempts("tok-gina"); n != 3 {
 				t.Fatalf("gina's push took %d attempts, want 3 (two 503s)", n)
 			}
-			waitQueueEmpty(t, at(0).Store)
+			waitQueued(t, at(0).Store, 0)
 			dev, err := at(0).Store.Device(ctx, frank.Session().DeviceID)
 			if err != nil || dev.PushToken != "" || f.Attempts("gone-frank") != 1 {
 				t.Fatalf("frank's unregistered token: %q after %d attempts (%v), want it forgotten after 1", dev.PushToken, f.Attempts("gone-frank"), err)
@@ -215,20 +227,7 @@ func TestPushQueueSurvivesNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The wake is in the store once alice's node counted it queued.
-	deadline := time.Now().Add(pushWait)
-	for {
-		n, err := nodes[1].Store.PendingPushes(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the push was never queued")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitQueued(t, nodes[1].Store, 1)
 	_ = alice.Close()
 	nodes[0].Stop()
 	if got := f.WaitDelivered(t, 1, pushWait)[0]; got.Token != "tok-bob" {
@@ -278,20 +277,14 @@ func TestWebPush(t *testing.T) {
 	if _, err := alice.Send(ctx, bob.Session().UserID, text("again")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(pushWait)
-	for {
+	eventually(t, func() (bool, string) {
 		dev, err := n.Store.Device(ctx, bob.Session().DeviceID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if dev.PushToken == "" && r.Attempts(sub) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscription after 410: %q, %d attempts", dev.PushToken, r.Attempts(sub))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return dev.PushToken == "" && r.Attempts(sub) == 2,
+			fmt.Sprintf("subscription after 410: %q, %d attempts", dev.PushToken, r.Attempts(sub))
+	})
 
 	for _, bad := range []wire.PushRequest{
 		{Provider: "webpush", Subscription: &wire.PushSubscription{Endpoint: "http://push.example/x", Keys: wsub.Keys}},
