@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 ARGS        ?=
 
-.PHONY: run test lint bench build fuzz clean killloop
+.PHONY: run test lint bench build fuzz clean killloop screenshots
 
 # Built, then started in place of `go run`: go run exits 1 whenever it saw
 # Ctrl-C, whatever the program's own status, so make would report a clean
@@ -55,3 +55,8 @@ fuzz:
 
 clean:
 	rm -rf bin data
+
+# The web client's screens, taken by its browser tests (needs chromium).
+screenshots:
+	mkdir -p docs/screenshots
+	TERN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestTwoUsersChat|TestGroupAndImage' ./web

@@ -106,7 +106,7 @@ func (s *Service) reserveCode(ctx context.Context, phone, code, clientIP string)
 		}
 		level, since := s.codeBucket(*prev, now)
 		if level >= s.cfg.CodesPerPhonePerHour {
-			return store.Code{}, nil, rateLimited(since.Add(s.cfg.codeRefill()).Sub(now), "too many codes for this phone number")
+			return store.Code{}, nil, rateLimited(since.Add(s.cfg.codeRefill()).Sub(now), "too many codes for %s", codeSubject(phone))
 		}
 		rec.WindowStart, rec.WindowCount = since, level+1
 	}
@@ -117,7 +117,7 @@ func (s *Service) reserveCode(ctx context.Context, phone, code, clientIP string)
 	// address from locking a phone's owner out.
 	key := phoneIPKey(phone, clientIP)
 	if ok, wait := s.codesByPhoneIP.takeKey(key, now); !ok {
-		return store.Code{}, nil, rateLimited(wait, "too many codes for this phone number from this address")
+		return store.Code{}, nil, rateLimited(wait, "too many codes for %s from this address", codeSubject(phone))
 	}
 	if ok, wait := s.codesByIP.take(clientIP, now); !ok {
 		s.codesByPhoneIP.giveKey(key, now)
@@ -230,7 +230,7 @@ func (s *Service) Verify(ctx context.Context, req wire.VerifyRequest, clientIP s
 func (s *Service) checkCode(ctx context.Context, phone, code, clientIP string, now time.Time) error {
 	rec, err := s.st.Code(ctx, phone)
 	if errors.Is(err, store.ErrNotFound) {
-		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
+		return noCodePending(phone)
 	}
 	if err != nil {
 		return fmt.Errorf("auth: load code: %w", err)
@@ -250,7 +250,7 @@ func (s *Service) checkCode(ctx context.Context, phone, code, clientIP string, n
 	// write.
 	rec, err = s.st.CountAttempt(ctx, phone)
 	if errors.Is(err, store.ErrNotFound) {
-		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
+		return noCodePending(phone)
 	}
 	if err != nil {
 		return fmt.Errorf("auth: count attempt: %w", err)
@@ -277,6 +277,19 @@ func (s *Service) checkCode(ctx context.Context, phone, code, clientIP string, n
 	return nil
 }
 
+// codeSubject names what the code of key verifies, for error messages:
+// email codes share this code path under keys of their own (emailKey).
+func codeSubject(key string) string {
+	if strings.HasPrefix(key, emailKeyPrefix) {
+		return "this email address"
+	}
+	return "this phone number"
+}
+
+func noCodePending(key string) *wire.Error {
+	return wire.Errorf(wire.CodeInvalidCode, "no code is pending for %s; request one", codeSubject(key))
+}
+
 // tryKey names one code (by its sending time and the tail of its hash) as
 // tried from one address, so that a new code starts a new count.
 func tryKey(phone, clientIP string, rec store.Code) string {
@@ -288,7 +301,7 @@ func tryKey(phone, clientIP string, rec store.Code) string {
 // tried again.
 func (s *Service) codeUsable(rec store.Code, now time.Time) *wire.Error {
 	if len(rec.Hash) == 0 {
-		return wire.Errorf(wire.CodeInvalidCode, "no code is pending for this phone number; request one")
+		return noCodePending(rec.Phone)
 	}
 	if !now.Before(rec.ExpiresAt) {
 		return wire.Errorf(wire.CodeCodeExpired, "the code has expired; request a new one")

@@ -20,10 +20,14 @@ import (
 // user reads this mailbox; the address is hashed into it because keys of
 // the codes store are not free text.
 
+// emailKeyPrefix starts the codes-store key of every email code; no
+// normalised phone number starts so.
+const emailKeyPrefix = "email:"
+
 // emailKey is the codes-store key of userID's code for addr.
 func emailKey(userID, addr string) string {
 	sum := sha256.Sum256([]byte(addr))
-	return "email:" + userID + ":" + hex.EncodeToString(sum[:16])
+	return emailKeyPrefix + userID + ":" + hex.EncodeToString(sum[:16])
 }
 
 // EmailEnabled reports whether the service sends mail.

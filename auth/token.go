@@ -421,3 +421,7 @@ func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) err
 	}
 	return nil
 }
+
+// RefreshTTL is how long a refresh token lives unused: a web session's
+// cookie lives as long.
+func (s *Service) RefreshTTL() time.Duration { return s.cfg.RefreshTTL }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
@@ -43,6 +44,7 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	}
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
+	var uploaded time.Time // the file's, if the message carries one
 	if in.Body.MediaID != "" && in.Body.Action() == "" {
 		// The file's description comes from its upload, never from the
 		// client, and only a file the sender may fetch can be sent.
@@ -53,6 +55,7 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 		b := *in.Body
 		describe(&b, &f)
 		in.Body = &b
+		uploaded = f.CreatedAt
 	}
 	body, err := json.Marshal(in.Body)
 	if err != nil {
@@ -89,16 +92,37 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 			return Sent{}, err
 		}
 	}
-	if in.Body.MediaID != "" {
-		if err := s.shareMedia(ctx, a, &req, in.Body.MediaID); err != nil {
+	if id := in.Body.MediaID; id != "" {
+		if err := s.shareMedia(ctx, a, &req, id); err != nil {
 			return Sent{}, err
 		}
+		sent, err := s.store(ctx, a, req, in)
+		if refused(err) || err == nil && sent.Message.ID != req.Message.ID {
+			// No message has this id (refused, or a resend whose first
+			// send carries the file under its own id): its reference
+			// goes, and a file nothing else carries gets an upload's
+			// grace again, for the client to send it anew.
+			rctx, cancel := s.storeCtx(context.WithoutCancel(ctx))
+			if rerr := s.st.ReleaseMediaFile(rctx, id, req.Message.ID, uploaded); rerr != nil {
+				s.log.Warn("chat: releasing the file of a send not stored; it is kept", "media_id", id, "err", rerr)
+			}
+			cancel()
+		}
+		return sent, err
 	}
 	return s.store(ctx, a, req, in)
 }
 
-// shareMedia records that req's chat gets file id, before the message is
-// stored: whoever sees the message may fetch its file. What would refuse
+// refused reports whether err says a send was not stored, rather than
+// that it may have been (a timeout, an outage).
+func refused(err error) bool {
+	var we *wire.Error
+	return errors.As(err, &we) && we.Code != wire.CodeUnavailable && we.Code != wire.CodeInternal
+}
+
+// shareMedia records that req's message carries file id, before it is
+// stored: whoever sees the message may fetch its file, and the file stays
+// until the message goes (deleted for everyone, expired). What would refuse
 // the send is checked first, so that a refused send shares nothing; a
 // group's rules can still change before the store's own check, which then
 // leaves a share of a file nobody was sent (its members may fetch it).
@@ -112,7 +136,7 @@ func (s *Service) shareMedia(ctx context.Context, a Actor, req *store.SendReques
 			return err
 		}
 	}
-	return s.st.ShareMediaFile(ctx, id, req.Message.ChatID)
+	return s.st.ShareMediaFile(ctx, id, req.Message.ChatID, req.Message.ID)
 }
 
 // route fills in req's chat: a group's id, or a direct chat's members and

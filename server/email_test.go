@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tern-im/tern/client"
 	"github.com/tern-im/tern/mail/smtp"
+	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
 	"github.com/tern-im/tern/wire"
 )
@@ -165,5 +167,59 @@ func TestEmailUnsupported(t *testing.T) {
 	err := alice.Do(t.Context(), http.MethodPut, "/v1/me/email", wire.EmailRequest{Email: "a@example.com"}, nil)
 	if errCode(err) != wire.CodeUnsupported {
 		t.Fatalf("PUT /v1/me/email without mail: %v", err)
+	}
+}
+
+// TestEmailCodesPerUser: one user cannot have codes mailed to any number
+// of addresses: past EmailCodesPerUserHour it is rate_limited, whatever
+// address it names; a request that mails nothing spends nothing. Errors
+// about an email code speak of the address, not of a phone number.
+func TestEmailCodesPerUser(t *testing.T) {
+	mb := startMailbox(t)
+	sender, err := smtp.New("smtp://"+mb.addr+"?insecure=1", "tern@mail.test", smtp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := servertest.Options{Server: server.Config{EmailCodesPerUserHour: 2}}
+	o.Engines.Mail = sender
+	n := servertest.Start(t, o)
+	ctx := t.Context()
+	alice := n.Login(t, "+14155550421", "alice")
+	bob := n.Login(t, "+14155550422", "bob")
+	put := func(c *client.Client, req wire.EmailRequest) error {
+		return c.Do(ctx, http.MethodPut, "/v1/me/email", req, nil)
+	}
+
+	var we *wire.Error
+	err = put(alice, wire.EmailRequest{Email: "nobody@example.com", Code: "123456"})
+	if !errors.As(err, &we) || we.Code != wire.CodeInvalidCode || !strings.Contains(we.Message, "email address") || strings.Contains(we.Message, "phone") {
+		t.Fatalf("a code for an address none was sent to: %v, want invalid_code about the email address", err)
+	}
+	if err := put(alice, wire.EmailRequest{Email: "not an address"}); errCode(err) != wire.CodeBadRequest {
+		t.Fatalf("bad address: %v", err)
+	}
+	if err := put(alice, wire.EmailRequest{Email: "one@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	mb.next(t)
+	// The same address again at once: refused by its own resend wait,
+	// which mails nothing.
+	if err := put(alice, wire.EmailRequest{Email: "one@example.com"}); errCode(err) != wire.CodeRateLimited {
+		t.Fatalf("the same address at once: %v, want rate_limited", err)
+	}
+	if err := put(alice, wire.EmailRequest{Email: "two@example.com"}); err != nil {
+		t.Fatalf("second address: %v", err)
+	}
+	mb.next(t)
+	err = put(alice, wire.EmailRequest{Email: "three@example.com"})
+	if !errors.As(err, &we) || we.Code != wire.CodeRateLimited || we.RetryAfter <= 0 {
+		t.Fatalf("third address within the hour: %v, want rate_limited with a retry_after", err)
+	}
+	// Another user's codes are its own.
+	if err := put(bob, wire.EmailRequest{Email: "bob@example.com"}); err != nil {
+		t.Fatalf("another user: %v", err)
+	}
+	if m := mb.next(t); !strings.HasPrefix(m, "To: bob@example.com") {
+		t.Fatalf("a mail went to someone alice named after her limit:\n%s", m)
 	}
 }

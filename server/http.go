@@ -49,6 +49,9 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/auth/verify", s.handleVerify)
 	handle("POST /v1/auth/refresh", s.handleRefresh)
 	handle("POST /v1/auth/logout", s.authed(s.handleLogout))
+	handle("POST /v1/auth/web/verify", webOnly(s.handleWebVerify))
+	handle("POST /v1/auth/web/refresh", webOnly(s.handleWebRefresh))
+	handle("POST /v1/auth/web/logout", webOnly(s.handleWebLogout))
 	handle("GET /v1/me", s.authed(s.handleMe))
 	handle("PATCH /v1/me", s.authed(s.handlePatchMe))
 	handle("PUT /v1/me/email", s.authed(s.handleEmail))
@@ -98,10 +101,9 @@ func (s *Server) routes() http.Handler {
 	}
 	// The socket is long-lived: it is not timed like a request.
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "Tern "+s.version+" is running. API under /v1, health at /healthz.\n")
-	})
+	// The web client: its page and its files.
+	mux.Handle("GET /{$}", s.web)
+	mux.Handle("GET /assets/", s.web)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route. The mux's own answer is plain text: a 404, or a
@@ -312,8 +314,16 @@ func (s *Server) handleEmail(w http.ResponseWriter, r *http.Request, c auth.Clai
 	}
 	ip := clientIP(r, s.cfg.TrustProxy)
 	if req.Code == "" {
+		// auth bounds the codes per address and per client IP; this bounds
+		// them per user, over all the addresses it names.
+		if wait := s.emailCodesByUser.take(c.UserID, 1, time.Now()); wait > 0 {
+			s.writeErr(w, r, rateLimited(wait, "verification emails this hour; wait before asking for another"))
+			return
+		}
 		resp, err := s.auth.RequestEmailCode(r.Context(), c.UserID, req.Email, ip)
 		if err != nil {
+			// Nothing was mailed.
+			s.emailCodesByUser.give(c.UserID, 1)
 			s.writeErr(w, r, err)
 			return
 		}
@@ -482,6 +492,10 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, c auth.Claim
 			Keys: push.SubscriptionKeys{P256dh: req.Subscription.Keys.P256DH, Auth: req.Subscription.Keys.Auth}}
 		if err := sub.Validate(); err != nil {
 			s.writeErr(w, r, wire.Errorf(wire.CodeBadRequest, "%s", strings.TrimPrefix(err.Error(), "push: ")))
+			return
+		}
+		if err := s.checkEndpoint(r.Context(), sub.Endpoint); err != nil {
+			s.writeErr(w, r, err)
 			return
 		}
 		token = sub.Token()

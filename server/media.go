@@ -225,7 +225,7 @@ func (s *Server) receive(ctx context.Context, owner string, src io.Reader, decla
 	f := store.MediaFile{ID: store.NewID(store.PrefixMedia), Owner: owner, Kind: kind.String(), MIME: typ, Size: n,
 		CreatedAt: s.chat.Now().UTC()}
 	f.Key = "m/" + f.ID
-	body := io.ReadSeeker(raw)
+	body := raw
 	if kind == imaging.Image || kind == imaging.Sticker {
 		clean, err := os.CreateTemp(s.cfg.UploadDir, "tern-upload-*")
 		if err != nil {
@@ -247,14 +247,19 @@ func (s *Server) receive(ctx context.Context, owner string, src io.Reader, decla
 		}
 		body = clean
 	}
-	if _, err := body.Seek(0, io.SeekStart); err != nil {
-		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
-	}
+	// The hash takes a pass of its own over the file (local disk, most
+	// likely still in the page cache) so that Put gets the file as an
+	// io.ReaderAt: media/s3 then uploads the parts of a large file from
+	// their offsets, in parallel, rather than buffering 16 MiB per upload,
+	// which a reader that hashes as it goes would make it do.
 	h := sha256.New()
-	if err := s.media.Put(ctx, f.Key, io.TeeReader(body, h), f.Size, f.MIME); err != nil {
-		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+	if _, err := io.CopyN(h, io.NewSectionReader(body, 0, f.Size), f.Size); err != nil {
+		return store.MediaFile{}, fmt.Errorf("upload: hashing the file: %w", err)
 	}
 	f.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if err := s.media.Put(ctx, f.Key, io.NewSectionReader(body, 0, f.Size), f.Size, f.MIME); err != nil {
+		return store.MediaFile{}, fmt.Errorf("upload: %w", err)
+	}
 	if err := s.st.CreateMediaFile(ctx, f); err != nil {
 		if derr := s.media.Delete(context.WithoutCancel(ctx), f.Key); derr != nil {
 			s.log.Warn("upload: an object without a record stays", "key", f.Key, "err", derr)
@@ -309,19 +314,25 @@ func (s *Server) processImage(ctx context.Context, w io.Writer, r io.ReaderAt, n
 	return imaging.Process(w, r, n, typ, opt)
 }
 
-// collectPage is how many never-sent uploads one collection round takes
-// at a time; collectPages bounds the pages of a round.
+// collectPage is how many files one collection round takes at a time;
+// collectPages bounds the pages of a round.
 const (
 	collectPage  = 100
 	collectPages = 10
 )
 
-// collectMedia deletes the uploads no message carried within MediaGrace:
-// the object first, then the record, so that a record never names a
-// missing object for longer than a failed delete. Every node runs it; the
-// deletes are idempotent. A file shared after it was listed is spared;
-// one shared in the instant between that check and its deletion (a day
-// after its upload) is lost to its message, which then shows no file.
+// collectMedia deletes the files no message carries: uploads never sent
+// within MediaGrace, and at once those whose last message was deleted for
+// everyone or expired (the store lists them as idle since the zero time).
+// Each is claimed first (ClaimMediaFile): the store checks that it is
+// still listed and carried by no message, and from then on refuses to
+// share it, so that a forward racing the deletion is answered not_found
+// instead of being stored with a file about to go. Then the object goes,
+// then the record, so that a record never names a missing object for
+// longer than a failed delete (and a claimed record stays listed, for the
+// next round to finish). Every node runs it; the deletes are idempotent.
+// A listed file that a message carries again (a release that raced a
+// send) is not claimed, and is shared again to take it off the list.
 func (s *Server) collectMedia() {
 	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 	defer cancel()
@@ -330,26 +341,39 @@ func (s *Server) collectMedia() {
 		files, err := s.st.UnsharedMediaFiles(ctx, before, collectPage)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("media: listing never-sent uploads", "err", err)
+				s.log.Warn("media: listing the files no message carries", "err", err)
 			}
 			return
 		}
-		deleted := 0
+		done := 0
 		for _, f := range files {
-			if chats, err := s.st.MediaFileChats(ctx, f.ID, 1); err != nil || len(chats) > 0 {
+			claimed, err := s.st.ClaimMediaFile(ctx, f.ID, before)
+			if err != nil {
+				s.log.Warn("media: claiming a file no message carries", "media_id", f.ID, "err", err)
+				continue
+			}
+			if !claimed {
+				// Carried again, shared or released since the list was
+				// read, or another node's to delete.
+				refs, err := s.st.MediaFileRefs(ctx, f.ID, 1)
+				if err == nil && len(refs) > 0 {
+					if err := s.st.ShareMediaFile(ctx, f.ID, refs[0].ChatID, refs[0].MsgID); err == nil {
+						done++
+					}
+				}
 				continue
 			}
 			if err := s.media.Delete(ctx, f.Key); err != nil {
-				s.log.Warn("media: deleting a never-sent upload", "media_id", f.ID, "err", err)
+				s.log.Warn("media: deleting a file no message carries", "media_id", f.ID, "err", err)
 				continue
 			}
 			if err := s.st.DeleteMediaFile(ctx, f.ID); err != nil {
-				s.log.Warn("media: deleting a never-sent upload's record", "media_id", f.ID, "err", err)
+				s.log.Warn("media: deleting the record of a file no message carries", "media_id", f.ID, "err", err)
 				continue
 			}
-			deleted++
+			done++
 		}
-		if len(files) < collectPage || deleted == 0 {
+		if len(files) < collectPage || done == 0 {
 			return // all of it, or a page that fails: the next round tries again
 		}
 	}

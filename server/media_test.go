@@ -263,6 +263,27 @@ func TestMedia(t *testing.T) {
 	}
 }
 
+// linkGone waits for url to answer 404: the collector claims a file (which
+// is then not found to the API) before it deletes its bytes.
+func linkGone(t *testing.T, what, url string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s answers %d, want 404", what, resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestMediaCollected: an upload no message carried is deleted once the
 // grace is over (its record and its bytes); one that was sent stays.
 func TestMediaCollected(t *testing.T) {
@@ -306,20 +327,179 @@ func TestMediaCollected(t *testing.T) {
 			if _, err := alice.Media(ctx, fresh.MediaID, ""); err != nil {
 				t.Fatalf("an upload within its grace: %v", err)
 			}
-			resp, err := http.Get(unsent.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNotFound {
-				t.Fatalf("the collected upload's link: %d, want 404", resp.StatusCode)
-			}
+			linkGone(t, "the collected upload's link", unsent.URL)
 			m, err := bob.Media(ctx, sent.MediaID, "")
 			if err != nil {
 				t.Fatalf("a sent file after the collection: %v", err)
 			}
 			if got, _ := download(t, m.URL); !bytes.Equal(got[:8], png[:8]) {
 				t.Fatal("the sent file's bytes changed")
+			}
+		})
+	}
+}
+
+// TestMediaOfGoneMessagesCollected: a file goes once the last message that
+// carries it is deleted for everyone or expires, and not before; a resend
+// of a media message does not keep its file forever.
+func TestMediaOfGoneMessagesCollected(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			clock := &testClock{}
+			nodes := startClocked(t, d.name, clock)
+			ctx := ctxT(t)
+			alice := nodes[0].Login(t, "+14155550921", "a")
+			bob := nodes[len(nodes)-1].Login(t, "+14155550922", "b")
+			carol := nodes[len(nodes)/2].Login(t, "+14155550923", "c")
+			png := testPNG(t, 32, 24)
+			upload := func() wire.Media {
+				t.Helper()
+				m, err := alice.UploadMedia(ctx, bytes.NewReader(png), "image/png", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			send := func(id, to string, f wire.Media) wire.Sent {
+				t.Helper()
+				s, err := alice.SendWithID(ctx, id, to, wire.Body{MediaID: f.MediaID}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			gone := func(what string, f wire.Media) {
+				t.Helper()
+				deadline := time.Now().Add(wait)
+				for {
+					_, err := bob.Media(ctx, f.MediaID, "")
+					if errCode(err) == wire.CodeNotFound {
+						break
+					}
+					if err != nil && errCode(err) != wire.CodeNotFound || time.Now().After(deadline) {
+						t.Fatalf("%s: %v, want not_found", what, err)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				linkGone(t, what+": its link", f.URL)
+			}
+			kept := func(what string, f wire.Media) {
+				t.Helper()
+				m, err := bob.Media(ctx, f.MediaID, "")
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if got, _ := download(t, m.URL); !bytes.Equal(got[:8], png[:8]) {
+					t.Fatalf("%s: its bytes changed", what)
+				}
+			}
+			toBob := bob.Session().UserID
+
+			once, twice, brief := upload(), upload(), upload()
+			m1 := send("m1", toBob, once)
+			if again := send("m1", toBob, once); again.MsgID != m1.MsgID {
+				t.Fatalf("a resend was stored anew: %s, first %s", again.MsgID, m1.MsgID)
+			}
+			m2 := send("m2", toBob, twice)
+			m3 := send("m3", toBob, twice)
+
+			// One of the two messages of a file goes: the file stays.
+			if _, err := alice.DeleteForEveryone(ctx, toBob, m2.MsgID); err != nil {
+				t.Fatal(err)
+			}
+			// The only message of the other goes (it was resent: the
+			// resend's id carries nothing), and with it the file, at the
+			// next collection, long before an upload's grace.
+			if _, err := alice.DeleteForEveryone(ctx, toBob, m1.MsgID); err != nil {
+				t.Fatal(err)
+			}
+			gone("the file of a message deleted for everyone", once)
+			// That collection ran after m2 went too.
+			kept("a file one more message carries", twice)
+			if _, err := alice.DeleteForEveryone(ctx, toBob, m3.MsgID); err != nil {
+				t.Fatal(err)
+			}
+			gone("the file of the last of its messages deleted", twice)
+
+			// A disappearing message takes its file when it expires.
+			toCarol := carol.Session().UserID
+			hello, err := alice.Send(ctx, toCarol, wire.Body{Text: "hi"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.SetDisappearing(ctx, hello.ChatID, 86400); err != nil {
+				t.Fatal(err)
+			}
+			send("m4", toCarol, brief)
+			m, err := carol.Media(ctx, brief.MediaID, "")
+			if err != nil {
+				t.Fatalf("a disappearing message's file before its time: %v", err)
+			}
+			clock.Advance(25 * time.Hour)
+			deadline := time.Now().Add(wait)
+			for {
+				_, err := carol.Media(ctx, brief.MediaID, "")
+				if errCode(err) == wire.CodeNotFound {
+					break
+				}
+				if err != nil && errCode(err) != wire.CodeNotFound || time.Now().After(deadline) {
+					t.Fatalf("the file of an expired message: %v, want not_found", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			linkGone(t, "the expired message's file link", m.URL)
+		})
+	}
+}
+
+// TestMediaClaimedIsGone: a file the collector has claimed (it checked
+// that no message carries it, and is about to delete it) is gone to its
+// uploader's fetches and sends: a forward racing the collector is refused
+// with not_found rather than stored with a file about to go. A file a
+// message carries is never claimed.
+func TestMediaClaimedIsGone(t *testing.T) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) {
+			nodes := d.start(t, server.Config{})
+			ctx := ctxT(t)
+			alice := nodes[0].Login(t, "+14155550931", "a")
+			bob := nodes[len(nodes)-1].Login(t, "+14155550932", "b")
+			toBob := bob.Session().UserID
+			png := testPNG(t, 16, 12)
+			upload := func() wire.Media {
+				t.Helper()
+				m, err := alice.UploadMedia(ctx, bytes.NewReader(png), "image/png", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			doomed, sent := upload(), upload()
+			if _, err := alice.Send(ctx, toBob, wire.Body{MediaID: sent.MediaID}); err != nil {
+				t.Fatal(err)
+			}
+			// What the collector does first, with a cut-off past both
+			// uploads (the node's own collector, at a day's grace, leaves
+			// them alone).
+			st := nodes[0].Store
+			if ok, err := st.ClaimMediaFile(ctx, sent.MediaID, time.Now().Add(time.Hour)); err != nil || ok {
+				t.Fatalf("claim of a file a message carries = %v, %v; want false", ok, err)
+			}
+			if ok, err := st.ClaimMediaFile(ctx, doomed.MediaID, time.Now().Add(time.Hour)); err != nil || !ok {
+				t.Fatalf("claim of an upload never sent = %v, %v; want true", ok, err)
+			}
+			if _, err := alice.Send(ctx, toBob, wire.Body{MediaID: doomed.MediaID}); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("sending a claimed file: %v, want not_found", err)
+			}
+			if _, err := alice.Media(ctx, doomed.MediaID, ""); errCode(err) != wire.CodeNotFound {
+				t.Fatalf("fetching a claimed file: %v, want not_found", err)
+			}
+			// The carried file is as it was, and may be sent again.
+			if _, err := bob.Media(ctx, sent.MediaID, ""); err != nil {
+				t.Fatalf("the sent file after a refused claim: %v", err)
+			}
+			if _, err := alice.Send(ctx, toBob, wire.Body{MediaID: sent.MediaID}); err != nil {
+				t.Fatalf("sending the sent file again: %v", err)
 			}
 		})
 	}

@@ -1,7 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,7 +245,8 @@ func TestPushQueueSurvivesNode(t *testing.T) {
 func TestWebPush(t *testing.T) {
 	r := webpushtest.Start(t)
 	cfg := pushConfig()
-	cfg.PushCooldown = -1 // every event pushes: the second message tests the 410
+	cfg.PushCooldown = -1          // every event pushes: the second message tests the 410
+	cfg.WebPushAllowPrivate = true // the receiver is on loopback
 	o := servertest.Options{Server: cfg}
 	o.Engines.WebPushContact = "ops@tern.test"
 	o.Engines.WebPushClient = r.Client()
@@ -300,5 +304,203 @@ func TestWebPush(t *testing.T) {
 	}
 	if err := bob.UnregisterPush(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// notifierFunc is a push.Notifier that calls itself.
+type notifierFunc func(ctx context.Context, n push.Notification) error
+
+func (f notifierFunc) Notify(ctx context.Context, n push.Notification) error { return f(ctx, n) }
+
+// sentTokens records the tokens a notifierFunc was called with.
+type sentTokens struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *sentTokens) add(tok string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	s.n[tok]++
+}
+
+func (s *sentTokens) count(tok string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[tok]
+}
+
+// TestPushUnregisteredKeepsNewToken: the push service calls a token gone
+// after the device registered a new one (the app reinstalled while the
+// push was on its way): the new one stays.
+func TestPushUnregisteredKeepsNewToken(t *testing.T) {
+	var (
+		sent     sentTokens
+		bob      atomic.Pointer[client.Client]
+		regErr   atomic.Value
+		answered = make(chan struct{})
+	)
+	notify := notifierFunc(func(ctx context.Context, n push.Notification) error {
+		sent.add(n.Token)
+		if n.Token != "tok-old" {
+			return nil
+		}
+		defer close(answered)
+		if err := bob.Load().RegisterPush(ctx, push.ProviderFCM, "tok-new"); err != nil {
+			regErr.Store(err)
+		}
+		return fmt.Errorf("fake: %w", push.ErrUnregistered)
+	})
+	o := servertest.Options{Server: pushConfig()}
+	o.Engines.Push = notify
+	n := servertest.Start(t, o)
+	ctx := t.Context()
+	alice := n.Login(t, "+14155550341", "alice")
+	b := n.LoginOnly(t, "+14155550342", "bob")
+	bob.Store(b)
+	register(t, b, "tok-old")
+	if _, err := alice.Send(ctx, b.Session().UserID, text("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-answered:
+	case <-time.After(pushWait):
+		t.Fatal("no push to the old token")
+	}
+	if err, _ := regErr.Load().(error); err != nil {
+		t.Fatalf("registering the new token: %v", err)
+	}
+	// The push is done once its outcome, and the token's, are settled.
+	waitQueued(t, n.Store, 0)
+	dev, err := n.Store.Device(ctx, b.Session().DeviceID)
+	if err != nil || dev.PushProvider != push.ProviderFCM || dev.PushToken != "tok-new" {
+		t.Fatalf("bob's registration %q %q (%v), want the new token kept", dev.PushProvider, dev.PushToken, err)
+	}
+	if c := sent.count("tok-old"); c != 1 {
+		t.Fatalf("%d pushes to the old token, want 1", c)
+	}
+}
+
+// TestPushShutdown: a clean stop waits for the push it is sending to be
+// answered and recorded, and moves the wakes still in memory to the
+// store's queue, so that the node started again on the store sends them.
+func TestPushShutdown(t *testing.T) {
+	var (
+		sent     sentTokens
+		entered  = make(chan struct{}, 1)
+		release  = make(chan struct{})
+		finished atomic.Bool
+	)
+	notify := notifierFunc(func(ctx context.Context, n push.Notification) error {
+		sent.add(n.Token)
+		if n.Token == "tok-held" {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release // whatever ctx says: a slow push service
+			finished.Store(true)
+		}
+		return nil
+	})
+	o := servertest.Options{Dir: t.TempDir(), Server: pushConfig()}
+	o.Engines.Push = notify
+	n1 := servertest.Start(t, o)
+	ctx := t.Context()
+	alice := n1.Login(t, "+14155550351", "alice")
+	bob := n1.LoginOnly(t, "+14155550352", "bob")
+	register(t, bob, "tok-held")
+	carol := n1.LoginOnly(t, "+14155550353", "carol")
+	register(t, carol, "tok-carol")
+	if _, err := alice.Send(ctx, bob.Session().UserID, text("held")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(pushWait):
+		t.Fatal("bob's push was not sent")
+	}
+	// A wake for carol is in memory, not yet in the store, when the node
+	// stops.
+	waitQueued(t, n1.Store, 1) // bob's, being sent
+	server.PendWake(n1.Srv, carol.Session().DeviceID, "chat-c", "msg-c")
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		sctx, cancel := context.WithTimeout(context.Background(), pushWait)
+		defer cancel()
+		n1.Srv.Shutdown(sctx)
+	}()
+	waitQueued(t, n1.Store, 2) // carol's wake, flushed by the stop
+	close(release)
+	select {
+	case <-stopped:
+	case <-time.After(pushWait):
+		t.Fatal("Shutdown did not return")
+	}
+	if !finished.Load() {
+		t.Fatal("Shutdown returned while bob's push was being sent")
+	}
+	if q, err := n1.Store.PendingPushes(ctx); err != nil || q != 1 {
+		t.Fatalf("after the stop %d pushes queued (%v), want carol's only: bob's was recorded as sent", q, err)
+	}
+	n1.Stop()
+
+	n2 := servertest.Start(t, o)
+	eventually(t, func() (bool, string) {
+		return sent.count("tok-carol") == 1, fmt.Sprintf("%d pushes to carol after the restart", sent.count("tok-carol"))
+	})
+	waitQueued(t, n2.Store, 0)
+	if c := sent.count("tok-held"); c != 1 {
+		t.Fatalf("bob was pushed %d times, want once", c)
+	}
+}
+
+// TestWebPushPrivateEndpoint: a subscription whose endpoint is on a
+// loopback or private address is refused, and one that leads there by the
+// time it is pushed (a name that resolves elsewhere now) is forgotten at
+// once, not retried.
+func TestWebPushPrivateEndpoint(t *testing.T) {
+	r := webpushtest.Start(t)
+	o := servertest.Options{Server: pushConfig()}
+	o.Engines.WebPushContact = "ops@tern.test" // the node's own client: public addresses only
+	n := servertest.Start(t, o)
+	ctx := t.Context()
+	alice := n.Login(t, "+14155550361", "alice")
+	bob := n.LoginOnly(t, "+14155550362", "bob")
+	sub := r.NewSubscription(t) // https://127.0.0.1:port/...
+	keys := wire.PushSubscriptionKeys{P256DH: sub.Keys.P256dh, Auth: sub.Keys.Auth}
+	for _, endpoint := range []string{sub.Endpoint, "https://10.1.2.3/push/x", "https://[::1]/push/x", "https://localhost/push/x"} {
+		err := bob.RegisterWebPush(ctx, wire.PushSubscription{Endpoint: endpoint, Keys: keys})
+		if errCode(err) != wire.CodeBadRequest {
+			t.Errorf("PUT push with endpoint %s: %v, want bad_request", endpoint, err)
+		}
+	}
+
+	// Stored as if its host had resolved to a public address when it was
+	// registered.
+	if err := n.Store.SetPush(ctx, bob.Session().DeviceID, push.ProviderWebPush, sub.Token()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, bob.Session().UserID, text("hi")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() (bool, string) {
+		dev, err := n.Store.Device(ctx, bob.Session().DeviceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := n.Store.PendingPushes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dev.PushToken == "" && q == 0, fmt.Sprintf("subscription %q, %d pushes queued", dev.PushToken, q)
+	})
+	if a := r.Attempts(sub); a != 0 {
+		t.Fatalf("%d requests reached the loopback endpoint", a)
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/url"
 	"sync"
 	"time"
 
+	"github.com/tern-im/tern/internal/safehttp"
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
 )
 
 // Pushes to devices that no node holds go through two queues:
@@ -24,9 +28,11 @@ import (
 //     done or due again; a node that dies while sending leaves them to
 //     the others when the lease ends.
 //
-// Only a wake that a node dies holding within the moment before it is
-// flushed is lost: the message itself is in the device's inbox whatever
-// happens, and the device gets it when it next connects.
+// A node that stops cleanly (Shutdown) flushes its wakes first, and lets
+// sendLoop finish the batch it is sending. Only a wake that a node dies
+// holding within the moment before it is flushed, or one made after the
+// final flush, is lost: the message itself is in the device's inbox
+// whatever happens, and the device gets it when it next connects.
 
 // maxWakes bounds the wake queue; past it wakes are dropped (counted).
 const maxWakes = 100_000
@@ -154,6 +160,37 @@ func (q *wakeQueue) forget(device string) {
 	q.mu.Unlock()
 }
 
+// pushLoops is what Shutdown needs to stop flushLoop and sendLoop.
+type pushLoops struct {
+	stop     chan struct{} // closed when the node stops cleanly
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+func (s *Server) startPushLoops() {
+	s.pushLoops.stop = make(chan struct{})
+	s.pushLoops.wg.Add(2)
+	go func() { defer s.pushLoops.wg.Done(); s.flushLoop() }()
+	go func() { defer s.pushLoops.wg.Done(); s.sendLoop() }()
+}
+
+// stopPushLoops ends flushLoop, after it moved the wakes still in memory
+// to the store's queue (where another node, or this one restarted, sends
+// them), and sendLoop, after it recorded the outcomes of the batch it is
+// sending (else those pushes wait out their lease and may go twice). Both
+// only as long as ctx lasts: the caller then cancels s.ctx, which ends
+// whatever they still do.
+func (s *Server) stopPushLoops(ctx context.Context) {
+	s.pushLoops.stopOnce.Do(func() { close(s.pushLoops.stop) })
+	done := make(chan struct{})
+	go func() { s.pushLoops.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown: pushes still being queued or sent at deadline")
+	}
+}
+
 // flushLoop moves the wakes into the store's push queue until the node
 // stops.
 func (s *Server) flushLoop() {
@@ -161,27 +198,35 @@ func (s *Server) flushLoop() {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-s.pushLoops.stop:
+			s.flushWakes()
+			return
 		case <-s.wakes.signal:
 		}
-		ws := s.wakes.take()
-		sem := make(chan struct{}, pushFlushers)
-		var wg sync.WaitGroup
-		for _, w := range ws {
-			if w.unlessOnline && s.online(w.device) {
-				continue
-			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				if s.queuePush(w) {
-					s.wakes.pushed(w.device)
-				}
-			}()
-		}
-		wg.Wait()
-		s.signalSend()
+		s.flushWakes()
 	}
+}
+
+// flushWakes moves the wakes queued now into the store's push queue.
+func (s *Server) flushWakes() {
+	ws := s.wakes.take()
+	sem := make(chan struct{}, pushFlushers)
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		if w.unlessOnline && s.online(w.device) {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if s.queuePush(w) {
+				s.wakes.pushed(w.device)
+			}
+		}()
+	}
+	wg.Wait()
+	s.signalSend()
 }
 
 // queuePush writes w to the store's push queue, and reports whether it did.
@@ -200,15 +245,71 @@ func (s *Server) queuePush(w wake) bool {
 }
 
 // cancelPush drops device's queued push: it connected.
+//
+// Any node may have queued that push (the sender's node queues it), and
+// the queue outlives restarts, so this node cannot tell from what it
+// knows itself that there is none to cancel: skipping the store on that
+// ground would push a device that connected, and then left again before
+// the push was due, for a message it already has. The store's answer is
+// the only one, and asking it costs what cancelling does (the embedded
+// store writes nothing when there is nothing, MongoDB's delete of no
+// document changes nothing). What can be saved is the connects of a device
+// that come while the cancel of an earlier one still runs: a single
+// cancel started after that one ends covers them all, since it starts
+// after every one of them. So each device has at most one cancel running
+// and one waiting, however often it reconnects.
 func (s *Server) cancelPush(device string) {
 	s.wakes.forget(device)
+	if !s.pushCancels.start(device) {
+		return
+	}
 	go func() {
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		defer cancel()
-		if err := s.st.CancelPush(ctx, device); err != nil && s.ctx.Err() == nil {
-			s.log.Warn("push: cancelling failed", "device", device, "err", err)
+		for {
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			err := s.st.CancelPush(ctx, device)
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Warn("push: cancelling failed", "device", device, "err", err)
+			}
+			if !s.pushCancels.next(device) {
+				return
+			}
 		}
 	}()
+}
+
+// pushCancels are the devices whose push a cancel is removing now.
+type pushCancels struct {
+	mu sync.Mutex
+	m  map[string]bool // true: a connect came since the cancel started
+}
+
+// start reports whether the caller is to run device's cancel; if one runs
+// already, it has it run once more instead.
+func (c *pushCancels) start(device string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, running := c.m[device]; running {
+		c.m[device] = true
+		return false
+	}
+	if c.m == nil {
+		c.m = make(map[string]bool)
+	}
+	c.m[device] = false
+	return true
+}
+
+// next reports whether device's cancel, just finished, is to run again.
+func (c *pushCancels) next(device string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[device] {
+		c.m[device] = false
+		return true
+	}
+	delete(c.m, device)
+	return false
 }
 
 // signalSend wakes sendLoop early: a push was queued that may be due
@@ -241,6 +342,8 @@ func (s *Server) sendLoop() {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-s.pushLoops.stop:
+			return
 		case <-t.C:
 		case <-s.sendSignal:
 			// Queued now, due PushDelay later: look then, unless the
@@ -251,6 +354,13 @@ func (s *Server) sendLoop() {
 				reset(d)
 			}
 			continue
+		}
+		// A select with several cases ready picks one at random: a stop
+		// that came with the timer must not start another batch.
+		select {
+		case <-s.pushLoops.stop:
+			return
+		default:
 		}
 		n := s.sendDue()
 		if now := time.Now(); now.Sub(lastDepth) >= pushDepthEvery {
@@ -314,7 +424,7 @@ func (s *Server) sendDue() int {
 	dctx, dcancel := context.WithTimeout(s.ctx, pushLease/3)
 	defer dcancel()
 	for i, err := range errs {
-		s.pushed(dctx, sent[i], err)
+		s.pushed(dctx, sent[i], ns[i], err)
 	}
 	return len(jobs)
 }
@@ -358,19 +468,14 @@ func (s *Server) pushNotification(ctx context.Context, j store.PushJob) (push.No
 		Kind: j.Kind, ChatID: j.ChatID, MsgID: j.MsgID, From: j.From, Text: j.Text}, true
 }
 
-// pushed records the outcome of j's send.
-func (s *Server) pushed(ctx context.Context, j store.PushJob, err error) {
+// pushed records the outcome of j's send as n.
+func (s *Server) pushed(ctx context.Context, j store.PushJob, n push.Notification, err error) {
 	switch {
 	case err == nil:
 		s.metrics.pushes.WithLabelValues("ok").Inc()
 	case errors.Is(err, push.ErrUnregistered):
-		// The token is gone for good: forget it, so that nothing is sent
-		// to it again until the device registers a new one.
 		s.metrics.pushes.WithLabelValues("unregistered").Inc()
-		s.log.Info("push: token unregistered; dropping it", "device", j.DeviceID)
-		if err := s.st.SetPush(ctx, j.DeviceID, "", ""); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("push: dropping the token failed", "device", j.DeviceID, "err", err)
-		}
+		s.dropToken(ctx, n)
 	case errors.Is(err, push.ErrTemporary) && j.Attempts+1 < pushMaxAttempts:
 		s.retryPush(ctx, j, err)
 		return
@@ -381,6 +486,64 @@ func (s *Server) pushed(ctx context.Context, j store.PushJob, err error) {
 	if err := s.st.DonePush(ctx, j.DeviceID, j.Lease, s.now()); err != nil && !errors.Is(err, store.ErrConflict) {
 		s.log.Warn("push: finishing failed", "device", j.DeviceID, "err", err)
 	}
+}
+
+// dropToken forgets the push address n went to, which the push service
+// says is gone for good, so that nothing is sent to it again until the
+// device registers a new one; unless the device registered another since
+// n was read (the app reinstalled, the browser subscribed again): that
+// one is new, and clearing it would leave the device unreachable.
+func (s *Server) dropToken(ctx context.Context, n push.Notification) {
+	d, err := s.st.Device(ctx, n.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return // signed out: nothing to forget
+	}
+	if err != nil {
+		s.log.Warn("push: dropping the token failed", "device", n.DeviceID, "err", err)
+		return
+	}
+	if d.PushProvider != n.Provider || d.PushToken != n.Token {
+		s.log.Info("push: token unregistered, but the device registered another since; keeping that", "device", n.DeviceID)
+		return
+	}
+	// A registration that lands between the read above and this write is
+	// cleared with the old one: the store has no conditional clear, so
+	// this compares, then clears, within one store round trip of each
+	// other. Such a device is unreachable by push until it registers
+	// again, which apps do at every start.
+	s.log.Info("push: token unregistered; dropping it", "device", n.DeviceID)
+	if err := s.st.SetPush(ctx, n.DeviceID, "", ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("push: dropping the token failed", "device", n.DeviceID, "err", err)
+	}
+}
+
+// checkEndpoint refuses a Web Push endpoint whose host is, or resolves
+// to, an address that is not public (loopback, a private network, ...):
+// the node would otherwise send requests wherever a user says. Sending
+// checks the address it dials again (internal/safehttp), so a name that
+// resolves elsewhere later is caught then.
+func (s *Server) checkEndpoint(ctx context.Context, endpoint string) error {
+	if s.cfg.WebPushAllowPrivate {
+		return nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return wire.Errorf(wire.CodeBadRequest, "subscription endpoint is not a URL")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = safehttp.Check(ctx, u.Hostname())
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, safehttp.ErrForbiddenAddress):
+		return wire.Errorf(wire.CodeBadRequest, "subscription endpoint %s is not on a public address", u.Host)
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return wire.Errorf(wire.CodeBadRequest, "subscription endpoint host %s does not exist", u.Hostname())
+	}
+	s.log.Warn("push: checking a subscription endpoint failed", "host", u.Hostname(), "err", err)
+	return wire.Errorf(wire.CodeUnavailable, "could not check the subscription endpoint, try again")
 }
 
 // retryPush puts j back, due after a backoff that doubles with its

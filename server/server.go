@@ -21,6 +21,7 @@ import (
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
 	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/web"
 	"github.com/tern-im/tern/wire"
 )
 
@@ -79,6 +80,12 @@ type Config struct {
 	// node's disk before the collector's day is over. 0: the default;
 	// negative: no limit.
 	UploadsPerUserHour int
+	// EmailCodesPerUserHour bounds the verification codes one user may
+	// have mailed per hour, to all addresses together (each address also
+	// has the limits of a phone's codes): without it, one account could
+	// have codes mailed to any number of strangers. 0: the default;
+	// negative: no limit.
+	EmailCodesPerUserHour int
 	// PushCooldown is how long after a push to a device that no node
 	// holds its next events wake it no more: the first push of a burst
 	// wakes the phone, which then reads its whole inbox, and a group
@@ -97,6 +104,16 @@ type Config struct {
 	// PushPreview puts the message's text in the push (the push service,
 	// Google's or a browser maker's, then sees it). Off: "a message came".
 	PushPreview bool
+	// MediaOrigins are the origins media URLs point at when they are not
+	// this node's own (the S3 endpoint): the web client's pages may load
+	// files from them (its Content-Security-Policy names them).
+	MediaOrigins []string
+	// WebPushAllowPrivate takes Web Push endpoints on loopback and
+	// private addresses: PUT /v1/devices/current/push accepts them and the
+	// node's own client (internal/node) dials them. For tests, and push
+	// services on a private network; off, a subscription must name a
+	// public host, as every browser's push service does.
+	WebPushAllowPrivate bool
 	// GapWait is how long a session holds routed events that came out of
 	// order, waiting for the ones before them, before it reads its inbox
 	// for the gap: a publish overtaken by a later one arrives within
@@ -154,14 +171,16 @@ func DefaultConfig() Config {
 		SettingsPerUserHour: 120,
 		// Sharing a whole album is a few dozen files.
 		UploadsPerUserHour: 200,
-		PushCooldown:       3 * time.Second,
-		PushDelay:          3 * time.Second,
-		PushPoll:           time.Second,
-		GapWait:            50 * time.Millisecond,
-		PresenceBeat:       5 * time.Second,
-		EditWindow:         15 * time.Minute,
-		DeleteWindow:       48 * time.Hour,
-		SweepInterval:      30 * time.Second,
+		// A person mistypes an address once or twice.
+		EmailCodesPerUserHour: 5,
+		PushCooldown:          3 * time.Second,
+		PushDelay:             3 * time.Second,
+		PushPoll:              time.Second,
+		GapWait:               50 * time.Millisecond,
+		PresenceBeat:          5 * time.Second,
+		EditWindow:            15 * time.Minute,
+		DeleteWindow:          48 * time.Hour,
+		SweepInterval:         30 * time.Second,
 	}
 }
 
@@ -250,6 +269,9 @@ func (c Config) withDefaults() Config {
 	if c.UploadsPerUserHour == 0 {
 		c.UploadsPerUserHour = d.UploadsPerUserHour
 	}
+	if c.EmailCodesPerUserHour == 0 {
+		c.EmailCodesPerUserHour = d.EmailCodesPerUserHour
+	}
 	return c
 }
 
@@ -301,7 +323,10 @@ type Server struct {
 	corkBuffers sync.Pool
 	handler     http.Handler
 	chat        *chat.Service
+	web         *web.Handler
 	wakes       *wakeQueue // pushes to send, to devices no node holds
+	pushLoops   pushLoops  // flushLoop and sendLoop, which Shutdown stops
+	pushCancels pushCancels
 
 	// ctx is the parent of every session's work; cancel ends it on Close.
 	ctx    context.Context
@@ -313,6 +338,7 @@ type Server struct {
 	lookupsByUser, lookupsByIP *quota
 	settingsByUser             *quota
 	uploadsByUser              *quota
+	emailCodesByUser           *quota
 	draining                   atomic.Bool
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
@@ -379,6 +405,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.lookupsByIP = newQuota(s.cfg.LookupsPerIPDay, 24*time.Hour)
 	s.settingsByUser = newQuota(s.cfg.SettingsPerUserHour, time.Hour)
 	s.uploadsByUser = newQuota(s.cfg.UploadsPerUserHour, time.Hour)
+	s.emailCodesByUser = newQuota(s.cfg.EmailCodesPerUserHour, time.Hour)
 	s.corkBuffers.New = func() any { b := make([]byte, 0, corkLimit); return &b }
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for
@@ -395,10 +422,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if l, ok := d.Router.(routing.Linked); ok {
 		watchLink(d.Registry, l)
 	}
+	wh, err := web.New(web.Options{MediaOrigins: s.cfg.MediaOrigins})
+	if err != nil {
+		return nil, err
+	}
+	s.web = wh
 	s.handler = s.routes()
 	go s.every(time.Second, func(time.Time) { s.repairDevices() })
-	go s.flushLoop()
-	go s.sendLoop()
+	s.startPushLoops()
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()
 	go s.every(keep/2, func(now time.Time) { s.limits.forget(keep, now) })
@@ -465,7 +496,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, o RunOptions) error {
 
 // Shutdown stops taking sockets, closes every socket with 1001 so clients
 // reconnect (elsewhere), and waits until their in-flight frames are
-// finished or ctx is done. It is safe to call more than once.
+// finished or ctx is done. Then, still within ctx, it moves the pushes
+// waiting in memory to the store's queue and lets a batch of pushes being
+// sent finish. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) {
 	// Under s.mu: from here no socket is admitted or attached (serveWS,
 	// attach), so the sessions seen below are all there will be.
@@ -486,6 +519,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		s.log.Warn("shutdown: sessions still running at deadline")
 	}
+	// After the sessions: their last messages may have queued wakes.
+	s.stopPushLoops(ctx)
 	s.cancel()
 }
 

@@ -156,6 +156,8 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Int(&c.srv.LookupsPerUserDay, "lookups-per-user-day", sd.LookupsPerUserDay, "phone numbers one user may look up per 24 h (contact discovery; -1: unlimited)")
 	fs.Int(&c.srv.LookupsPerIPDay, "lookups-per-ip-day", sd.LookupsPerIPDay, "phone numbers one client IP may look up per 24 h (-1: unlimited)")
 	fs.Int(&c.srv.UploadsPerUserHour, "uploads-per-user-hour", sd.UploadsPerUserHour, "files one user may upload per hour (-1: unlimited)")
+	fs.Int(&c.srv.EmailCodesPerUserHour, "email-codes-per-user-hour", sd.EmailCodesPerUserHour, "verification codes one user may have mailed per hour, to all addresses together (-1: unlimited)")
+	fs.Bool(&c.srv.WebPushAllowPrivate, "webpush-allow-private", false, "accept Web Push endpoints on loopback and private addresses (a push service on a private network); off, a subscription must name a public host")
 	fs.Int(&c.srv.SettingsPerUserHour, "settings-per-user-hour", sd.SettingsPerUserHour, "changes one user may make per hour to privacy, contacts and blocks (-1: unlimited)")
 	fs.String(&c.allowedOrigins, "allowed-origins", "", "comma-separated web `origins` (https://chat.example.com) whose pages may open a WebSocket; * allows any. Empty: the server's own origin only")
 	fs.Bool(&c.srv.TrustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For (behind a load balancer only)")

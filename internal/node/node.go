@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/hmac"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,7 +76,8 @@ type Config struct {
 	// WebPushContact is the contact push services may use to reach the
 	// operator (an email address or an https URL); "" turns Web Push
 	// off. WebPushClient sends its requests (nil: public addresses only,
-	// internal/safehttp: endpoints come from browsers).
+	// internal/safehttp: endpoints come from browsers; any address with
+	// Server.WebPushAllowPrivate).
 	WebPushContact string
 	WebPushClient  *http.Client
 	// Mail sends email verification codes and new-device notices; nil:
@@ -181,13 +184,17 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 		}
 		client := c.WebPushClient
 		if client == nil {
-			client = safehttp.NewClient(safehttp.Options{})
+			client = safehttp.NewClient(safehttp.Options{AllowPrivate: c.Server.WebPushAllowPrivate})
 		}
 		wp, err := webpush.New(webpush.Config{VAPID: keys, Subscriber: c.WebPushContact, HTTPClient: client, Log: c.Log})
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		mux[push.ProviderWebPush], vapidPublic = wp, keys.Public
+	}
+	// The web client may load media from where its URLs point.
+	if o := mediaOrigin(&c); o != "" {
+		c.Server.MediaOrigins = append(c.Server.MediaOrigins, o)
 	}
 	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: mux, VAPIDPublicKey: vapidPublic,
 		Auth: n.Auth, Media: n.Media, Log: c.Log, Version: c.Version, Now: c.Now, ChatNow: c.ChatNow})
@@ -270,42 +277,100 @@ func mediaKey(ctx context.Context, st store.Secrets, master []byte) ([]byte, err
 // must sign Web Push requests with the key browsers subscribed with.
 const vapidSecret = "webpush-vapid"
 
-// vapidKeys is the node's VAPID key pair. Under a master key the private
-// key is derived from it and stored nowhere (as mediaKey); without one it
-// is generated once and kept in the store.
+// vapidDerived is what the store holds under vapidSecret when the pair
+// derives from the master key: a node that starts without that key then
+// refuses to, rather than make a new pair that orphans every subscription.
+const vapidDerived = "derived:master-key"
+
+// vapidKeys is the node's VAPID key pair. Every subscription is bound to
+// its public half, so once browsers have it the pair must never change:
+//
+//   - without a master key it is generated once and kept in the store in
+//     the clear;
+//   - a master key given later seals that pair where it is, as auth seals
+//     its key ring, rather than replace it;
+//   - a node that starts with a master key on a store holding no pair
+//     derives the pair from the key and stores only a marker saying so (a
+//     copy of the store holds no private key).
 func vapidKeys(ctx context.Context, st store.Secrets, master []byte) (webpush.VAPIDKeys, error) {
-	if len(master) > 0 {
-		// A P-256 scalar must be below the group order: the first
-		// derivation that is (all but ~2^-32 of them) is the key.
-		for i := range 64 {
-			m := hmac.New(sha256.New, master)
-			fmt.Fprintf(m, "tern %s v1 %d", vapidSecret, i)
-			if k, err := ecdh.P256().NewPrivateKey(m.Sum(nil)); err == nil {
-				return webpush.VAPIDKeys{
-					Public:  base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()),
-					Private: base64.RawURLEncoding.EncodeToString(k.Bytes()),
-				}, nil
-			}
+	if len(master) == 0 {
+		fresh, err := webpush.GenerateKeys()
+		if err != nil {
+			return webpush.VAPIDKeys{}, err
 		}
-		return webpush.VAPIDKeys{}, errors.New("node: no VAPID key derives from the master key")
+		b, err := json.Marshal(fresh)
+		if err != nil {
+			return webpush.VAPIDKeys{}, err
+		}
+		stored, err := st.Secret(ctx, vapidSecret, b)
+		if err != nil {
+			return webpush.VAPIDKeys{}, fmt.Errorf("node: VAPID keys: %w", err)
+		}
+		switch {
+		case string(stored) == vapidDerived:
+			return webpush.VAPIDKeys{}, errors.New("node: the VAPID keys derive from the master key: start with it")
+		case bytes.HasPrefix(stored, []byte(sealPrefix)):
+			return webpush.VAPIDKeys{}, errors.New("node: the VAPID keys in the store are sealed: start with the master key")
+		}
+		return decodeVAPID(stored)
 	}
-	fresh, err := webpush.GenerateKeys()
-	if err != nil {
-		return webpush.VAPIDKeys{}, err
+	for range sealTries {
+		stored, err := st.Secret(ctx, vapidSecret, []byte(vapidDerived))
+		if err != nil {
+			return webpush.VAPIDKeys{}, fmt.Errorf("node: VAPID keys: %w", err)
+		}
+		switch {
+		case string(stored) == vapidDerived:
+			return deriveVAPID(master)
+		case bytes.HasPrefix(stored, []byte(sealPrefix)):
+			plain, err := unseal(master, vapidSecret, stored)
+			if err != nil {
+				return webpush.VAPIDKeys{}, err
+			}
+			return decodeVAPID(plain)
+		}
+		keys, err := decodeVAPID(stored)
+		if err != nil {
+			return webpush.VAPIDKeys{}, err
+		}
+		sealed, err := seal(master, vapidSecret, stored)
+		if err != nil {
+			return webpush.VAPIDKeys{}, err
+		}
+		switch err := st.ReplaceSecret(ctx, vapidSecret, stored, sealed); {
+		case err == nil:
+			return keys, nil
+		case !errors.Is(err, store.ErrConflict):
+			return webpush.VAPIDKeys{}, fmt.Errorf("node: seal the VAPID keys: %w", err)
+		}
+		// Another node sealed them meanwhile: read them again.
 	}
-	b, err := json.Marshal(fresh)
-	if err != nil {
-		return webpush.VAPIDKeys{}, err
-	}
-	stored, err := st.Secret(ctx, vapidSecret, b)
-	if err != nil {
-		return webpush.VAPIDKeys{}, fmt.Errorf("node: VAPID keys: %w", err)
-	}
+	return webpush.VAPIDKeys{}, fmt.Errorf("node: seal the VAPID keys: they kept changing: %w", store.ErrConflict)
+}
+
+func decodeVAPID(b []byte) (webpush.VAPIDKeys, error) {
 	var keys webpush.VAPIDKeys
-	if err := json.Unmarshal(stored, &keys); err != nil {
+	if err := json.Unmarshal(b, &keys); err != nil {
 		return webpush.VAPIDKeys{}, fmt.Errorf("node: the stored VAPID keys are unreadable: %w", err)
 	}
 	return keys, nil
+}
+
+// deriveVAPID is the VAPID key pair that derives from the master key.
+func deriveVAPID(master []byte) (webpush.VAPIDKeys, error) {
+	// A P-256 scalar must be below the group order: the first derivation
+	// that is (all but ~2^-32 of them) is the key.
+	for i := range 64 {
+		m := hmac.New(sha256.New, master)
+		fmt.Fprintf(m, "tern %s v1 %d", vapidSecret, i)
+		if k, err := ecdh.P256().NewPrivateKey(m.Sum(nil)); err == nil {
+			return webpush.VAPIDKeys{
+				Public:  base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()),
+				Private: base64.RawURLEncoding.EncodeToString(k.Bytes()),
+			}, nil
+		}
+	}
+	return webpush.VAPIDKeys{}, errors.New("node: no VAPID key derives from the master key")
 }
 
 // uploadDir makes the directory uploads pass through under the data dir
@@ -327,4 +392,18 @@ func uploadDir(dataDir string, log *slog.Logger) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// mediaOrigin is the origin of media URLs when it is not the node's own:
+// the S3 endpoint, or the fs store's base URL.
+func mediaOrigin(c *Config) string {
+	raw := c.MediaBaseURL
+	if c.Media == MediaS3 {
+		raw = c.S3.Endpoint
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

@@ -19,23 +19,34 @@
 //     media.ValidKey keeps them to [a-z0-9_-/], which needs no escaping in
 //     a URL path and has no meaning to S3.
 //   - Put streams. Objects up to partSize (16 MiB: photos, voice notes,
-//     most videos) go up in one PUT, read straight from the caller's
-//     reader; larger ones as a multipart upload of 16 MiB parts, one part
-//     buffered at a time. S3 has no streaming multipart without a buffer:
-//     every part must have a known length (and, on plain HTTP, a
-//     signature over its bytes). 16 MiB bounds the memory of a large
-//     upload (n concurrent ones hold n × 16 MiB) and still allows 10,000 × 16 MiB = 160 GiB objects, far more
-//     than any file a messenger accepts. The reader is passed on as a
-//     plain io.Reader, never as the io.ReaderAt or io.Seeker it may also
-//     be, because the client library would then read parts at absolute
-//     offsets from 0, ignoring the reader's position. (So a single PUT is
-//     not retried on a network error, having no body to rewind; the
-//     buffered parts of a multipart upload are.)
+//     most videos) go up in one PUT; larger ones as a multipart upload of
+//     16 MiB parts, which allows 10,000 × 16 MiB = 160 GiB objects, far
+//     more than any file a messenger accepts. How the bytes are read
+//     depends on the reader:
+//   - A reader that is an io.ReaderAt and an io.Seeker (an *os.File, an
+//     *io.SectionReader: the server passes its temporary file) is handed
+//     to minio-go as an io.SectionReader from the reader's position, and
+//     minio-go reads each part at its offset, up to partUploads (4) parts
+//     at once, with no part buffer: an upload holds a connection and some
+//     0.5 MiB per part in flight (on plain HTTP, where each 64 KiB chunk is
+//     signed, most of it that chunk and its signed copy), whatever the
+//     part size. A part (or a single PUT) that fails on the network is
+//     retried, read again from its offset.
+//   - Any other reader is passed on as a plain io.Reader, which minio-go
+//     buffers a part at a time (16 MiB per such upload in flight, one part
+//     after another): S3 has no streaming multipart without a buffer or
+//     random access, since every part must have a known length (and, on
+//     plain HTTP, a signature over its bytes). A single PUT of such a
+//     reader is not retried, having no body to rewind; the buffered parts
+//     of a multipart upload are.
 //   - Put enforces that size is exact: a reader that ends early or has
 //     more bytes fails the request before S3 completes it. A single PUT is
 //     atomic in S3, and a multipart upload becomes visible only when it is
 //     completed (a failed one is aborted), so a failed Put never leaves a
 //     partial object, and an object that was under the key stays whole.
+//     The reader's first failure cancels the upload rather than letting
+//     minio-go retry the part: the reader would fail again, and the
+//     retries' backoff takes seconds.
 //     What no remote store can promise: a Put whose connection or ctx
 //     fails after S3 had the whole body may return an error although S3
 //     stored the object.

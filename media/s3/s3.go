@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -24,8 +25,16 @@ const (
 	DefaultRegion = "us-east-1"
 
 	// partSize is the part of a multipart upload, and so the most a Put
-	// holds in memory; the package doc says why 16 MiB.
+	// of a plain io.Reader holds in memory; the package doc says why
+	// 16 MiB.
 	partSize = 16 << 20
+
+	// partUploads is how many parts of an io.ReaderAt go up at once
+	// (minio-go's default, set here so the bound is ours). Each holds a
+	// connection and some 0.5 MiB, not a part: a 64 MiB Put of a file
+	// peaked at 2.4 MiB of live heap with 4 (0.9 with 1), against 17 MiB
+	// for a plain reader, whatever the part size.
+	partUploads = 4
 
 	// MinURLTTL and MaxURLTTL bound the lifetime of a presigned URL, as
 	// S3 does; URL clamps its ttl into this range.
@@ -175,37 +184,83 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	if size < 0 {
 		return fmt.Errorf("media/s3: put %q: negative size %d", key, size)
 	}
-	body := &exactReader{r: r, left: size, size: size}
-	if size == 0 {
-		// minio-go sends no body for an empty object, and so would
-		// never read r to find that it is not empty.
-		if err := body.atEnd(nil); err != io.EOF {
-			return fmt.Errorf("media/s3: put %q: %w", key, err)
+	// A reader that failed is not retried: exactReaderAt cancels upload
+	// at its first failure, or minio-go would retry the part (it can
+	// rewind a ReaderAt body) with backoff, ten times, for seconds. And
+	// after a failed part, minio-go's other part workers wait on the
+	// context to end; ending it with Put lets them go.
+	upload, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		body    io.Reader
+		failure func() error
+	)
+	if ra, base, ok := readerAt(r); ok {
+		// minio-go reads an io.ReaderAt part by part at offsets, with no
+		// part buffer (see the package doc); an *io.SectionReader is
+		// one it recognises, and it starts at r's position.
+		e := &exactReaderAt{r: ra, base: base, size: size, cancel: cancel}
+		body, failure = io.NewSectionReader(e, 0, size), e.failure
+		if size == 0 {
+			_ = e.atEnd() // minio-go sends no body, and so reads nothing
+		}
+	} else {
+		e := &exactReader{r: r, left: size, size: size}
+		body, failure = e, func() error { return e.err }
+		if size == 0 {
+			// minio-go sends no body for an empty object, and so would
+			// never read r to find that it is not empty.
+			_ = e.atEnd(nil)
 		}
 	}
-	_, err = s.client.PutObject(ctx, s.bucket, name, body, size, minio.PutObjectOptions{
+	if size == 0 && failure() != nil {
+		return fmt.Errorf("media/s3: put %q: %w", key, failure())
+	}
+	_, err = s.client.PutObject(upload, s.bucket, name, body, size, minio.PutObjectOptions{
 		ContentType: contentType,
 		PartSize:    s.partSize,
+		NumThreads:  partUploads,
 	})
+	bodyErr := failure()
 	switch {
-	case err != nil && body.err != nil:
+	case err != nil && bodyErr != nil:
 		// The reader's own failure says more than the broken request.
-		return fmt.Errorf("media/s3: put %q: %w", key, body.err)
+		return fmt.Errorf("media/s3: put %q: %w", key, bodyErr)
 	case err != nil:
 		return fmt.Errorf("media/s3: put %q: %w", key, err)
-	case body.err != nil:
+	case bodyErr != nil:
 		// S3 took the object although the reader failed: the client
 		// library let an error pass. What is stored is not what the
 		// caller meant; take it away rather than serve it.
 		if derr := s.client.RemoveObject(context.WithoutCancel(ctx), s.bucket, name, minio.RemoveObjectOptions{}); derr != nil {
-			return fmt.Errorf("media/s3: put %q: %w (and removing what was stored: %v)", key, body.err, derr)
+			return fmt.Errorf("media/s3: put %q: %w (and removing what was stored: %v)", key, bodyErr, derr)
 		}
-		return fmt.Errorf("media/s3: put %q: %w", key, body.err)
+		return fmt.Errorf("media/s3: put %q: %w", key, bodyErr)
 	}
 	return nil
 }
 
-// errTooLong is what exactReader returns for a reader longer than size.
+// readerAt returns r as an io.ReaderAt and the offset of its position, if
+// it is an io.ReaderAt and an io.Seeker that can tell its position (a
+// pipe cannot). Put reads from the position, as it would with Read.
+func readerAt(r io.Reader) (io.ReaderAt, int64, bool) {
+	ra, ok := r.(io.ReaderAt)
+	if !ok {
+		return nil, 0, false
+	}
+	sk, ok := r.(io.Seeker)
+	if !ok {
+		return nil, 0, false
+	}
+	pos, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, 0, false
+	}
+	return ra, pos, true
+}
+
+// errTooLong is what exactReader and exactReaderAt return for a reader
+// longer than size.
 var errTooLong = errors.New("reader has more bytes than size")
 
 // exactReader passes on the size bytes of r and fails if r has fewer or
@@ -277,6 +332,97 @@ func (e *exactReader) atEnd(lastErr error) error {
 			return e.err
 		}
 	}
+}
+
+// exactReaderAt is exactReader for an io.ReaderAt: the size bytes of r
+// from base, read at offsets, which is how minio-go reads the parts of a
+// multipart upload from it, several at once, and again on a retry. It
+// keeps exactReader's promise per ReadAt: it fails if r has fewer bytes
+// or more, or fails itself, and then returns no bytes with the error, so
+// the part (or single PUT) holding the bad bytes is a request S3 does not
+// complete, and with it the upload. The read that reaches size returns
+// its bytes only once r is known to have none at size: minio-go reads
+// only [0, size) and would not notice more.
+//
+// The first failure is sticky and cancels the upload: what r did once it
+// does again, and minio-go would retry with backoff for seconds.
+type exactReaderAt struct {
+	r          io.ReaderAt
+	base, size int64 // r's offset of the first byte, and the byte count
+	cancel     context.CancelFunc
+
+	mu  sync.Mutex // ReadAt is called by minio-go's workers at once
+	err error
+}
+
+func (e *exactReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := e.failure(); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("negative offset %d", off)
+	}
+	if off >= e.size {
+		return 0, io.EOF
+	}
+	asked := len(p)
+	if int64(len(p)) > e.size-off {
+		p = p[:e.size-off]
+	}
+	n, err := e.r.ReadAt(p, e.base+off)
+	if n == len(p) && err == io.EOF {
+		err = nil // allowed with the last bytes of r; atEnd decides
+	}
+	switch {
+	case err == io.EOF || (err == nil && n < len(p)):
+		return 0, e.fail(fmt.Errorf("reader ended after %d of %d bytes: %w", off+int64(n), e.size, io.ErrUnexpectedEOF))
+	case err != nil:
+		return 0, e.fail(fmt.Errorf("reader failed at byte %d of %d: %w", off+int64(n), e.size, err))
+	}
+	if off+int64(n) == e.size {
+		if err := e.atEnd(); err != nil {
+			return 0, err
+		}
+	}
+	if n < asked {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// atEnd returns nil if r has no byte at size, and otherwise the (sticky)
+// error.
+func (e *exactReaderAt) atEnd() error {
+	var b [1]byte
+	n, err := e.r.ReadAt(b[:], e.base+e.size)
+	switch {
+	case n > 0:
+		return e.fail(fmt.Errorf("%w (%d)", errTooLong, e.size))
+	case err == io.EOF:
+		return nil
+	case err == nil:
+		err = io.ErrNoProgress // no byte and no error breaks io.ReaderAt's contract
+	}
+	return e.fail(fmt.Errorf("reader failed after %d of %d bytes: %w", e.size, e.size, err))
+}
+
+// fail keeps err unless an error came first, cancels the upload, and
+// returns the error kept.
+func (e *exactReaderAt) fail(err error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil {
+		e.err = err
+		e.cancel()
+	}
+	return e.err
+}
+
+// failure returns the reader's failure, or nil.
+func (e *exactReaderAt) failure() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // Open implements media.Store. The reader reads from S3 as it is read,

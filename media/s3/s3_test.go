@@ -309,6 +309,101 @@ func TestMultipart(t *testing.T) {
 	}
 }
 
+// TestReaderAt puts files as the server does, an *os.File or an
+// io.SectionReader of one, which minio-go reads at offsets, parts in
+// parallel: what is stored is the size bytes from the reader's position,
+// and a reader of the wrong length fails and leaves nothing, in one PUT
+// and in a multipart upload.
+func TestReaderAt(t *testing.T) {
+	st, _ := open(t)
+	st.partSize = 5 << 20 // S3's smallest part, to keep the test quick
+	ctx := t.Context()
+	size := int64(3*st.partSize + 1234) // four parts: as many as go up at once
+	file := func(seed byte, n int64) *os.File {
+		f, err := os.CreateTemp(t.TempDir(), "body-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		if _, err := io.Copy(f, newGen(seed, n)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	check := func(key string, want io.Reader, size int64) {
+		t.Helper()
+		rc, obj, err := st.Open(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		if obj.Size != size {
+			t.Errorf("%s: Size = %d, want %d", key, obj.Size, size)
+		}
+		if err := sameBytes(want, rc); err != nil {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+
+	if err := st.Put(ctx, "video/section", io.NewSectionReader(file(1, size), 0, size), size, "video/mp4"); err != nil {
+		t.Fatalf("Put of a section of %d bytes: %v", size, err)
+	}
+	check("video/section", newGen(1, size), size)
+
+	// An *os.File is read from its position, as Read would, not from 0.
+	f := file(2, size+100)
+	if _, err := f.Seek(100, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, "video/file", f, size, "video/mp4"); err != nil {
+		t.Fatalf("Put of a file from offset 100: %v", err)
+	}
+	want := newGen(2, size+100)
+	if _, err := io.CopyN(io.Discard, want, 100); err != nil {
+		t.Fatal(err)
+	}
+	check("video/file", want, size)
+
+	// One PUT.
+	small := int64(100 << 10)
+	if err := st.Put(ctx, "photo/file", file(3, small), small, "image/webp"); err != nil {
+		t.Fatalf("Put of a file of %d bytes: %v", small, err)
+	}
+	check("photo/file", newGen(3, small), small)
+
+	whole := int64(2 * st.partSize)
+	for name, c := range map[string]struct {
+		r    io.Reader
+		size int64
+		want error
+	}{
+		"short file":                 {file(4, size-10), size, io.ErrUnexpectedEOF},
+		"short file, at a part end":  {file(5, whole), whole + 1, io.ErrUnexpectedEOF},
+		"short section":              {io.NewSectionReader(file(6, size), 0, size-1), size, io.ErrUnexpectedEOF},
+		"long file":                  {file(7, size+1), size, errTooLong},
+		"long file, at a part end":   {file(8, whole+1), whole, errTooLong},
+		"short file, one put":        {file(9, small-1), small, io.ErrUnexpectedEOF},
+		"long file, one put":         {file(10, small+1), small, errTooLong},
+		"long file, empty":           {file(11, 1), 0, errTooLong},
+		"failing midway, from 7 mib": {io.NewSectionReader(failAt{strings.Repeat("x", int(size)), 7 << 20}, 0, size), size, errFail},
+	} {
+		key := "video/" + strings.ReplaceAll(strings.ReplaceAll(name, " ", "-"), ",", "")
+		err := st.Put(ctx, key, c.r, c.size, "video/mp4")
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: Put: %v, want %v", name, err, c.want)
+		}
+		if rc, _, err := st.Open(ctx, key); !errors.Is(err, media.ErrNotFound) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Errorf("%s: Open after the failed Put: %v, want media.ErrNotFound", name, err)
+		}
+	}
+}
+
 // TestSinglePutLength checks the single-PUT path the same way.
 func TestSinglePutLength(t *testing.T) {
 	st, _ := open(t)

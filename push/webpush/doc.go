@@ -15,8 +15,10 @@
 //
 // # Errors and retries
 //
-// 404 and 410 (the subscription expired or was dropped) and a subscription
-// that cannot be parsed become push.ErrUnregistered; 429, 5xx, transport
+// 404 and 410 (the subscription expired or was dropped), a subscription
+// that cannot be parsed, and an endpoint the client refuses to dial
+// (internal/safehttp.ErrForbiddenAddress: it leads to a loopback or private
+// address) become push.ErrUnregistered; 429, 5xx, transport
 // failures and the end of ctx become push.ErrTemporary with the response's
 // Retry-After. Other answers are permanent errors. Nothing is retried here:
 // each attempt costs a fresh encryption and the caller's queue owns the

@@ -19,6 +19,7 @@ import (
 
 	wp "github.com/SherClockHolmes/webpush-go"
 
+	"github.com/tern-im/tern/internal/safehttp"
 	"github.com/tern-im/tern/push"
 )
 
@@ -190,6 +191,13 @@ func (w *Notifier) send(ctx context.Context, n push.Notification) error {
 			VAPIDPrivateKey: w.vapid.Private,
 		})
 	if err != nil {
+		if errors.Is(err, safehttp.ErrForbiddenAddress) {
+			// The endpoint's name leads to a loopback or private address
+			// now (it passed the check when it was registered): it will
+			// never be a push service we may reach, so trying it again
+			// would only knock on that address every backoff.
+			return fmt.Errorf("webpush: %w: %w", push.ErrUnregistered, err)
+		}
 		var ue *url.Error
 		if ctx.Err() != nil || errors.As(err, &ue) {
 			return push.Temporary(fmt.Errorf("webpush: %w", err), 0)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-im/tern/internal/safehttp"
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/push/webpush"
 	"github.com/tern-im/tern/push/webpush/webpushtest"
@@ -247,6 +248,30 @@ func TestUnreachableIsTemporary(t *testing.T) {
 	cancel()
 	if err := n.Notify(ctx, push.Notification{Token: tok, Kind: push.KindMessage, ChatID: "c"}); !errors.Is(err, push.ErrTemporary) {
 		t.Errorf("cancelled: %v, want ErrTemporary", err)
+	}
+}
+
+// TestForbiddenAddressIsUnregistered: an endpoint that the node's client
+// refuses to dial (here loopback, as a name that resolves to a private
+// address after it was registered would be) is dropped for good, not
+// retried: no request reaches it.
+func TestForbiddenAddressIsUnregistered(t *testing.T) {
+	keys, err := webpush.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := receiver(t, keys)
+	n, err := webpush.New(webpush.Config{VAPID: keys, Subscriber: "ops@tern.test", HTTPClient: safehttp.NewClient(safehttp.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := r.NewSubscription(t)
+	err = n.Notify(t.Context(), push.Notification{Token: sub.Token(), Kind: push.KindMessage, ChatID: "c"})
+	if !errors.Is(err, push.ErrUnregistered) || errors.Is(err, push.ErrTemporary) || !errors.Is(err, safehttp.ErrForbiddenAddress) {
+		t.Errorf("loopback endpoint: %v, want ErrUnregistered (and not temporary)", err)
+	}
+	if got := r.Attempts(sub); got != 0 {
+		t.Errorf("%d requests reached the loopback endpoint, want none", got)
 	}
 }
 

@@ -44,12 +44,14 @@ const (
 	tReportIDs byte = 28 // reportID -> empty: the report ids taken
 	tExpiry    byte = 29 // expiresTS u64 chatID 0x00 seq u64 -> empty: disappearing messages due
 	// Media files (media.go).
-	tMedia         byte = 30 // fileID -> created u64, JSON store.MediaFile
+	tMedia         byte = 30 // fileID -> listed-since u64, JSON mediaRecord
 	tMediaShares   byte = 31 // fileID 0x00 chatID -> empty: the chats the file was shared to
-	tMediaUnshared byte = 32 // created u64 fileID -> empty: files never shared, for the collector
+	tMediaUnshared byte = 32 // listed-since u64 fileID -> empty: files no message carries, for the collector
 	// The push queue (pushes.go).
 	tPushes  byte = 33 // deviceID -> JSON pushRecord: the device's queued push, its last push's time
 	tPushDue byte = 34 // due u64 deviceID -> lease end u64 or empty: queued pushes, for claims
+	// The messages that carry a media file (media.go).
+	tMediaRefs byte = 35 // fileID 0x00 msgID -> chatID
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -10,23 +10,60 @@ import (
 	"github.com/tern-im/tern/store"
 )
 
-// Media files are three tables. The record (tMedia) is read by every fetch
-// and written once. The shares (tMediaShares) are one key per (file, chat),
-// so that the check of every fetch by a chat member is a point read
-// and a file forwarded to thousands of chats costs a small key per chat
-// rather than a record that grows with each. tMediaUnshared indexes the
-// files never shared by creation time: the collector reads it from its
-// start, and so never walks the shared files, which are nearly all of
-// them. A file leaves it at its first share, in the same batch.
+// Media files are four tables. The record (tMedia) is read by every fetch
+// and written once, or twice when its last message goes. The shares
+// (tMediaShares) are one key per (file, chat), so that the check of every
+// fetch by a chat member is a point read and a file forwarded to
+// thousands of chats costs a small key per chat rather than a record that
+// grows with each. The references (tMediaRefs) are one key per message
+// that carries the file, for the same reason; a delete for everyone or an
+// expiry removes its message's in the batch that erases the message.
+// tMediaUnshared lists the files no message carries, by the time since
+// when (their creation, or the zero time once their last message went):
+// the collector reads it from its start, and so never walks the files in
+// use, which are nearly all of them. A file leaves it at its first share,
+// in the same batch.
 //
-// The record starts with its creation key, so that a share can find the
-// file's index key without decoding the JSON (and its thumbnail) on the
-// writer goroutine.
+// The record starts with the time its tMediaUnshared key has (or would
+// have), so that a share can find that key without decoding the JSON
+// (and its thumbnail) on the writer goroutine. Only a share of a listed
+// file decodes it, to see whether the collector claimed it: a claimed
+// file is always listed.
 
-// createdKey orders creation times as unsigned numbers: milliseconds with
-// the sign bit flipped, so that a time before 1970 (a zero time.Time) sorts
-// first rather than last and is collected like any other.
+// mediaRecord is the JSON of a tMedia record. Counted says the file's
+// references are kept (files recorded since they are): only such a file
+// is listed again when its last reference goes, as an older one may be
+// carried by messages that have none. Claimed says the collector is
+// deleting the file (ClaimMediaFile): it is gone to fetches and shares.
+type mediaRecord struct {
+	store.MediaFile
+	Counted bool `json:"rc,omitempty"`
+	Claimed bool `json:"gone,omitempty"`
+}
+
+// createdKey orders times as unsigned numbers: milliseconds with the sign
+// bit flipped, so that a time before 1970 (a zero time.Time) sorts first
+// rather than last and is collected like any other.
 func createdKey(ms int64) uint64 { return uint64(ms) ^ 1<<63 }
+
+// idleKey is createdKey of t, with the zero time as the very first key.
+func idleKey(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return createdKey(t.UnixMilli())
+}
+
+// listedBelow is the idleKey that the files listed as idle since before
+// before are below. Records are whole milliseconds: idle < before is idle
+// below before rounded up to one.
+func listedBelow(before time.Time) uint64 {
+	ms := before.UnixMilli()
+	if before.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return createdKey(ms)
+}
 
 // unsharedKey is the key of file id in tMediaUnshared.
 func unsharedKey(created uint64, id string) []byte {
@@ -38,14 +75,19 @@ func unsharedKey(created uint64, id string) []byte {
 
 // decodeMedia parses a tMedia record.
 func decodeMedia(k, v []byte) (store.MediaFile, error) {
-	var f store.MediaFile
+	r, err := decodeMediaRecord(k, v)
+	return r.MediaFile, err
+}
+
+func decodeMediaRecord(k, v []byte) (mediaRecord, error) {
+	var r mediaRecord
 	if len(v) < 8 {
-		return f, fmt.Errorf("%w: media file %q: short record", errCorrupt, k)
+		return r, fmt.Errorf("%w: media file %q: short record", errCorrupt, k)
 	}
-	if err := json.Unmarshal(v[8:], &f); err != nil {
-		return f, fmt.Errorf("%w: media file %q: %v", errCorrupt, k, err)
+	if err := json.Unmarshal(v[8:], &r); err != nil {
+		return r, fmt.Errorf("%w: media file %q: %v", errCorrupt, k, err)
 	}
-	return f, nil
+	return r, nil
 }
 
 // CreateMediaFile implements store.MediaFiles.
@@ -56,7 +98,7 @@ func (s *Store) CreateMediaFile(ctx context.Context, f store.MediaFile) error {
 	// Milliseconds, as the other adapters keep it: the index key is in
 	// milliseconds, and the record must agree with it.
 	f.CreatedAt = f.CreatedAt.UTC().Truncate(time.Millisecond)
-	j, err := json.Marshal(f)
+	j, err := json.Marshal(mediaRecord{MediaFile: f, Counted: true})
 	if err != nil {
 		return fmt.Errorf("create media file: %w", err)
 	}
@@ -93,8 +135,15 @@ func (s *Store) MediaFile(ctx context.Context, id string) (store.MediaFile, erro
 		if v == nil {
 			return store.ErrNotFound
 		}
-		f, err = decodeMedia(k, v)
-		return err
+		rec, err := decodeMediaRecord(k, v)
+		if err != nil {
+			return err
+		}
+		if rec.Claimed {
+			return store.ErrNotFound // being deleted: nobody may send it now
+		}
+		f = rec.MediaFile
+		return nil
 	})
 	if err != nil {
 		return store.MediaFile{}, fmt.Errorf("media file %s: %w", id, err)
@@ -103,9 +152,9 @@ func (s *Store) MediaFile(ctx context.Context, id string) (store.MediaFile, erro
 }
 
 // ShareMediaFile implements store.MediaFiles.
-func (s *Store) ShareMediaFile(ctx context.Context, id, chatID string) error {
-	if !validID(id) || !validID(chatID) {
-		return fmt.Errorf("share media file: %w", errInvalid("file or chat id"))
+func (s *Store) ShareMediaFile(ctx context.Context, id, chatID, msgID string) error {
+	if !validID(id) || !validID(chatID) || !validID(msgID) {
+		return fmt.Errorf("share media file: %w", errInvalid("file, chat or message id"))
 	}
 	err := s.write(ctx, func(w *wtx) error {
 		rec := w.get(key(tMedia, id))
@@ -115,15 +164,29 @@ func (s *Store) ShareMediaFile(ctx context.Context, id, chatID string) error {
 		if len(rec) < 8 {
 			return fmt.Errorf("%w: media file %s: short record", errCorrupt, id)
 		}
-		sk := pairKey(tMediaShares, id, chatID)
-		if w.has(sk) {
-			return nil
+		// Only a share of a listed file finds the index key; deleting it
+		// blindly would leave a tombstone per share in the range the
+		// collector scans. Such a file may be claimed: checked before
+		// anything is written, as a failed request's writes stay in the
+		// batch.
+		uk := unsharedKey(binary.BigEndian.Uint64(rec), id)
+		listed := w.has(uk)
+		if listed {
+			r, err := decodeMediaRecord(key(tMedia, id), rec)
+			if err != nil {
+				return err
+			}
+			if r.Claimed {
+				return store.ErrNotFound // its bytes may be gone already
+			}
 		}
-		w.put(sk, []byte{})
-		// Only the first share finds the index key; deleting it blindly
-		// would leave a tombstone per share in the range the collector
-		// scans.
-		if uk := unsharedKey(binary.BigEndian.Uint64(rec), id); w.has(uk) {
+		if sk := pairKey(tMediaShares, id, chatID); !w.has(sk) {
+			w.put(sk, []byte{})
+		}
+		if rk := pairKey(tMediaRefs, id, msgID); !w.has(rk) {
+			w.put(rk, []byte(chatID))
+		}
+		if listed {
 			w.del(uk)
 		}
 		return nil
@@ -132,6 +195,121 @@ func (s *Store) ShareMediaFile(ctx context.Context, id, chatID string) error {
 		return fmt.Errorf("share media file %s to %s: %w", id, chatID, err)
 	}
 	return nil
+}
+
+// ReleaseMediaFile implements store.MediaFiles.
+func (s *Store) ReleaseMediaFile(ctx context.Context, id, msgID string, idle time.Time) error {
+	if !validID(id) || !validID(msgID) {
+		return nil // no such reference
+	}
+	err := s.write(ctx, func(w *wtx) error {
+		w.releaseMedia(id, msgID, idleKey(idle))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release media file %s from %s: %w", id, msgID, err)
+	}
+	return nil
+}
+
+// releaseMedia removes the reference of message msgID to file id and, if
+// it was the last of a counted file, lists the file as idle since idle
+// (an idleKey). A record that does not decode stays as it is (and is
+// logged): the file is kept, which is the safe side.
+func (w *wtx) releaseMedia(id, msgID string, idle uint64) {
+	if id == "" || !validID(id) || !validID(msgID) {
+		return
+	}
+	rk := pairKey(tMediaRefs, id, msgID)
+	if !w.has(rk) {
+		return
+	}
+	w.del(rk)
+	p := prefix(tMediaRefs, id)
+	more := false
+	_ = w.scan(p, prefixEnd(p), func([]byte, []byte) (bool, error) { more = true; return false, nil })
+	if more {
+		return
+	}
+	k := key(tMedia, id)
+	rec := w.get(k)
+	if rec == nil {
+		return
+	}
+	r, err := decodeMediaRecord(k, rec)
+	if err != nil {
+		w.log.Error("store/embedded: a media record does not decode; its file is kept", "media_id", id, "err", err)
+		return
+	}
+	if !r.Counted {
+		return
+	}
+	if old := unsharedKey(binary.BigEndian.Uint64(rec), id); w.has(old) {
+		w.del(old)
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, len(rec)), idle)
+	w.put(k, append(v, rec[8:]...))
+	w.put(unsharedKey(idle, id), []byte{})
+}
+
+// ClaimMediaFile implements store.MediaFiles: the checks and the claim are
+// one request of the writer, which also runs every share, so no share can
+// come between them. A claim is final (nothing takes it back), so a file
+// claimed already is given again at once: its collector stopped before
+// DeleteMediaFile, and no share can have come since.
+func (s *Store) ClaimMediaFile(ctx context.Context, id string, listedBefore time.Time) (bool, error) {
+	if !validID(id) {
+		return false, nil
+	}
+	below := listedBelow(listedBefore)
+	claimed := false
+	err := s.write(ctx, func(w *wtx) error {
+		claimed = false // a request retried alone runs again
+		k := key(tMedia, id)
+		rec := w.get(k)
+		if rec == nil {
+			return nil // or an engine error, which the writer reports instead
+		}
+		if len(rec) < 8 {
+			return fmt.Errorf("%w: media file %s: short record", errCorrupt, id)
+		}
+		idle := binary.BigEndian.Uint64(rec)
+		if !w.has(unsharedKey(idle, id)) {
+			return nil // shared since it was listed
+		}
+		r, err := decodeMediaRecord(k, rec)
+		if err != nil {
+			return err
+		}
+		if r.Claimed {
+			claimed = true
+			return nil
+		}
+		if idle >= below {
+			return nil // released again since, with a grace of its own
+		}
+		p := prefix(tMediaRefs, id)
+		carried := false
+		if err := w.scan(p, prefixEnd(p), func([]byte, []byte) (bool, error) { carried = true; return false, nil }); err != nil {
+			return err
+		}
+		if carried {
+			return nil
+		}
+		r.Claimed = true
+		j, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(j)), idle)
+		w.put(k, append(v, j...))
+		claimed = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim media file %s: %w", id, err)
+	}
+	return claimed, nil
 }
 
 // MediaFileShared implements store.MediaFiles.
@@ -171,17 +349,32 @@ func (s *Store) MediaFileChats(ctx context.Context, id string, limit int) ([]str
 	return out, nil
 }
 
-// UnsharedMediaFiles implements store.MediaFiles. The index and the
-// records are read from one snapshot, so that a file shared or deleted
-// meanwhile is seen in one state or the other, never half.
-func (s *Store) UnsharedMediaFiles(ctx context.Context, before time.Time, limit int) ([]store.MediaFile, error) {
-	// Records are whole milliseconds: created < before is created below
-	// before rounded up to one.
-	ms := before.UnixMilli()
-	if before.After(time.UnixMilli(ms)) {
-		ms++
+// MediaFileRefs implements store.MediaFiles; the messages come in id
+// order.
+func (s *Store) MediaFileRefs(ctx context.Context, id string, limit int) ([]store.MediaRef, error) {
+	if !validID(id) {
+		return nil, nil
 	}
-	upper := binary.BigEndian.AppendUint64([]byte{tMediaUnshared}, createdKey(ms))
+	var out []store.MediaRef
+	err := s.view(ctx, func(r reader) error {
+		out = out[:0]
+		p := prefix(tMediaRefs, id)
+		return r.scan(p, prefixEnd(p), func(k, v []byte) (bool, error) {
+			out = append(out, store.MediaRef{ChatID: string(v), MsgID: string(k[len(p):])})
+			return limit <= 0 || len(out) < limit, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("references of media file %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// UnsharedMediaFiles implements store.MediaFiles. The index and the
+// records are read from one snapshot, so that a file shared, released or
+// deleted meanwhile is seen in one state or the other, never half.
+func (s *Store) UnsharedMediaFiles(ctx context.Context, before time.Time, limit int) ([]store.MediaFile, error) {
+	upper := binary.BigEndian.AppendUint64([]byte{tMediaUnshared}, listedBelow(before))
 	var out []store.MediaFile
 	err := s.snapshot(ctx, func(r reader) error {
 		out = out[:0]
@@ -211,8 +404,8 @@ func (s *Store) UnsharedMediaFiles(ctx context.Context, before time.Time, limit 
 	return out, nil
 }
 
-// DeleteMediaFile implements store.MediaFiles: the record, its index key
-// and its shares go in one batch.
+// DeleteMediaFile implements store.MediaFiles: the record, its index key,
+// its shares and references go in one batch.
 func (s *Store) DeleteMediaFile(ctx context.Context, id string) error {
 	if !validID(id) {
 		return fmt.Errorf("delete media file: %w", errInvalid("file id"))
@@ -229,9 +422,11 @@ func (s *Store) DeleteMediaFile(ctx context.Context, id string) error {
 				w.del(uk)
 			}
 		}
-		p := prefix(tMediaShares, id)
-		for _, sk := range w.keys(p, prefixEnd(p)) {
-			w.del(sk)
+		for _, t := range []byte{tMediaShares, tMediaRefs} {
+			p := prefix(t, id)
+			for _, sk := range w.keys(p, prefixEnd(p)) {
+				w.del(sk)
+			}
 		}
 		return nil
 	})

@@ -160,16 +160,17 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 	m.ExpiresTS = store.ExpiryOf(&m, req.Action, cs.Disappear)
 	var target *store.Message
 	var erase []int64
+	var released string // the file of a message deleted for everyone
 	if act := req.Action; act != nil {
 		if n, ok := store.TimerChange(&m, act); ok {
 			cs.Disappear = n
 		} else if act.Kind != store.ActionDisappearing {
-			t, applied, e, err := applyAction(w, &m, act, g)
+			t, applied, e, rel, err := applyAction(w, &m, act, g)
 			if err != nil {
 				return err
 			}
 			if applied {
-				target, erase = &t, e
+				target, erase, released = &t, e, rel
 			}
 			if g != nil {
 				// Only to the members who can see the target.
@@ -196,6 +197,9 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		w.put(seqKey(tLog, target.ChatID, target.Seq), encodeMessage(target))
 	}
 	w.eraseEdits(m.ChatID, erase)
+	if released != "" {
+		w.releaseMedia(released, target.ID, 0)
+	}
 	res.Message = m
 	res.Deliveries, res.SenderCursor = w.deliver(&m, store.EventMessage, users, m.FromDevice)
 	return nil
@@ -814,11 +818,12 @@ func (s *Store) indexMessageIDs(ctx context.Context) error {
 
 // applyAction finds the target of act, an action stored as entry m, runs
 // the caller's check and returns the target as the action leaves it, and
-// the edit entries to erase (see store.ApplyAction).
-func applyAction(w *wtx, m *store.Message, act *store.Action, g *store.Group) (t store.Message, applied bool, erase []int64, err error) {
+// the edit entries to erase (see store.ApplyAction), and the media file
+// the target no longer carries, if any.
+func applyAction(w *wtx, m *store.Message, act *store.Action, g *store.Group) (t store.Message, applied bool, erase []int64, released string, err error) {
 	t, err = w.message(m.ChatID, act.Target)
 	if err != nil {
-		return t, false, nil, err
+		return t, false, nil, "", err
 	}
 	if act.Check != nil {
 		var gc *store.Group
@@ -827,11 +832,15 @@ func applyAction(w *wtx, m *store.Message, act *store.Action, g *store.Group) (t
 			gc = &c
 		}
 		if err := act.Check(&t, gc); err != nil {
-			return t, false, nil, &callerError{err}
+			return t, false, nil, "", &callerError{err}
 		}
 	}
+	file := store.MediaOf(t.Body)
 	applied, erase, err = store.ApplyAction(&t, m, act)
-	return t, applied, erase, err
+	if applied && t.Deleted && store.MediaOf(t.Body) != file {
+		released = file
+	}
+	return t, applied, erase, released, err
 }
 
 // message reads message msgID of chatID as of the round so far.
@@ -913,9 +922,11 @@ func (s *Store) ExpireDue(ctx context.Context, now int64, limit int) (int, error
 			if err != nil {
 				return fmt.Errorf("expiring %d of %s: %w", seq, chatID, err)
 			}
+			file := store.MediaOf(m.Body)
 			erase := store.Expire(&m)
 			w.put(lk, encodeMessage(&m))
 			w.eraseEdits(chatID, erase)
+			w.releaseMedia(file, m.ID, 0)
 			n++
 		}
 		return nil

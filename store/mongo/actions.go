@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -38,6 +39,12 @@ const (
 	fieldExpires   = "exp"
 	fieldDue       = "due"
 	fieldAction    = "act"
+	// fieldReleased is the media file a message no longer carries (it
+	// was deleted for everyone, or expired), written with its new state
+	// so that a redo that finds that state written still knows which file
+	// to release. On an expired entry it stays only until the release is
+	// done (see expire); on a deleted one it stays.
+	fieldReleased = "mf"
 	// fieldTimer is the chat document's disappearing timer, in seconds.
 	fieldTimer = "dis"
 )
@@ -84,6 +91,24 @@ type effect struct {
 	// applied: the target is written back. An entry hidden from a user
 	// who can see the target changes nothing (store.ApplyAction).
 	applied bool
+	// released is the media file the target no longer carries (deleted
+	// for everyone), if any.
+	released string
+}
+
+// applyWithMedia is store.ApplyAction, which also says what media file
+// the target no longer carries.
+func applyWithMedia(t, m *store.Message, act *store.Action) (*effect, error) {
+	file := store.MediaOf(t.Body)
+	applied, erase, err := store.ApplyAction(t, m, act)
+	if err != nil {
+		return nil, err
+	}
+	eff := &effect{target: *t, erase: erase, applied: applied}
+	if applied && t.Deleted && store.MediaOf(t.Body) != file {
+		eff.released = file
+	}
+	return eff, nil
 }
 
 // seeing returns the members of group g who can see its message at seq,
@@ -118,11 +143,7 @@ func (s *Store) actOn(ctx context.Context, l *chatLock, m *store.Message, act *s
 			return nil, &callerError{err}
 		}
 	}
-	applied, erase, err := store.ApplyAction(&t, m, act)
-	if err != nil {
-		return nil, err
-	}
-	return &effect{target: t, erase: erase, applied: applied}, nil
+	return applyWithMedia(&t, m, act)
 }
 
 // target reads message msgID of l's chat as committed: one seek on the
@@ -142,9 +163,14 @@ func (s *Store) target(ctx context.Context, l *chatLock, msgID string) (store.Me
 
 // applyEffect writes eff, the effect of the action of kind in entry m,
 // which is in the log: first the erasure of edit entries, then the
-// target's state. In that order because a delete applied again (by
-// rollForward) finds its target deleted and erases nothing: the erasures
-// must be stored by the time the target says it was deleted.
+// target's state, then the release of the file the target no longer
+// carries. The erasures come first because a delete applied again (by
+// rollForward) finds its target deleted and erases nothing: they must be
+// stored by the time the target says it was deleted. The release comes
+// last because a file listed while its message still shows it can be
+// collected from under it, if the write of the message fails; the state
+// names the file (fieldReleased), so that a redo that finds the target
+// deleted releases it again (reapply).
 func (s *Store) applyEffect(ctx context.Context, m *store.Message, kind string, eff *effect) error {
 	t := &eff.target
 	if err := s.eraseEdits(ctx, t.ChatID, t.ID, eff.erase); err != nil {
@@ -154,11 +180,20 @@ func (s *Store) applyEffect(ctx context.Context, m *store.Message, kind string, 
 	if t.ExpiresTS != 0 {
 		// ExpireDue holds no lock and may have expired the target since
 		// it was read: the state read then must not bring it back.
-		filter = append(filter, bson.E{Key: fieldDue, Value: bson.D{{Key: "$exists", Value: true}}})
+		filter = append(filter, stillDue())
 	}
-	res, err := s.messages.UpdateOne(ctx, filter, stateUpdate(t))
+	var note bson.D
+	if eff.released != "" {
+		note = bson.D{{Key: fieldReleased, Value: eff.released}}
+	}
+	res, err := s.messages.UpdateOne(ctx, filter, stateUpdate(t, note...))
 	if err != nil {
 		return fmt.Errorf("state of message %s: %w", t.ID, err)
+	}
+	// Whether or not the state was written: unwritten, the target expired
+	// meanwhile, and shows its file no more than deleted.
+	if err := s.release(ctx, eff.released, t.ID, time.Time{}); err != nil {
+		return fmt.Errorf("media of message %s: %w", t.ID, err)
 	}
 	if res.MatchedCount == 0 && kind == store.ActionEdit {
 		// Expired meanwhile: the sweep erased the edits the target
@@ -168,20 +203,51 @@ func (s *Store) applyEffect(ctx context.Context, m *store.Message, kind string, 
 	return nil
 }
 
+// releaseNoted releases again the media file that target t's state names
+// (fieldReleased), if any: a delete for everyone redone by rollForward
+// finds its target deleted already, without the file in its body, and
+// its release may not have run (its node stopped after the write).
+// Releasing is idempotent, so one that ran is only done again.
+func (s *Store) releaseNoted(ctx context.Context, t *store.Message) error {
+	var d struct {
+		File string `bson:"mf"`
+	}
+	err := s.messages.FindOne(ctx, bson.D{{Key: "_id", Value: numKey(t.ChatID, t.Seq)}},
+		options.FindOne().SetProjection(bson.D{{Key: fieldReleased, Value: 1}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	if err == nil {
+		err = s.release(ctx, d.File, t.ID, time.Time{})
+	}
+	if err != nil {
+		return fmt.Errorf("media of message %s: %w", t.ID, err)
+	}
+	return nil
+}
+
 // reapply applies again act, the action of entry m, which a holder of the
 // lock left in the log, maybe applied already, to its target t as read
 // under the lock (nil: not found, with err).
+//
+// A delete that finds its target deleted (by itself, before its holder
+// stopped, or by an earlier delete) or expired releases the file the
+// target's state names again: its own release may not have run.
 func (s *Store) reapply(ctx context.Context, m *store.Message, act *store.Action, t *store.Message, err error) error {
 	if t != nil {
-		var (
-			applied bool
-			erase   []int64
-		)
-		if applied, erase, err = store.ApplyAction(t, m, act); err == nil {
-			if !applied {
+		deleted := t.Deleted
+		var eff *effect
+		if eff, err = applyWithMedia(t, m, act); err == nil {
+			if !eff.applied {
 				return nil // hidden from a user who sees the target
 			}
-			return s.applyEffect(ctx, m, act.Kind, &effect{target: *t, erase: erase, applied: true})
+			if err := s.applyEffect(ctx, m, act.Kind, eff); err != nil {
+				return err
+			}
+			if act.Kind == store.ActionDelete && deleted {
+				return s.releaseNoted(ctx, t)
+			}
+			return nil
 		}
 	}
 	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
@@ -192,17 +258,20 @@ func (s *Store) reapply(ctx context.Context, m *store.Message, act *store.Action
 	// stays, as every entry does; an edit's text goes with the target's.
 	s.log.Info("store/mongo: completing an action whose target has gone",
 		"chat", m.ChatID, "seq", m.Seq, "target", act.Target, "err", err)
-	if act.Kind == store.ActionEdit {
+	switch {
+	case act.Kind == store.ActionEdit:
 		return s.eraseEdits(ctx, m.ChatID, act.Target, []int64{m.Seq})
+	case act.Kind == store.ActionDelete && t != nil:
+		return s.releaseNoted(ctx, t)
 	}
 	return nil
 }
 
-// stateUpdate gives a log entry t's body and the state actions left.
-// Fields at their zero value are removed, so that an entry without
-// reactions or edits carries none of their fields.
-func stateUpdate(t *store.Message) bson.D {
-	set := bson.D{{Key: fieldBody, Value: []byte(t.Body)}}
+// stateUpdate gives a log entry t's body and the state actions left, and
+// sets the fields extra. Fields at their zero value are removed, so that
+// an entry without reactions or edits carries none of their fields.
+func stateUpdate(t *store.Message, extra ...bson.E) bson.D {
+	set := append(bson.D{{Key: fieldBody, Value: []byte(t.Body)}}, extra...)
 	var unset bson.D
 	put := func(key string, v any, zero bool) {
 		if zero {
@@ -227,8 +296,15 @@ func stateUpdate(t *store.Message) bson.D {
 func notExpired() bson.E {
 	return bson.E{Key: "$or", Value: bson.A{
 		bson.D{{Key: fieldExpires, Value: bson.D{{Key: "$exists", Value: false}}}},
-		bson.D{{Key: fieldDue, Value: bson.D{{Key: "$exists", Value: true}}}},
+		bson.D{stillDue()},
 	}}
+}
+
+// stillDue matches the disappearing entries ExpireDue has not expired. An
+// expired entry whose file is still to be released keeps due at 0 until
+// it is (see expire): it is expired, yet still in the sweep's index.
+func stillDue() bson.E {
+	return bson.E{Key: fieldDue, Value: bson.D{{Key: "$gt", Value: 0}}}
 }
 
 // eraseEdits writes store.ErasedEditBody over the edit entries seqs of
@@ -257,16 +333,22 @@ func (s *Store) eraseEdits(ctx context.Context, chatID, msgID string, seqs []int
 
 // expiredUpdate turns a log entry into store.Expire's tombstone, which is
 // the same for every entry (Deleted stays as it is), and takes it off the
-// sweeper's index. The action an expired action entry holds goes with its
-// text: rollForward then only delivers the entry.
-func expiredUpdate() bson.D {
-	return bson.D{
-		{Key: "$set", Value: bson.D{{Key: fieldBody, Value: []byte(store.ExpiredBody)}}},
-		{Key: "$unset", Value: bson.D{
-			{Key: fieldReply, Value: ""}, {Key: fieldReactions, Value: ""}, {Key: fieldEditSeqs, Value: ""},
-			{Key: fieldEdited, Value: ""}, {Key: fieldDue, Value: ""}, {Key: fieldAction, Value: ""},
-		}},
+// sweeper's index, unless it carries file: then due goes to 0, which
+// keeps it in the index (first) until the file is released, and the file
+// is noted (see expire). The action an expired action entry holds goes
+// with its text: rollForward then only delivers the entry.
+func expiredUpdate(file string) bson.D {
+	set := bson.D{{Key: fieldBody, Value: []byte(store.ExpiredBody)}}
+	unset := bson.D{
+		{Key: fieldReply, Value: ""}, {Key: fieldReactions, Value: ""}, {Key: fieldEditSeqs, Value: ""},
+		{Key: fieldEdited, Value: ""}, {Key: fieldAction, Value: ""},
 	}
+	if file != "" {
+		set = append(set, bson.E{Key: fieldDue, Value: int64(0)}, bson.E{Key: fieldReleased, Value: file})
+	} else {
+		unset = append(unset, bson.E{Key: fieldDue, Value: ""})
+	}
+	return bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: unset}}
 }
 
 // dueEntry is what ExpireDue reads of an entry it expires.
@@ -275,9 +357,15 @@ type dueEntry struct {
 	MsgID    string  `bson:"id"`
 	ChatID   string  `bson:"chat"`
 	EditSeqs []int64 `bson:"es"`
+	Body     []byte  `bson:"body"`
+	Due      int64   `bson:"due"`
+	// Released is, at due 0, the file of an expired entry still to be
+	// released.
+	Released string `bson:"mf"`
 }
 
-var dueProjection = bson.D{{Key: "id", Value: 1}, {Key: "chat", Value: 1}, {Key: fieldEditSeqs, Value: 1}}
+var dueProjection = bson.D{{Key: "id", Value: 1}, {Key: "chat", Value: 1}, {Key: fieldEditSeqs, Value: 1},
+	{Key: fieldBody, Value: 1}, {Key: fieldDue, Value: 1}, {Key: fieldReleased, Value: 1}}
 
 // ExpireDue implements store.Messages: the entries due, by the sparse
 // {due} index, each expired by one conditional findOneAndUpdate, so that
@@ -299,7 +387,11 @@ func (s *Store) ExpireDue(ctx context.Context, now int64, limit int) (int, error
 		}
 		done := make([]bool, len(due))
 		fns := make([]func() error, len(due))
+		finished := 0 // releases of entries expired before (due 0)
 		for i := range due {
+			if due[i].Due == 0 {
+				finished++
+			}
 			fns[i] = func() (err error) {
 				done[i], err = s.expire(ctx, &due[i], now)
 				return err
@@ -318,7 +410,7 @@ func (s *Store) ExpireDue(ctx context.Context, now int64, limit int) (int, error
 		}
 		// A short page is all there was; one of which another sweeper
 		// took every entry is too, near enough.
-		if len(due) < want || got == 0 {
+		if len(due) < want || got+finished == 0 {
 			break
 		}
 	}
@@ -327,18 +419,32 @@ func (s *Store) ExpireDue(ctx context.Context, now int64, limit int) (int, error
 
 // expire expires the entry e, due at or before now, and reports whether
 // this call did (another sweeper may have). The edits e lists are erased
-// first: a sweep that stops halfway leaves e due, and the next one does
-// it all again. Those an action added between the read and the expiry
-// come back in the document as it was before, and are erased after.
+// first: a sweep that stops halfway leaves e due, and the next one does it
+// all again. Those an action added between the read and the expiry come
+// back in the document as it was before, and are erased after.
+//
+// The file e carries is released after the expiry, never before: listed
+// while e still shows it, it could be collected from under it if the
+// expiry failed. So that a sweep that stops between the two does not keep
+// the file forever, the expiry leaves e in the sweep's index (due 0) with
+// the file noted, and only the release takes it out; the next sweep finds
+// such an entry first, and finishes it (finishRelease).
 func (s *Store) expire(ctx context.Context, e *dueEntry, now int64) (bool, error) {
+	if e.Due == 0 {
+		return false, s.finishRelease(ctx, e.ID, e.Released, e.MsgID)
+	}
 	if err := s.eraseEdits(ctx, e.ChatID, e.MsgID, e.EditSeqs); err != nil {
 		return false, err
 	}
+	// An edit keeps a message's file, and a delete for everyone releases
+	// it itself (its body then names none): the file read with e is the
+	// one to release.
+	file := store.MediaOf(e.Body)
 	// No projection: FerretDB v1 does not take one in findAndModify.
 	var before dueEntry
 	err := s.messages.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: e.ID}, {Key: fieldDue, Value: bson.D{{Key: "$lte", Value: now}}}},
-		expiredUpdate(),
+		bson.D{{Key: "_id", Value: e.ID}, {Key: fieldDue, Value: bson.D{{Key: "$gt", Value: 0}, {Key: "$lte", Value: now}}}},
+		expiredUpdate(file),
 		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&before)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil
@@ -352,7 +458,29 @@ func (s *Store) expire(ctx context.Context, e *dueEntry, now int64) (bool, error
 			more = append(more, seq)
 		}
 	}
-	return true, s.eraseEdits(ctx, e.ChatID, e.MsgID, more)
+	if err := s.eraseEdits(ctx, e.ChatID, e.MsgID, more); err != nil {
+		return true, err
+	}
+	if file == "" {
+		return true, nil
+	}
+	return true, s.finishRelease(ctx, e.ID, file, e.MsgID)
+}
+
+// finishRelease releases file, which the expired entry id (message msgID)
+// carried, and then takes the entry out of the sweep's index. Of several
+// sweepers that do it at once, every one releases: releasing is
+// idempotent.
+func (s *Store) finishRelease(ctx context.Context, id, file, msgID string) error {
+	if err := s.release(ctx, file, msgID, time.Time{}); err != nil {
+		return fmt.Errorf("media of %s: %w", id, err)
+	}
+	_, err := s.messages.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: fieldDue, Value: int64(0)}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDue, Value: ""}, {Key: fieldReleased, Value: ""}}}})
+	if err != nil {
+		return fmt.Errorf("expire %s: %w", id, err)
+	}
+	return nil
 }
 
 // Disappearing implements store.Messages: the timer as committed.

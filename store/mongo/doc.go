@@ -103,10 +103,13 @@
 //	          the change is committed; what actions left on a message: ed
 //	          (edited ts), del (deleted), rx [{u, e}] (reactions), es (the
 //	          seqs of its edit entries); exp (expires ts) and due (the same,
-//	          until ExpireDue expired it); act {k, t, e, b, s}, an action
-//	          entry's action (kind, target, emoji, body, seconds), until
-//	          the entry is erased or expires. All of these are absent when
-//	          empty
+//	          until ExpireDue expired it; 0 while an expired entry's file
+//	          is still to be released); mf, the media file a message
+//	          deleted for everyone or expired no longer carries (on an
+//	          expired one only until it is released); act {k, t, e, b, s},
+//	          an action entry's action (kind, target, emoji, body,
+//	          seconds), until the entry is erased or expires. All of these
+//	          are absent when empty
 //	feed      _id BinData(the user's 16 bytes ‖ cursor, 5 bytes big-endian);
 //	          r, BinData(uvarint seq ‖ the chat's 16 or 32 bytes): a
 //	          reference to a log entry (c and s, the chat id and seq, for a
@@ -125,11 +128,16 @@
 //	          delivered ("d") or read ("r") mark up to seq, at ts (the time
 //	          of its receipts), kept for message info (MessageMarks)
 //	media     _id file id; owner, key, kind, mime, size, sha256, w, h and
-//	          thumb (absent when 0 or none), created; unshared (the creation
-//	          time again, until the file's first share unsets it)
+//	          thumb (absent when 0 or none), created; unshared (while no
+//	          message carries it: the creation time, or the epoch once its
+//	          last message went); rc (its references are kept); gone (the
+//	          time the collector claimed it, while it deletes it)
 //	media_shares
 //	          _id "<file>/<chat>" and nothing else: the file was shared to
 //	          the chat (see "Media files")
+//	media_refs
+//	          _id "<file>/<msg>"; c, the message's chat: the message
+//	          carries the file (see "Media files")
 //	pushes    _id device id; its queued push: user, kind, chat, msg, from,
 //	          text, due, att (attempts), lease and until (the lease's end,
 //	          while claimed); sent (the time of its last push, until it
@@ -149,7 +157,7 @@
 //	                                   target of an action)
 //	messages  {due: 1} sparse          disappearing entries by when they are
 //	                                   due (ExpireDue)
-//	media     {unshared: 1} sparse     files never shared, oldest first
+//	media     {unshared: 1} sparse     files no message carries, longest idle first
 //	                                   (UnsharedMediaFiles: the collector)
 //	pushes    {due: 1} sparse          queued pushes by when they are due
 //	                                   (ClaimPushes, PendingPushes)
@@ -274,8 +282,9 @@
 // works out the target's new state with store.ApplyAction; a refusal
 // stores nothing (a resend is still answered as a duplicate). Once the
 // entry is in the log, it erases the edits a delete takes with it
-// (body ErasedEditBody, act unset) and then sets the target's state, both
-// before the commit. An entry hidden from a user who can see the target
+// (body ErasedEditBody, act unset), then sets the target's state (with
+// mf, the file a delete takes, if any), then releases that file (see
+// "Media files"), all before the commit. An entry hidden from a user who can see the target
 // (ApplyAction says not applied) is stored and delivered, and writes
 // nothing to the target. A timer change sets the chat's dis in the
 // commit, unless it is hidden from someone (store.TimerChange); every
@@ -288,18 +297,25 @@
 // names no target, and goes to no member of a group), applies act again
 // (ApplyAction only sets state: applied to its own result it changes
 // nothing; the erasures come first because a delete applied again erases
-// nothing), and commits a timer change's dis as the send would.
+// nothing; a delete that finds its target deleted or expired releases the
+// file its mf names again, as its release may not have run), and commits
+// a timer change's dis as the send would.
 //
 // ExpireDue takes no lock. It finds due entries by the sparse {due} index,
 // erases the edits each lists, then expires it with findOneAndUpdate
-// ({_id, due <= now}): the tombstone of store.Expire, due and act unset,
-// exp kept (ApplyAction tells an expired target by it), and of several
-// sweepers one wins. The document as it was before says which edit entries
-// an action added since the read: they are erased too. Against the sweep,
-// an action's write of its target is filtered on due still being there: a
-// target expired after the action read it stays expired, and the edit
-// that lost the race erases its own entry's text. Edit entries that
-// expired themselves keep their tombstone: erasures skip them.
+// ({_id, 0 < due <= now}): the tombstone of store.Expire, due and act
+// unset, exp kept (ApplyAction tells an expired target by it), and of
+// several sweepers one wins. The document as it was before says which
+// edit entries an action added since the read: they are erased too. An
+// entry that carries a media file keeps due, at 0, and notes the file in
+// mf; the file is released after the expiry (never before: listed while
+// its message still shows it, it could be collected), and only then are
+// due and mf unset, so that a sweep that stops in between leaves the
+// entry in the index, first, for the next sweep to release. Against the
+// sweep, an action's write of its target is filtered on due still being
+// above 0: a target expired after the action read it stays expired, and
+// the edit that lost the race erases its own entry's text. Edit entries
+// that expired themselves keep their tombstone: erasures skip them.
 //
 // # Feeds: one inbox per user
 //
@@ -392,15 +408,41 @@
 //     findOne by _id: one seek of the _id index, answered from it;
 //   - MediaFileChats is an _id range with a limit, DeleteMediaFile's
 //     deleteMany the same range;
-//   - ShareMediaFile, on the send path, is an insert of the share (a
-//     duplicate key: shared before, not an error) and, at the same time,
-//     an updateOne of the file that $unsets unshared: its match count says
-//     whether the file exists, and it takes the file out of the
-//     collector's index. One round trip of latency; a share of a missing
-//     file is taken back (a third operation, on that error only).
+//   - ShareMediaFile, on the send path, is an insert of the share and
+//     one of the message's reference in media_refs (a duplicate key:
+//     recorded before, not an error), then an updateOne of the file,
+//     filtered on gone being absent, that $unsets unshared: its match
+//     count says whether the file exists unclaimed, and it takes the file
+//     out of the collector's index. Two round trips of latency; a refused
+//     share takes back what it inserted itself (its share only if the
+//     file is missing: a claim may be taken back), on that error only.
+//   - A delete for everyone and an expiry write the message's new state
+//     (noting the file in mf) and then release: the message's reference
+//     goes and, if no reference of the file is left (an _id range with
+//     limit 1), unshared is set to the epoch unless it is set already:
+//     the collector deletes the file at its next round. Each step runs
+//     whether or not the one before changed anything, so a redo (a
+//     rollForward that finds the target deleted or expired and reads mf,
+//     a sweep that finds due at 0) completes a release that stopped.
+//     The reference is inserted before the share's update so that a
+//     release racing a share sees it, unless the release looked before
+//     the insert and lists the file after the update: then the file is
+//     listed with a reference, and the claim refuses it. On FerretDB the
+//     range is a scan of media_refs (its ranges on _id are not index
+//     bounds); on MongoDB an index seek.
+//   - ClaimMediaFile, the collector's step before it deletes anything, is
+//     an updateOne ({_id, unshared < cut-off, gone absent or older than
+//     10 minutes}) setting gone to now, then a look for a reference: if
+//     there is one, the claim is taken back ({_id, gone: now}, so never
+//     another's). A share's reference inserted before that look is seen;
+//     one inserted after it meets gone in the share's update, and the
+//     send is refused. Only one claimer holds a file at a time, so one
+//     that takes its claim back cannot undo the claim of another that is
+//     deleting the file; a claim left by a node that stopped is taken
+//     over after 10 minutes, meanwhile the file is gone to fetches.
 //
-// unshared is a copy of created that only files never shared have, so the
-// sparse {unshared} index holds those files alone: the collector
+// unshared is set only on the files no message carries, so the sparse
+// {unshared} index holds those files alone: the collector
 // (UnsharedMediaFiles, a range below its cut-off, sorted on the index key
 // and limited) reads its oldest entries and never the shared files, which
 // are nearly all of them. A first share that races with another only
@@ -523,13 +565,18 @@
 //     without the error, so that they are sent rather than left leased
 //     until their lease ends.
 //   - A ShareMediaFile that runs concurrently with the DeleteMediaFile of
-//     its file can leave a share of no file behind (it checked the file
-//     before the deletion and inserted after it). MediaFileShared then
-//     answers true for a file that MediaFile says is gone; ids are never
-//     reused, so nothing else is affected. The collector's race is the
-//     caller's: a file it listed as unshared can be shared before it is
-//     deleted, so its cut-off must be far older than any upload a client
-//     may still send.
+//     its file can leave a share of no file behind (it inserted after the
+//     deletion). MediaFileShared then answers true for a file that
+//     MediaFile says is gone; ids are never reused, so nothing else is
+//     affected.
+//   - A share that meets a claim the claimer then takes back (it found a
+//     reference: a release raced a share) is refused with ErrNotFound
+//     although the file stays; the client may send again. A claimer
+//     stalled for more than 10 minutes after its claim (or a node whose
+//     clock runs 10 minutes ahead) can see its claim taken over while it
+//     deletes. A node that stops between a delete for everyone's write
+//     and its release leaves the release to the chat's next sender
+//     (rollForward); until then the file stays.
 //   - The entries of group changes cost, besides the message, one feed
 //     entry per member; a change also writes the whole member
 //     list and map of the chat (about 110 KB for 1024 members), once in the

@@ -61,7 +61,8 @@ type Store struct {
 	chats, members, messages       *mongo.Collection
 	inbox, marks, contacts         *mongo.Collection
 	blocks, reports, hidden, stars *mongo.Collection
-	media, mediaShares, pushes     *mongo.Collection
+	media, mediaShares, mediaRefs  *mongo.Collection
+	pushes                         *mongo.Collection
 	feed, feeds                    *mongo.Collection
 
 	timeout time.Duration
@@ -142,6 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		stars:       db.Collection(collStars),
 		media:       db.Collection(collMedia),
 		mediaShares: db.Collection(collMediaShares),
+		mediaRefs:   db.Collection(collMediaRefs),
 		pushes:      db.Collection(collPushes),
 		feed:        db.Collection(collFeed),
 		feeds:       db.Collection(collFeeds),
@@ -245,7 +247,7 @@ func Indexes() []IndexSpec {
 		{Collection: collMessages, Keys: []string{fieldDue}, Sparse: true,
 			Why: "disappearing messages by when they are due, for the expiry sweep (ExpireDue)"},
 		{Collection: collMedia, Keys: []string{fieldUnshared}, Sparse: true,
-			Why: "media files never shared, oldest first, for the collector (UnsharedMediaFiles)"},
+			Why: "media files no message carries, longest idle first, for the collector (UnsharedMediaFiles)"},
 		{Collection: collPushes, Keys: []string{pushDue}, Sparse: true,
 			Why: "queued pushes by when they are due, for claims (ClaimPushes) and the queue's depth (PendingPushes)"},
 	}

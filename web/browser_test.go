@@ -1,0 +1,532 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/tern-im/tern/server/servertest"
+)
+
+// step bounds one browser action: long enough for a busy machine, where a
+// page load and a round trip through the server can take seconds.
+const step = 30 * time.Second
+
+// chromiumPath finds Debian's chromium. Absent locally, the browser tests
+// skip saying so; with TERN_TEST_REQUIRE (.ci/run, which installs it)
+// they fail instead.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("TERN_TEST_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("TERN_TEST_REQUIRE") != "" {
+		t.Fatal("no chromium on PATH (TERN_TEST_REQUIRE is set); .ci/run installs Debian's chromium package")
+	}
+	t.Skip("SKIPPING the browser tests: no chromium on PATH (apt-get install chromium, or set TERN_TEST_CHROMIUM)")
+	return ""
+}
+
+// browser starts one headless chromium for the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		// This machine has no network but loopback: without these the
+		// browser keeps dialling Google's hosts.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	// The first run starts the browser; it must not carry a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// tab is one user's page, in a browser context of its own (its own
+// cookies and storage, like another person's browser).
+type tab struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+	base string
+}
+
+func newTab(t *testing.T, b context.Context, base, name string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("%s: opening a tab: %v", name, err)
+	}
+	p := &tab{t: t, name: name, ctx: ctx, base: base}
+	// Every tab acts as if it had focus: the client sends read receipts
+	// only for a chat the user can see.
+	p.do(chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
+		return err
+	}))
+	return p
+}
+
+func (p *tab) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, step)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+func (p *tab) text(sel string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, step)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("%s: text of %s: %v", p.name, sel, err)
+	}
+	return s
+}
+
+func (p *tab) eval(js string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, step)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("%s: %s: %v", p.name, js, err)
+	}
+	return s
+}
+
+// signIn goes through the sign-in page with the code the server texted.
+func (p *tab) signIn(n *servertest.Node, phone, name string) {
+	p.t.Helper()
+	p.do(chromedp.Navigate(p.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#signin-phone")),
+		chromedp.SendKeys(chromedp.CSS("#signin-phone"), phone),
+		chromedp.Click(chromedp.CSS("form:not([hidden]) button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#signin-code")))
+	ctx, cancel := context.WithTimeout(p.ctx, step)
+	defer cancel()
+	code, err := n.SMS.Code(ctx, phone)
+	if err != nil {
+		p.t.Fatalf("%s: no code for %s: %v", p.name, phone, err)
+	}
+	p.do(chromedp.SendKeys(chromedp.CSS("#signin-code"), code),
+		chromedp.Click(chromedp.CSS("form:not([hidden]) button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"]`)))
+	if name != "" {
+		p.do(chromedp.Click(chromedp.CSS(`button[aria-label="Profile"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#profile-name")),
+			chromedp.SendKeys(chromedp.CSS("#profile-name"), name),
+			chromedp.Click(chromedp.CSS("dialog button[type=submit]")),
+			chromedp.WaitNotVisible(chromedp.CSS("dialog")))
+		if got := p.text(".me-name"); got != name {
+			p.t.Fatalf("%s: shown as %q after naming, want %q", p.name, got, name)
+		}
+	}
+}
+
+// screenshot saves the page to $TERN_SCREENSHOTS/<name>-<theme>-<size>.png
+// in light and dark, on a desktop and a phone screen, when that is set
+// (make screenshots points it at docs/screenshots).
+func (p *tab) screenshot(name string) {
+	p.t.Helper()
+	dir := os.Getenv("TERN_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	sizes := []struct {
+		name          string
+		width, height int64
+		mobile        bool
+	}{{"desktop", 1100, 700, false}, {"phone", 390, 780, true}}
+	for _, theme := range []string{"light", "dark"} {
+		for _, sz := range sizes {
+			ctx, cancel := context.WithTimeout(p.ctx, step)
+			err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+				_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+					Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: theme}}})
+				if err != nil {
+					return err
+				}
+				var opts []chromedp.EmulateViewportOption
+				if sz.mobile {
+					opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateScale(2))
+				}
+				_, err = chromedp.Run(ctx, chromedp.EmulateViewport(sz.width, sz.height, opts...))
+				return err
+			}))
+			var png []byte
+			if err == nil {
+				png, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			}
+			cancel()
+			if err != nil {
+				p.t.Fatalf("%s: screenshot: %v", p.name, err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name+"-"+theme+"-"+sz.name+".png"), png, 0o644); err != nil {
+				p.t.Fatal(err)
+			}
+		}
+	}
+	p.do(chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+			return err
+		}
+		_, err := chromedp.Run(ctx, chromedp.ResetViewport())
+		return err
+	}))
+}
+
+// axNames are the accessible names of DESIGN.md section 3 ("Web client")
+// that the page shows: found the way assistive tools find them.
+func (p *tab) hasAX(name, role string) bool {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, step)
+	defer cancel()
+	var found bool
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+		doc, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("body")))
+		if err != nil {
+			return err
+		}
+		res, err := chromedp.Call(ctx, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{
+			BackendNodeID: doc[0].BackendNodeID, AccessibleName: name, Role: role})
+		if err != nil {
+			return err
+		}
+		for _, n := range res.Nodes {
+			if !n.Ignored {
+				found = true
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		p.t.Fatalf("%s: accessibility query %q: %v", p.name, name, err)
+	}
+	return found
+}
+
+// TestTwoUsersChat: two people in two browsers sign in, one starts a chat
+// by phone number and writes; the sender sees ✓ turn into ✓✓ when the
+// other's browser gets it and blue when the other opens the chat; the
+// answer comes back live. Controls are found by their contract names.
+func TestTwoUsersChat(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	b := browser(t)
+	alice := newTab(t, b, n.URL, "alice")
+	bob := newTab(t, b, n.URL, "bob")
+
+	alice.do(chromedp.Navigate(n.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-phone")))
+	for _, c := range []struct{ name, role string }{{"Phone number", "textbox"}, {"Send code", "button"}} {
+		if !alice.hasAX(c.name, c.role) {
+			t.Errorf("sign-in page: no %s named %q", c.role, c.name)
+		}
+	}
+	alice.screenshot("signin")
+	alice.signIn(n, "+14155550601", "Alice")
+	bob.signIn(n, "+14155550602", "Bob")
+	for _, c := range []struct{ name, role string }{{"Chats", "list"}, {"New chat", "button"}} {
+		if !alice.hasAX(c.name, c.role) {
+			t.Errorf("chat page: no %s named %q", c.role, c.name)
+		}
+	}
+
+	// Alice starts a chat with Bob's number and writes.
+	alice.do(chromedp.Click(chromedp.CSS(`button[aria-label="New chat"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#newchat-phone")),
+		chromedp.SendKeys(chromedp.CSS("#newchat-phone"), "+14155550602"),
+		chromedp.Click(chromedp.CSS(".newchat button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "hello bob"),
+		chromedp.Click(chromedp.CSS(`button[aria-label="Send"]`)))
+	for _, c := range []struct{ name, role string }{{"Messages", "list"}, {"Message", "textbox"}, {"Send", "button"}} {
+		if !alice.hasAX(c.name, c.role) {
+			t.Errorf("conversation: no %s named %q", c.role, c.name)
+		}
+	}
+	// Bob's browser is open on his chat list: it gets the message and
+	// acks it, which is "delivered" to Alice.
+	alice.do(chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li.own .tick[aria-label="delivered"]`)))
+	if got := alice.text(`ol[aria-label="Messages"] li.own .text`); got != "hello bob" {
+		t.Fatalf("alice's own message shows %q", got)
+	}
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] .badge`)))
+	if got := bob.text(`ul[aria-label="Chats"] .chat-title`); got != "Alice" {
+		t.Errorf("bob's chat list names the chat %q, want Alice", got)
+	}
+	if got := bob.text(`ul[aria-label="Chats"] .badge`); got != "1" {
+		t.Errorf("bob's unread badge: %q, want 1", got)
+	}
+	if got := bob.eval(`document.title`); got != "(1) Tern" {
+		t.Errorf("bob's tab title %q, want (1) Tern", got)
+	}
+	bob.screenshot("chats")
+
+	// Bob opens it: Alice's tick turns blue.
+	bob.do(chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li .text`)))
+	if got := bob.text(`ol[aria-label="Messages"] li .text`); got != "hello bob" {
+		t.Fatalf("bob sees %q", got)
+	}
+	alice.do(chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li.own .tick[aria-label="read"]`)))
+	blue := alice.eval(`getComputedStyle(document.querySelector('li.own .tick')).color`)
+	plain := alice.eval(`getComputedStyle(document.querySelector('li.own time')).color`)
+	if blue == plain {
+		t.Errorf("a read tick has the color of the time (%s): not blue", blue)
+	}
+
+	// Bob answers; Alice sees it live, and her unread count stays 0 as her
+	// chat is open.
+	bob.do(chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "hi alice\n"),
+		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li.own .tick[aria-label="read"]`)))
+	alice.do(chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li:not(.own) .text`)))
+	if got := alice.text(`ol[aria-label="Messages"] li:not(.own) .text`); got != "hi alice" {
+		t.Errorf("alice sees %q from bob", got)
+	}
+	// His message ends his typing: it does not linger until it times out.
+	if got := alice.text(".conv-sub"); strings.Contains(got, "typing") {
+		t.Errorf("alice's header still says %q after bob's message came", got)
+	}
+	alice.screenshot("conversation")
+
+	// A reload keeps the session (the refresh cookie) and the history.
+	bob.do(chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li.own .text`)))
+	if got := bob.eval(`[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`); got != "hello bob|hi alice" {
+		t.Errorf("bob's history after a reload: %q", got)
+	}
+	if c := bob.eval(`document.cookie`); strings.Contains(c, "tern_refresh") {
+		t.Errorf("the refresh cookie is readable by scripts: %q", c)
+	}
+}
+
+// TestGroupAndImage: three people in a group; Alice makes it from phone
+// numbers and writes; her tick turns blue only once both others read it.
+// Bob sends a picture from his disk: the others see its thumbnail at once
+// and the full image, fetched from its expiring URL, on a click.
+func TestGroupAndImage(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	b := browser(t)
+	alice := newTab(t, b, n.URL, "alice")
+	bob := newTab(t, b, n.URL, "bob")
+	carol := newTab(t, b, n.URL, "carol")
+	alice.signIn(n, "+14155550611", "Alice")
+	bob.signIn(n, "+14155550612", "Bob")
+	carol.signIn(n, "+14155550613", "Carol")
+
+	alice.do(chromedp.Click(chromedp.CSS(`button[aria-label="New group"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#group-name")),
+		chromedp.SendKeys(chromedp.CSS("#group-name"), "Trip"),
+		chromedp.SendKeys(chromedp.CSS("#group-members"), "+14155550612, +14155550613"),
+		chromedp.Click(chromedp.CSS(`dialog button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "who brings the tent?\n"),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .tick[aria-label="delivered"]`)))
+	if got := alice.text(".conv-title"); got != "Trip" {
+		t.Errorf("alice's conversation is titled %q", got)
+	}
+
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] .badge`)),
+		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li:not(.own):not(.system) .text`)))
+	if got := bob.text(`ol[aria-label="Messages"] li:not(.own):not(.system) .from`); got != "Alice" {
+		t.Errorf("bob sees the message from %q", got)
+	}
+	// One of two has read it: still delivered.
+	if got := alice.eval(`document.querySelector('li.own .tick').getAttribute('aria-label')`); got != "delivered" {
+		t.Errorf("after one of two read it, alice's tick is %q, want delivered", got)
+	}
+	carol.do(chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] .badge`)),
+		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li:not(.own):not(.system) .text`)))
+	alice.do(chromedp.WaitVisible(chromedp.CSS(`li.own .tick[aria-label="read"]`)))
+
+	// Bob sends a picture.
+	img := filepath.Join(t.TempDir(), "beach.png")
+	writePNG(t, img, 640, 480)
+	// Both others have the chat open: it may go straight to read.
+	bob.do(chromedp.SetUploadFiles(chromedp.CSS(`.composer input[type=file]`), []string{img}, chromedp.NodeReady),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .media img`)),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .tick:is([aria-label="delivered"], [aria-label="read"])`)))
+	carol.do(chromedp.WaitVisible(chromedp.CSS(`li:not(.own) .media img`)))
+	if src := carol.eval(`document.querySelector('li:not(.own) .media img').src`); !strings.HasPrefix(src, "data:image/jpeg;base64,") {
+		t.Errorf("carol's thumbnail src %.40q, want the inline JPEG", src)
+	}
+	carol.do(chromedp.Click(chromedp.CSS(`li:not(.own) .media`)),
+		chromedp.WaitVisible(chromedp.CSS(`dialog img.full`)),
+		chromedp.Poll[chromedp.Void](`(() => { const i = document.querySelector('dialog img.full'); return i.complete && i.naturalWidth === 640; })()`,
+			chromedp.WithPollingInterval(50*time.Millisecond)))
+	carol.screenshot("group")
+}
+
+func writePNG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			m.Set(x, y, color.RGBA{uint8(x), uint8(y), 200, 255})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// offline cuts (or restores) the tab's network the way DevTools' offline
+// mode does: requests and sockets fail, and the page is told it is offline.
+func (p *tab) offline(off bool) {
+	p.t.Helper()
+	p.do(chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}},
+		}); err != nil {
+			return err
+		}
+		_, err := chromedp.Call(ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
+			Offline: off, DownloadThroughput: -1, UploadThroughput: -1})
+		return err
+	}))
+}
+
+// TestNetworkCut: Bob's network goes away mid-chat. His page says so; what
+// he writes meanwhile waits with a clock; what Alice writes meanwhile
+// reaches him once it is back, each message once, in order, and his
+// message reaches her once.
+func TestNetworkCut(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	b := browser(t)
+	alice := newTab(t, b, n.URL, "alice")
+	bob := newTab(t, b, n.URL, "bob")
+	alice.signIn(n, "+14155550621", "Alice")
+	bob.signIn(n, "+14155550622", "Bob")
+	alice.do(chromedp.Click(chromedp.CSS(`button[aria-label="New chat"]`)),
+		chromedp.SendKeys(chromedp.CSS("#newchat-phone"), "+14155550622\n"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "one\n"))
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li .text`)))
+
+	bob.offline(true)
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`.conn`)))
+	if got := bob.text(".conn"); !strings.Contains(got, "network") && !strings.Contains(got, "Connecting") {
+		t.Errorf("bob's page while offline says %q", got)
+	}
+	bob.do(chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "from the tunnel\n"),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .tick[aria-label="pending"]`)))
+	for _, m := range []string{"two", "three", "four"} {
+		alice.do(chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), m+"\n"))
+	}
+	alice.do(chromedp.Poll[chromedp.Void](`document.querySelectorAll('li.own .tick[aria-label="sent"], li.own .tick[aria-label="delivered"], li.own .tick[aria-label="read"]').length === 4`, chromedp.WithPollingInterval(50*time.Millisecond)))
+
+	bob.offline(false)
+	bob.do(chromedp.WaitNotVisible(chromedp.CSS(`.conn`)),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .tick:not([aria-label="pending"])`)))
+	texts := `[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`
+	// Bob's message was stored after Alice's: it takes its place after them.
+	want := "one|two|three|four|from the tunnel"
+	bob.do(chromedp.Poll[chromedp.Void](texts+` === "`+want+`"`, chromedp.WithPollingInterval(50*time.Millisecond)))
+	alice.do(chromedp.Poll[chromedp.Void](texts+`.split("|").filter(t => t === "from the tunnel").length === 1`, chromedp.WithPollingInterval(50*time.Millisecond)))
+	// Nothing doubles later either (a resend answered twice, a redelivery).
+	alice.do(chromedp.WaitVisible(chromedp.CSS(`li:not(.own) .text`)))
+	if got := bob.eval(texts); got != want {
+		t.Errorf("bob's conversation after the cut: %q, want %q", got, want)
+	}
+}
+
+// TestFirstLoad measures the sign-in page's first load on a cold cache:
+// bytes over the wire for the page and everything it loads, and the time
+// from navigation until the phone field takes input. The budget in
+// bytes is the issue's (150 KiB); the time is only logged, for
+// docs/benchmarks.md (no timing thresholds on a shared machine).
+func TestFirstLoad(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	b := browser(t)
+	p := newTab(t, b, n.URL, "cold")
+	p.do(chromedp.Navigate(n.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-phone")),
+		chromedp.Poll[chromedp.Void](`performance.getEntriesByName('tern-interactive').length > 0`, chromedp.WithPollingInterval(20*time.Millisecond)))
+	bytes := p.eval(`String(performance.getEntriesByType('navigation')[0].transferSize + performance.getEntriesByType('resource').reduce((n, r) => n + r.transferSize, 0))`)
+	files := p.eval(`String(1 + performance.getEntriesByType('resource').length)`)
+	ms := p.eval(`performance.getEntriesByName('tern-interactive')[0].startTime.toFixed(0)`)
+	var total int
+	if _, err := fmt.Sscan(bytes, &total); err != nil || total == 0 {
+		t.Fatalf("transfer size %q", bytes)
+	}
+	if total > 150<<10 {
+		t.Errorf("first load transferred %d bytes, over 150 KiB", total)
+	}
+	t.Logf("first load, cold cache: %s files, %d bytes transferred (headers included), interactive after %s ms", files, total, ms)
+}
+
+// TestRevokeFromAnotherDevice: the same person in two browsers sees both
+// under Devices and signs the other one out from there; that page falls
+// back to sign-in, saying why, and a reload does not bring it back.
+func TestRevokeFromAnotherDevice(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	b := browser(t)
+	laptop := newTab(t, b, n.URL, "laptop")
+	desk := newTab(t, b, n.URL, "desk")
+	laptop.signIn(n, "+14155550631", "Dana")
+	desk.signIn(n, "+14155550631", "")
+	laptop.do(chromedp.Click(chromedp.CSS(`button[aria-label="Devices"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Devices"] li button`)))
+	if got := laptop.eval(`String(document.querySelectorAll('ul[aria-label="Devices"] li').length)`); got != "2" {
+		t.Fatalf("devices listed: %s, want 2", got)
+	}
+	laptop.do(chromedp.Click(chromedp.CSS(`ul[aria-label="Devices"] li button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`ul[aria-label="Devices"] li button`)))
+	desk.do(chromedp.WaitVisible(chromedp.CSS("#signin-phone")))
+	if got := desk.text(".form-status"); !strings.Contains(got, "signed out") {
+		t.Errorf("the revoked page says %q", got)
+	}
+	desk.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#signin-phone")))
+	// The one left keeps working.
+	laptop.do(chromedp.Click(chromedp.CSS(`dialog button.primary`)),
+		chromedp.Click(chromedp.CSS(`button[aria-label="New chat"]`)),
+		chromedp.SendKeys(chromedp.CSS("#newchat-phone"), "+14155550631\n"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "note to self\n"),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .tick:not([aria-label="pending"])`)))
+}
