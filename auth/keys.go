@@ -3,8 +3,6 @@ package auth
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/store"
 )
 
@@ -41,10 +40,8 @@ const (
 	// it.
 	legacyMoved = "moved:key-ring"
 
-	// sealPrefix starts a secret sealed under the master key: the prefix,
-	// then a 12-byte nonce, the ciphertext and the GCM tag. A ring in the
-	// clear is JSON and starts with '{'.
-	sealPrefix    = "tern-sealed-v1:"
+	// A ring sealed under the master key is in internal/seal's format; a
+	// ring in the clear is JSON and starts with '{'.
 	masterKeySize = 32
 	keySize       = 32
 
@@ -206,18 +203,18 @@ func encodeRing(sr storedRing, master []byte) ([]byte, error) {
 	if master == nil {
 		return plain, nil
 	}
-	return seal(master, secretKeyRing, plain)
+	return seal.Seal(master, secretKeyRing, plain)
 }
 
 func decodeRing(blob, master []byte) (*keyRing, error) {
 	r := &keyRing{blob: blob}
 	plain := blob
-	if bytes.HasPrefix(blob, []byte(sealPrefix)) {
+	if seal.IsSealed(blob) {
 		if master == nil {
 			return nil, errors.New("auth: the key ring in the store is sealed: start with its master key")
 		}
 		var err error
-		if plain, err = unseal(master, secretKeyRing, blob); err != nil {
+		if plain, err = seal.Open(master, secretKeyRing, blob); err != nil {
 			return nil, err
 		}
 		r.sealed = true
@@ -235,43 +232,6 @@ func decodeRing(blob, master []byte) (*keyRing, error) {
 		r.keys = append(r.keys, newRingKey(k))
 	}
 	return r, nil
-}
-
-// seal encrypts plain under master with AES-256-GCM. The secret's name is
-// authenticated with it, so that a sealed value moved to another name does
-// not open.
-func seal(master []byte, name string, plain []byte) ([]byte, error) {
-	aead, err := masterAEAD(master)
-	if err != nil {
-		return nil, err
-	}
-	return aead.Seal([]byte(sealPrefix), nil, plain, []byte(name)), nil
-}
-
-func unseal(master []byte, name string, blob []byte) ([]byte, error) {
-	aead, err := masterAEAD(master)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := aead.Open(nil, nil, blob[len(sealPrefix):], []byte(name))
-	if err != nil {
-		return nil, fmt.Errorf("auth: the sealed secret %s does not open with this master key: %w", name, err)
-	}
-	return plain, nil
-}
-
-func masterAEAD(master []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(master)
-	if err != nil {
-		return nil, fmt.Errorf("auth: master key: %w", err)
-	}
-	// A random nonce per sealing: the ring is sealed a handful of times in
-	// its life, far below the 2^32 messages a random 96-bit nonce allows.
-	aead, err := cipher.NewGCMWithRandomNonce(block)
-	if err != nil {
-		return nil, fmt.Errorf("auth: master key: %w", err)
-	}
-	return aead, nil
 }
 
 // openRing reads the ring at start, creating it if this is the first start

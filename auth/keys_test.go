@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/store/embedded"
 	"github.com/tern-im/tern/wire"
@@ -267,7 +268,7 @@ func TestMasterKeySealsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob := st.raw(secretKeyRing)
-	if !bytes.HasPrefix(blob, []byte(sealPrefix)) {
+	if !bytes.HasPrefix(blob, []byte(seal.Prefix)) {
 		t.Fatalf("ring stored as %.30q, want sealed", blob)
 	}
 	for name, v := range map[string][]byte{secretSigningKey: sign, secretCodeKey: codeKey} {
@@ -289,7 +290,7 @@ func TestMasterKeySealsKeys(t *testing.T) {
 	if id, err := svc.RotateKeys(ctx); err != nil || id != 2 {
 		t.Fatalf("RotateKeys = %d, %v", id, err)
 	}
-	if !bytes.HasPrefix(st.raw(secretKeyRing), []byte(sealPrefix)) {
+	if !bytes.HasPrefix(st.raw(secretKeyRing), []byte(seal.Prefix)) {
 		t.Fatal("ring unsealed by a rotation")
 	}
 
@@ -316,14 +317,14 @@ func TestMasterKeyAddedLater(t *testing.T) {
 	svc := h.newService(t, st, DefaultConfig())
 	h.svc = svc
 	s := h.signIn(t, testPhone(630))
-	if bytes.HasPrefix(st.raw(secretKeyRing), []byte(sealPrefix)) {
+	if bytes.HasPrefix(st.raw(secretKeyRing), []byte(seal.Prefix)) {
 		t.Fatal("sealed without a master key")
 	}
 	sealed, err := New(ctx, st, h.sms, DefaultConfig(), Options{Now: h.clock.Now, MasterKey: bytes.Repeat([]byte{9}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(st.raw(secretKeyRing), []byte(sealPrefix)) {
+	if !bytes.HasPrefix(st.raw(secretKeyRing), []byte(seal.Prefix)) {
 		t.Fatal("the ring stayed in the clear")
 	}
 	if _, err := sealed.Authenticate(ctx, s.AccessToken); err != nil {
@@ -346,7 +347,7 @@ func TestMasterKeyOnFreshStore(t *testing.T) {
 			t.Errorf("%s = %q, want the marker", name, v)
 		}
 	}
-	if v, _ := st.Secret(ctx, secretKeyRing, []byte("probe")); !bytes.HasPrefix(v, []byte(sealPrefix)) {
+	if v, _ := st.Secret(ctx, secretKeyRing, []byte("probe")); !bytes.HasPrefix(v, []byte(seal.Prefix)) {
 		t.Errorf("ring = %.30q, want sealed", v)
 	}
 	h.svc = svc

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/hmac"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/internal/safehttp"
+	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/mail"
 	"github.com/tern-im/tern/media"
 	"github.com/tern-im/tern/media/fs"
@@ -309,12 +309,14 @@ func vapidKeys(ctx context.Context, st store.Secrets, master []byte) (webpush.VA
 		switch {
 		case string(stored) == vapidDerived:
 			return webpush.VAPIDKeys{}, errors.New("node: the VAPID keys derive from the master key: start with it")
-		case bytes.HasPrefix(stored, []byte(sealPrefix)):
+		case seal.IsSealed(stored):
 			return webpush.VAPIDKeys{}, errors.New("node: the VAPID keys in the store are sealed: start with the master key")
 		}
 		return decodeVAPID(stored)
 	}
-	for range sealTries {
+	// A few rereads when other nodes change the secret while this one
+	// seals it.
+	for range 5 {
 		stored, err := st.Secret(ctx, vapidSecret, []byte(vapidDerived))
 		if err != nil {
 			return webpush.VAPIDKeys{}, fmt.Errorf("node: VAPID keys: %w", err)
@@ -322,8 +324,8 @@ func vapidKeys(ctx context.Context, st store.Secrets, master []byte) (webpush.VA
 		switch {
 		case string(stored) == vapidDerived:
 			return deriveVAPID(master)
-		case bytes.HasPrefix(stored, []byte(sealPrefix)):
-			plain, err := unseal(master, vapidSecret, stored)
+		case seal.IsSealed(stored):
+			plain, err := seal.Open(master, vapidSecret, stored)
 			if err != nil {
 				return webpush.VAPIDKeys{}, err
 			}
@@ -333,7 +335,7 @@ func vapidKeys(ctx context.Context, st store.Secrets, master []byte) (webpush.VA
 		if err != nil {
 			return webpush.VAPIDKeys{}, err
 		}
-		sealed, err := seal(master, vapidSecret, stored)
+		sealed, err := seal.Seal(master, vapidSecret, stored)
 		if err != nil {
 			return webpush.VAPIDKeys{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/store/embedded"
 )
 
@@ -73,7 +74,7 @@ func TestVAPIDKeysSealedWhenMasterKeyAdded(t *testing.T) {
 		t.Fatalf("first start with a master key: %v %v, want the stored pair %v", sealed, err, clear)
 	}
 	blob, err := st.Secret(ctx, vapidSecret, []byte("absent"))
-	if err != nil || !bytes.HasPrefix(blob, []byte(sealPrefix)) || bytes.Contains(blob, []byte(clear.Private)) {
+	if err != nil || !bytes.HasPrefix(blob, []byte(seal.Prefix)) || bytes.Contains(blob, []byte(clear.Private)) {
 		t.Fatalf("stored after sealing: %q %v, want it sealed", blob, err)
 	}
 	if again, err := vapidKeys(ctx, st, master); err != nil || again != clear {
