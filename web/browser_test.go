@@ -332,6 +332,14 @@ func TestTwoUsersChat(t *testing.T) {
 	if c := bob.eval(`document.cookie`); strings.Contains(c, "tern_refresh") {
 		t.Errorf("the refresh cookie is readable by scripts: %q", c)
 	}
+	// The service worker that shows Web Push notifications runs for the
+	// whole site (its file is under /assets/).
+	ctx, cancel := context.WithTimeout(bob.ctx, step)
+	defer cancel()
+	scope, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.serviceWorker.ready.then(r => r.scope)`, chromedp.EvalAwaitPromise))
+	if err != nil || scope != n.URL+"/" {
+		t.Errorf("service worker scope %q (%v), want %s/", scope, err, n.URL)
+	}
 }
 
 // TestGroupAndImage: three people in a group; Alice makes it from phone

@@ -146,6 +146,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hd.Set("Content-Type", a.ctype)
+	if r.URL.Path == "/assets/sw.js" {
+		// The worker lives with the other files but serves the whole
+		// site: its notifications open chats at /.
+		hd.Set("Service-Worker-Allowed", "/")
+	}
 	body := a.body
 	if a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
 		hd.Set("Content-Encoding", "gzip")

@@ -82,6 +82,10 @@ func TestHandler(t *testing.T) {
 		t.Error("gzip;q=0 still got gzip")
 	}
 
+	if sw := get("/assets/sw.js", nil); sw.Header.Get("Service-Worker-Allowed") != "/" {
+		t.Errorf("sw.js: Service-Worker-Allowed %q, want /", sw.Header.Get("Service-Worker-Allowed"))
+	}
+
 	// A reload revalidates: 304 for the same ETag, nothing sent.
 	etag := plain.Header.Get("ETag")
 	if r := get("/assets/js/chat.js", map[string]string{"If-None-Match": etag}); r.StatusCode != http.StatusNotModified {

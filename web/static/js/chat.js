@@ -3,6 +3,7 @@
 import { h, fill, clock, dayKey, dayLabel, listTime, lastSeen } from './dom.js';
 import { Socket } from './socket.js';
 import { icon } from './icons.js';
+import { register as registerPush, enable as enablePush, pushSupported } from './notify.js';
 
 const PAGE = 50;
 const TYPING_SHOWN = 6000; // a typing state not renewed by then is over
@@ -137,6 +138,9 @@ export class ChatApp {
       this.toast('Could not load your chats: ' + e.message);
     }
     if (!this.closed) this.sock.start();
+    registerPush(this.api, (chatId) => { if (this.chats.has(chatId)) this.openChat(chatId); });
+    const m = /^#chat=(.+)$/.exec(location.hash);
+    if (m && this.chats.has(decodeURIComponent(m[1]))) this.openChat(decodeURIComponent(m[1]));
   }
 
   renderMe() {
@@ -1074,6 +1078,8 @@ export class ChatApp {
       } catch (e) { status.textContent = e.message; }
     } }, h('h2', { text: 'Profile' }), h('p', { class: 'hint', text: this.me.phone || '' }),
     h('label', { for: 'profile-name', text: 'Your name' }), name, status,
+    pushSupported() && Notification.permission !== 'granted' ? h('button', { type: 'button', text: 'Turn on notifications',
+      onclick: async () => { status.textContent = await enablePush(this.api); } }) : null,
     h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary', text: 'Save' }),
       h('button', { type: 'button', text: 'Cancel', onclick: () => this.dialog.close() }))));
     this.dialog.showModal();
