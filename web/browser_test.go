@@ -300,6 +300,9 @@ func TestTwoUsersChat(t *testing.T) {
 	if got := bob.text(`ol[aria-label="Messages"] li .text`); got != "hello bob" {
 		t.Fatalf("bob sees %q", got)
 	}
+	if got := bob.eval(`document.querySelector('ol[aria-label="Messages"] li .divider.unread')?.closest('li').querySelector('.text').textContent || ''`); got != "hello bob" {
+		t.Errorf("the New messages divider is above %q, want above the unread message", got)
+	}
 	alice.do(chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li.own .tick[aria-label="read"]`)))
 	blue := alice.eval(`getComputedStyle(document.querySelector('li.own .tick')).color`)
 	plain := alice.eval(`getComputedStyle(document.querySelector('li.own time')).color`)

@@ -241,9 +241,16 @@ export class ChatApp {
   // ---- opening a chat and its history ----
 
   async openChat(key) {
+    const prev = this.chats.get(this.current);
+    if (prev) prev.unreadMark = undefined;
     this.current = key;
+    const opened = this.chats.get(key);
+    // "New messages" goes above the first message not read when the chat
+    // was opened, and stays there while it is open.
+    if (opened) opened.unreadMark = opened.unread_count > 0 ? (opened.read_seq || 0) : undefined;
     this.replyTo = this.editing = null;
     this.renderContext();
+    this.scrolledToMark = false;
     this.conv.hidden = false;
     this.empty.hidden = true;
     this.el.classList.add('show-conv');
@@ -277,6 +284,8 @@ export class ChatApp {
   }
 
   closeChat() {
+    const prev = this.chats.get(this.current);
+    if (prev) prev.unreadMark = undefined;
     this.current = null;
     this.conv.hidden = true;
     this.empty.hidden = false;
@@ -607,7 +616,7 @@ export class ChatApp {
     if (!this.current) return;
     const conv = this.conv_(this.current);
     const chat = this.chats.get(this.current);
-    const readSeq = chat?.unreadMark ?? chat?.read_seq ?? 0;
+    const mark = chat?.unreadMark;
     let prevDay = '';
     let marked = false;
     const els = [];
@@ -617,7 +626,7 @@ export class ChatApp {
       const day = dayKey(m.ts || Date.now());
       const divs = [];
       if (day !== prevDay) divs.push(h('div', { class: 'divider day', role: 'separator', text: dayLabel(m.ts || Date.now()) }));
-      if (!marked && readSeq && m.seq > readSeq && m.from !== this.me.user_id && !m.pending && chat?.showUnreadMark) {
+      if (!marked && mark !== undefined && m.seq > mark && m.from !== this.me.user_id && !m.pending) {
         divs.push(h('div', { class: 'divider unread', role: 'separator', text: 'New messages' }));
         marked = true;
       }
@@ -627,7 +636,15 @@ export class ChatApp {
       els.push(m.el);
     }
     this.msgList.replaceChildren(...els);
-    if (toBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
+    if (toBottom) {
+      const divider = this.msgList.querySelector('.divider.unread');
+      if (divider && !this.scrolledToMark) {
+        divider.scrollIntoView({ block: 'start' });
+        this.scrolledToMark = true;
+      } else {
+        this.scroller.scrollTop = this.scroller.scrollHeight;
+      }
+    }
   }
 
   rerender(chatId, msgId) {
@@ -935,7 +952,6 @@ export class ChatApp {
     let seq = 0;
     for (const m of conv.msgs) if (!m.pending && m.seq > seq) seq = m.seq;
     if (seq > (chat.read_seq || 0)) {
-      if (chat.unread_count > 0 && chat.unreadMark === undefined) { chat.unreadMark = chat.read_seq || 0; chat.showUnreadMark = true; }
       if (this.sock.fire({ type: 'read', chat_id: chat.chat_id, seq })) {
         chat.read_seq = seq;
         chat.unread_count = 0;
