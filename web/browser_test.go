@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/wire"
 )
 
 // step bounds one browser action: long enough for a busy machine, where a
@@ -540,4 +543,51 @@ func TestRevokeFromAnotherDevice(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
 		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "note to self\n"),
 		chromedp.WaitVisible(chromedp.CSS(`li.own .tick:not([aria-label="pending"])`)))
+}
+
+// TestLongChat: a chat of 10,000 messages opens on its newest page and
+// scrolling up loads the next pages, never the whole history.
+func TestLongChat(t *testing.T) {
+	const total = 10_000
+	n := servertest.Start(t, servertest.Options{Server: server.Config{SendsPerSecond: 1e6, SendBurst: total}})
+	ctx := t.Context()
+	writer := n.Login(t, "+14155550641", "writer")
+	if err := writer.Do(ctx, http.MethodPatch, "/v1/me", map[string]string{"name": "Writer"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	reader := n.Login(t, "+14155550642", "phone")
+	readerID := reader.Session().UserID
+	// Sixteen sends in flight at a time: each waits for its sent.
+	sem := make(chan struct{}, 16)
+	errs := make(chan error, total)
+	for i := range total {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := writer.Send(ctx, readerID, wire.Body{Text: fmt.Sprintf("message %d", i)})
+			errs <- err
+		}()
+	}
+	for range total {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := browser(t)
+	p := newTab(t, b, n.URL, "reader")
+	p.signIn(n, "+14155550642", "")
+	count := `document.querySelectorAll('ol[aria-label="Messages"] > li').length`
+	p.do(chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.Poll[chromedp.Void](count+` >= 50`, chromedp.WithPollingInterval(50*time.Millisecond)))
+	first := p.eval(`String(` + count + `)`)
+	for range 3 {
+		before := p.eval(`String(` + count + `)`)
+		p.do(chromedp.Evaluate[chromedp.Void](`document.querySelector('.scroller').scrollTop = 0`),
+			chromedp.Poll[chromedp.Void](count+` > `+before, chromedp.WithPollingInterval(50*time.Millisecond)))
+	}
+	last := p.eval(`String(` + count + `)`)
+	if first != "50" || last != "200" {
+		t.Errorf("messages in the page: %s when opened, %s after scrolling up three times; want 50 and 200 (pages of 50)", first, last)
+	}
 }

@@ -23,6 +23,7 @@ export class ChatApp {
     this.typing = new Map(); // chat_id -> {from, until}
     this.names = new Map(); // user_id -> name
     this.pendingActions = new Map(); // send id -> {chat_id, body}
+    this.rows = new Map(); // chat key -> its row in the list
     this.current = null;
     this.replyTo = null;
     this.editing = null;
@@ -197,28 +198,68 @@ export class ChatApp {
       .sort((a, b) => (b.activity || 0) - (a.activity || 0));
   }
 
+  // renderChats updates the list in place, row by row: a row keeps its
+  // element (and the keyboard focus) while presence, typing and counts
+  // change, and moves only when the order changes.
   renderChats() {
-    const items = this.sortedChats().map((c) => {
+    const keep = new Set();
+    let prev = null;
+    for (const c of this.sortedChats()) {
       const key = c.chat_id || 'u:' + c.peer;
-      const t = this.typing.get(c.chat_id);
-      const preview = t ? (c.kind === 'group' ? `${this.name(t.from)} is typing…` : 'typing…') : this.preview(c.last_message);
-      const online = c.peer && c.peer !== this.me.user_id && this.presence.get(c.peer)?.online;
-      return h('li', { class: 'chat-item' },
-        h('button', { class: 'chat', 'aria-current': key === this.current ? 'true' : false, 'data-chat-id': key,
-          onclick: () => this.openChat(key) },
-          h('span', { class: 'avatar', 'aria-hidden': 'true', text: initials(c.title) },
-            online ? h('span', { class: 'dot', title: 'online' }) : null),
-          h('span', { class: 'chat-main' },
-            h('span', { class: 'chat-top' }, h('span', { class: 'chat-title', text: c.title || 'Chat' }),
-              h('span', { class: 'chat-time', text: listTime(c.last_message?.ts) })),
-            h('span', { class: 'chat-bottom' },
-              h('span', { class: t ? 'chat-preview typing' : 'chat-preview', text: preview }),
-              c.unread_count > 0 ? h('span', { class: 'badge', 'aria-label': `${c.unread_count} unread`, text: String(c.unread_count) }) : null)),
-          online ? h('span', { class: 'visually-hidden', text: ', online' }) : null));
-    });
-    fill(this.chatList, items);
+      keep.add(key);
+      let row = this.rows.get(key);
+      if (!row) {
+        row = this.makeRow(key);
+        this.rows.set(key, row);
+      }
+      this.updateRow(row, c, key);
+      const want = prev ? prev.nextSibling : this.chatList.firstChild;
+      if (want !== row.li) this.chatList.insertBefore(row.li, want);
+      prev = row.li;
+    }
+    for (const [key, row] of this.rows) {
+      if (!keep.has(key)) { row.li.remove(); this.rows.delete(key); }
+    }
     const unread = [...this.chats.values()].reduce((n, c) => n + (c.unread_count || 0), 0);
     document.title = unread ? `(${unread}) Tern` : 'Tern';
+  }
+
+  makeRow(key) {
+    const r = {};
+    r.initials = h('span');
+    r.avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' }, r.initials);
+    r.dot = h('span', { class: 'dot', title: 'online' });
+    r.title = h('span', { class: 'chat-title' });
+    r.time = h('span', { class: 'chat-time' });
+    r.preview = h('span', { class: 'chat-preview' });
+    r.badge = h('span', { class: 'badge' });
+    r.online = h('span', { class: 'visually-hidden', text: ', online' });
+    r.button = h('button', { class: 'chat', 'data-chat-id': key, onclick: () => this.openChat(r.key) },
+      r.avatar, h('span', { class: 'chat-main' },
+        h('span', { class: 'chat-top' }, r.title, r.time),
+        h('span', { class: 'chat-bottom' }, r.preview, r.badge)), r.online);
+    r.li = h('li', { class: 'chat-item' }, r.button);
+    return r;
+  }
+
+  updateRow(r, c, key) {
+    r.key = key;
+    const t = this.typing.get(c.chat_id);
+    const preview = t ? (c.kind === 'group' ? `${this.name(t.from)} is typing…` : 'typing…') : this.preview(c.last_message);
+    const online = !!(c.peer && c.peer !== this.me.user_id && this.presence.get(c.peer)?.online);
+    set(r.initials, initials(c.title));
+    if (online) r.avatar.append(r.dot); else r.dot.remove();
+    set(r.title, c.title || 'Chat');
+    set(r.time, listTime(c.last_message?.ts));
+    set(r.preview, preview);
+    r.preview.classList.toggle('typing', !!t);
+    r.badge.hidden = !(c.unread_count > 0);
+    set(r.badge, String(c.unread_count || 0));
+    r.badge.setAttribute('aria-label', `${c.unread_count || 0} unread`);
+    r.online.hidden = !online;
+    if (key === this.current) r.button.setAttribute('aria-current', 'true');
+    else r.button.removeAttribute('aria-current');
+    r.button.dataset.chatId = key;
   }
 
   preview(m) {
@@ -616,7 +657,11 @@ export class ChatApp {
     if (!this.current) return;
     const conv = this.conv_(this.current);
     const chat = this.chats.get(this.current);
-    const mark = chat?.unreadMark;
+    let mark = chat?.unreadMark;
+    // Only where the mark is: with more unread than one page holds, the
+    // first unread message is not loaded yet.
+    const oldest = conv.msgs[0];
+    if (mark !== undefined && oldest && conv.nextBefore && oldest.seq > mark + 1) mark = undefined;
     let prevDay = '';
     let marked = false;
     const els = [];
@@ -1133,6 +1178,12 @@ export class ChatApp {
     this.el.append(t);
     setTimeout(() => t.remove(), 5000);
   }
+}
+
+// set changes an element's text only when it differs (no needless
+// mutation for assistive tools to announce).
+function set(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
 
 function setTick(el, state) {
