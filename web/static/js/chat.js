@@ -48,7 +48,15 @@ export class ChatApp {
   build() {
     this.connBanner = h('div', { class: 'conn', role: 'status', 'aria-live': 'polite', hidden: true });
     this.search = h('input', { type: 'search', 'aria-label': 'Search chats', placeholder: 'Search or start a chat',
-      oninput: () => this.renderChats() });
+      oninput: () => { this.renderChats(); this.renderSearchHint(); } });
+    this.searchHint = h('button', { class: 'link search-hint', hidden: true, onclick: () => {
+      this.newPhone.value = this.search.value.replace(/[\s().-]/g, '');
+      this.newForm.hidden = false; // where the lookup says how it went
+      this.search.value = '';
+      this.renderChats();
+      this.renderSearchHint();
+      this.startChat();
+    } });
     this.newPhone = h('input', { id: 'newchat-phone', type: 'tel', inputmode: 'tel', placeholder: '+14155550102', required: true });
     this.newStatus = h('p', { class: 'form-status', role: 'status', 'aria-live': 'polite' });
     this.newForm = h('form', { class: 'newchat', hidden: true, onsubmit: (ev) => { ev.preventDefault(); this.startChat(); } },
@@ -70,7 +78,7 @@ export class ChatApp {
           h('button', { class: 'icon', 'aria-label': 'Profile', title: 'Profile', onclick: () => this.openProfile() }, icon('profile')),
           h('button', { class: 'icon', 'aria-label': 'Devices', title: 'Devices', onclick: () => this.openDevices() }, icon('devices')),
           h('button', { class: 'icon', 'aria-label': 'Sign out', title: 'Sign out', onclick: () => this.signOut() }, icon('signout')))),
-      this.connBanner, this.namePrompt, this.newForm, h('div', { class: 'search' }, this.search), this.chatList);
+      this.connBanner, this.namePrompt, this.newForm, h('div', { class: 'search' }, this.search, this.searchHint), this.chatList);
 
     this.convTitle = h('h2', { class: 'conv-title' });
     this.convSub = h('p', { class: 'conv-sub', 'aria-live': 'polite' });
@@ -222,6 +230,14 @@ export class ChatApp {
     }
     const unread = [...this.chats.values()].reduce((n, c) => n + (c.unread_count || 0), 0);
     document.title = unread ? `(${unread}) Tern` : 'Tern';
+  }
+
+  // renderSearchHint offers a chat with a number typed into the search.
+  renderSearchHint() {
+    const p = this.search.value.replace(/[\s().-]/g, '');
+    const ok = /^\+[1-9][0-9]{6,14}$/.test(p);
+    this.searchHint.hidden = !ok;
+    if (ok) this.searchHint.textContent = `Chat with ${p}`;
   }
 
   makeRow(key) {
