@@ -474,6 +474,9 @@ type Store interface {
 	Secrets
 	MediaFiles
 	Pushes
+	Admins
+	Bans
+	UserSearch
 	// Ping reports whether the store can serve (for /readyz).
 	Ping(ctx context.Context) error
 	// Close flushes and releases the store.

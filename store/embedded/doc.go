@@ -128,6 +128,15 @@
 //	32 unshared created u64 fileID         (empty): a file never shared (media.go)
 //	33 pushes   deviceID                   JSON: the device's queued push, its last push's time (pushes.go)
 //	34 pushdue  due u64 deviceID           lease end u64, or empty: a queued push, by due time
+//	36 admins   adminID                    JSON store.Admin (admin.go: the dashboard's records)
+//	37 anames   username                   adminID: usernames are unique
+//	38 asess    sessionID                  JSON store.AdminSession
+//	39 asessidx adminID 0 sessionID        (empty): an admin's sessions
+//	40 apikeys  keyID                      JSON store.APIKey
+//	41 akeys    adminID 0 keyID            (empty): an admin's API keys
+//	42 audit    entryID                    JSON store.AuditEntry: ids sort by time
+//	43 bans     userID                     JSON store.Ban
+//	44 bantimes ts u64 userID              (empty): bans by time (sign bit flipped)
 //
 // 21 and 22 name records of the writer's cache that are never stored: a
 // feed's last cursor (the feed's last key says it) and recent messages'
@@ -160,6 +169,13 @@
 // writer, which is what makes claims exclusive. PendingPushes counts its
 // keys. A claim that finds nothing due (most polls) is answered by a read
 // and never reaches the writer.
+//
+// Admin dashboard: an admin's sessions and keys are found through their
+// index tables (sign out everywhere, a key list); a new session deletes
+// the admin's sessions expired by its creation, as Pebble has no expiry.
+// The audit log is read backwards from a key. SearchUsers walks the users
+// table in id order, reading at most 200,000 records: the dashboard's
+// search is rare, and an index by name is future work.
 //
 // Message.Kind is an optional trailer of the binary message, written only
 // for group entries: records from before it existed read as Kind "".

@@ -52,6 +52,16 @@ const (
 	tPushDue byte = 34 // due u64 deviceID -> lease end u64 or empty: queued pushes, for claims
 	// The messages that carry a media file (media.go).
 	tMediaRefs byte = 35 // fileID 0x00 msgID -> chatID
+	// The admin dashboard (admin.go).
+	tAdmins        byte = 36 // adminID -> JSON store.Admin
+	tAdminNames    byte = 37 // username -> adminID: usernames are unique
+	tAdminSessions byte = 38 // sessionID -> JSON store.AdminSession
+	tAdminSessIdx  byte = 39 // adminID 0x00 sessionID -> empty: an admin's sessions
+	tAPIKeys       byte = 40 // keyID -> JSON store.APIKey
+	tAdminKeys     byte = 41 // adminID 0x00 keyID -> empty: an admin's API keys
+	tAudit         byte = 42 // entryID -> JSON store.AuditEntry (ids sort by time)
+	tBans          byte = 43 // userID -> JSON store.Ban
+	tBanTimes      byte = 44 // ts u64 (sign-flipped) userID -> empty: bans by time
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -143,6 +143,16 @@
 //	          while claimed); sent (the time of its last push, until it
 //	          connects); v, a random tag rewritten by every write. All of
 //	          these but v are absent when empty (see "Pushes")
+//	admins    _id admin id; username, hash, totp (absent: no second
+//	          factor), disabled, created
+//	admin_sessions
+//	          _id the session id (a digest of its token); admin, csrf, ip,
+//	          created, expires. No TTL index: a new session deletes its
+//	          admin's sessions that had expired by its creation
+//	api_keys  _id the key's public part; admin, name, hash, created
+//	audit     _id entry id (ids sort by time: the _id index orders the
+//	          log); ts, actor, action, target, detail, ip
+//	bans      _id user id; reason, by, ts
 //
 // # Indexes
 //
@@ -161,6 +171,16 @@
 //	                                   (UnsharedMediaFiles: the collector)
 //	pushes    {due: 1} sparse          queued pushes by when they are due
 //	                                   (ClaimPushes, PendingPushes)
+//	admins    {username: 1} unique     one admin per username (CreateAdmin,
+//	                                   AdminByUsername)
+//	admin_sessions {admin: 1}          an admin's sessions (DeleteAdminSessions)
+//	api_keys  {admin: 1}               an admin's API keys (APIKeys)
+//	bans      {ts: 1}                  bans, newest first (Banned)
+//
+// SearchUsers is one find, in _id order: an anchored regex on phone or
+// a case-insensitive one on name, which no index serves. It scans users
+// until it has its limit; the dashboard's searches are rare enough for
+// that, and an index for names is future work.
 //
 // The unique (chat, seq) and (user, cursor) indexes are the _id indexes
 // of messages and feed; the _id index of marks serves MessageMarks (one

@@ -64,6 +64,8 @@ type Store struct {
 	media, mediaShares, mediaRefs  *mongo.Collection
 	pushes                         *mongo.Collection
 	feed, feeds                    *mongo.Collection
+	admins, adminSessions, apiKeys *mongo.Collection
+	audit, bans                    *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -151,6 +153,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		lockTimeout: cfg.Timeout,
 		acked:       boundedMap[ackHead]{limit: 1 << 16}, // about 100 bytes each
 		devUsers:    boundedMap[string]{limit: 1 << 18},  // about 100 bytes each
+
+		// The admin dashboard's (admin.go).
+		admins:        db.Collection(collAdmins),
+		adminSessions: db.Collection(collAdminSessions),
+		apiKeys:       db.Collection(collAPIKeys),
+		audit:         db.Collection(collAudit),
+		bans:          db.Collection(collBans),
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.disconnect()
@@ -250,6 +259,14 @@ func Indexes() []IndexSpec {
 			Why: "media files no message carries, longest idle first, for the collector (UnsharedMediaFiles)"},
 		{Collection: collPushes, Keys: []string{pushDue}, Sparse: true,
 			Why: "queued pushes by when they are due, for claims (ClaimPushes) and the queue's depth (PendingPushes)"},
+		{Collection: collAdmins, Keys: []string{"username"}, Unique: true,
+			Why: "one admin account per username: CreateAdmin's check, sign-in (AdminByUsername)"},
+		{Collection: collAdminSessions, Keys: []string{"admin"},
+			Why: "an admin's dashboard sessions: signing out everywhere (DeleteAdminSessions), pruning expired ones"},
+		{Collection: collAPIKeys, Keys: []string{"admin"},
+			Why: "an admin's API keys (APIKeys)"},
+		{Collection: collBans, Keys: []string{"ts"},
+			Why: "bans, newest first, for the admin dashboard (Banned)"},
 	}
 }
 

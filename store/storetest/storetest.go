@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Actions", func(t *testing.T) { testActions(t, newStore) })
 	t.Run("MediaFiles", func(t *testing.T) { testMediaFiles(t, newStore) })
 	t.Run("Pushes", func(t *testing.T) { testPushes(t, newStore) })
+	runAdmin(t, newStore) // Admins, Bans, UserSearch
 }
 
 // base is the suite's clock: whole milliseconds, UTC.
