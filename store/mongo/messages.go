@@ -584,7 +584,7 @@ func (s *Store) MarkRead(ctx context.Context, userID, chatID string, seq, ts int
 		}
 		set := bson.D{{Key: "read", Value: seq}}
 		if notify {
-			set = append(set, bson.E{Key: key, Value: pendingRead{From: mem.Read, To: seq, TS: ts, At: nowMillis()}})
+			set = append(set, bson.E{Key: key, Value: pendingRead{From: mem.Read, To: seq, TS: ts, At: s.readClock()}})
 		}
 		res, err := s.members.UpdateOne(ctx, bson.D{{Key: "_id", Value: mem.ID}, {Key: "read", Value: mem.Read}},
 			bson.D{{Key: "$set", Value: set}})
@@ -625,7 +625,7 @@ type pendingRead struct {
 // slower one would be a duplicate, which clients take as the same tick).
 func (s *Store) replayReads(ctx context.Context, userID, chatID string, mem memberDoc) []store.Delivery {
 	var out []store.Delivery
-	now := nowMillis()
+	now := s.readClock()
 	for k, p := range mem.Pending {
 		if now-p.At < s.lockTimeout.Milliseconds() {
 			continue

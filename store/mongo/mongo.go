@@ -49,6 +49,9 @@ type Config struct {
 
 	// monitor, set by tests, sees every command the store sends.
 	monitor *event.CommandMonitor
+	// readClock, set by tests, is the clock (unix ms) that ages the notes
+	// a read leaves for its receipts; nil: the wall clock.
+	readClock func() int64
 }
 
 // Store is the MongoDB adapter of store.Store. It is safe for concurrent
@@ -71,6 +74,8 @@ type Store struct {
 	// lockTimeout is how long a chat lock may stay with one holder before
 	// a waiter takes it over (Config.Timeout; tests shorten it).
 	lockTimeout time.Duration
+	// readClock ages read notes (Config.readClock).
+	readClock func() int64
 	// chatGates queue this node's senders of one chat in memory, so that
 	// only one of them at a time polls the chat's lock in the database.
 	chatGates gates
@@ -151,6 +156,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		feeds:       db.Collection(collFeeds),
 		timeout:     cfg.Timeout,
 		lockTimeout: cfg.Timeout,
+		readClock:   cfg.readClock,
 		acked:       boundedMap[ackHead]{limit: 1 << 16}, // about 100 bytes each
 		devUsers:    boundedMap[string]{limit: 1 << 18},  // about 100 bytes each
 
@@ -172,6 +178,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.migrateInboxes(ctx); err != nil {
 		s.disconnect()
 		return nil, fmt.Errorf("store/mongo: move inboxes to feeds: %w", err)
+	}
+	if s.readClock == nil {
+		s.readClock = nowMillis
 	}
 	return s, nil
 }
