@@ -23,6 +23,7 @@ type Store interface {
 	store.Devices
 	store.Codes
 	store.Secrets
+	store.Bans
 }
 
 // Sender sends one SMS. Adapters: auth/sms/log, auth/sms/http.

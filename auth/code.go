@@ -206,6 +206,9 @@ func (s *Service) Verify(ctx context.Context, req wire.VerifyRequest, clientIP s
 	if err != nil {
 		return wire.Session{}, fmt.Errorf("auth: ensure user: %w", err)
 	}
+	if err := s.checkBan(ctx, u.ID); err != nil {
+		return wire.Session{}, err
+	}
 	refresh, secretHash := s.newRefresh(store.NewID(store.PrefixDevice))
 	d := store.Device{
 		ID:             refresh.deviceID,
@@ -219,6 +222,15 @@ func (s *Service) Verify(ctx context.Context, req wire.VerifyRequest, clientIP s
 	}
 	if err := s.st.CreateDevice(ctx, d); err != nil {
 		return wire.Session{}, fmt.Errorf("auth: create device: %w", err)
+	}
+	// Again, now that the device exists: a ban made since the check above
+	// either listed this device when it revoked the user's devices, or is
+	// seen here.
+	if err := s.checkBan(ctx, u.ID); err != nil {
+		if derr := s.deleteDevice(ctx, u.ID, d.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			return wire.Session{}, fmt.Errorf("auth: dropping a banned user's new device: %w", derr)
+		}
+		return wire.Session{}, err
 	}
 	s.log.InfoContext(ctx, "auth: signed in", "user", u.ID, "device", d.ID, "new_user", created, "platform", platform)
 	s.noticeNewDevice(u, d, clientIP)

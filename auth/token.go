@@ -301,6 +301,9 @@ func (s *Service) Refresh(ctx context.Context, token string) (wire.Session, erro
 	if err != nil {
 		return wire.Session{}, fmt.Errorf("auth: load device: %w", err)
 	}
+	if err := s.checkBan(ctx, d.UserID); err != nil {
+		return wire.Session{}, err
+	}
 	sum := sha256.Sum256(rt.secret)
 	h := sum[:]
 	for try := 0; ; try++ {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
 )
 
@@ -591,4 +592,36 @@ func TestLongChat(t *testing.T) {
 	if first != "50" || last != "200" {
 		t.Errorf("messages in the page: %s when opened, %s after scrolling up three times; want 50 and 200 (pages of 50)", first, last)
 	}
+}
+
+// TestBannedUserSignedOut: an operator bans a user; the user's open page
+// falls back to sign-in at once, and signing in again says why it fails.
+func TestBannedUserSignedOut(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	b := browser(t)
+	p := newTab(t, b, n.URL, "mallory")
+	p.signIn(n, "+14155550651", "Mallory")
+	ctx, cancel := context.WithTimeout(t.Context(), step)
+	defer cancel()
+	me, err := n.Store.UserByPhone(ctx, "+14155550651")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Auth.Ban(ctx, store.Ban{UserID: me.ID, Reason: "spam", By: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	p.do(chromedp.WaitVisible(chromedp.CSS("#signin-phone")))
+	if got := p.text(".form-status"); !strings.Contains(got, "signed out") {
+		t.Errorf("the banned user's page says %q", got)
+	}
+	p.do(chromedp.SendKeys(chromedp.CSS("#signin-phone"), "+14155550651"),
+		chromedp.Click(chromedp.CSS("form:not([hidden]) button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#signin-code")))
+	code, err := n.SMS.Code(ctx, "+14155550651")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.do(chromedp.SendKeys(chromedp.CSS("#signin-code"), code),
+		chromedp.Click(chromedp.CSS("form:not([hidden]) button[type=submit]")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('.form-status').textContent.includes('banned')`, chromedp.WithPollingInterval(50*time.Millisecond)))
 }
