@@ -109,8 +109,18 @@ func (s *Server) handleWebLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	if claims.DeviceID == "" {
 		if c, cerr := r.Cookie(webCookie); cerr == nil && c.Value != "" {
-			if sess, err := s.auth.Refresh(r.Context(), c.Value); err == nil {
+			sess, err := s.auth.Refresh(r.Context(), c.Value)
+			var we *wire.Error
+			switch {
+			case err == nil:
 				claims = auth.Claims{UserID: sess.UserID, DeviceID: sess.DeviceID}
+			case errors.As(err, &we) && we.Code != wire.CodeUnavailable && we.Code != wire.CodeInternal:
+				// A dead or banned session: nothing left to revoke.
+			default:
+				// The store did not answer: keep the cookie, so that the
+				// browser can try again rather than leave a live device.
+				s.writeErr(w, r, err)
+				return
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -82,8 +83,13 @@ func New(o Options) (*Handler, error) {
 		return nil, fmt.Errorf("web: the embedded apps have no index.html")
 	}
 	media := ""
-	for _, o := range o.MediaOrigins {
-		media += " " + o
+	for _, origin := range o.MediaOrigins {
+		u, err := url.Parse(origin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" ||
+			strings.ContainsAny(origin, " ;,'\"") {
+			return nil, fmt.Errorf("web: media origin %q: want scheme://host[:port]", origin)
+		}
+		media += " " + u.Scheme + "://" + u.Host
 	}
 	// connect-src 'self' covers the same origin's ws: and wss: in every
 	// browser that implements CSP level 3.
@@ -139,9 +145,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// was upgraded serves its new scripts at once, never a mix of versions
 	// out of a cache.
 	hd.Set("Cache-Control", "no-cache")
-	hd.Set("ETag", a.etag)
+	gz := a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	// Each encoding is its own representation, with its own validator.
+	etag := a.etag
+	if gz {
+		etag = a.etag[:len(a.etag)-1] + `-gz"`
+	}
+	hd.Set("ETag", etag)
 	hd.Set("Vary", "Accept-Encoding")
-	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, a.etag) {
+	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -152,7 +164,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Service-Worker-Allowed", "/")
 	}
 	body := a.body
-	if a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+	if gz {
 		hd.Set("Content-Encoding", "gzip")
 		body = a.gz
 	}

@@ -103,20 +103,37 @@ export class Api {
 
   setSession(s) {
     this.session = s;
-    clearTimeout(this.timer);
+    this.expiresAt = Date.now() + s.expires_in * 1000;
     // Well before expiry, so a socket is never closed for an old token
     // while the tab sleeps only briefly.
-    const ms = Math.max(10, s.expires_in * 0.75) * 1000;
-    this.timer = setTimeout(() => { this.refresh().catch(() => {}); }, ms);
+    this.schedule(Math.max(10, s.expires_in * 0.75) * 1000, 0);
   }
 
+  // schedule refreshes after ms; a failure that is not a sign-out (no
+  // network yet after a laptop woke) tries again with backoff.
+  schedule(ms, failures) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.refresh().catch((e) => {
+        if (e.status !== 401 && this.session) this.schedule(Math.min(60_000, 2000 * 2 ** failures), failures + 1);
+      });
+    }, ms);
+  }
+
+  // expiresSoon is whether the access token is about to expire (or did,
+  // while the tab slept).
+  expiresSoon() { return !this.expiresAt || Date.now() > this.expiresAt - 30_000; }
+
+  // logout signs this browser out; on a network failure it throws and
+  // keeps the session (the cookie would sign a reload back in).
   async logout() {
     try {
       await this.raw('POST', '/v1/auth/web/logout', undefined,
         { ...webHeader, Authorization: 'Bearer ' + this.token });
-    } finally {
-      this.signedOut();
+    } catch (e) {
+      if (e.status !== 401) throw e;
     }
+    this.signedOut();
   }
 
   signedOut() {

@@ -24,6 +24,7 @@ export class ChatApp {
     this.names = new Map(); // user_id -> name
     this.pendingActions = new Map(); // send id -> {chat_id, body}
     this.rows = new Map(); // chat key -> its row in the list
+    this.refreshGen = 0; // counts chat list requests; chats made since one are kept
     this.current = null;
     this.replyTo = null;
     this.editing = null;
@@ -128,8 +129,17 @@ export class ChatApp {
     if (s === 'replaced') {
       this.connBanner.append(' ', h('button', { class: 'link', text: 'Use here', onclick: () => this.sock.connectNow() }));
     }
+    if (s !== 'online') {
+      // What we knew of others' presence is stale until the next
+      // presence_sub answers.
+      this.presenceSent = false;
+    }
     if (s === 'online') {
       this.subscribePresence();
+      // A read sent just before the socket went down may not have been
+      // taken (a socket closed for its token does not handle the frame
+      // that found it expired): say it again; reads are idempotent.
+      this.markRead(true);
       // What happened while the socket was down reaches us as inbox
       // events, but a chat list refresh also catches titles and counts.
       this.refreshChats();
@@ -160,12 +170,21 @@ export class ChatApp {
   async refreshChats() {
     if (this.refreshing) { this.refreshAgain = true; return this.refreshing; }
     this.refreshing = (async () => {
+      const started = ++this.refreshGen;
       try {
         const res = await this.api.call('GET', '/v1/chats');
         const seen = new Set();
         for (const c of res.chats) {
           seen.add(c.chat_id);
           const old = this.chats.get(c.chat_id);
+          if (old && (old.last_seq || 0) > (c.last_seq || 0)) {
+            // Messages came on the socket after this snapshot was taken:
+            // keep what they told us of the last message and the count.
+            c.last_seq = old.last_seq;
+            c.last_message = old.last_message;
+            c.unread_count = old.unread_count;
+            c.read_seq = Math.max(old.read_seq || 0, c.read_seq || 0);
+          }
           const chat = Object.assign(old || {}, c);
           chat.peer = c.kind === 'direct' ? (c.members.find((m) => m !== this.me.user_id) || this.me.user_id) : null;
           chat.activity = c.last_message?.ts || chat.activity || 0;
@@ -174,7 +193,9 @@ export class ChatApp {
           // A chat started from a number becomes the real one.
           if (chat.peer && this.chats.has('u:' + chat.peer)) this.adoptDraft('u:' + chat.peer, chat);
         }
-        for (const [id, c] of this.chats) if (!seen.has(id) && !c.draft) this.chats.delete(id);
+        // Gone from the list: left or deleted. Not chats this tab made or
+        // learned of after the request went out.
+        for (const [id, c] of this.chats) if (!seen.has(id) && !c.draft && (c.gen || 0) < started) this.chats.delete(id);
         this.renderChats();
         if (this.current) this.renderHead();
         this.subscribePresence();
@@ -248,7 +269,7 @@ export class ChatApp {
     r.title = h('span', { class: 'chat-title' });
     r.time = h('span', { class: 'chat-time' });
     r.preview = h('span', { class: 'chat-preview' });
-    r.badge = h('span', { class: 'badge' });
+    r.badge = h('span', { class: 'badge', role: 'img' });
     r.online = h('span', { class: 'visually-hidden', text: ', online' });
     r.button = h('button', { class: 'chat', 'data-chat-id': key, onclick: () => this.openChat(r.key) },
       r.avatar, h('span', { class: 'chat-main' },
@@ -446,7 +467,8 @@ export class ChatApp {
     let chat = this.chats.get(m.chat_id);
     if (!chat) {
       // A chat this tab has not seen: the list knows its title.
-      chat = { chat_id: m.chat_id, kind: m.chat_id.startsWith('g') ? 'group' : 'direct', title: '', members: [], unread_count: 0 };
+      chat = { chat_id: m.chat_id, kind: m.chat_id.startsWith('g') ? 'group' : 'direct', title: '', members: [], unread_count: 0,
+        gen: this.refreshGen + 1, last_seq: 0 };
       this.chats.set(m.chat_id, chat);
       this.refreshChats();
     }
@@ -457,6 +479,9 @@ export class ChatApp {
     if (b.expired) { this.removeMsg(m.chat_id, m.msg_id); return; }
     const isNew = this.addMsg(m.chat_id, m);
     if (!isNew) { this.rerender(m.chat_id, m.msg_id); return; }
+    // Beyond what the chat list already counted (a snapshot taken after
+    // this event was stored counts it; the inbox replays it anyway).
+    const beyond = m.seq > (chat.last_seq || 0);
     if (!chat.last_message || chat.last_message.seq <= m.seq) {
       chat.last_message = m;
       chat.last_seq = m.seq;
@@ -465,7 +490,7 @@ export class ChatApp {
     if (m.from !== this.me.user_id) {
       const t = this.typing.get(m.chat_id);
       if (t && t.from === m.from) this.typing.delete(m.chat_id);
-      if (!(this.current === m.chat_id && this.visible()) && m.seq > (chat.read_seq || 0) && countsUnread(b)) chat.unread_count = (chat.unread_count || 0) + 1;
+      if (beyond && !(this.current === m.chat_id && this.visible()) && m.seq > (chat.read_seq || 0) && countsUnread(b)) chat.unread_count = (chat.unread_count || 0) + 1;
     }
     if (b.group) this.refreshChats();
     this.renderChats();
@@ -557,12 +582,13 @@ export class ChatApp {
       if (key.startsWith('u:')) {
         // The first message of a chat started from a number: now it has
         // an id; the list refresh brings its title.
-        chat = this.chats.get(f.chat_id) || Object.assign(chat, { chat_id: f.chat_id, draft: false });
+        chat = this.chats.get(f.chat_id) || Object.assign(chat, { chat_id: f.chat_id, draft: false, gen: this.refreshGen + 1 });
         this.chats.delete(key);
         this.chats.set(f.chat_id, chat);
         this.convs.delete(key);
         if (!this.convs.has(f.chat_id)) this.convs.set(f.chat_id, conv);
-        else this.addMsg(f.chat_id, m);
+        else for (const x of conv.msgs) this.addMsg(f.chat_id, x); // every pending one too
+        for (const x of conv.msgs) x.chat_id = f.chat_id;
         if (this.current === key) this.current = f.chat_id;
         this.refreshChats();
       }
@@ -863,7 +889,7 @@ export class ChatApp {
   // our other devices only: this one applies it once it is `sent`.
   action(m, body) {
     const chat = this.chats.get(m.chat_id);
-    const sent = this.sock.send({ to: toOf(chat, this.me.user_id), body });
+    const sent = this.sock.send({ to: toOf(chat), body });
     this.pendingActions.set(sent.id, { chat_id: m.chat_id, body });
   }
 
@@ -947,11 +973,14 @@ export class ChatApp {
     const done = (res) => {
       if (m.body.preview) URL.revokeObjectURL(m.body.preview);
       const body = { media_id: res.media_id };
-      const sent = this.sock.send({ to: toOf(this.chats.get(chat.chat_id || key) || chat, this.me.user_id), body });
-      conv.byId.delete(tmp);
+      // The chat may have got its id (a first message) while this uploaded.
+      const now = this.chats.get(m.chat_id || key) || chat;
+      const cv = [...this.convs.values()].find((c) => c.byId.get(tmp) === m) || conv;
+      const sent = this.sock.send({ to: toOf(now), body });
+      cv.byId.delete(tmp);
       m.msg_id = sent.id;
       m.body = { media_id: res.media_id, mime_type: res.mime_type, size: res.size, thumbnail: res.thumbnail, width: res.width, height: res.height };
-      conv.byId.set(sent.id, m);
+      cv.byId.set(sent.id, m);
       chat.last_message = m;
       chat.activity = Date.now();
       this.renderChats();
@@ -989,7 +1018,7 @@ export class ChatApp {
   // keeps it until the server answers.
   sendTo(key, body, replyTo) {
     const chat = this.chats.get(key);
-    const frame = { to: toOf(chat, this.me.user_id), body };
+    const frame = { to: toOf(chat), body };
     if (replyTo) frame.reply_to = replyTo;
     const sent = this.sock.send(frame);
     const m = { msg_id: sent.id, chat_id: chat.chat_id, seq: Number.MAX_SAFE_INTEGER, from: this.me.user_id,
@@ -1005,14 +1034,14 @@ export class ChatApp {
   visible() { return document.visibilityState === 'visible' && document.hasFocus(); }
 
   // markRead tells the server we saw the open chat up to its newest message.
-  markRead() {
+  markRead(again) {
     if (!this.current || !this.visible()) return;
     const chat = this.chats.get(this.current);
     const conv = this.convs.get(this.current);
     if (!chat?.chat_id || !conv) return;
     let seq = 0;
     for (const m of conv.msgs) if (!m.pending && m.seq > seq) seq = m.seq;
-    if (seq > (chat.read_seq || 0)) {
+    if (seq > (chat.read_seq || 0) || (again && seq > 0)) {
       if (this.sock.fire({ type: 'read', chat_id: chat.chat_id, seq })) {
         chat.read_seq = seq;
         chat.unread_count = 0;
@@ -1051,6 +1080,7 @@ export class ChatApp {
         this.subscribePresence();
       }
       this.newForm.hidden = true;
+      this.el.querySelector('button[aria-label="New chat"]').setAttribute('aria-expanded', 'false');
       this.newPhone.value = '';
       this.newStatus.textContent = '';
       this.openChat(chat.chat_id || 'u:' + c.user_id);
@@ -1185,8 +1215,11 @@ export class ChatApp {
   }
 
   async signOut() {
-    this.close();
-    try { await this.api.logout(); } catch { /* the cookie is cleared either way */ }
+    try {
+      await this.api.logout(); // closes this app through onSignedOut
+    } catch (e) {
+      this.toast('Could not sign out: ' + e.message);
+    }
   }
 
   toast(text) {
@@ -1203,14 +1236,15 @@ function set(el, text) {
 }
 
 function setTick(el, state) {
+  el.setAttribute('role', 'img');
   el.setAttribute('aria-label', state);
   el.dataset.state = state;
   if (state === 'pending') el.replaceChildren(icon('clock'));
   else el.textContent = state === 'sent' ? '✓' : '✓✓';
 }
 
-function toOf(chat, me) {
-  if (!chat) return me;
+function toOf(chat) {
+  if (!chat) throw new Error('no such chat');
   return chat.kind === 'group' ? chat.chat_id : chat.peer;
 }
 

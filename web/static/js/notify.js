@@ -9,13 +9,20 @@ export function pushSupported() {
 
 // register installs the worker (it also relays notification clicks) and
 // renews the subscription if the user already allowed notifications.
+let openChat = () => {};
+let listening = false;
+
 export async function register(api, onOpenChat) {
   if (!('serviceWorker' in navigator)) return;
+  openChat = onOpenChat; // the app signed in now; an earlier one is closed
   try {
     const reg = await navigator.serviceWorker.register(SW, { scope: '/' });
-    navigator.serviceWorker.addEventListener('message', (ev) => {
-      if (ev.data?.type === 'open_chat' && ev.data.chat_id) onOpenChat(ev.data.chat_id);
-    });
+    if (!listening) {
+      listening = true;
+      navigator.serviceWorker.addEventListener('message', (ev) => {
+        if (ev.data?.type === 'open_chat' && ev.data.chat_id) openChat(ev.data.chat_id);
+      });
+    }
     if (pushSupported() && Notification.permission === 'granted') await subscribe(api, reg);
   } catch { /* no worker: no notifications, the app works as before */ }
 }

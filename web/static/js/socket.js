@@ -62,8 +62,26 @@ export class Socket {
   }
 
   open() {
-    if (!this.api.token) return;
+    if (this.opening) return;
+    this.opening = true;
+    this.dial().finally(() => { this.opening = false; });
+  }
+
+  async dial() {
+    if (!this.api.token || this.stopped) return;
     this.setState('connecting');
+    // An upgrade with a stale token is refused with HTTP 401, which a
+    // page only sees as a failed socket: refresh first.
+    if (this.api.expiresSoon() || this.needRefresh) {
+      try {
+        await this.api.refresh();
+        this.needRefresh = false;
+      } catch (e) {
+        if (e.status !== 401) this.retry();
+        return;
+      }
+    }
+    if (this.stopped || this.ws) return;
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/ws';
     // The token goes as a subprotocol: browsers cannot set headers on an
     // upgrade, and a URL would end up in access logs.
@@ -71,6 +89,7 @@ export class Socket {
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      ws.opened = true;
       this.attempt = 0;
       this.handled = this.acked = 0; // the server resends from the device's acked cursor
       this.setState('online');
@@ -86,13 +105,11 @@ export class Socket {
       if (f.type === 'sent') this.outbox.delete(f.id);
       if (f.type === 'error' && f.id && this.outbox.has(f.id)) {
         if (f.code === 'rate_limited') {
-          const frame = this.outbox.get(f.id);
-          setTimeout(() => {
-            if (this.outbox.get(frame.id) === frame && this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
-          }, Math.max(1, f.retry_after || 1) * 1000);
+          this.resendLater(f.id, Math.max(1, f.retry_after || 1) * 1000);
           return;
         }
         if (!retryable(f.code)) this.outbox.delete(f.id);
+        else this.resendLater(f.id, 2000);
       }
       try {
         this.h.frame(f);
@@ -101,6 +118,17 @@ export class Socket {
       }
     };
     ws.onclose = (ev) => this.closed(ws, ev.code);
+  }
+
+  // resendLater sends an outbox frame again on the open socket (a server
+  // that was briefly unavailable, a rate limit); a reconnect meanwhile
+  // sends it anyway.
+  resendLater(id, ms) {
+    const frame = this.outbox.get(id);
+    const ws = this.ws;
+    setTimeout(() => {
+      if (this.outbox.get(id) === frame && this.ws === ws && ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
+    }, ms);
   }
 
   // drop gives up on the socket at once: a dead network may take a long
@@ -118,6 +146,7 @@ export class Socket {
     this.ws = null;
     clearTimeout(this.pingTimer);
     clearTimeout(this.pongTimer);
+    this.pongTimer = 0;
     clearTimeout(this.ackTimer);
     this.ackTimer = 0;
     if (this.stopped) return;
@@ -126,6 +155,9 @@ export class Socket {
       return;
     }
     this.setState('connecting');
+    // A socket that never opened may have been refused for its token (the
+    // browser hides the 401): the next try refreshes first.
+    if (!ws.opened) this.needRefresh = true;
     if (code === 4401) {
       // The token expired or the device was revoked: refresh tells which.
       this.api.refresh().then(() => this.retry(0), (e) => { if (e.status !== 401) this.retry(); });
@@ -145,20 +177,23 @@ export class Socket {
     if (!navigator.onLine) this.setState('offline');
   }
 
+  // ping beats every PING_EVERY while the socket is open, whatever else
+  // flows: the server closes a socket that sent nothing for 90 s, and a
+  // tab that only receives typing and presence sends nothing else.
   ping() {
     clearTimeout(this.pingTimer);
     this.pingTimer = setTimeout(() => {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
       this.ws.send('{"type":"ping"}');
-      clearTimeout(this.pongTimer);
-      this.pongTimer = setTimeout(() => this.drop(), PONG_WAIT);
+      if (!this.pongTimer) this.pongTimer = setTimeout(() => this.drop(), PONG_WAIT);
+      this.ping();
     }, PING_EVERY);
   }
 
   // alive is any frame from the server: the connection works.
   alive() {
     clearTimeout(this.pongTimer);
-    this.ping();
+    this.pongTimer = 0;
   }
 
   ack(cursor) {
