@@ -94,6 +94,7 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /v1/groups/{chat_id}/members/{user_id}", s.authed(s.handleRemoveMember))
 	handle("PUT /v1/groups/{chat_id}/admins/{user_id}", s.authed(s.handleAdmin(true)))
 	handle("DELETE /v1/groups/{chat_id}/admins/{user_id}", s.authed(s.handleAdmin(false)))
+	s.adminRoutes(handle)
 	handle("GET /healthz", s.handleHealth)
 	handle("GET /readyz", s.handleReady)
 	if !s.cfg.HideMetrics {

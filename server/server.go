@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tern-im/tern/admin"
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/chat"
 	"github.com/tern-im/tern/media"
@@ -339,6 +340,9 @@ type Server struct {
 	settingsByUser             *quota
 	uploadsByUser              *quota
 	emailCodesByUser           *quota
+	adminLogins, adminLoginsIP *admin.Throttle // failed admin sign-ins, per account and per address
+	dummyHash                  []byte          // hashed for unknown admin usernames, to take the same time
+	auditSeq                   atomic.Int64    // orders this node's audit entries within a millisecond
 	draining                   atomic.Bool
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
@@ -406,6 +410,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.settingsByUser = newQuota(s.cfg.SettingsPerUserHour, time.Hour)
 	s.uploadsByUser = newQuota(s.cfg.UploadsPerUserHour, time.Hour)
 	s.emailCodesByUser = newQuota(s.cfg.EmailCodesPerUserHour, time.Hour)
+	// Five wrong passwords in 15 minutes per account (an owner mistypes;
+	// a guesser gets 480 a day), 20 per address.
+	s.adminLogins = admin.NewThrottle(5, 15*time.Minute)
+	s.adminLoginsIP = admin.NewThrottle(20, 15*time.Minute)
+	dummy, err := admin.HashPassword("not a password of anyone's")
+	if err != nil {
+		return nil, err
+	}
+	s.dummyHash = dummy
+	go s.every(5*time.Minute, func(now time.Time) { s.adminLogins.Sweep(now); s.adminLoginsIP.Sweep(now) })
 	s.corkBuffers.New = func() any { b := make([]byte, 0, corkLimit); return &b }
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for

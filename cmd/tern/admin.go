@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,9 @@ import (
 	"net/http/pprof"
 	"strings"
 	"time"
+
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
 )
 
 // backuper is a store that can stream a consistent snapshot while serving
@@ -26,7 +31,7 @@ type backuper interface {
 // and a CPU profile or an execution trace slows the node while it runs,
 // which anyone reaching the port could repeat without end. Without a
 // token both are off.
-func adminHandler(token string, st any, keys keyRotator, metrics http.Handler, log *slog.Logger) http.Handler {
+func adminHandler(token string, st any, keys keyRotator, admins adminCreator, metrics http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
@@ -75,7 +80,39 @@ func adminHandler(token string, st any, keys keyRotator, metrics http.Handler, l
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, "{\"key_id\":%d}\n", id)
 	}))
+	// The first dashboard account is made here (tern admin create): whoever
+	// holds the node's admin token runs the node anyway.
+	mux.Handle("POST /admin/v1/admins", admin(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 8192)).Decode(&req); err != nil {
+			http.Error(w, "want a JSON body {username, password}", http.StatusBadRequest)
+			return
+		}
+		a, err := admins.CreateAdmin(r.Context(), req.Username, req.Password)
+		if err != nil {
+			var we *wire.Error
+			if errors.As(err, &we) {
+				http.Error(w, we.Message, wire.HTTPStatus(we.Code))
+				return
+			}
+			log.Error("creating an admin failed", "err", err)
+			http.Error(w, "creating the admin failed; see the node's log", http.StatusInternalServerError)
+			return
+		}
+		log.Info("admin account created", "username", a.Username)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]string{"admin_id": a.ID, "username": a.Username})
+	}))
 	return mux
+}
+
+// adminCreator makes dashboard accounts (server.Server.CreateAdmin).
+type adminCreator interface {
+	CreateAdmin(ctx context.Context, username, password string) (store.Admin, error)
 }
 
 // keyRotator adds a signing key (auth.Service.RotateKeys).

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+
+	"golang.org/x/term"
 )
 
 const adminHelp = `Usage: tern admin <command> [flags]
@@ -13,6 +20,10 @@ const adminHelp = `Usage: tern admin <command> [flags]
 Asks a running node to do something through its admin API (its
 --admin-addr, behind its --admin-token). Commands:
 
+  create        make an admin dashboard account: --username U; the
+                password is asked for (not echoed), or read from the
+                first line of stdin when stdin is not a terminal, or of
+                --password-file
   rotate-keys   add a new signing key for access tokens and code hashes;
                 tokens signed by older keys stay valid until they expire,
                 and the other nodes take the new key up within a minute
@@ -30,6 +41,8 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "rotate-keys":
 		return rotateKeys(ctx, args[1:], stdout, stderr)
+	case "create":
+		return createAdmin(ctx, args[1:], os.Stdin, stdout, stderr)
 	}
 	return usagef("unknown admin command %q (see tern admin --help)", args[0])
 }
@@ -67,4 +80,93 @@ func rotateKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	_, err = stdout.Write(body)
 	return err
+}
+
+// createAdmin makes a dashboard account through a running node's admin
+// listener, so that it works the same on the embedded store (whose files
+// the running node holds) and on MongoDB.
+func createAdmin(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
+	var addr, token, username string
+	fs := newFlagSet("tern admin create", "TERN_")
+	fs.SetOutput(stderr)
+	fs.String(&addr, "admin-addr", "127.0.0.1:9090", "admin address of a running node (its --admin-addr)")
+	fs.String(&token, "admin-token", "", "the node's --admin-token")
+	fs.secret("admin-token")
+	fs.String(&username, "username", "", "the new account's username")
+	var passwordFile string
+	fs.String(&passwordFile, "password-file", "", "read the password from this file (its first line) instead of asking")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if username == "" {
+		return usagef("create needs --username")
+	}
+	if token == "" {
+		return usagef("create needs the node's admin token: TERN_ADMIN_TOKEN, TERN_ADMIN_TOKEN_FILE or --admin-token-file (or --admin-token, which ps shows)")
+	}
+	var password string
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		password, _, _ = strings.Cut(string(b), "\n")
+		password = strings.TrimRight(password, "\r")
+	} else {
+		var err error
+		if password, err = readPassword(stdin, stderr); err != nil {
+			return err
+		}
+	}
+	body, _ := json.Marshal(map[string]string{"username": username, "password": password})
+	url := addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/admin/v1/admins", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("create: %s: %s", resp.Status, strings.TrimSpace(string(out)))
+	}
+	fmt.Fprintf(stdout, "admin %s created; sign in at /admin\n", strings.ToLower(username))
+	return nil
+}
+
+// readPassword asks twice on a terminal (without echo), or reads one line
+// from a pipe (scripts: echo "$PW" | tern admin create ...).
+func readPassword(stdin *os.File, stderr io.Writer) (string, error) {
+	fd := int(stdin.Fd())
+	if !term.IsTerminal(fd) {
+		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("create: reading the password: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	fmt.Fprint(stderr, "Password: ")
+	a, err := term.ReadPassword(fd)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("create: reading the password: %w", err)
+	}
+	fmt.Fprint(stderr, "Again: ")
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("create: reading the password: %w", err)
+	}
+	if string(a) != string(b) {
+		return "", errors.New("create: the passwords differ")
+	}
+	return string(a), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +69,53 @@ func TestOpsRotateKeysAndMasterKey(t *testing.T) {
 	defer scancel()
 	if code := run(sctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--sms-provider", "http", "--sms-http-url", sms.URL}, &out, &out); code == 0 {
 		t.Fatalf("a node without the master key started on sealed keys: %s", out.String())
+	}
+}
+
+// TestOpsAdminCreate: `tern admin create` makes a dashboard account through
+// a running node's admin listener; it signs in at /v1/admin/login; a taken
+// username and a short password are refused with the node's reason.
+func TestOpsAdminCreate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	secrets := t.TempDir()
+	tokenFile := filepath.Join(secrets, "admin")
+	if err := os.WriteFile(tokenFile, []byte("create-token-8d2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(secrets, "pw")
+	if err := os.WriteFile(pwFile, []byte("a long enough password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startTern(t, t.TempDir(), servertest.NewSMSSink(t).URL, "--admin-addr", "127.0.0.1:0", "--admin-token-file", tokenFile)
+	addr := p.logField(t, "admin listening", "addr")
+	create := func(user, pw string) (int, string) {
+		var so, se bytes.Buffer
+		code := run(ctx, []string{"admin", "create", "--admin-addr", addr, "--admin-token-file", tokenFile, "--username", user, "--password-file", pw}, &so, &se)
+		return code, so.String() + se.String()
+	}
+	if code, out := create("Ops", pwFile); code != 0 || !strings.Contains(out, "admin ops created") {
+		t.Fatalf("create: exit %d: %s", code, out)
+	}
+	if code, out := create("ops", pwFile); code == 0 || !strings.Contains(out, "taken") {
+		t.Fatalf("create again: exit %d: %s", code, out)
+	}
+	short := filepath.Join(secrets, "short")
+	if err := os.WriteFile(short, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := create("other", short); code == 0 || !strings.Contains(out, "password") {
+		t.Fatalf("short password: exit %d: %s", code, out)
+	}
+	body := strings.NewReader(`{"username":"ops","password":"a long enough password"}`)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/v1/admin/login", body)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("login as the new admin: %s", res.Status)
 	}
 }

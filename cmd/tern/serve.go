@@ -550,7 +550,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if metricsLn == nil {
 			metrics = srv.MetricsHandler()
 		}
-		serveHTTP(ctx, adminLn, adminHandler(c.adminToken, st, as, metrics, log), c, 0, log)
+		serveHTTP(ctx, adminLn, adminHandler(c.adminToken, st, as, srv, metrics, log), c, 0, log)
 		log.Info("admin listening", "addr", adminLn.Addr().String(), "admin_api_and_pprof", c.adminToken != "")
 	}
 	if host, _, _ := net.SplitHostPort(c.addr); c.mediaKind == "fs" && c.publicURL == "" {

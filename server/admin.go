@@ -1,0 +1,456 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tern-im/tern/admin"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// The admin API under /v1/admin: what the dashboard at /admin does, and
+// what scripts do with an API key. A browser signs in with a username and
+// password (and a TOTP code when the account has one) and gets an
+// HttpOnly, SameSite=Strict session cookie; every state change must also
+// carry the session's CSRF token in X-CSRF-Token. Scripts send
+// "Authorization: Bearer <key>" instead, and need no CSRF token (a browser
+// never adds that header by itself). Every change is written to the audit
+// log: who, what, to what, when, from where.
+const (
+	adminCookie     = "tern_admin"
+	adminCSRFHeader = "X-CSRF-Token"
+	adminSessionTTL = 12 * time.Hour
+	adminKeyPrefix  = "tak_"
+)
+
+// adminActor is who is calling: an admin through a session, or a key.
+type adminActor struct {
+	admin   store.Admin
+	session *store.AdminSession // nil for an API key
+	name    string              // for the audit log
+}
+
+type adminHandler func(w http.ResponseWriter, r *http.Request, a adminActor)
+
+func (s *Server) adminRoutes(handle func(pattern string, h http.HandlerFunc)) {
+	handle("POST /v1/admin/login", s.handleAdminLogin)
+	handle("POST /v1/admin/logout", s.adminAuthed(true, s.handleAdminLogout))
+	handle("GET /v1/admin/me", s.adminAuthed(false, s.handleAdminMe))
+	handle("GET /v1/admin/users", s.adminAuthed(false, s.handleAdminUsers))
+	handle("GET /v1/admin/users/{user_id}", s.adminAuthed(false, s.handleAdminUser))
+	handle("PUT /v1/admin/users/{user_id}/ban", s.adminAuthed(true, s.handleAdminBan))
+	handle("DELETE /v1/admin/users/{user_id}/ban", s.adminAuthed(true, s.handleAdminUnban))
+	handle("DELETE /v1/admin/users/{user_id}/devices/{device_id}", s.adminAuthed(true, s.handleAdminRevoke))
+	handle("GET /v1/admin/audit", s.adminAuthed(false, s.handleAdminAudit))
+	handle("GET /v1/admin/reports", s.adminAuthed(false, s.handleAdminReports))
+	handle("POST /v1/admin/keys", s.adminAuthed(true, s.handleAdminNewKey))
+}
+
+// CreateAdmin makes an admin account (tern admin create, through the
+// node's ops listener). The username is kept lower-case.
+func (s *Server) CreateAdmin(ctx context.Context, username, password string) (store.Admin, error) {
+	username = strings.ToLower(strings.TrimSpace(username))
+	if len(username) < 2 || len(username) > 64 || strings.ContainsFunc(username, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '@')
+	}) {
+		return store.Admin{}, wire.Errorf(wire.CodeBadRequest, "a username has 2 to 64 of a-z, 0-9 and . _ - @")
+	}
+	hash, err := admin.HashPassword(password)
+	if err != nil {
+		return store.Admin{}, wire.Errorf(wire.CodeBadRequest, "%v", err)
+	}
+	a := store.Admin{ID: store.NewID("a"), Username: username, PasswordHash: hash, CreatedAt: time.Now().UTC()}
+	if err := s.st.CreateAdmin(ctx, a); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.Admin{}, wire.Errorf(wire.CodeConflict, "the username %s is taken", username)
+		}
+		return store.Admin{}, fmt.Errorf("server: create admin: %w", err)
+	}
+	s.audit(ctx, "ops", "create_admin", a.ID, username, "")
+	return a, nil
+}
+
+// audit appends to the audit log; a failure is logged, not returned: the
+// action itself is done.
+func (s *Server) audit(ctx context.Context, actor, action, target, detail, ip string) {
+	now := time.Now().UnixMilli()
+	// Ordered by time, then by this node's count (two actions in one
+	// millisecond keep their order), then a random part for uniqueness
+	// across nodes.
+	id := fmt.Sprintf("l%013d.%06d.%s", now, s.auditSeq.Add(1)%1_000_000, store.NewID("")[9:17])
+	e := store.AuditEntry{ID: id, TS: now, Actor: actor, Action: action, Target: target, Detail: detail, IP: ip}
+	if err := s.st.AppendAudit(ctx, e); err != nil {
+		s.log.Error("admin: audit log write failed", "action", action, "target", target, "err", err)
+	}
+}
+
+// adminAuthed resolves the caller; change says the request changes state,
+// which a cookie session must prove with its CSRF token.
+func (s *Server) adminAuthed(change bool, h adminHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if hdr := r.Header.Get("Authorization"); len(hdr) > 7 && strings.EqualFold(hdr[:7], "bearer ") {
+			a, key, err := s.adminByKey(ctx, strings.TrimSpace(hdr[7:]))
+			if err != nil {
+				s.writeErr(w, r, err)
+				return
+			}
+			h(w, r, adminActor{admin: a, name: "key:" + key.ID + "(" + a.Username + ")"})
+			return
+		}
+		c, err := r.Cookie(adminCookie)
+		if err != nil || c.Value == "" {
+			writeError(w, wire.Errorf(wire.CodeUnauthorized, "sign in to the admin dashboard"))
+			return
+		}
+		sess, err := s.st.AdminSession(ctx, admin.Digest(c.Value), time.Now())
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, wire.Errorf(wire.CodeUnauthorized, "the admin session ended; sign in again"))
+			return
+		}
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		if change && !constantEqual(r.Header.Get(adminCSRFHeader), sess.CSRF) {
+			writeError(w, wire.Errorf(wire.CodeForbidden, "missing or wrong %s", adminCSRFHeader))
+			return
+		}
+		a, err := s.st.Admin(ctx, sess.AdminID)
+		if err != nil || a.Disabled {
+			writeError(w, wire.Errorf(wire.CodeUnauthorized, "the admin account is gone or disabled"))
+			return
+		}
+		h(w, r, adminActor{admin: a, session: &sess, name: a.Username})
+	}
+}
+
+func constantEqual(a, b string) bool {
+	return a != "" && admin.Digest(a) == admin.Digest(b)
+}
+
+// adminByKey checks an API key "tak_<id>.<secret>".
+func (s *Server) adminByKey(ctx context.Context, key string) (store.Admin, store.APIKey, error) {
+	bad := wire.Errorf(wire.CodeUnauthorized, "invalid API key")
+	id, secret, ok := strings.Cut(strings.TrimPrefix(key, adminKeyPrefix), ".")
+	if !strings.HasPrefix(key, adminKeyPrefix) || !ok || id == "" || secret == "" {
+		return store.Admin{}, store.APIKey{}, bad
+	}
+	k, err := s.st.APIKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Admin{}, store.APIKey{}, bad
+	}
+	if err != nil {
+		return store.Admin{}, store.APIKey{}, err
+	}
+	if admin.Digest(secret) != string(k.Hash) {
+		return store.Admin{}, store.APIKey{}, bad
+	}
+	a, err := s.st.Admin(ctx, k.AdminID)
+	if err != nil || a.Disabled {
+		return store.Admin{}, store.APIKey{}, bad
+	}
+	return a, k, nil
+}
+
+type adminLoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	TOTP     string `json:"totp"`
+}
+
+type adminMe struct {
+	Username  string `json:"username"`
+	CSRFToken string `json:"csrf_token"`
+}
+
+func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
+	var req adminLoginRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	ip := clientIP(r, s.cfg.TrustProxy)
+	user := strings.ToLower(strings.TrimSpace(req.Username))
+	now := time.Now()
+	if wait := max(s.adminLogins.Wait(user, now), s.adminLoginsIP.Wait(ip, now)); wait > 0 {
+		s.writeErr(w, r, rateLimited(wait, "too many failed sign-ins"))
+		return
+	}
+	fail := func(why string) {
+		s.adminLogins.Fail(user, now)
+		s.adminLoginsIP.Fail(ip, now)
+		s.audit(ctx, user, "login_failed", "", why, ip)
+		// One answer for every cause: which part was wrong is not told.
+		writeError(w, wire.Errorf(wire.CodeUnauthorized, "wrong username, password or code"))
+	}
+	a, err := s.st.AdminByUsername(ctx, user)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err != nil || a.Disabled {
+		// Hash anyway: the time taken does not tell which usernames exist.
+		_, _ = admin.CheckPassword(s.dummyHash, req.Password)
+		fail("no such account")
+		return
+	}
+	if ok, err := admin.CheckPassword(a.PasswordHash, req.Password); err != nil || !ok {
+		fail("password")
+		return
+	}
+	if len(a.TOTPSecret) > 0 {
+		if _, ok := admin.CheckTOTP(a.TOTPSecret, strings.TrimSpace(req.TOTP), now); !ok {
+			fail("totp")
+			return
+		}
+	}
+	s.adminLogins.Clear(user)
+	token, err := admin.NewToken()
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	csrf, err := admin.NewToken()
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	sess := store.AdminSession{ID: admin.Digest(token), AdminID: a.ID, CSRF: csrf, IP: ip,
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(adminSessionTTL).UTC()}
+	if err := s.st.PutAdminSession(ctx, sess); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: token, Path: "/", MaxAge: int(adminSessionTTL / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureRequest(r)})
+	s.audit(ctx, a.Username, "login", a.ID, "", ip)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, adminMe{Username: a.Username, CSRFToken: csrf})
+}
+
+func (s *Server) handleAdminLogout(w http.ResponseWriter, r *http.Request, a adminActor) {
+	if a.session != nil {
+		if err := s.st.DeleteAdminSession(r.Context(), a.session.ID); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureRequest(r)})
+	s.audit(r.Context(), a.name, "logout", a.admin.ID, "", clientIP(r, s.cfg.TrustProxy))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleAdminMe(w http.ResponseWriter, r *http.Request, a adminActor) {
+	me := adminMe{Username: a.admin.Username}
+	if a.session != nil {
+		me.CSRFToken = a.session.CSRF
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, me)
+}
+
+type adminUser struct {
+	UserID    string        `json:"user_id"`
+	Phone     string        `json:"phone"`
+	Name      string        `json:"name"`
+	CreatedAt string        `json:"created_at"`
+	Ban       *adminBan     `json:"ban,omitempty"`
+	Devices   []wire.Device `json:"devices,omitempty"`
+}
+
+type adminBan struct {
+	Reason string `json:"reason"`
+	By     string `json:"by"`
+	TS     int64  `json:"ts"`
+}
+
+func (s *Server) handleAdminUsers(w http.ResponseWriter, r *http.Request, a adminActor) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	var users []store.User
+	var err error
+	if q == "" {
+		// No query: the banned, newest first, as the moderation view.
+		bans, berr := s.st.Banned(r.Context(), 100)
+		if berr != nil {
+			s.writeErr(w, r, berr)
+			return
+		}
+		for _, b := range bans {
+			if u, uerr := s.st.User(r.Context(), b.UserID); uerr == nil {
+				users = append(users, u)
+			}
+		}
+	} else if users, err = s.st.SearchUsers(r.Context(), q, 100); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := make([]adminUser, 0, len(users))
+	for _, u := range users {
+		out = append(out, s.adminUserOf(r.Context(), u))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+func (s *Server) adminUserOf(ctx context.Context, u store.User) adminUser {
+	au := adminUser{UserID: u.ID, Phone: u.Phone, Name: u.Name, CreatedAt: rfc3339(u.CreatedAt)}
+	if b, err := s.st.BanOf(ctx, u.ID); err == nil {
+		au.Ban = &adminBan{Reason: b.Reason, By: b.By, TS: b.TS}
+	}
+	return au
+}
+
+func (s *Server) handleAdminUser(w http.ResponseWriter, r *http.Request, a adminActor) {
+	u, err := s.st.User(r.Context(), r.PathValue("user_id"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, wire.Errorf(wire.CodeNotFound, "no such user"))
+		return
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	au := s.adminUserOf(r.Context(), u)
+	devs, err := s.st.UserDevices(r.Context(), u.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	for _, d := range devs {
+		au.Devices = append(au.Devices, wire.Device{DeviceID: d.ID, Name: d.Name, Platform: d.Platform,
+			CreatedAt: rfc3339(d.CreatedAt), LastSeen: rfc3339(d.LastSeen), Online: s.onlineAnywhere(r.Context(), d.ID)})
+	}
+	writeJSON(w, http.StatusOK, au)
+}
+
+func (s *Server) handleAdminBan(w http.ResponseWriter, r *http.Request, a adminActor) {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if len(req.Reason) > 1000 {
+		writeError(w, wire.Errorf(wire.CodeTooLarge, "reason over 1000 bytes"))
+		return
+	}
+	uid := r.PathValue("user_id")
+	if err := s.auth.Ban(r.Context(), store.Ban{UserID: uid, Reason: req.Reason, By: a.admin.Username}); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), a.name, "ban", uid, req.Reason, clientIP(r, s.cfg.TrustProxy))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleAdminUnban(w http.ResponseWriter, r *http.Request, a adminActor) {
+	uid := r.PathValue("user_id")
+	if err := s.auth.Unban(r.Context(), uid); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), a.name, "unban", uid, "", clientIP(r, s.cfg.TrustProxy))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request, a adminActor) {
+	uid, did := r.PathValue("user_id"), r.PathValue("device_id")
+	if err := s.auth.Revoke(r.Context(), uid, did); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), a.name, "revoke_device", uid, did, clientIP(r, s.cfg.TrustProxy))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type adminAuditEntry struct {
+	ID     string `json:"id"`
+	TS     int64  `json:"ts"`
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Target string `json:"target,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	IP     string `json:"ip,omitempty"`
+}
+
+func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request, a adminActor) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, wire.Errorf(wire.CodeBadRequest, "limit is 1 to 500"))
+			return
+		}
+		limit = n
+	}
+	es, err := s.st.Audit(r.Context(), r.URL.Query().Get("before"), limit)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := make([]adminAuditEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, adminAuditEntry(e))
+	}
+	next := ""
+	if len(es) == limit {
+		next = es[len(es)-1].ID
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": out, "next_before": next})
+}
+
+func (s *Server) handleAdminReports(w http.ResponseWriter, r *http.Request, a adminActor) {
+	rs, err := s.st.Reports(r.Context(), 200)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(rs))
+	for _, rp := range rs {
+		msgs := make([]wire.Message, 0, len(rp.Messages))
+		for _, m := range rp.Messages {
+			msgs = append(msgs, wireMessage(&m))
+		}
+		out = append(out, map[string]any{"report_id": rp.ID, "reporter": rp.By, "user_id": rp.UserID,
+			"chat_id": rp.ChatID, "reason": rp.Reason, "ts": rp.TS, "messages": msgs})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reports": out})
+}
+
+// handleAdminNewKey makes an API key for the caller; its secret is shown
+// this once.
+func (s *Server) handleAdminNewKey(w http.ResponseWriter, r *http.Request, a adminActor) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if req.Name == "" || len(req.Name) > 100 {
+		writeError(w, wire.Errorf(wire.CodeBadRequest, "name is 1 to 100 bytes"))
+		return
+	}
+	secret, err := admin.NewToken()
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	k := store.APIKey{ID: store.NewID("k"), AdminID: a.admin.ID, Name: req.Name, Hash: []byte(admin.Digest(secret)), CreatedAt: time.Now().UTC()}
+	if err := s.st.PutAPIKey(r.Context(), k); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), a.name, "create_api_key", k.ID, req.Name, clientIP(r, s.cfg.TrustProxy))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, map[string]string{"key_id": k.ID, "key": adminKeyPrefix + k.ID + "." + secret})
+}

@@ -1,0 +1,161 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+
+	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/wire"
+)
+
+// adminClient is a browser on the dashboard: a cookie jar and the CSRF
+// token its sign-in gave.
+type adminClient struct {
+	t    *testing.T
+	base string
+	hc   *http.Client
+	csrf string
+	key  string // an API key instead of the cookie
+}
+
+func newAdminClient(t *testing.T, base string) *adminClient {
+	jar, _ := cookiejar.New(nil)
+	return &adminClient{t: t, base: base, hc: &http.Client{Jar: jar}}
+}
+
+func (a *adminClient) do(method, path string, body any, csrf bool) (int, map[string]any, *http.Response) {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), method, a.base+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	if csrf {
+		req.Header.Set("X-CSRF-Token", a.csrf)
+	}
+	if a.key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.key)
+	}
+	res, err := a.hc.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m, res
+}
+
+// TestAdminAPI: an admin account signs in (wrong passwords are throttled,
+// and say nothing of which part was wrong), gets an HttpOnly SameSite=Strict
+// cookie and a CSRF token; a ban without the token is refused, with it the
+// user's socket closes; an API key does the same without cookie or CSRF;
+// everything is in the audit log; sign-out ends the session.
+func TestAdminAPI(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	ctx := ctxT(t)
+	if _, err := n.Srv.CreateAdmin(ctx, "Ops", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	a := newAdminClient(t, n.URL)
+
+	if code, _, _ := a.do(http.MethodGet, "/v1/admin/me", nil, false); code != http.StatusUnauthorized {
+		t.Fatalf("me before sign-in: %d", code)
+	}
+	for i := range 5 {
+		code, body, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "wrong password " + string(rune('a'+i))}, false)
+		if code != http.StatusUnauthorized || !strings.Contains(body["error"].(map[string]any)["message"].(string), "wrong username, password or code") {
+			t.Fatalf("wrong password %d: %d %v", i, code, body)
+		}
+	}
+	if code, body, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false); code != http.StatusTooManyRequests {
+		t.Fatalf("sign-in after 5 failures: %d %v, want 429", code, body)
+	}
+	// The rest on a fresh node (the throttle is in memory, per node).
+	n2 := servertest.Start(t, servertest.Options{})
+	if _, err := n2.Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n2.Srv.CreateAdmin(ctx, "OPS", "another long password"); errCode(err) != wire.CodeConflict {
+		t.Fatalf("a second ops: %v", err)
+	}
+	mallory := n2.LoginOnly(t, "+14155550901", "phone")
+	uid := mallory.Session().UserID
+	a = newAdminClient(t, n2.URL)
+	if code, _, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "nobody", "password": "a long enough password"}, false); code != http.StatusUnauthorized {
+		t.Fatalf("unknown admin: %d", code)
+	}
+	code, me, res := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "OPS", "password": "a long enough password"}, false)
+	if code != http.StatusOK || me["username"] != "ops" || me["csrf_token"] == "" {
+		t.Fatalf("login: %d %v", code, me)
+	}
+	ck := cookieNamed(res, "tern_admin")
+	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" {
+		t.Fatalf("admin cookie: %+v", ck)
+	}
+	a.csrf = me["csrf_token"].(string)
+
+	if code, body, _ := a.do(http.MethodGet, "/v1/admin/users?q=%2B1415555090", nil, false); code != 200 || len(body["users"].([]any)) != 1 {
+		t.Fatalf("search: %d %v", code, body)
+	}
+	sock, _, err := dialWS(t, n2, bearer(mallory.Session().AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := a.do(http.MethodPut, "/v1/admin/users/"+uid+"/ban", map[string]string{"reason": "spam"}, false); code != http.StatusForbidden {
+		t.Fatalf("ban without the CSRF token: %d, want 403", code)
+	}
+	if code, body, _ := a.do(http.MethodPut, "/v1/admin/users/"+uid+"/ban", map[string]string{"reason": "spam"}, true); code != http.StatusNoContent {
+		t.Fatalf("ban: %d %v", code, body)
+	}
+	if code := closeCode(t, sock); code != wire.CloseUnauthorized {
+		t.Fatalf("the banned user's socket closed with %d", code)
+	}
+	if code, body, _ := a.do(http.MethodGet, "/v1/admin/users/"+uid, nil, false); code != 200 || body["ban"].(map[string]any)["reason"] != "spam" {
+		t.Fatalf("user after the ban: %d %v", code, body)
+	}
+
+	// An API key: no cookie, no CSRF token.
+	code, key, _ := a.do(http.MethodPost, "/v1/admin/keys", map[string]string{"name": "moderation bot"}, true)
+	if code != http.StatusCreated || !strings.HasPrefix(key["key"].(string), "tak_") {
+		t.Fatalf("new key: %d %v", code, key)
+	}
+	bot := &adminClient{t: t, base: n2.URL, hc: &http.Client{}, key: key["key"].(string)}
+	if code, body, _ := bot.do(http.MethodDelete, "/v1/admin/users/"+uid+"/ban", nil, false); code != http.StatusNoContent {
+		t.Fatalf("unban with the key: %d %v", code, body)
+	}
+	bad := &adminClient{t: t, base: n2.URL, hc: &http.Client{}, key: key["key"].(string) + "x"}
+	if code, _, _ := bad.do(http.MethodGet, "/v1/admin/audit", nil, false); code != http.StatusUnauthorized {
+		t.Fatalf("a wrong key: %d", code)
+	}
+
+	code, audit, _ := a.do(http.MethodGet, "/v1/admin/audit", nil, false)
+	if code != 200 {
+		t.Fatalf("audit: %d", code)
+	}
+	var actions []string
+	for _, e := range audit["entries"].([]any) {
+		actions = append(actions, e.(map[string]any)["action"].(string))
+	}
+	if got := strings.Join(actions, ","); got != "unban,create_api_key,ban,login,login_failed,create_admin" {
+		t.Errorf("audit log, newest first: %s", got)
+	}
+
+	if code, _, _ := a.do(http.MethodPost, "/v1/admin/logout", nil, false); code != http.StatusForbidden {
+		t.Fatalf("logout without CSRF: %d", code)
+	}
+	if code, _, _ := a.do(http.MethodPost, "/v1/admin/logout", nil, true); code != http.StatusNoContent {
+		t.Fatalf("logout: %d", code)
+	}
+	if code, _, _ := a.do(http.MethodGet, "/v1/admin/me", nil, false); code != http.StatusUnauthorized {
+		t.Fatalf("me after logout: %d", code)
+	}
+}
