@@ -105,6 +105,7 @@ func (s *Server) routes() http.Handler {
 	// The web client: its page and its files.
 	mux.Handle("GET /{$}", s.web)
 	mux.Handle("GET /assets/", s.web)
+	mux.Handle("GET /admin", s.web)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route. The mux's own answer is plain text: a 404, or a

@@ -132,6 +132,18 @@ func (p *tab) eval(js string) string {
 	return s
 }
 
+// await evaluates a promise-valued expression and returns what it settles to.
+func (p *tab) await(js string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, step)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("%s: %s: %v", p.name, js, err)
+	}
+	return s
+}
+
 // signIn goes through the sign-in page with the code the server texted.
 func (p *tab) signIn(n *servertest.Node, phone, name string) {
 	p.t.Helper()
@@ -659,4 +671,64 @@ func TestTokensExpire(t *testing.T) {
 	bob.do(chromedp.Poll[chromedp.Void](texts+` === "before|after"`, chromedp.WithPollingInterval(50*time.Millisecond)))
 	bob.do(chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "still here\n"))
 	alice.do(chromedp.Poll[chromedp.Void](texts+` === "before|after|still here"`, chromedp.WithPollingInterval(50*time.Millisecond)))
+}
+
+// TestAdminBansUser: an operator signs in to /admin, finds a user by phone
+// number and bans them; the user's open chat page falls back to sign-in.
+// The dashboard's cookie is HttpOnly and SameSite=Strict, and a change
+// without the CSRF token is refused even from the dashboard's own origin.
+func TestAdminBansUser(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), step)
+	defer cancel()
+	if _, err := n.Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	user := newTab(t, b, n.URL, "mallory")
+	user.signIn(n, "+14155550671", "Mallory")
+	ops := newTab(t, b, n.URL, "ops")
+	ops.do(chromedp.Navigate(n.URL+"/admin"),
+		chromedp.WaitVisible(chromedp.CSS("#admin-user")))
+	ops.screenshot("admin-signin")
+	ops.do(chromedp.SendKeys(chromedp.CSS("#admin-user"), "ops"),
+		chromedp.SendKeys(chromedp.CSS("#admin-pass"), "a long enough password\n"),
+		chromedp.WaitVisible(chromedp.CSS("#user-search")),
+		chromedp.SendKeys(chromedp.CSS("#user-search"), "+1415555067\n"),
+		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Users"] button`)),
+		chromedp.Click(chromedp.CSS(`table[aria-label="Users"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#ban-reason")))
+	for _, name := range []string{"Search users", "Ban", "Reason"} {
+		role := "button"
+		if name != "Ban" {
+			role = "textbox"
+		}
+		if name == "Search users" {
+			role = "searchbox"
+		}
+		if !ops.hasAX(name, role) {
+			t.Errorf("admin page: no %s named %q", role, name)
+		}
+	}
+	got := ops.await(`fetch('/v1/admin/users/x/ban', {method: 'PUT', headers: {'Content-Type': 'application/json'}, body: '{"reason":"r"}'}).then(r => String(r.status))`)
+	if got != "403" {
+		t.Errorf("a ban without the CSRF token from the dashboard's origin: %s, want 403", got)
+	}
+	if c := ops.eval(`document.cookie`); strings.Contains(c, "tern_admin") {
+		t.Errorf("the admin session cookie is readable by scripts: %q", c)
+	}
+	ops.screenshot("admin-user")
+	ops.do(chromedp.SendKeys(chromedp.CSS("#ban-reason"), "spam"),
+		chromedp.Click(chromedp.CSS(`form button.danger`)),
+		chromedp.WaitVisible(chromedp.CSS(`.banned`)))
+	user.do(chromedp.WaitVisible(chromedp.CSS("#signin-phone")))
+	if got := user.text(".form-status"); !strings.Contains(got, "signed out") {
+		t.Errorf("the banned user's page says %q", got)
+	}
+	ops.do(chromedp.Click(chromedp.CSS(`nav[aria-label="Admin"] button:nth-of-type(3)`)),
+		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Audit log"]`)))
+	if got := ops.text(`table[aria-label="Audit log"] tbody tr:first-child`); !strings.Contains(got, "ban") || !strings.Contains(got, "spam") {
+		t.Errorf("the audit log's newest entry: %q", got)
+	}
+	ops.screenshot("admin-audit")
 }

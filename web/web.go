@@ -34,8 +34,8 @@ type asset struct {
 	etag     string
 }
 
-// Handler serves the apps: GET / is the chat client's page, GET /assets/…
-// its scripts, styles and icons.
+// Handler serves the apps: GET / is the chat client's page, GET /admin the
+// admin dashboard's, GET /assets/… their scripts, styles and icons.
 type Handler struct {
 	assets map[string]*asset // by URL path
 	csp    string
@@ -53,8 +53,11 @@ func New(o Options) (*Handler, error) {
 			return err
 		}
 		url := "/assets/" + strings.TrimPrefix(p, "static/")
-		if p == "static/index.html" {
+		switch p {
+		case "static/index.html":
 			url = "/"
+		case "static/admin.html":
+			url = "/admin"
 		}
 		a := &asset{body: body, ctype: mime.TypeByExtension(path.Ext(p))}
 		if a.ctype == "" {
