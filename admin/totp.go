@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -75,4 +76,21 @@ func CheckTOTP(secret []byte, code string, now time.Time) (step int64, ok bool) 
 		}
 	}
 	return 0, false
+}
+
+// ParseTOTPSecret reads a secret as TOTPSecretText writes it (spaces and
+// case forgiven, as people copy it).
+func ParseTOTPSecret(text string) ([]byte, error) {
+	t := strings.ToUpper(strings.ReplaceAll(text, " ", ""))
+	b, err := b32.DecodeString(t)
+	if err != nil || len(b) < 16 || len(b) > 64 {
+		return nil, fmt.Errorf("admin: a TOTP secret is 16 to 64 bytes in base32")
+	}
+	return b, nil
+}
+
+// TOTPCode is the code an authenticator app shows at t (tests, and tools
+// that sign in as a script would).
+func TOTPCode(secret []byte, t time.Time) string {
+	return totpCode(secret, t.Unix()/int64(totpStep/time.Second))
 }

@@ -50,6 +50,57 @@ func (s *Server) adminRoutes(handle func(pattern string, h http.HandlerFunc)) {
 	handle("GET /v1/admin/audit", s.adminAuthed(false, s.handleAdminAudit))
 	handle("GET /v1/admin/reports", s.adminAuthed(false, s.handleAdminReports))
 	handle("POST /v1/admin/keys", s.adminAuthed(true, s.handleAdminNewKey))
+	handle("POST /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPNew))
+	handle("PUT /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPSet))
+}
+
+// handleAdminTOTPNew makes a fresh secret for the caller to load into an
+// authenticator app; nothing is stored until PUT proves the app has it.
+func (s *Server) handleAdminTOTPNew(w http.ResponseWriter, r *http.Request, a adminActor) {
+	secret, err := admin.NewTOTPSecret()
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"secret": admin.TOTPSecretText(secret),
+		"uri": admin.TOTPURI(secret, "Tern", a.admin.Username)})
+}
+
+// handleAdminTOTPSet turns the second factor on with {secret, code}: the
+// code shows the app holds the secret. Only a signed-in browser may, not
+// an API key: a key must not be able to lock its owner out.
+func (s *Server) handleAdminTOTPSet(w http.ResponseWriter, r *http.Request, a adminActor) {
+	if a.session == nil {
+		writeError(w, wire.Errorf(wire.CodeForbidden, "sign in to the dashboard to set up a second factor"))
+		return
+	}
+	var req struct {
+		Secret string `json:"secret"`
+		Code   string `json:"code"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	secret, err := admin.ParseTOTPSecret(req.Secret)
+	if err != nil {
+		writeError(w, wire.Errorf(wire.CodeBadRequest, "%v", err))
+		return
+	}
+	step, ok := admin.CheckTOTP(secret, strings.TrimSpace(req.Code), time.Now())
+	if !ok {
+		writeError(w, wire.Errorf(wire.CodeInvalidCode, "the code does not match: check the app's clock and try the next code"))
+		return
+	}
+	a.admin.TOTPSecret = secret
+	if err := s.st.UpdateAdmin(r.Context(), a.admin); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.totpSteps.Store(a.admin.ID, step)
+	s.audit(r.Context(), a.name, "totp_enabled", a.admin.ID, "", clientIP(r, s.cfg.TrustProxy))
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // CreateAdmin makes an admin account (tern admin create, through the
@@ -207,10 +258,17 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(a.TOTPSecret) > 0 {
-		if _, ok := admin.CheckTOTP(a.TOTPSecret, strings.TrimSpace(req.TOTP), now); !ok {
+		step, ok := admin.CheckTOTP(a.TOTPSecret, strings.TrimSpace(req.TOTP), now)
+		// A code is good once: one seen over a shoulder, or replayed from
+		// a captured request, is refused for its remaining 90 s (per node).
+		if last, seen := s.totpSteps.Load(a.ID); ok && seen && step <= last.(int64) {
+			ok = false
+		}
+		if !ok {
 			fail("totp")
 			return
 		}
+		s.totpSteps.Store(a.ID, step)
 	}
 	s.adminLogins.Clear(user)
 	token, err := admin.NewToken()

@@ -9,7 +9,9 @@ import (
 	"net/http/cookiejar"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tern-im/tern/admin"
 	"github.com/tern-im/tern/server/servertest"
 	"github.com/tern-im/tern/wire"
 )
@@ -147,6 +149,39 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if got := strings.Join(actions, ","); got != "unban,create_api_key,ban,login,login_failed,create_admin" {
 		t.Errorf("audit log, newest first: %s", got)
+	}
+
+	// A second factor: a fresh secret, proven with a code, then asked for
+	// at every sign-in; a code is good once.
+	code, totp, _ := a.do(http.MethodPost, "/v1/admin/me/totp", nil, true)
+	if code != 200 || !strings.HasPrefix(totp["uri"].(string), "otpauth://totp/Tern:ops?") {
+		t.Fatalf("new totp: %d %v", code, totp)
+	}
+	secret, err := admin.ParseTOTPSecret(totp["secret"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": "000000"}, true); code != http.StatusBadRequest {
+		t.Fatalf("totp with a wrong code: %d", code)
+	}
+	if code, _, _ := bot.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": admin.TOTPCode(secret, time.Now())}, false); code != http.StatusForbidden {
+		t.Fatalf("totp set with an API key: %d, want 403", code)
+	}
+	if code, body, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": admin.TOTPCode(secret, time.Now())}, true); code != http.StatusNoContent {
+		t.Fatalf("totp: %d %v", code, body)
+	}
+	second := newAdminClient(t, n2.URL)
+	if code, _, _ := second.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false); code != http.StatusUnauthorized {
+		t.Fatalf("sign-in without the code: %d", code)
+	}
+	// The code the set-up used is spent: the next step's code signs in.
+	next := admin.TOTPCode(secret, time.Now().Add(30*time.Second))
+	if code, body, _ := second.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password", "totp": next}, false); code != http.StatusOK {
+		t.Fatalf("sign-in with the next code: %d %v", code, body)
+	}
+	third := newAdminClient(t, n2.URL)
+	if code, _, _ := third.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password", "totp": next}, false); code != http.StatusUnauthorized {
+		t.Fatalf("the same code again: %d, want 401", code)
 	}
 
 	if code, _, _ := a.do(http.MethodPost, "/v1/admin/logout", nil, false); code != http.StatusForbidden {

@@ -343,6 +343,7 @@ type Server struct {
 	adminLogins, adminLoginsIP *admin.Throttle // failed admin sign-ins, per account and per address
 	dummyHash                  []byte          // hashed for unknown admin usernames, to take the same time
 	auditSeq                   atomic.Int64    // orders this node's audit entries within a millisecond
+	totpSteps                  sync.Map        // admin id -> the last TOTP step accepted (int64)
 	draining                   atomic.Bool
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only

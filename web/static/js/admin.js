@@ -63,7 +63,7 @@ function showLogin(notice) {
   user.focus();
 }
 
-const pages = { users: 'Users', reports: 'Reports', audit: 'Audit log' };
+const pages = { users: 'Users', reports: 'Reports', audit: 'Audit log', account: 'Account' };
 
 function showDashboard(page) {
   const main = h('main', { class: 'admin-main', 'aria-live': 'polite' });
@@ -79,7 +79,7 @@ function showDashboard(page) {
     } }));
   fill(root, h('div', { class: 'admin-shell' }, nav, main));
   root.removeAttribute('aria-busy');
-  ({ users: usersPage, reports: reportsPage, audit: auditPage })[page](main);
+  ({ users: usersPage, reports: reportsPage, audit: auditPage, account: accountPage })[page](main);
 }
 
 function errorLine(e) {
@@ -171,6 +171,36 @@ async function auditPage(main, before = '') {
           h('td', { text: e.target || '' }), h('td', { text: e.detail || '' }), h('td', { text: e.ip || '' }))))),
       r.next_before ? h('button', { text: 'Older', onclick: () => auditPage(main, r.next_before) }) : null);
   } catch (e) { main.append(errorLine(e)); }
+}
+
+// accountPage sets up the second factor: a secret for an authenticator
+// app, proven with one of its codes.
+function accountPage(main) {
+  const status = h('p', { class: 'form-status', role: 'status', 'aria-live': 'polite' });
+  const area = h('div');
+  const start = async () => {
+    try {
+      const t = await call('POST', '/me/totp');
+      const code = h('input', { id: 'totp-code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6' });
+      fill(area, h('p', { text: 'Add this key to your authenticator app (or open the link on the phone that has it):' }),
+        h('p', {}, h('code', { class: 'secret', text: t.secret })),
+        h('p', {}, h('a', { href: t.uri, text: 'Open in the authenticator app' })),
+        h('form', { class: 'admin-row', onsubmit: async (ev) => {
+          ev.preventDefault();
+          try {
+            await call('PUT', '/me/totp', { secret: t.secret, code: code.value.trim() });
+            fill(area);
+            status.textContent = 'Two-step sign-in is on: sign-ins now ask for a code from the app.';
+          } catch (e) { status.textContent = e.message; }
+        } }, h('div', {}, h('label', { for: 'totp-code', text: 'Code from the app' }), code),
+        h('button', { type: 'submit', class: 'primary', text: 'Turn on' })));
+      code.focus();
+    } catch (e) { status.textContent = e.message; }
+  };
+  fill(main, h('h2', { text: 'Account' }), h('p', { text: `Signed in as ${me}.` }),
+    h('h3', { text: 'Two-step sign-in' }),
+    h('p', { class: 'hint', text: 'A code from an authenticator app (TOTP), asked for at every sign-in after the password.' }),
+    h('button', { class: 'primary', text: 'Set up an authenticator app', onclick: start }), area, status);
 }
 
 async function boot() {
