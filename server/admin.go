@@ -54,6 +54,23 @@ func (s *Server) adminRoutes(handle func(pattern string, h http.HandlerFunc)) {
 	handle("PUT /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPSet))
 }
 
+// spendTOTPStep records step as used for an admin unless it, or a later
+// one, was: false means the code was used already.
+func (s *Server) spendTOTPStep(adminID string, step int64) bool {
+	for {
+		last, loaded := s.totpSteps.LoadOrStore(adminID, step)
+		if !loaded {
+			return true
+		}
+		if step <= last.(int64) {
+			return false
+		}
+		if s.totpSteps.CompareAndSwap(adminID, last, step) {
+			return true
+		}
+	}
+}
+
 // handleAdminTOTPNew makes a fresh secret for the caller to load into an
 // authenticator app; nothing is stored until PUT proves the app has it.
 func (s *Server) handleAdminTOTPNew(w http.ResponseWriter, r *http.Request, a adminActor) {
@@ -76,11 +93,19 @@ func (s *Server) handleAdminTOTPSet(w http.ResponseWriter, r *http.Request, a ad
 		return
 	}
 	var req struct {
-		Secret string `json:"secret"`
-		Code   string `json:"code"`
+		Secret   string `json:"secret"`
+		Code     string `json:"code"`
+		Password string `json:"password"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		s.writeErr(w, r, err)
+		return
+	}
+	// The password again: a session left open, or stolen, must not be
+	// able to lock its owner out with a factor only the thief holds.
+	if ok, err := admin.CheckPassword(a.admin.PasswordHash, req.Password); err != nil || !ok {
+		s.audit(r.Context(), a.name, "totp_refused", a.admin.ID, "password", clientIP(r, s.cfg.TrustProxy))
+		writeError(w, wire.Errorf(wire.CodeForbidden, "the password is wrong"))
 		return
 	}
 	secret, err := admin.ParseTOTPSecret(req.Secret)
@@ -98,7 +123,7 @@ func (s *Server) handleAdminTOTPSet(w http.ResponseWriter, r *http.Request, a ad
 		s.writeErr(w, r, err)
 		return
 	}
-	s.totpSteps.Store(a.admin.ID, step)
+	s.spendTOTPStep(a.admin.ID, step)
 	s.audit(r.Context(), a.name, "totp_enabled", a.admin.ID, "", clientIP(r, s.cfg.TrustProxy))
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -106,15 +131,16 @@ func (s *Server) handleAdminTOTPSet(w http.ResponseWriter, r *http.Request, a ad
 // CreateAdmin makes an admin account (tern admin create, through the
 // node's ops listener). The username is kept lower-case.
 func (s *Server) CreateAdmin(ctx context.Context, username, password string) (store.Admin, error) {
-	username = strings.ToLower(strings.TrimSpace(username))
-	if len(username) < 2 || len(username) > 64 || strings.ContainsFunc(username, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '@')
-	}) {
+	username, ok := adminUsername(username)
+	if !ok {
 		return store.Admin{}, wire.Errorf(wire.CodeBadRequest, "a username has 2 to 64 of a-z, 0-9 and . _ - @")
 	}
 	hash, err := admin.HashPassword(password)
 	if err != nil {
-		return store.Admin{}, wire.Errorf(wire.CodeBadRequest, "%v", err)
+		if errors.Is(err, admin.ErrWeakPassword) {
+			return store.Admin{}, wire.Errorf(wire.CodeBadRequest, "%v", err)
+		}
+		return store.Admin{}, fmt.Errorf("server: create admin: %w", err)
 	}
 	a := store.Admin{ID: store.NewID("a"), Username: username, PasswordHash: hash, CreatedAt: time.Now().UTC()}
 	if err := s.st.CreateAdmin(ctx, a); err != nil {
@@ -125,6 +151,17 @@ func (s *Server) CreateAdmin(ctx context.Context, username, password string) (st
 	}
 	s.audit(ctx, "ops", "create_admin", a.ID, username, "")
 	return a, nil
+}
+
+// adminUsername normalises a username and says whether it is one an
+// account can have; anything else is refused before it is counted, logged
+// or hashed.
+func adminUsername(raw string) (string, bool) {
+	u := strings.ToLower(strings.TrimSpace(raw))
+	ok := len(u) >= 2 && len(u) <= 64 && !strings.ContainsFunc(u, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '@')
+	})
+	return u, ok
 }
 
 // audit appends to the audit log; a failure is logged, not returned: the
@@ -222,6 +259,13 @@ type adminMe struct {
 }
 
 func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
+	// A form on another site can post text/plain that reads as JSON: only
+	// a script of this origin sends application/json (a CORS preflight
+	// would be needed from elsewhere, and this server grants none).
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		writeError(w, wire.Errorf(wire.CodeForbidden, "sign in from the dashboard (a JSON request of this origin)"))
+		return
+	}
 	var req adminLoginRequest
 	if err := decode(w, r, &req); err != nil {
 		s.writeErr(w, r, err)
@@ -229,15 +273,37 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	ip := clientIP(r, s.cfg.TrustProxy)
-	user := strings.ToLower(strings.TrimSpace(req.Username))
+	addr := addressKey(ip)
+	user, valid := adminUsername(req.Username)
+	if !valid {
+		writeError(w, wire.Errorf(wire.CodeUnauthorized, "wrong username, password or code"))
+		return
+	}
 	now := time.Now()
-	if wait := max(s.adminLogins.Wait(user, now), s.adminLoginsIP.Wait(ip, now)); wait > 0 {
+	// Per account and address (a guesser elsewhere cannot lock the owner
+	// out), per address, and per account from everywhere, much higher.
+	pair := user + "|" + addr
+	if wait := max(s.adminLogins.Wait(pair, now), s.adminLoginsIP.Wait(addr, now), s.adminLoginsAll.Wait(user, now)); wait > 0 {
 		s.writeErr(w, r, rateLimited(wait, "too many failed sign-ins"))
 		return
 	}
+	// Counted before the hash, so that parallel tries cannot all pass the
+	// check above; a success clears the pair's count.
+	s.adminLogins.Fail(pair, now)
+	s.adminLoginsIP.Fail(addr, now)
+	s.adminLoginsAll.Fail(user, now)
+	// An Argon2 hash takes 64 MiB: a few at a time, or a burst of sign-ins
+	// would take the node's memory.
+	select {
+	case s.hashSlots <- struct{}{}:
+		defer func() { <-s.hashSlots }()
+	case <-ctx.Done():
+		return
+	case <-time.After(5 * time.Second):
+		writeError(w, wire.Errorf(wire.CodeUnavailable, "too many sign-ins at once; try again"))
+		return
+	}
 	fail := func(why string) {
-		s.adminLogins.Fail(user, now)
-		s.adminLoginsIP.Fail(ip, now)
 		s.audit(ctx, user, "login_failed", "", why, ip)
 		// One answer for every cause: which part was wrong is not told.
 		writeError(w, wire.Errorf(wire.CodeUnauthorized, "wrong username, password or code"))
@@ -260,17 +326,14 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 	if len(a.TOTPSecret) > 0 {
 		step, ok := admin.CheckTOTP(a.TOTPSecret, strings.TrimSpace(req.TOTP), now)
 		// A code is good once: one seen over a shoulder, or replayed from
-		// a captured request, is refused for its remaining 90 s (per node).
-		if last, seen := s.totpSteps.Load(a.ID); ok && seen && step <= last.(int64) {
-			ok = false
-		}
-		if !ok {
+		// a captured request, is refused for its remaining 90 s (per node:
+		// another node has its own record).
+		if !ok || !s.spendTOTPStep(a.ID, step) {
 			fail("totp")
 			return
 		}
-		s.totpSteps.Store(a.ID, step)
 	}
-	s.adminLogins.Clear(user)
+	s.adminLogins.Clear(pair)
 	token, err := admin.NewToken()
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -402,7 +465,13 @@ func (s *Server) handleAdminBan(w http.ResponseWriter, r *http.Request, a adminA
 		return
 	}
 	uid := r.PathValue("user_id")
-	if err := s.auth.Ban(r.Context(), store.Ban{UserID: uid, Reason: req.Reason, By: a.admin.Username}); err != nil {
+	if err := s.auth.Ban(r.Context(), store.Ban{UserID: uid, Reason: req.Reason, By: a.name}); err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			// The ban may be stored with some devices not yet revoked:
+			// log the attempt; a retry finishes it.
+			s.audit(r.Context(), a.name, "ban_incomplete", uid, req.Reason, clientIP(r, s.cfg.TrustProxy))
+		}
 		s.writeErr(w, r, err)
 		return
 	}
@@ -487,6 +556,11 @@ func (s *Server) handleAdminReports(w http.ResponseWriter, r *http.Request, a ad
 // handleAdminNewKey makes an API key for the caller; its secret is shown
 // this once.
 func (s *Server) handleAdminNewKey(w http.ResponseWriter, r *http.Request, a adminActor) {
+	if a.session == nil {
+		// A leaked key must not be able to make more of itself.
+		writeError(w, wire.Errorf(wire.CodeForbidden, "API keys are made from a dashboard session"))
+		return
+	}
 	var req struct {
 		Name string `json:"name"`
 	}

@@ -92,6 +92,14 @@ func TestAdminAPI(t *testing.T) {
 	mallory := n2.LoginOnly(t, "+14155550901", "phone")
 	uid := mallory.Session().UserID
 	a = newAdminClient(t, n2.URL)
+	// A cross-site form posts text/plain: refused before anything is counted.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n2.URL+"/v1/admin/login", strings.NewReader(`{"username":"ops","password":"a long enough password"}`))
+	req.Header.Set("Content-Type", "text/plain")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("login as text/plain: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	if code, _, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "nobody", "password": "a long enough password"}, false); code != http.StatusUnauthorized {
 		t.Fatalf("unknown admin: %d", code)
 	}
@@ -134,6 +142,9 @@ func TestAdminAPI(t *testing.T) {
 	if code, body, _ := bot.do(http.MethodDelete, "/v1/admin/users/"+uid+"/ban", nil, false); code != http.StatusNoContent {
 		t.Fatalf("unban with the key: %d %v", code, body)
 	}
+	if code, _, _ := bot.do(http.MethodPost, "/v1/admin/keys", map[string]string{"name": "another"}, false); code != http.StatusForbidden {
+		t.Fatalf("a key making a key: %d, want 403", code)
+	}
 	bad := &adminClient{t: t, base: n2.URL, hc: &http.Client{}, key: key["key"].(string) + "x"}
 	if code, _, _ := bad.do(http.MethodGet, "/v1/admin/audit", nil, false); code != http.StatusUnauthorized {
 		t.Fatalf("a wrong key: %d", code)
@@ -161,13 +172,16 @@ func TestAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": "000000"}, true); code != http.StatusBadRequest {
+	if code, _, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": "000000", "password": "a long enough password"}, true); code != http.StatusBadRequest {
 		t.Fatalf("totp with a wrong code: %d", code)
 	}
 	if code, _, _ := bot.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": admin.TOTPCode(secret, time.Now())}, false); code != http.StatusForbidden {
 		t.Fatalf("totp set with an API key: %d, want 403", code)
 	}
-	if code, body, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": admin.TOTPCode(secret, time.Now())}, true); code != http.StatusNoContent {
+	if code, _, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": admin.TOTPCode(secret, time.Now()), "password": "not the password"}, true); code != http.StatusForbidden {
+		t.Fatalf("totp without the password: %d, want 403", code)
+	}
+	if code, body, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": admin.TOTPCode(secret, time.Now()), "password": "a long enough password"}, true); code != http.StatusNoContent {
 		t.Fatalf("totp: %d %v", code, body)
 	}
 	second := newAdminClient(t, n2.URL)

@@ -182,17 +182,19 @@ function accountPage(main) {
     try {
       const t = await call('POST', '/me/totp');
       const code = h('input', { id: 'totp-code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6' });
+      const pw = h('input', { id: 'totp-password', type: 'password', autocomplete: 'current-password' });
       fill(area, h('p', { text: 'Add this key to your authenticator app (or open the link on the phone that has it):' }),
         h('p', {}, h('code', { class: 'secret', text: t.secret })),
         h('p', {}, h('a', { href: t.uri, text: 'Open in the authenticator app' })),
         h('form', { class: 'admin-row', onsubmit: async (ev) => {
           ev.preventDefault();
           try {
-            await call('PUT', '/me/totp', { secret: t.secret, code: code.value.trim() });
+            await call('PUT', '/me/totp', { secret: t.secret, code: code.value.trim(), password: pw.value });
             fill(area);
             status.textContent = 'Two-step sign-in is on: sign-ins now ask for a code from the app.';
           } catch (e) { status.textContent = e.message; }
         } }, h('div', {}, h('label', { for: 'totp-code', text: 'Code from the app' }), code),
+        h('div', {}, h('label', { for: 'totp-password', text: 'Your password' }), pw),
         h('button', { type: 'submit', class: 'primary', text: 'Turn on' })));
       code.focus();
     } catch (e) { status.textContent = e.message; }
