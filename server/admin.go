@@ -50,6 +50,11 @@ func (s *Server) adminRoutes(handle func(pattern string, h http.HandlerFunc)) {
 	handle("GET /v1/admin/audit", s.adminAuthed(false, s.handleAdminAudit))
 	handle("GET /v1/admin/reports", s.adminAuthed(false, s.handleAdminReports))
 	handle("POST /v1/admin/keys", s.adminAuthed(true, s.handleAdminNewKey))
+	handle("GET /v1/admin/keys", s.adminAuthed(false, s.handleAdminKeys))
+	handle("DELETE /v1/admin/keys/{key_id}", s.adminAuthed(true, s.handleAdminDeleteKey))
+	handle("GET /v1/admin/admins", s.adminAuthed(false, s.handleAdminAdmins))
+	handle("PUT /v1/admin/admins/{admin_id}/disabled", s.adminAuthed(true, s.handleAdminDisable(true)))
+	handle("DELETE /v1/admin/admins/{admin_id}/disabled", s.adminAuthed(true, s.handleAdminDisable(false)))
 	handle("POST /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPNew))
 	handle("PUT /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPSet))
 }
@@ -585,4 +590,93 @@ func (s *Server) handleAdminNewKey(w http.ResponseWriter, r *http.Request, a adm
 	s.audit(r.Context(), a.name, "create_api_key", k.ID, req.Name, clientIP(r, s.cfg.TrustProxy))
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, map[string]string{"key_id": k.ID, "key": adminKeyPrefix + k.ID + "." + secret})
+}
+
+// handleAdminKeys lists the caller's API keys (never their secrets).
+func (s *Server) handleAdminKeys(w http.ResponseWriter, r *http.Request, a adminActor) {
+	ks, err := s.st.APIKeys(r.Context(), a.admin.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := make([]map[string]string, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, map[string]string{"key_id": k.ID, "name": k.Name, "created_at": rfc3339(k.CreatedAt)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+}
+
+// handleAdminDeleteKey revokes a key. Any admin may revoke any key: after
+// a leak, whoever notices first acts.
+func (s *Server) handleAdminDeleteKey(w http.ResponseWriter, r *http.Request, a adminActor) {
+	id := r.PathValue("key_id")
+	if _, err := s.st.APIKey(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+		writeError(w, wire.Errorf(wire.CodeNotFound, "no such key"))
+		return
+	} else if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := s.st.DeleteAPIKey(r.Context(), id); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), a.name, "delete_api_key", id, "", clientIP(r, s.cfg.TrustProxy))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleAdminAdmins(w http.ResponseWriter, r *http.Request, a adminActor) {
+	as, err := s.st.Admins(r.Context())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(as))
+	for _, ad := range as {
+		out = append(out, map[string]any{"admin_id": ad.ID, "username": ad.Username, "disabled": ad.Disabled,
+			"totp": len(ad.TOTPSecret) > 0, "created_at": rfc3339(ad.CreatedAt)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"admins": out})
+}
+
+// handleAdminDisable disables (or enables) another admin's account; a
+// disabled account's sessions end and its keys stop working at once.
+// Only from a dashboard session, and never one's own account (the last
+// admin must not lock everyone out).
+func (s *Server) handleAdminDisable(disable bool) adminHandler {
+	return func(w http.ResponseWriter, r *http.Request, a adminActor) {
+		if a.session == nil {
+			writeError(w, wire.Errorf(wire.CodeForbidden, "accounts are disabled from a dashboard session"))
+			return
+		}
+		id := r.PathValue("admin_id")
+		if id == a.admin.ID {
+			writeError(w, wire.Errorf(wire.CodeBadRequest, "you cannot disable your own account"))
+			return
+		}
+		target, err := s.st.Admin(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, wire.Errorf(wire.CodeNotFound, "no such admin"))
+			return
+		}
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		target.Disabled = disable
+		if err := s.st.UpdateAdmin(r.Context(), target); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		action := "enable_admin"
+		if disable {
+			action = "disable_admin"
+			if err := s.st.DeleteAdminSessions(r.Context(), id); err != nil {
+				s.writeErr(w, r, err)
+				return
+			}
+		}
+		s.audit(r.Context(), a.name, action, id, target.Username, clientIP(r, s.cfg.TrustProxy))
+		w.WriteHeader(http.StatusNoContent)
+	}
 }

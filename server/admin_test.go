@@ -207,4 +207,72 @@ func TestAdminAPI(t *testing.T) {
 	if code, _, _ := a.do(http.MethodGet, "/v1/admin/me", nil, false); code != http.StatusUnauthorized {
 		t.Fatalf("me after logout: %d", code)
 	}
+	testAdminAccounts(t, n2)
+}
+
+// testAdminAccounts: keys are listed without secrets and revoked by any
+// admin; a disabled admin's sessions end and its keys stop working; nobody
+// disables their own account.
+func testAdminAccounts(t *testing.T, n *servertest.Node) {
+	login := func(user, pw string) *adminClient {
+		t.Helper()
+		if _, err := n.Srv.CreateAdmin(t.Context(), user, pw); err != nil {
+			t.Fatal(err)
+		}
+		c := newAdminClient(t, n.URL)
+		code, me, _ := c.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": user, "password": pw}, false)
+		if code != 200 {
+			t.Fatalf("%s login: %d", user, code)
+		}
+		c.csrf = me["csrf_token"].(string)
+		return c
+	}
+	lead := login("lead", "another long password")
+	temp := login("temp", "a third long password")
+	code, key, _ := temp.do(http.MethodPost, "/v1/admin/keys", map[string]string{"name": "script"}, true)
+	if code != http.StatusCreated {
+		t.Fatalf("temp's key: %d", code)
+	}
+	bot := &adminClient{t: t, base: n.URL, hc: &http.Client{}, key: key["key"].(string)}
+	if code, body, _ := temp.do(http.MethodGet, "/v1/admin/keys", nil, false); code != 200 || len(body["keys"].([]any)) != 1 || strings.Contains(jsonString(body), "tak_") {
+		t.Fatalf("keys: %d %v", code, body)
+	}
+	code, list, _ := lead.do(http.MethodGet, "/v1/admin/admins", nil, false)
+	if code != 200 {
+		t.Fatalf("admins: %d %v", code, list)
+	}
+	ids := map[string]string{}
+	for _, x := range list["admins"].([]any) {
+		m := x.(map[string]any)
+		ids[m["username"].(string)] = m["admin_id"].(string)
+	}
+	if code, _, _ := lead.do(http.MethodPut, "/v1/admin/admins/"+ids["lead"]+"/disabled", nil, true); code != http.StatusBadRequest {
+		t.Fatalf("disabling oneself: %d", code)
+	}
+	if code, _, _ := bot.do(http.MethodPut, "/v1/admin/admins/"+ids["lead"]+"/disabled", nil, false); code != http.StatusForbidden {
+		t.Fatalf("a key disabling an admin: %d", code)
+	}
+	if code, _, _ := lead.do(http.MethodPut, "/v1/admin/admins/"+ids["temp"]+"/disabled", nil, true); code != http.StatusNoContent {
+		t.Fatalf("disable temp: %d", code)
+	}
+	if code, _, _ := temp.do(http.MethodGet, "/v1/admin/me", nil, false); code != http.StatusUnauthorized {
+		t.Fatalf("a disabled admin's session: %d", code)
+	}
+	if code, _, _ := bot.do(http.MethodGet, "/v1/admin/audit", nil, false); code != http.StatusUnauthorized {
+		t.Fatalf("a disabled admin's key: %d", code)
+	}
+	if code, _, _ := lead.do(http.MethodDelete, "/v1/admin/keys/"+key["key_id"].(string), nil, true); code != http.StatusNoContent {
+		t.Fatalf("revoke temp's key: %d", code)
+	}
+	if code, _, _ := lead.do(http.MethodDelete, "/v1/admin/admins/"+ids["temp"]+"/disabled", nil, true); code != http.StatusNoContent {
+		t.Fatalf("enable temp: %d", code)
+	}
+	if code, _, _ := bot.do(http.MethodGet, "/v1/admin/audit", nil, false); code != http.StatusUnauthorized {
+		t.Fatalf("a revoked key, its admin enabled again: %d", code)
+	}
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
