@@ -339,6 +339,22 @@ func TestTwoUsersChat(t *testing.T) {
 	if got := alice.text(".conv-sub"); strings.Contains(got, "typing") {
 		t.Errorf("alice's header still says %q after bob's message came", got)
 	}
+	// Alice reacts to Bob's message and answers it as a reply: Bob sees
+	// both on his side.
+	alice.do(chromedp.Click(chromedp.CSS(`ol[aria-label="Messages"] li:not(.own) button[aria-label="Message actions"]`)),
+		chromedp.Click(chromedp.CSS(`[role="menu"] button[aria-label="React 👍"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`li:not(.own) .reaction`)),
+		chromedp.Click(chromedp.CSS(`ol[aria-label="Messages"] li:not(.own) button[aria-label="Message actions"]`)),
+		chromedp.Click(chromedp.CSS(`[role="menu"] button[aria-label="Reply"]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "glad you're here\n"))
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`li.own .reaction`)),
+		chromedp.WaitVisible(chromedp.CSS(`li:not(.own) .quote`)))
+	if got := bob.text(`li:not(.own) .quote`); !strings.Contains(got, "hi alice") {
+		t.Errorf("bob sees the reply quoting %q", got)
+	}
+	if got := bob.text(`li.own .reaction`); got != "👍" {
+		t.Errorf("bob sees the reaction %q", got)
+	}
 	alice.screenshot("conversation")
 
 	// A reload keeps the session (the refresh cookie) and the history.
@@ -346,7 +362,7 @@ func TestTwoUsersChat(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
 		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
 		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li.own .text`)))
-	if got := bob.eval(`[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`); got != "hello bob|hi alice" {
+	if got := bob.eval(`[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`); got != "hello bob|hi alice|glad you're here" {
 		t.Errorf("bob's history after a reload: %q", got)
 	}
 	if c := bob.eval(`document.cookie`); strings.Contains(c, "tern_refresh") {

@@ -41,6 +41,7 @@ export class ChatApp {
     this.sock.stop();
     for (const t of this.timers) clearInterval(t);
     removeEventListener('focus', this.onFocus);
+    removeEventListener('beforeunload', this.onUnload);
     document.removeEventListener('visibilitychange', this.onFocus);
   }
 
@@ -115,6 +116,11 @@ export class ChatApp {
     this.el = h('div', { class: 'shell' }, side, this.conv, this.empty, this.dialog);
     fill(this.root, this.el);
 
+    // Messages not yet stored would be lost with the page: ask first.
+    this.onUnload = (ev) => {
+      if (this.sock.outbox.size > 0) ev.preventDefault();
+    };
+    addEventListener('beforeunload', this.onUnload);
     this.onFocus = () => this.markRead();
     addEventListener('focus', this.onFocus);
     document.addEventListener('visibilitychange', this.onFocus);
@@ -756,7 +762,7 @@ export class ChatApp {
     const content = [];
     if (m.reply_to) {
       const q = this.conv_(m.chat_id || this.current).byId.get(m.reply_to);
-      content.push(h('blockquote', { class: 'quote', onclick: () => this.scrollTo(m.reply_to) },
+      content.push(h('button', { type: 'button', class: 'quote', onclick: () => this.scrollTo(m.reply_to) },
         h('span', { class: 'quote-from', text: q ? this.name(q.from) : '' }),
         h('span', { text: q ? this.preview({ ...q, from: '' }) : 'Earlier message' })));
     }
