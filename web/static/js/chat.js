@@ -818,9 +818,10 @@ export class ChatApp {
     try {
       const f = await this.api.call('GET', `/v1/media/${encodeURIComponent(m.body.media_id)}?chat_id=${encodeURIComponent(m.chat_id)}`);
       if (f.kind === 'image' || f.kind === 'sticker') {
-        fill(this.dialog, h('img', { class: 'full', src: f.url, alt: m.body.caption || 'Image' }),
+        fill(this.dialog, h('h2', { class: 'visually-hidden', text: m.body.caption || 'Image' }),
+          h('img', { class: 'full', src: f.url, alt: m.body.caption || 'Image' }),
           h('button', { class: 'primary', text: 'Close', onclick: () => this.dialog.close() }));
-        this.dialog.showModal();
+        this.showDialog();
       } else {
         const a = h('a', { href: f.url, download: '', rel: 'noopener' });
         document.body.append(a);
@@ -888,7 +889,7 @@ export class ChatApp {
           this.sendTo(c.chat_id, body);
         } })))),
       h('button', { text: 'Cancel', onclick: () => this.dialog.close() }));
-    this.dialog.showModal();
+    this.showDialog();
   }
 
   // action sends a reaction, edit or delete. The server sends its entry to
@@ -1130,7 +1131,7 @@ export class ChatApp {
     h('label', { for: 'group-members', text: 'Members\' phone numbers' }), members, status,
     h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary', text: 'Create group' }),
       h('button', { type: 'button', text: 'Cancel', onclick: () => this.dialog.close() }))));
-    this.dialog.showModal();
+    this.showDialog();
     name.focus();
   }
 
@@ -1176,7 +1177,7 @@ export class ChatApp {
           } catch (e) { status.textContent = e.message; }
         } }),
         h('button', { class: 'primary', text: 'Close', onclick: () => this.dialog.close() })));
-    this.dialog.showModal();
+    this.showDialog();
   }
 
   openProfile() {
@@ -1195,13 +1196,13 @@ export class ChatApp {
       onclick: async () => { status.textContent = await enablePush(this.api); } }) : null,
     h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary', text: 'Save' }),
       h('button', { type: 'button', text: 'Cancel', onclick: () => this.dialog.close() }))));
-    this.dialog.showModal();
+    this.showDialog();
     name.focus();
   }
 
   async openDevices() {
     fill(this.dialog, h('h2', { text: 'Devices' }), h('p', { text: 'Loading…' }));
-    this.dialog.showModal();
+    this.showDialog();
     try {
       const res = await this.api.call('GET', '/v1/devices');
       const list = h('ul', { class: 'devices', 'aria-label': 'Devices' }, res.devices.map((d) => h('li', {},
@@ -1226,6 +1227,18 @@ export class ChatApp {
     } catch (e) {
       this.toast('Could not sign out: ' + e.message);
     }
+  }
+
+  // showDialog opens the panel named by its heading, for assistive tools.
+  showDialog() {
+    const title = this.dialog.querySelector('h2');
+    if (title) {
+      title.id = 'dialog-title';
+      this.dialog.setAttribute('aria-labelledby', 'dialog-title');
+    } else {
+      this.dialog.removeAttribute('aria-labelledby');
+    }
+    if (!this.dialog.open) this.dialog.showModal();
   }
 
   toast(text) {
