@@ -98,33 +98,3 @@ func TestTokens(t *testing.T) {
 		t.Error("digest is not a function of the token alone")
 	}
 }
-
-func TestThrottle(t *testing.T) {
-	th := admin.NewThrottle(3, time.Minute)
-	t0 := time.Unix(1000, 0)
-	for i := range 3 {
-		if w := th.Wait("acct", t0.Add(time.Duration(i)*time.Second)); w != 0 {
-			t.Fatalf("attempt %d waits %v", i, w)
-		}
-		th.Fail("acct", t0.Add(time.Duration(i)*time.Second))
-	}
-	if w := th.Wait("acct", t0.Add(10*time.Second)); w != 50*time.Second {
-		t.Fatalf("after 3 failures: wait %v, want 50s (until the first is a minute old)", w)
-	}
-	if w := th.Wait("other", t0.Add(10*time.Second)); w != 0 {
-		t.Fatalf("another key waits %v", w)
-	}
-	if w := th.Wait("acct", t0.Add(60*time.Second)); w != 0 {
-		t.Fatalf("a minute after the first failure: wait %v", w)
-	}
-	th.Fail("acct", t0.Add(61*time.Second))
-	th.Clear("acct")
-	if w := th.Wait("acct", t0.Add(62*time.Second)); w != 0 {
-		t.Fatalf("after Clear: wait %v", w)
-	}
-	th.Fail("x", t0)
-	th.Sweep(t0.Add(2 * time.Minute))
-	if off := admin.NewThrottle(0, time.Minute); off.Wait("k", t0) != 0 {
-		t.Error("a disabled throttle waits")
-	}
-}

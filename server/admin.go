@@ -252,6 +252,24 @@ func (s *Server) adminByKey(ctx context.Context, key string) (store.Admin, store
 	return a, k, nil
 }
 
+// takeAdminLogin spends one sign-in try of the pair, the address and the
+// account, all or none; the wait is the longest of those that are spent.
+func (s *Server) takeAdminLogin(pair, addr, user string, now time.Time) time.Duration {
+	if wait := s.adminLogins.take(pair, 1, now); wait > 0 {
+		return wait
+	}
+	if wait := s.adminLoginsIP.take(addr, 1, now); wait > 0 {
+		s.adminLogins.give(pair, 1)
+		return wait
+	}
+	if wait := s.adminLoginsAll.take(user, 1, now); wait > 0 {
+		s.adminLogins.give(pair, 1)
+		s.adminLoginsIP.give(addr, 1)
+		return wait
+	}
+	return 0
+}
+
 type adminLoginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -288,15 +306,12 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 	// Per account and address (a guesser elsewhere cannot lock the owner
 	// out), per address, and per account from everywhere, much higher.
 	pair := user + "|" + addr
-	if wait := max(s.adminLogins.Wait(pair, now), s.adminLoginsIP.Wait(addr, now), s.adminLoginsAll.Wait(user, now)); wait > 0 {
+	// Counted before the hash, so that parallel tries cannot all pass the
+	// check; a success clears the pair's count.
+	if wait := s.takeAdminLogin(pair, addr, user, now); wait > 0 {
 		s.writeErr(w, r, rateLimited(wait, "too many failed sign-ins"))
 		return
 	}
-	// Counted before the hash, so that parallel tries cannot all pass the
-	// check above; a success clears the pair's count.
-	s.adminLogins.Fail(pair, now)
-	s.adminLoginsIP.Fail(addr, now)
-	s.adminLoginsAll.Fail(user, now)
 	// An Argon2 hash takes 64 MiB: a few at a time, or a burst of sign-ins
 	// would take the node's memory.
 	select {
@@ -338,7 +353,7 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.adminLogins.Clear(pair)
+	s.adminLogins.reset(pair)
 	token, err := admin.NewToken()
 	if err != nil {
 		s.writeErr(w, r, err)

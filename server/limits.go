@@ -212,6 +212,13 @@ func (q *quota) take(key string, n int, now time.Time) time.Duration {
 	return 0
 }
 
+// reset forgets key's window: what it spent counts no more.
+func (q *quota) reset(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.m, key)
+}
+
 // give returns n units taken from key's current window.
 func (q *quota) give(key string, n int) {
 	if q.limit <= 0 {

@@ -340,12 +340,12 @@ type Server struct {
 	settingsByUser             *quota
 	uploadsByUser              *quota
 	emailCodesByUser           *quota
-	adminLogins, adminLoginsIP *admin.Throttle // admin sign-in tries, per account and address, per address
-	adminLoginsAll             *admin.Throttle // admin sign-in tries per account from everywhere
-	hashSlots                  chan struct{}   // admin password hashes running now
-	dummyHash                  []byte          // hashed for unknown admin usernames, to take the same time
-	auditSeq                   atomic.Int64    // orders this node's audit entries within a millisecond
-	totpSteps                  sync.Map        // admin id -> the last TOTP step accepted (int64)
+	adminLogins, adminLoginsIP *quota        // admin sign-in tries, per account and address, per address
+	adminLoginsAll             *quota        // admin sign-in tries per account from everywhere
+	hashSlots                  chan struct{} // admin password hashes running now
+	dummyHash                  []byte        // hashed for unknown admin usernames, to take the same time
+	auditSeq                   atomic.Int64  // orders this node's audit entries within a millisecond
+	totpSteps                  sync.Map      // admin id -> the last TOTP step accepted (int64)
 	draining                   atomic.Bool
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
@@ -415,22 +415,17 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.emailCodesByUser = newQuota(s.cfg.EmailCodesPerUserHour, time.Hour)
 	// Five wrong passwords in 15 minutes per account (an owner mistypes;
 	// a guesser gets 480 a day), 20 per address.
-	s.adminLogins = admin.NewThrottle(5, 15*time.Minute)
-	s.adminLoginsIP = admin.NewThrottle(20, 15*time.Minute)
+	s.adminLogins = newQuota(5, 15*time.Minute)
+	s.adminLoginsIP = newQuota(20, 15*time.Minute)
 	// From many addresses at once: enough that a guesser cannot lock the
 	// owner out cheaply, few enough to bound guessing to ~10,000 a day.
-	s.adminLoginsAll = admin.NewThrottle(100, 15*time.Minute)
+	s.adminLoginsAll = newQuota(100, 15*time.Minute)
 	s.hashSlots = make(chan struct{}, 2)
 	dummy, err := admin.HashPassword("not a password of anyone's")
 	if err != nil {
 		return nil, err
 	}
 	s.dummyHash = dummy
-	go s.every(5*time.Minute, func(now time.Time) {
-		s.adminLogins.Sweep(now)
-		s.adminLoginsIP.Sweep(now)
-		s.adminLoginsAll.Sweep(now)
-	})
 	s.corkBuffers.New = func() any { b := make([]byte, 0, corkLimit); return &b }
 	s.upgrader = websocket.Upgrader{
 		// Frames are small; a 1 KiB read buffer costs an extra read call for
