@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -176,7 +177,7 @@ func (s *Server) audit(ctx context.Context, actor, action, target, detail, ip st
 	// Ordered by time, then by this node's count (two actions in one
 	// millisecond keep their order), then a random part for uniqueness
 	// across nodes.
-	id := fmt.Sprintf("l%013d.%06d.%s", now, s.auditSeq.Add(1)%1_000_000, store.NewID("")[9:17])
+	id := fmt.Sprintf("l%013d.%06d.%s", now, s.auditSeq.Add(1)%1_000_000, rand.Text()[:8])
 	e := store.AuditEntry{ID: id, TS: now, Actor: actor, Action: action, Target: target, Detail: detail, IP: ip}
 	if err := s.st.AppendAudit(ctx, e); err != nil {
 		s.log.Error("admin: audit log write failed", "action", action, "target", target, "err", err)

@@ -46,10 +46,10 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(pattern, s.instrument(route, h))
 	}
 	handle("POST /v1/auth/code", s.handleCode)
-	handle("POST /v1/auth/verify", s.handleVerify)
+	handle("POST /v1/auth/verify", s.handleVerify(writeSession))
 	handle("POST /v1/auth/refresh", s.handleRefresh)
 	handle("POST /v1/auth/logout", s.authed(s.handleLogout))
-	handle("POST /v1/auth/web/verify", webOnly(s.handleWebVerify))
+	handle("POST /v1/auth/web/verify", webOnly(s.handleVerify(s.setWebSession)))
 	handle("POST /v1/auth/web/refresh", webOnly(s.handleWebRefresh))
 	handle("POST /v1/auth/web/logout", webOnly(s.handleWebLogout))
 	handle("GET /v1/me", s.authed(s.handleMe))
@@ -260,18 +260,26 @@ func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, res)
 }
 
-func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	var req wire.VerifyRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeErr(w, r, err)
-		return
+// handleVerify signs in with a code; answer hands out the new session (as
+// JSON to apps, as a cookie and an access token to the web client).
+func (s *Server) handleVerify(answer func(http.ResponseWriter, *http.Request, wire.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req wire.VerifyRequest
+		if err := decode(w, r, &req); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		sess, err := s.auth.Verify(r.Context(), req, clientIP(r, s.cfg.TrustProxy))
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		answer(w, r, sess)
 	}
-	res, err := s.auth.Verify(r.Context(), req, clientIP(r, s.cfg.TrustProxy))
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+}
+
+func writeSession(w http.ResponseWriter, _ *http.Request, sess wire.Session) {
+	writeJSON(w, http.StatusOK, sess)
 }
 
 func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {

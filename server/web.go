@@ -67,20 +67,6 @@ func (s *Server) secureRequest(r *http.Request) bool {
 	return s.cfg.TrustProxy && r.Header.Get("X-Forwarded-Proto") == "https"
 }
 
-func (s *Server) handleWebVerify(w http.ResponseWriter, r *http.Request) {
-	var req wire.VerifyRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	sess, err := s.auth.Verify(r.Context(), req, clientIP(r, s.cfg.TrustProxy))
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	s.setWebSession(w, r, sess)
-}
-
 func (s *Server) handleWebRefresh(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(webCookie)
 	if err != nil || c.Value == "" {

@@ -29,9 +29,9 @@ type Options struct {
 
 // asset is one file, read and compressed once at start.
 type asset struct {
-	body, gz []byte
-	ctype    string
-	etag     string
+	body, gz     []byte
+	ctype        string
+	etag, etagGz string // each encoding is its own representation, with its own validator
 }
 
 // Handler serves the apps: GET / is the chat client's page, GET /admin the
@@ -75,6 +75,7 @@ func New(o Options) (*Handler, error) {
 		}
 		if buf.Len() < len(body) {
 			a.gz = buf.Bytes()
+			a.etagGz = a.etag[:len(a.etag)-1] + `-gz"`
 		}
 		h.assets[url] = a
 		return nil
@@ -149,10 +150,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// out of a cache.
 	hd.Set("Cache-Control", "no-cache")
 	gz := a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding"))
-	// Each encoding is its own representation, with its own validator.
 	etag := a.etag
 	if gz {
-		etag = a.etag[:len(a.etag)-1] + `-gz"`
+		etag = a.etagGz
 	}
 	hd.Set("ETag", etag)
 	hd.Set("Vary", "Accept-Encoding")
