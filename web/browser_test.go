@@ -362,7 +362,7 @@ func TestTwoUsersChat(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
 		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
 		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li.own .text`)))
-	if got := bob.eval(`[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`); got != "hello bob|hi alice|glad you're here" {
+	if got := bob.eval(texts); got != "hello bob|hi alice|glad you're here" {
 		t.Errorf("bob's history after a reload: %q", got)
 	}
 	if c := bob.eval(`document.cookie`); strings.Contains(c, "tern_refresh") {
@@ -455,6 +455,22 @@ func writePNG(t *testing.T, path string, w, h int) {
 	}
 }
 
+// texts is a page's conversation, its messages' texts joined by "|".
+const texts = `[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`
+
+// startChat: from's page starts a chat with a phone number and writes
+// text; to's page opens the chat it gets.
+func startChat(from, to *tab, phone, text string) {
+	from.t.Helper()
+	from.do(chromedp.Click(chromedp.CSS(`button[aria-label="New chat"]`)),
+		chromedp.SendKeys(chromedp.CSS("#newchat-phone"), phone+"\n"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), text+"\n"))
+	to.do(chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
+		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li .text`)))
+}
+
 // offline cuts (or restores) the tab's network the way DevTools' offline
 // mode does: requests and sockets fail, and the page is told it is offline.
 func (p *tab) offline(off bool) {
@@ -485,13 +501,7 @@ func TestNetworkCut(t *testing.T) {
 	bob := newTab(t, b, n.URL, "bob")
 	alice.signIn(n, "+14155550621", "Alice")
 	bob.signIn(n, "+14155550622", "Bob")
-	alice.do(chromedp.Click(chromedp.CSS(`button[aria-label="New chat"]`)),
-		chromedp.SendKeys(chromedp.CSS("#newchat-phone"), "+14155550622\n"),
-		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
-		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "one\n"))
-	bob.do(chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
-		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
-		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li .text`)))
+	startChat(alice, bob, "+14155550622", "one")
 
 	bob.offline(true)
 	bob.do(chromedp.WaitVisible(chromedp.CSS(`.conn`)))
@@ -508,7 +518,6 @@ func TestNetworkCut(t *testing.T) {
 	bob.offline(false)
 	bob.do(chromedp.WaitNotVisible(chromedp.CSS(`.conn`)),
 		chromedp.WaitVisible(chromedp.CSS(`li.own .tick:not([aria-label="pending"])`)))
-	texts := `[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`
 	// Bob's message was stored after Alice's: it takes its place after them.
 	want := "one|two|three|four|from the tunnel"
 	bob.do(chromedp.Poll[chromedp.Void](texts+` === "`+want+`"`, chromedp.WithPollingInterval(50*time.Millisecond)))
@@ -671,19 +680,12 @@ func TestTokensExpire(t *testing.T) {
 	bob := newTab(t, b, n.URL, "bob")
 	alice.signIn(n, "+14155550661", "Alice")
 	bob.signIn(n, "+14155550662", "Bob")
-	alice.do(chromedp.Click(chromedp.CSS(`button[aria-label="New chat"]`)),
-		chromedp.SendKeys(chromedp.CSS("#newchat-phone"), "+14155550662\n"),
-		chromedp.WaitVisible(chromedp.CSS(`textarea[aria-label="Message"]`)),
-		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "before\n"))
-	bob.do(chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
-		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] button.chat`)),
-		chromedp.WaitVisible(chromedp.CSS(`ol[aria-label="Messages"] li .text`)))
+	startChat(alice, bob, "+14155550662", "before")
 
 	ahead.Store(int64(time.Hour))
 	alice.do(chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "after\n"),
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('li.own .tick')].every(e => e.getAttribute('aria-label') === 'read')`+
 			` && document.querySelectorAll('li.own').length === 2`, chromedp.WithPollingInterval(50*time.Millisecond)))
-	texts := `[...document.querySelectorAll('ol[aria-label="Messages"] li .text')].map(e => e.textContent).join("|")`
 	bob.do(chromedp.Poll[chromedp.Void](texts+` === "before|after"`, chromedp.WithPollingInterval(50*time.Millisecond)))
 	bob.do(chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "still here\n"))
 	alice.do(chromedp.Poll[chromedp.Void](texts+` === "before|after|still here"`, chromedp.WithPollingInterval(50*time.Millisecond)))
@@ -714,16 +716,9 @@ func TestAdminBansUser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Users"] button`)),
 		chromedp.Click(chromedp.CSS(`table[aria-label="Users"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("#ban-reason")))
-	for _, name := range []string{"Search users", "Ban", "Reason"} {
-		role := "button"
-		if name != "Ban" {
-			role = "textbox"
-		}
-		if name == "Search users" {
-			role = "searchbox"
-		}
-		if !ops.hasAX(name, role) {
-			t.Errorf("admin page: no %s named %q", role, name)
+	for _, c := range []struct{ name, role string }{{"Search users", "searchbox"}, {"Reason", "textbox"}, {"Ban", "button"}} {
+		if !ops.hasAX(c.name, c.role) {
+			t.Errorf("admin page: no %s named %q", c.role, c.name)
 		}
 	}
 	got := ops.await(`fetch('/v1/admin/users/x/ban', {method: 'PUT', headers: {'Content-Type': 'application/json'}, body: '{"reason":"r"}'}).then(r => String(r.status))`)
