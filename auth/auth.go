@@ -308,3 +308,7 @@ func derive(key []byte, label string) []byte {
 func (s *Service) phoneLock(phone string) *sync.Mutex {
 	return &s.phones[maphash.String(s.seed, phone)%phoneStripes]
 }
+
+// Config returns the limits the service runs with, defaults filled in
+// (the admin dashboard shows them).
+func (s *Service) Config() Config { return s.cfg }

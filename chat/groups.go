@@ -263,6 +263,22 @@ func (s *Service) SetAdmin(ctx context.Context, a Actor, chatID, userID string, 
 	})
 }
 
+// DeleteGroup ends a group for every member at once, for an operator
+// (the admin API): one change, "deleted" by wire.SystemUser, removes them
+// all, and each of their devices receives it. The log stays in the store,
+// readable by nobody (only members read a group). Deleting it again
+// changes nothing.
+func (s *Service) DeleteGroup(ctx context.Context, chatID string) (store.Group, error) {
+	system := Actor{UserID: wire.SystemUser, DeviceID: wire.SystemUser}
+	return s.changeAs(ctx, system, true, chatID, wire.ChangeDeleted, nil, func(g *store.Group) error {
+		if len(g.Members) == 0 {
+			return errNoChange
+		}
+		g.Members = nil
+		return nil
+	})
+}
+
 // errNoChange is returned by an apply that finds nothing to do.
 var errNoChange = errors.New("chat: no change")
 
@@ -270,6 +286,12 @@ var errNoChange = errors.New("chat: no change")
 // store's atomic step against the current group and returns errNoChange
 // when it finds nothing to do.
 func (s *Service) change(ctx context.Context, a Actor, chatID, change string, ids []string, apply func(g *store.Group) error) (store.Group, error) {
+	return s.changeAs(ctx, a, false, chatID, change, ids, apply)
+}
+
+// changeAs is change, by an operator when operator is set (see
+// store.GroupWrite.Operator).
+func (s *Service) changeAs(ctx context.Context, a Actor, operator bool, chatID, change string, ids []string, apply func(g *store.Group) error) (store.Group, error) {
 	if !isGroup(chatID) {
 		return store.Group{}, wire.Errorf(wire.CodeNotFound, "no such group")
 	}
@@ -279,7 +301,7 @@ func (s *Service) change(ctx context.Context, a Actor, chatID, change string, id
 	if err != nil {
 		return store.Group{}, err
 	}
-	res, err := s.st.WriteGroup(ctx, store.GroupWrite{Apply: apply, Message: msg})
+	res, err := s.st.WriteGroup(ctx, store.GroupWrite{Apply: apply, Message: msg, Operator: operator})
 	if err != nil {
 		// Events it placed to complete another write are stored: route them.
 		s.d.Dispatch(ctx, res.Deliveries, nil)

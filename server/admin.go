@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tern-im/tern/admin"
+	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
 )
@@ -43,6 +44,8 @@ func (s *Server) adminRoutes(handle func(pattern string, h http.HandlerFunc)) {
 	handle("POST /v1/admin/login", s.handleAdminLogin)
 	handle("POST /v1/admin/logout", s.adminAuthed(true, s.handleAdminLogout))
 	handle("GET /v1/admin/me", s.adminAuthed(false, s.handleAdminMe))
+	handle("GET /v1/admin/overview", s.adminAuthed(false, s.handleAdminOverview))
+	handle("GET /v1/admin/settings", s.adminAuthed(false, s.handleAdminSettings))
 	handle("GET /v1/admin/users", s.adminAuthed(false, s.handleAdminUsers))
 	handle("GET /v1/admin/users/{user_id}", s.adminAuthed(false, s.handleAdminUser))
 	handle("PUT /v1/admin/users/{user_id}/ban", s.adminAuthed(true, s.handleAdminBan))
@@ -50,6 +53,10 @@ func (s *Server) adminRoutes(handle func(pattern string, h http.HandlerFunc)) {
 	handle("DELETE /v1/admin/users/{user_id}/devices/{device_id}", s.adminAuthed(true, s.handleAdminRevoke))
 	handle("GET /v1/admin/audit", s.adminAuthed(false, s.handleAdminAudit))
 	handle("GET /v1/admin/reports", s.adminAuthed(false, s.handleAdminReports))
+	handle("POST /v1/admin/reports/{report_id}/{action}", s.adminAuthed(true, s.handleAdminResolveReport))
+	handle("GET /v1/admin/groups", s.adminAuthed(false, s.handleAdminGroups))
+	handle("GET /v1/admin/groups/{chat_id}", s.adminAuthed(false, s.handleAdminGroup))
+	handle("DELETE /v1/admin/groups/{chat_id}", s.adminAuthed(true, s.handleAdminDeleteGroup))
 	handle("POST /v1/admin/keys", s.adminAuthed(true, s.handleAdminNewKey))
 	handle("GET /v1/admin/keys", s.adminAuthed(false, s.handleAdminKeys))
 	handle("DELETE /v1/admin/keys/{key_id}", s.adminAuthed(true, s.handleAdminDeleteKey))
@@ -124,7 +131,10 @@ func (s *Server) handleAdminTOTPSet(w http.ResponseWriter, r *http.Request, a ad
 		writeError(w, wire.Errorf(wire.CodeInvalidCode, "the code does not match: check the app's clock and try the next code"))
 		return
 	}
-	a.admin.TOTPSecret = secret
+	if a.admin.TOTPSecret, err = s.sealTOTP(a.admin.ID, secret); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	if err := s.st.UpdateAdmin(r.Context(), a.admin); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -345,7 +355,12 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(a.TOTPSecret) > 0 {
-		step, ok := admin.CheckTOTP(a.TOTPSecret, strings.TrimSpace(req.TOTP), now)
+		secret, err := s.openTOTP(ctx, &a)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		step, ok := admin.CheckTOTP(secret, strings.TrimSpace(req.TOTP), now)
 		// A code is good once: one seen over a shoulder, or replayed from
 		// a captured request, is refused for its remaining 90 s (per node:
 		// another node has its own record).
@@ -401,12 +416,13 @@ func (s *Server) handleAdminMe(w http.ResponseWriter, r *http.Request, a adminAc
 }
 
 type adminUser struct {
-	UserID    string        `json:"user_id"`
-	Phone     string        `json:"phone"`
-	Name      string        `json:"name"`
-	CreatedAt string        `json:"created_at"`
-	Ban       *adminBan     `json:"ban,omitempty"`
-	Devices   []wire.Device `json:"devices,omitempty"`
+	UserID    string          `json:"user_id"`
+	Phone     string          `json:"phone"`
+	Name      string          `json:"name"`
+	CreatedAt string          `json:"created_at"`
+	Ban       *adminBan       `json:"ban,omitempty"`
+	Devices   []wire.Device   `json:"devices,omitempty"`
+	Groups    []adminGroupRef `json:"groups,omitempty"`
 }
 
 type adminBan struct {
@@ -470,34 +486,59 @@ func (s *Server) handleAdminUser(w http.ResponseWriter, r *http.Request, a admin
 		au.Devices = append(au.Devices, wire.Device{DeviceID: d.ID, Name: d.Name, Platform: d.Platform,
 			CreatedAt: rfc3339(d.CreatedAt), LastSeen: rfc3339(d.LastSeen), Online: s.onlineAnywhere(r.Context(), d.ID)})
 	}
+	if au.Groups, err = s.userGroups(r.Context(), u.ID); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	// Looking is an action too: who read whose account is on record.
+	s.audit(r.Context(), a.name, "view_user", u.ID, "", clientIP(r, s.cfg.TrustProxy))
 	writeJSON(w, http.StatusOK, au)
 }
 
 func (s *Server) handleAdminBan(w http.ResponseWriter, r *http.Request, a adminActor) {
-	var req struct {
-		Reason string `json:"reason"`
+	reason, ok := s.readBanReason(w, r)
+	if !ok {
+		return
 	}
-	if err := decode(w, r, &req); err != nil {
+	if err := s.adminBan(r, a, r.PathValue("user_id"), reason); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// readBanReason reads the optional {reason} of a ban; false: it answered
+// the request with the error.
+func (s *Server) readBanReason(w http.ResponseWriter, r *http.Request) (string, bool) {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &req); err != nil {
+			s.writeErr(w, r, err)
+			return "", false
+		}
+	}
 	if len(req.Reason) > 1000 {
 		writeError(w, wire.Errorf(wire.CodeTooLarge, "reason over 1000 bytes"))
-		return
+		return "", false
 	}
-	uid := r.PathValue("user_id")
-	if err := s.auth.Ban(r.Context(), store.Ban{UserID: uid, Reason: req.Reason, By: a.name}); err != nil {
+	return req.Reason, true
+}
+
+// adminBan bans uid and writes it to the audit log.
+func (s *Server) adminBan(r *http.Request, a adminActor, uid, reason string) error {
+	if err := s.auth.Ban(r.Context(), store.Ban{UserID: uid, Reason: reason, By: a.name}); err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) {
 			// The ban may be stored with some devices not yet revoked:
 			// log the attempt; a retry finishes it.
-			s.audit(r.Context(), a.name, "ban_incomplete", uid, req.Reason, clientIP(r, s.cfg.TrustProxy))
+			s.audit(r.Context(), a.name, "ban_incomplete", uid, reason, clientIP(r, s.cfg.TrustProxy))
 		}
-		s.writeErr(w, r, err)
-		return
+		return err
 	}
-	s.audit(r.Context(), a.name, "ban", uid, req.Reason, clientIP(r, s.cfg.TrustProxy))
-	w.WriteHeader(http.StatusNoContent)
+	s.audit(r.Context(), a.name, "ban", uid, reason, clientIP(r, s.cfg.TrustProxy))
+	return nil
 }
 
 func (s *Server) handleAdminUnban(w http.ResponseWriter, r *http.Request, a adminActor) {
@@ -554,24 +595,6 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request, a admi
 		next = es[len(es)-1].ID
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": out, "next_before": next})
-}
-
-func (s *Server) handleAdminReports(w http.ResponseWriter, r *http.Request, a adminActor) {
-	rs, err := s.st.Reports(r.Context(), 200)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	out := make([]map[string]any, 0, len(rs))
-	for _, rp := range rs {
-		msgs := make([]wire.Message, 0, len(rp.Messages))
-		for _, m := range rp.Messages {
-			msgs = append(msgs, wireMessage(&m))
-		}
-		out = append(out, map[string]any{"report_id": rp.ID, "reporter": rp.By, "user_id": rp.UserID,
-			"chat_id": rp.ChatID, "reason": rp.Reason, "ts": rp.TS, "messages": msgs})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"reports": out})
 }
 
 // handleAdminNewKey makes an API key for the caller; its secret is shown
@@ -695,4 +718,46 @@ func (s *Server) handleAdminDisable(disable bool) adminHandler {
 		s.audit(r.Context(), a.name, action, id, target.Username, clientIP(r, s.cfg.TrustProxy))
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// totpSealName binds a sealed second factor to its account: copied to
+// another account's record, it does not open.
+func totpSealName(adminID string) string { return "admin-totp:" + adminID }
+
+// sealTOTP seals a TOTP secret under the node's master key, if it has
+// one: a copy of the store then holds no second factors.
+func (s *Server) sealTOTP(adminID string, secret []byte) ([]byte, error) {
+	if s.master == nil {
+		return secret, nil
+	}
+	sealed, err := seal.Seal(s.master, totpSealName(adminID), secret)
+	if err != nil {
+		return nil, fmt.Errorf("server: seal the second factor: %w", err)
+	}
+	return sealed, nil
+}
+
+// openTOTP returns a's TOTP secret in the clear. One stored before the
+// node had a master key is sealed now, on its first use since.
+func (s *Server) openTOTP(ctx context.Context, a *store.Admin) ([]byte, error) {
+	if seal.IsSealed(a.TOTPSecret) {
+		if s.master == nil {
+			return nil, fmt.Errorf("server: %s's second factor is sealed, and this node has no master key (--master-key)", a.Username)
+		}
+		secret, err := seal.Open(s.master, totpSealName(a.ID), a.TOTPSecret)
+		if err != nil {
+			return nil, fmt.Errorf("server: open %s's second factor (another master key?): %w", a.Username, err)
+		}
+		return secret, nil
+	}
+	secret := a.TOTPSecret
+	if s.master != nil {
+		up := *a
+		if up.TOTPSecret, _ = s.sealTOTP(a.ID, secret); up.TOTPSecret != nil {
+			if err := s.st.UpdateAdmin(ctx, up); err != nil {
+				s.log.Warn("admin: sealing a second factor failed; it stays as it was", "admin", a.Username, "err", err)
+			}
+		}
+	}
+	return secret, nil
 }

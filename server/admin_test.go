@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tern-im/tern/admin"
+	"github.com/tern-im/tern/internal/node"
+	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/server/servertest"
 	"github.com/tern-im/tern/wire"
 )
@@ -81,8 +83,9 @@ func TestAdminAPI(t *testing.T) {
 	if code, body, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false); code != http.StatusTooManyRequests {
 		t.Fatalf("sign-in after 5 failures: %d %v, want 429", code, body)
 	}
-	// The rest on a fresh node (the throttle is in memory, per node).
-	n2 := servertest.Start(t, servertest.Options{})
+	// The rest on a fresh node (the throttle is in memory, per node), one
+	// with a master key: second factors are sealed under it.
+	n2 := servertest.Start(t, servertest.Options{Engines: node.Config{MasterKey: bytes.Repeat([]byte{7}, 32)}})
 	if _, err := n2.Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +161,7 @@ func TestAdminAPI(t *testing.T) {
 	for _, e := range audit["entries"].([]any) {
 		actions = append(actions, e.(map[string]any)["action"].(string))
 	}
-	if got := strings.Join(actions, ","); got != "unban,create_api_key,ban,login,login_failed,create_admin" {
+	if got := strings.Join(actions, ","); got != "unban,create_api_key,view_user,ban,login,login_failed,create_admin" {
 		t.Errorf("audit log, newest first: %s", got)
 	}
 
@@ -183,6 +186,26 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if code, body, _ := a.do(http.MethodPut, "/v1/admin/me/totp", map[string]string{"secret": totp["secret"].(string), "code": admin.TOTPCode(secret, time.Now()), "password": "a long enough password"}, true); code != http.StatusNoContent {
 		t.Fatalf("totp: %d %v", code, body)
+	}
+	if stored, err := n2.Store.AdminByUsername(ctx, "ops"); err != nil || !seal.IsSealed(stored.TOTPSecret) || bytes.Contains(stored.TOTPSecret, secret) {
+		t.Fatalf("the stored second factor is not sealed: %x, %v", stored.TOTPSecret, err)
+	}
+	// One stored in the clear (before the node had a master key) still
+	// works, and is sealed at its first use.
+	legacy, err := n2.Srv.CreateAdmin(ctx, "legacy", "a long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy.TOTPSecret = secret
+	if err := n2.Store.UpdateAdmin(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := newAdminClient(t, n2.URL).do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "legacy", "password": "a long enough password",
+		"totp": admin.TOTPCode(secret, time.Now())}, false); code != http.StatusOK {
+		t.Fatalf("sign-in with a second factor stored in the clear: %d %v", code, body)
+	}
+	if stored, err := n2.Store.AdminByUsername(ctx, "legacy"); err != nil || !seal.IsSealed(stored.TOTPSecret) {
+		t.Fatalf("a clear second factor after its use: %x, %v", stored.TOTPSecret, err)
 	}
 	second := newAdminClient(t, n2.URL)
 	if code, _, _ := second.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false); code != http.StatusUnauthorized {
@@ -275,4 +298,25 @@ func testAdminAccounts(t *testing.T, n *servertest.Node) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// getJSON GETs path and decodes its 200 answer into v.
+func (a *adminClient) getJSON(path string, v any) {
+	a.t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, a.base+path, nil)
+	if a.key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.key)
+	}
+	res, err := a.hc.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		a.t.Fatalf("GET %s: %d %s", path, res.StatusCode, b)
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		a.t.Fatalf("GET %s: %v", path, err)
+	}
 }

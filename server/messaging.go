@@ -24,6 +24,7 @@ func (s *Server) handleSend(ctx context.Context, ss *session, f *wire.ClientFram
 		s.metrics.duplicates.Inc()
 	} else {
 		s.metrics.messagesSent.Inc()
+		s.stats.sent.Add(1)
 	}
 	ss.skipOwn(res.SenderCursor)
 	ss.queue(sentFrame(f.ID, &res.Message))

@@ -473,13 +473,18 @@ func (s *Server) pushed(ctx context.Context, j store.PushJob, n push.Notificatio
 	switch {
 	case err == nil:
 		s.metrics.pushes.WithLabelValues("ok").Inc()
+		s.stats.push.Record(nil, time.Now())
 	case errors.Is(err, push.ErrUnregistered):
+		// The service answered; the address is gone.
+		s.stats.push.Record(nil, time.Now())
 		s.metrics.pushes.WithLabelValues("unregistered").Inc()
 		s.dropToken(ctx, n)
 	case errors.Is(err, push.ErrTemporary) && j.Attempts+1 < pushMaxAttempts:
+		s.stats.push.Record(err, time.Now())
 		s.retryPush(ctx, j, err)
 		return
 	default:
+		s.stats.push.Record(err, time.Now())
 		s.metrics.pushes.WithLabelValues("failed").Inc()
 		s.log.Warn("push failed", "device", j.DeviceID, "attempts", j.Attempts+1, "err", err)
 	}

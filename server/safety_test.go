@@ -130,7 +130,7 @@ func TestBlocks(t *testing.T) {
 			if err != nil || id == "" {
 				t.Fatalf("report: %q, %v", id, err)
 			}
-			reports, err := at(0).Store.Reports(ctx, 10)
+			reports, err := at(0).Store.Reports(ctx, false, "", 10)
 			if err != nil || len(reports) != 1 || reports[0].ID != id || reports[0].By != aID || reports[0].UserID != bID ||
 				len(reports[0].Messages) != 1 || reports[0].Messages[0].ID != before.MsgID {
 				t.Fatalf("stored reports: %+v, %v", reports, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/tern-im/tern/admin"
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/chat"
+	"github.com/tern-im/tern/internal/health"
 	"github.com/tern-im/tern/media"
 	"github.com/tern-im/tern/push"
 	"github.com/tern-im/tern/routing"
@@ -144,6 +145,10 @@ type Config struct {
 	// (set it only behind a load balancer that appends the address it
 	// sees, or overwrites the header).
 	TrustProxy bool
+	// ReportEvery is how often the node writes its report for the
+	// dashboard's overview; a node silent for three is shown down.
+	// 0: the default (10 s).
+	ReportEvery time.Duration
 }
 
 // DefaultConfig returns the production defaults.
@@ -182,6 +187,7 @@ func DefaultConfig() Config {
 		EditWindow:            15 * time.Minute,
 		DeleteWindow:          48 * time.Hour,
 		SweepInterval:         30 * time.Second,
+		ReportEvery:           10 * time.Second,
 	}
 }
 
@@ -224,6 +230,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = d.SweepInterval
+	}
+	if c.ReportEvery <= 0 {
+		c.ReportEvery = d.ReportEvery
 	}
 	if c.PresenceBeat <= 0 {
 		c.PresenceBeat = d.PresenceBeat
@@ -297,6 +306,14 @@ type Deps struct {
 	// ChatNow is the clock of the chat rules: message times, the edit
 	// and delete windows, disappearing messages; nil: time.Now.
 	ChatNow func() time.Time
+	// MasterKey seals the secrets the server itself keeps (admins'
+	// second factors); nil: they are stored as they are.
+	MasterKey []byte
+	// Engines names the engines, for the dashboard.
+	Engines Engines
+	// SMS and Mail, if set, are where the node records how sending
+	// verification codes and mail goes (the dashboard shows it).
+	SMS, Mail *health.Outcomes
 }
 
 // Server is one Tern node.
@@ -347,6 +364,8 @@ type Server struct {
 	auditSeq                   atomic.Int64  // orders this node's audit entries within a millisecond
 	totpSteps                  sync.Map      // admin id -> the last TOTP step accepted (int64)
 	draining                   atomic.Bool
+	master                     []byte    // Deps.MasterKey
+	stats                      nodeStats // for the dashboard's overview (overview.go)
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
 	byUser                     map[string][]*session // the same sessions, by user id
@@ -394,6 +413,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		sendSignal: make(chan struct{}, 1),
 		byUser:     make(map[string][]*session),
 	}
+	s.stats.boot, s.stats.started, s.stats.engines = store.NewID("boot"), time.Now(), d.Engines
+	s.stats.sms, s.stats.mail = d.SMS, d.Mail
+	s.master = d.MasterKey
 	s.presence = newPresenceHub(s)
 	if b, ok := d.Router.(routing.Broadcaster); ok {
 		b.OnBroadcast(s.deliverToUsers)
@@ -449,6 +471,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.web = wh
 	s.handler = s.routes()
 	go s.every(time.Second, func(time.Time) { s.repairDevices() })
+	go s.reportLoop()
 	s.startPushLoops()
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()
@@ -541,6 +564,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	// After the sessions: their last messages may have queued wakes.
 	s.stopPushLoops(ctx)
+	// The dashboard shows the node stopped, not lost.
+	s.writeReportCtx(ctx, time.Now(), true)
 	s.cancel()
 }
 

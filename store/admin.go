@@ -133,3 +133,13 @@ type UserSearch interface {
 	// very large user base (its docs say so).
 	SearchUsers(ctx context.Context, query string, limit int) ([]User, error)
 }
+
+// GroupList lists groups for the dashboard.
+type GroupList interface {
+	// ListGroups returns up to limit groups (limit below 1: 50) with chat
+	// ids above after ("" for the first), ordered by chat id, whose name
+	// contains query case-insensitively (query "": every group), members
+	// included. The query is text, not a pattern. An adapter may read
+	// every group to answer (its docs say so): the dashboard lists rarely.
+	ListGroups(ctx context.Context, query, after string, limit int) ([]Group, error)
+}

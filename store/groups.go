@@ -107,6 +107,9 @@ type GroupWrite struct {
 	// by the store. Apply may be called more than once per write (an
 	// adapter may retry), so it must not have side effects.
 	Apply func(g *Group) error
+	// Operator marks a change made by the service's operators (the admin
+	// API) rather than by a member: Message.From need not be in the group.
+	Operator bool
 	// Message is the log entry: ID, ChatID, From, FromDevice, TS and Body
 	// (the wire body {"group": {...}}) set by the caller; Seq assigned by
 	// the store.

@@ -357,14 +357,30 @@ type Report struct {
 	Messages []Message
 	Reason   string
 	TS       int64 // unix ms
+	// Resolution is "" while the report is open, "dismissed" or "banned"
+	// once an admin resolved it (ResolveReport).
+	Resolution string
+	ResolvedBy string // the admin's username
+	ResolvedTS int64  // unix ms
 }
 
 // Reports keeps reports.
 type Reports interface {
 	// AddReport stores r; its ID must be new.
 	AddReport(ctx context.Context, r Report) error
-	// Reports lists up to limit reports, newest first.
-	Reports(ctx context.Context, limit int) ([]Report, error)
+	// Report returns the report id; ErrNotFound if there is none.
+	Report(ctx context.Context, id string) (Report, error)
+	// Reports lists up to limit reports with ids below before ("" for the
+	// newest), newest first (limit below 1: all); with openOnly only those
+	// not resolved. Report ids come from NewID(PrefixReport), so they sort
+	// by creation time: "newest" is by id.
+	Reports(ctx context.Context, openOnly bool, before string, limit int) ([]Report, error)
+	// ResolveReport closes report id with resolution ("dismissed" or
+	// "banned"; anything else, or an empty by, is an ErrInvalid error), by
+	// an admin, at ts (unix ms). ErrNotFound if there is no such report;
+	// ErrConflict if it is already resolved (of two admins resolving at
+	// once exactly one succeeds).
+	ResolveReport(ctx context.Context, id, resolution, by string, ts int64) error
 }
 
 // Devices stores device sessions.
@@ -477,6 +493,8 @@ type Store interface {
 	Admins
 	Bans
 	UserSearch
+	GroupList
+	NodeReports
 	// Ping reports whether the store can serve (for /readyz).
 	Ping(ctx context.Context) error
 	// Close flushes and releases the store.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -691,17 +692,29 @@ func TestTokensExpire(t *testing.T) {
 	alice.do(chromedp.Poll[chromedp.Void](texts+` === "before|after|still here"`, chromedp.WithPollingInterval(50*time.Millisecond)))
 }
 
-// TestAdminBansUser: an operator signs in to /admin, finds a user by phone
-// number and bans them; the user's open chat page falls back to sign-in.
-// The dashboard's cookie is HttpOnly and SameSite=Strict, and a change
-// without the CSRF token is refused even from the dashboard's own origin.
-func TestAdminBansUser(t *testing.T) {
-	n := servertest.Start(t, servertest.Options{})
+// TestAdminDashboard: an admin signs in to /admin and sees the live
+// overview (the node, its engines' state, the chart), bans a user from
+// the users page (that user's page shows it was signed out), deletes a
+// group, dismisses a report, reads the settings and the audit log. The
+// session cookie is out of scripts' reach, and a change without the CSRF
+// token is refused even from the dashboard's own origin.
+func TestAdminDashboard(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{ReportEvery: 500 * time.Millisecond}})
 	ctx, cancel := context.WithTimeout(t.Context(), step)
 	defer cancel()
 	if _, err := n.Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
 		t.Fatal(err)
 	}
+	// A group and a report for the groups and reports pages.
+	hiker := n.Login(t, "+14155550681", "h")
+	friend := n.Login(t, "+14155550682", "f")
+	if _, err := hiker.CreateGroup(ctx, "Weekend hikes", "Saturdays, 8am", []string{friend.Session().UserID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := friend.Report(ctx, wire.ReportRequest{UserID: hiker.Session().UserID, Reason: "sends too many trail photos"}); err != nil {
+		t.Fatal(err)
+	}
+
 	b := browser(t)
 	user := newTab(t, b, n.URL, "mallory")
 	user.signIn(n, "+14155550671", "Mallory")
@@ -711,7 +724,24 @@ func TestAdminBansUser(t *testing.T) {
 	ops.screenshot("admin-signin")
 	ops.do(chromedp.SendKeys(chromedp.CSS("#admin-user"), "ops"),
 		chromedp.SendKeys(chromedp.CSS("#admin-pass"), "a long enough password\n"),
-		chromedp.WaitVisible(chromedp.CSS("#user-search")),
+		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Nodes"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`svg.chart[role="img"]`)))
+	// Three sockets (Mallory's page, the hiker's and his friend's SDK
+	// clients), at the latest after the node's next report.
+	ops.await(`new Promise((ok) => { const t = setInterval(() => {
+		const v = document.querySelector('.stat-value');
+		if (v && v.textContent === '3') { clearInterval(t); ok('3'); } }, 100); })`)
+	if got := ops.text(`table[aria-label="Nodes"] tbody`); !strings.Contains(got, "(this one)") || !strings.Contains(got, "ok") ||
+		!strings.Contains(got, "embedded") {
+		t.Errorf("the nodes table: %q", got)
+	}
+	if got := ops.eval(`document.querySelector('svg.chart').getAttribute('aria-label')`); !strings.HasPrefix(got, "Messages per second over the last hour") {
+		t.Errorf("the chart's accessible name: %q", got)
+	}
+	ops.screenshot("admin-overview")
+
+	ops.nav("Users")
+	ops.do(chromedp.WaitVisible(chromedp.CSS("#user-search")),
 		chromedp.SendKeys(chromedp.CSS("#user-search"), "+1415555067\n"),
 		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Users"] button`)),
 		chromedp.Click(chromedp.CSS(`table[aria-label="Users"] button`)),
@@ -736,10 +766,56 @@ func TestAdminBansUser(t *testing.T) {
 	if got := user.text(".form-status"); !strings.Contains(got, "signed out") {
 		t.Errorf("the banned user's page says %q", got)
 	}
-	ops.do(chromedp.Click(chromedp.CSS(`nav[aria-label="Admin"] button:nth-of-type(3)`)),
-		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Audit log"]`)))
-	if got := ops.text(`table[aria-label="Audit log"] tbody tr:first-child`); !strings.Contains(got, "ban") || !strings.Contains(got, "spam") {
-		t.Errorf("the audit log's newest entry: %q", got)
+
+	// Confirmation dialogs say yes.
+	ops.eval(`window.confirm = () => true; ''`)
+	ops.nav("Groups")
+	ops.do(chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Groups"] button`)),
+		chromedp.Click(chromedp.CSS(`table[aria-label="Groups"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Members"]`)))
+	if got := ops.text(`table[aria-label="Members"]`); !strings.Contains(got, "+14155550681") || !strings.Contains(got, "admin") {
+		t.Errorf("the group's members: %q", got)
+	}
+	ops.screenshot("admin-groups")
+	ops.do(chromedp.Click(chromedp.CSS(`section.card button.danger`)),
+		chromedp.WaitVisible(chromedp.CSS(`section.card .banned`)))
+	if _, err := hiker.Send(ctx, friend.Session().UserID, wire.Body{Text: "still friends"}); err != nil {
+		t.Errorf("a direct message after the group's deletion: %v", err)
+	}
+
+	ops.nav("Reports")
+	ops.do(chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Reports"]`)))
+	if got := ops.text(`table[aria-label="Reports"] tbody`); !strings.Contains(got, "trail photos") || !strings.Contains(got, "+14155550681") {
+		t.Errorf("the reports queue: %q", got)
+	}
+	ops.screenshot("admin-reports")
+	ops.do(chromedp.Click(chromedp.CSS(`table[aria-label="Reports"] .actions button:first-child`)))
+	ops.await(`new Promise((ok) => { const t = setInterval(() => {
+		if (document.querySelector('.admin-main').textContent.includes('No open reports.')) { clearInterval(t); ok('done'); } }, 100); })`)
+
+	ops.nav("Settings")
+	ops.do(chromedp.WaitVisible(chromedp.CSS(`section[aria-label="Engines"]`)))
+	if got := ops.text(`section[aria-label="Engines"]`); !strings.Contains(got, "embedded") || !strings.Contains(got, "--store") {
+		t.Errorf("the engines read-out: %q", got)
+	}
+	ops.screenshot("admin-settings")
+
+	ops.nav("Audit log")
+	ops.do(chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Audit log"]`)))
+	got = ops.text(`table[aria-label="Audit log"] tbody`)
+	for _, want := range []string{"spam", "delete group", "report dismissed", "view user"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the audit log lacks %q: %q", want, got)
+		}
 	}
 	ops.screenshot("admin-audit")
+}
+
+// nav opens a dashboard page by its name in the navigation.
+func (p *tab) nav(page string) {
+	p.t.Helper()
+	if got := p.eval(`(() => { const b = [...document.querySelectorAll('nav[aria-label="Admin"] button')].find((b) => b.textContent === ` +
+		strconv.Quote(page) + `); if (!b) return 'none'; b.click(); return 'ok'; })()`); got != "ok" {
+		p.t.Fatalf("%s: no dashboard page %q", p.name, page)
+	}
 }

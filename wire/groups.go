@@ -10,7 +10,14 @@ const (
 	ChangeAdminRemoved    = "admin_removed"
 	ChangeInfoChanged     = "info_changed"
 	ChangeSettingsChanged = "settings_changed"
+	// ChangeDeleted: an operator deleted the group; every member is
+	// removed at once, by SystemUser.
+	ChangeDeleted = "deleted"
 )
+
+// SystemUser is the author of the changes an operator makes through the
+// admin API rather than a user: the by of a deleted group's change.
+const SystemUser = "system"
 
 // Group roles and setting values.
 const (

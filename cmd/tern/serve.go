@@ -521,6 +521,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Router: c.routerKind, AMQPURL: c.amqpURL,
 		Media: c.mediaKind, MediaDir: c.mediaDir, MediaBaseURL: c.mediaBaseURL(), S3: c.s3,
 		Server: c.srv, Auth: c.auth, SMS: sms, Push: fcmPush, WebPushContact: c.webPushContactOr(), Mail: mailer, MasterKey: master,
+		SMSName: c.smsProvider, PushName: c.pushKind, MailName: mailName(c),
 		Log: log, Version: versionString()})
 	if err != nil {
 		return err
@@ -636,4 +637,15 @@ func (c *serveConfig) mediaBaseURL() string {
 		scheme = "https"
 	}
 	return scheme + "://" + c.addr
+}
+
+// mailName says what sends mail, for the dashboard.
+func mailName(c serveConfig) string {
+	switch {
+	case c.smtpURL != "":
+		return "smtp"
+	case c.smsProvider == "log":
+		return "log"
+	}
+	return ""
 }

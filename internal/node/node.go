@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tern-im/tern/auth"
+	"github.com/tern-im/tern/internal/health"
 	"github.com/tern-im/tern/internal/safehttp"
 	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/mail"
@@ -82,9 +83,12 @@ type Config struct {
 	WebPushClient  *http.Client
 	// Mail sends email verification codes and new-device notices; nil:
 	// no email.
-	Mail      mail.Sender
-	MasterKey []byte           // seals the stored secrets; nil: none
-	Now       func() time.Time // the auth clock; nil: time.Now
+	Mail mail.Sender
+	// SMSName, PushName and MailName say which adapters SMS, Push and
+	// Mail are ("http", "fcm", "smtp", ...), for the dashboard.
+	SMSName, PushName, MailName string
+	MasterKey                   []byte           // seals the stored secrets; nil: none
+	Now                         func() time.Time // the auth clock; nil: time.Now
 	// ChatNow is the clock of the chat rules (message times, edit and
 	// delete windows, disappearing messages); nil: time.Now.
 	ChatNow func() time.Time
@@ -165,7 +169,14 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 	}
 	// The server closes revoked devices' sockets; auth learns of it
 	// through OnRevoke, set before the server exists.
-	n.Auth, err = auth.New(ctx, n.Store, c.SMS, c.Auth, auth.Options{Log: c.Log, MasterKey: c.MasterKey, Now: c.Now, Mail: c.Mail,
+	// The dashboard shows how sending codes and mail goes lately.
+	smsOutcomes, mailOutcomes := new(health.Outcomes), new(health.Outcomes)
+	sms := recordedSMS{c.SMS, smsOutcomes}
+	var mailer mail.Sender
+	if c.Mail != nil {
+		mailer = recordedMail{c.Mail, mailOutcomes}
+	}
+	n.Auth, err = auth.New(ctx, n.Store, sms, c.Auth, auth.Options{Log: c.Log, MasterKey: c.MasterKey, Now: c.Now, Mail: mailer,
 		OnRevoke: func(userID, deviceID string) {
 			if n.Server != nil {
 				n.Server.DeviceRevoked(userID, deviceID)
@@ -197,7 +208,8 @@ func Build(ctx context.Context, c Config) (_ *Node, err error) {
 		c.Server.MediaOrigins = append(c.Server.MediaOrigins, o)
 	}
 	n.Server, err = server.New(c.Server, server.Deps{Store: n.Store, Router: n.Router, Push: mux, VAPIDPublicKey: vapidPublic,
-		Auth: n.Auth, Media: n.Media, Log: c.Log, Version: c.Version, Now: c.Now, ChatNow: c.ChatNow})
+		Auth: n.Auth, Media: n.Media, Log: c.Log, Version: c.Version, Now: c.Now, ChatNow: c.ChatNow,
+		Engines: c.engines(vapidPublic != ""), SMS: smsOutcomes, Mail: mailOutcomes, MasterKey: c.MasterKey})
 	if err != nil {
 		return nil, err
 	}

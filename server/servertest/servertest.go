@@ -147,7 +147,7 @@ func Start(t testing.TB, o Options) *Node {
 		nc.DataDir = o.Dir
 	}
 	nc.WrapRouter = o.Router
-	nc.Server, nc.Auth, nc.SMS = o.Server, o.Auth, smshttp.New(sink.URL, nil)
+	nc.Server, nc.Auth, nc.SMS, nc.SMSName = o.Server, o.Auth, smshttp.New(sink.URL, nil), "http"
 	if nc.Push == nil {
 		nc.Push = pushlog.Notifier{Log: o.Log}
 	}

@@ -77,7 +77,7 @@ func (s *Store) WriteGroup(ctx context.Context, gw store.GroupWrite) (store.Grou
 		if create != nil {
 			return applyCreateGroup(w, create, m, &res)
 		}
-		return applyChangeGroup(w, gw.Apply, m, &res)
+		return applyChangeGroup(w, gw.Apply, gw.Operator, m, &res)
 	})
 	if ce, ok := callerErr(err); ok {
 		return store.GroupResult{}, ce
@@ -191,14 +191,14 @@ func applyCreateGroup(w *wtx, g *store.Group, m store.Message, res *store.GroupR
 	return nil
 }
 
-func applyChangeGroup(w *wtx, apply func(*store.Group) error, m store.Message, res *store.GroupResult) error {
+func applyChangeGroup(w *wtx, apply func(*store.Group) error, operator bool, m store.Message, res *store.GroupResult) error {
 	cur, err := w.group(m.ChatID)
 	switch {
 	case err != nil:
 		return err
 	case cur == nil:
 		return fmt.Errorf("%w: no group %s", store.ErrNotFound, m.ChatID)
-	case cur.Member(m.From) == nil:
+	case !operator && cur.Member(m.From) == nil:
 		return fmt.Errorf("%w: %s is not in group %s", store.ErrNotMember, m.From, m.ChatID)
 	}
 	g := cloneGroup(cur)

@@ -223,7 +223,7 @@ func TestGroupCacheIgnoresFailedRounds(t *testing.T) {
 		var res store.GroupResult
 		m := c.entry(g, 0, 5)
 		m.Kind = store.EventGroup
-		if err := applyChangeGroup(w, add(store.Member{UserID: c.users[2], Role: store.RoleMember}), m, &res); err != nil {
+		if err := applyChangeGroup(w, add(store.Member{UserID: c.users[2], Role: store.RoleMember}), false, m, &res); err != nil {
 			return err
 		}
 		w.setErr(errors.New("injected engine failure"))

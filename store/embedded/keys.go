@@ -38,10 +38,10 @@ const (
 	tMsgHeads  byte = 22
 	tContacts  byte = 23 // userID 0x00 phone -> empty: the user's address book
 	tBlocks    byte = 24 // userID 0x00 target -> ts varint: whom the user blocks
-	tReports   byte = 25 // ts u64 reportID -> JSON store.Report (rare, read by admins)
+	tReports   byte = 25 // old layout: ts u64 reportID -> JSON store.Report; moved to tReportIDs by reports.go
 	tHidden    byte = 26 // userID 0x00 chatID 0x00 seq u64 -> empty: deleted for me
 	tStars     byte = 27 // userID 0x00 chatID 0x00 seq u64 -> ts varint, msgID: starred
-	tReportIDs byte = 28 // reportID -> empty: the report ids taken
+	tReportIDs byte = 28 // reportID -> JSON store.Report (rare, read by admins; ids sort by time)
 	tExpiry    byte = 29 // expiresTS u64 chatID 0x00 seq u64 -> empty: disappearing messages due
 	// Media files (media.go).
 	tMedia         byte = 30 // fileID -> listed-since u64, JSON mediaRecord
@@ -62,6 +62,8 @@ const (
 	tAudit         byte = 42 // entryID -> JSON store.AuditEntry (ids sort by time)
 	tBans          byte = 43 // userID -> JSON store.Ban
 	tBanTimes      byte = 44 // ts u64 (sign-flipped) userID -> empty: bans by time
+	// What each node last reported about itself (nodes.go).
+	tNodeReports byte = 45 // nodeID -> at (unix ms u64), body
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -407,7 +407,7 @@ func (s *Store) changeGroup(ctx context.Context, p *groupPlan) (store.GroupResul
 		hs    []head
 	)
 	for {
-		if !slices.Contains(l.members, m.From) {
+		if !p.w.Operator && !slices.Contains(l.members, m.From) {
 			release()
 			return store.GroupResult{}, fmt.Errorf("%s is not in group %s: %w", m.From, m.ChatID, store.ErrNotMember)
 		}

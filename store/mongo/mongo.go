@@ -69,6 +69,7 @@ type Store struct {
 	feed, feeds                    *mongo.Collection
 	admins, adminSessions, apiKeys *mongo.Collection
 	audit, bans                    *mongo.Collection
+	nodes                          *mongo.Collection // node reports (nodes.go)
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -166,6 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		apiKeys:       db.Collection(collAPIKeys),
 		audit:         db.Collection(collAudit),
 		bans:          db.Collection(collBans),
+		nodes:         db.Collection(collNodes),
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.disconnect()
@@ -256,8 +258,8 @@ func Indexes() []IndexSpec {
 			Why: "UserDevices, and the devices a receipt goes to"},
 		{Collection: collMessages, Keys: []string{"dev", "key"}, Unique: true,
 			Why: "the idempotency key of a send: one message per (sending device, client id)"},
-		{Collection: collReports, Keys: []string{"ts"},
-			Why: "reports, newest first, for the admin dashboard"},
+		{Collection: collReports, Keys: []string{"res", "_id"},
+			Why: "open reports (no res), newest first, for the admin dashboard (Reports with openOnly); all of them are listed by _id"},
 		{Collection: collStars, Keys: []string{"user", "ts", "seq"},
 			Why: "a user's starred messages, newest first"},
 		{Collection: collMessages, Keys: []string{"id"}, Unique: true,

@@ -75,31 +75,6 @@ func testBlocks(t *testing.T, newStore func(t *testing.T) store.Store) {
 	})
 }
 
-func testReports(t *testing.T, newStore func(t *testing.T) store.Store) {
-	s, ctx := newStore(t), t.Context()
-	w := newWorld(t, s)
-	m := send(t, s, direct(w.bob, w.b1, w.alice, "x", 1, "spam", w.a1)).Message
-	first := store.Report{ID: store.NewID(store.PrefixReport), By: w.alice, UserID: w.bob, ChatID: w.chatAB,
-		Messages: []store.Message{m}, Reason: "spam", TS: 10}
-	must(t, s.AddReport(ctx, first))
-	second := store.Report{ID: store.NewID(store.PrefixReport), By: w.carol, UserID: w.bob, Reason: "rude", TS: 20}
-	must(t, s.AddReport(ctx, second))
-	wantErr(t, s.AddReport(ctx, second), store.ErrConflict, "a report id used twice")
-	got, err := s.Reports(ctx, 0)
-	must(t, err)
-	if len(got) != 2 || got[0].ID != second.ID || got[1].ID != first.ID {
-		t.Fatalf("Reports = %+v, want the second then the first", got)
-	}
-	r := got[1]
-	if r.By != w.alice || r.UserID != w.bob || r.ChatID != w.chatAB || r.Reason != "spam" || r.TS != 10 ||
-		len(r.Messages) != 1 || r.Messages[0].ID != m.ID || string(r.Messages[0].Body) != string(m.Body) {
-		t.Fatalf("report read back as %+v, want %+v", r, first)
-	}
-	if got, err := s.Reports(ctx, 1); err != nil || len(got) != 1 || got[0].ID != second.ID {
-		t.Fatalf("Reports(limit 1) = %+v, %v", got, err)
-	}
-}
-
 func testUserMarks(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s, ctx := newStore(t), t.Context()
 	w := newWorld(t, s)

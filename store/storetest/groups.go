@@ -705,6 +705,31 @@ func testGroups(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantErr(t, err, store.ErrNotMember, "Member of the removed member after his change")
 	})
 
+	t.Run("Operator", func(t *testing.T) {
+		// The operators' change (the admin API deleting a group): its
+		// writer is no member, and it may leave the group empty; every
+		// member's devices learn of it, and then nobody can write.
+		s, ctx := newStore(t), t.Context()
+		w := newGWorld(t, s)
+		want, _ := w.newGroup(t, w.bob, w.carol)
+		g := want.ChatID
+		cw := changeWrite(g, "system", "system", 10, "deleted", func(g *store.Group) error {
+			g.Members = nil
+			return nil
+		})
+		cw.Operator = true
+		r := writeGroup(t, s, cw)
+		entry := cw.Message
+		entry.Seq, entry.Kind = 2, store.EventGroup
+		w.checkFanout(t, "deletion", r.Deliveries, store.EventGroup, entry, w.a1, w.a2, w.b1, w.b2, w.c1)
+		want.Members = nil
+		w.checkStored(t, "after deletion", want)
+		w.checkListed(t, "after deletion", g, "trip", nil, []string{w.alice, w.bob, w.carol})
+		_, err := s.WriteGroup(ctx, changeWrite(g, w.alice, w.a1, 11, "members_added",
+			addMembers(gmember(w.alice, store.RoleAdmin, 11)), w.alice))
+		wantErr(t, err, store.ErrNotMember, "a former admin's change after the deletion")
+	})
+
 	t.Run("ApplyImmutable", func(t *testing.T) {
 		s, ctx := newStore(t), t.Context()
 		w := newGWorld(t, s)

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Receipts", func(t *testing.T) { testReceipts(t, newStore) })
 	t.Run("Chats", func(t *testing.T) { testChats(t, newStore) })
 	t.Run("Groups", func(t *testing.T) { testGroups(t, newStore) })
+	t.Run("GroupList", func(t *testing.T) { testGroupList(t, newStore) })
 	t.Run("Marks", func(t *testing.T) { testMarks(t, newStore) })
 	t.Run("Blocks", func(t *testing.T) { testBlocks(t, newStore) })
 	t.Run("Reports", func(t *testing.T) { testReports(t, newStore) })
@@ -43,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Actions", func(t *testing.T) { testActions(t, newStore) })
 	t.Run("MediaFiles", func(t *testing.T) { testMediaFiles(t, newStore) })
 	t.Run("Pushes", func(t *testing.T) { testPushes(t, newStore) })
+	t.Run("NodeReports", func(t *testing.T) { testNodeReports(t, newStore(t)) })
 	runAdmin(t, newStore) // Admins, Bans, UserSearch
 }
 

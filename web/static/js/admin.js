@@ -46,7 +46,7 @@ function showLogin(notice) {
       const r = await call('POST', '/login', { username: user.value, password: pass.value, totp: totp.value });
       csrf = r.csrf_token;
       me = r.username;
-      showDashboard('users');
+      showDashboard('overview');
     } catch (e) {
       status.textContent = e.message;
       pass.select();
@@ -63,14 +63,18 @@ function showLogin(notice) {
   user.focus();
 }
 
-const pages = { users: 'Users', reports: 'Reports', audit: 'Audit log', account: 'Account' };
+const pages = { overview: 'Overview', users: 'Users', groups: 'Groups', reports: 'Reports', audit: 'Audit log', settings: 'Settings', account: 'Account' };
 
-function showDashboard(page) {
+// page counts page changes: a live page's refresh stops once another is shown.
+let page = 0;
+
+function showDashboard(name) {
+  page++;
   const main = h('main', { class: 'admin-main', 'aria-live': 'polite' });
   const nav = h('nav', { class: 'admin-nav', 'aria-label': 'Admin' },
     h('h1', {}, h('img', { src: '/assets/icon.svg', alt: '', width: '24', height: '24' }), 'Tern admin'),
     Object.entries(pages).map(([key, label]) => h('button', {
-      'aria-current': key === page ? 'page' : false, text: label, onclick: () => showDashboard(key) })),
+      'aria-current': key === name ? 'page' : false, text: label, onclick: () => showDashboard(key) })),
     h('span', { class: 'who', text: `Signed in as ${me}` }),
     h('button', { text: 'Sign out', onclick: async () => {
       try { await call('POST', '/logout'); } catch { /* signed out either way */ }
@@ -79,7 +83,8 @@ function showDashboard(page) {
     } }));
   fill(root, h('div', { class: 'admin-shell' }, nav, main));
   root.removeAttribute('aria-busy');
-  ({ users: usersPage, reports: reportsPage, audit: auditPage, account: accountPage })[page](main);
+  ({ overview: overviewPage, users: usersPage, groups: groupsPage, reports: reportsPage, audit: auditPage,
+    settings: settingsPage, account: accountPage })[name](main);
 }
 
 function errorLine(e) {
@@ -88,6 +93,113 @@ function errorLine(e) {
 
 function when(ts) {
   return ts ? new Date(ts).toLocaleString() : '';
+}
+
+// overviewPage shows the cluster live: it asks again every report period
+// while it is the page shown.
+async function overviewPage(main) {
+  const mine = page;
+  const heading = h('h2', { text: 'Overview' });
+  if (!main.firstChild) fill(main, heading, h('p', { text: 'Loading…' }));
+  let o;
+  try {
+    o = await call('GET', '/overview');
+  } catch (e) {
+    if (mine === page) fill(main, heading, errorLine(e));
+    return;
+  }
+  if (mine !== page) return;
+  const elapsed = Math.max(1, (o.now - (o.first_minute + 59 * 60000)) / 1000);
+  // Per second: whole minutes over 60 s, the current one over its seconds so far.
+  const rates = o.messages_per_minute.map((c, i) => (i === 59 ? c / elapsed : c / 60));
+  const lastFull = rates[58];
+  const nodes = o.nodes || [];
+  fill(main, heading,
+    h('div', { class: 'stats' },
+      stat(String(o.connections), 'Connected devices'),
+      stat(formatRate(lastFull), 'Messages per second (last minute)'),
+      stat(`${o.nodes_up} of ${nodes.length}`, 'Nodes up')),
+    h('section', { class: 'card', 'aria-labelledby': 'chart-title' },
+      h('h3', { id: 'chart-title', text: 'Messages per second, last hour' }),
+      chart(rates, o.first_minute)),
+    h('h3', { text: 'Nodes' }),
+    o.reports_error ? h('p', { class: 'form-status', role: 'alert', text: o.reports_error }) : null,
+    h('div', { class: 'table-scroll' }, h('table', { class: 'admin-table', 'aria-label': 'Nodes' },
+      h('thead', {}, h('tr', {}, ['Node', 'State', 'Devices', 'Store', 'Broker', 'Push', 'SMS', 'Mail', 'Version', 'Up since']
+        .map((t) => h('th', { scope: 'col', text: t })))),
+      h('tbody', {}, nodes.map((n) => h('tr', {},
+        h('th', { scope: 'row', text: n.node_id + (n.self ? ' (this one)' : '') }),
+        h('td', {}, nodeState(n, o.now)),
+        h('td', { text: n.up ? String(n.connections) : '—' }),
+        ['store', 'broker', 'push', 'sms', 'mail'].map((k) => h('td', {}, checkCell(n.checks?.[k], n.engines, k))),
+        h('td', { text: n.version || '' }),
+        h('td', { text: when(n.started_at) })))))),
+    h('p', { class: 'hint', text: `Updated ${new Date(o.now).toLocaleTimeString()}; every node reports every ${Math.round(o.report_every_ms / 1000)} s.` }));
+  setTimeout(() => { if (mine === page) overviewPage(main); }, Math.max(2000, o.report_every_ms));
+}
+
+function stat(value, label) {
+  return h('div', { class: 'stat' }, h('span', { class: 'stat-value', text: value }), h('span', { class: 'stat-label', text: label }));
+}
+
+function formatRate(r) {
+  return r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r.toFixed(2);
+}
+
+function nodeState(n, now) {
+  if (n.up) return h('span', { class: 'state ok', text: n.draining ? 'draining' : 'up' });
+  const ago = Math.round((now - n.reported_at) / 1000);
+  return h('span', { class: 'state failing', text: n.stopped ? `stopped ${when(n.reported_at)}` : `not reporting for ${ago} s` });
+}
+
+const engineOf = { store: 'store', broker: 'router', push: 'push', sms: 'sms', mail: 'mail' };
+
+function checkCell(c, engines, key) {
+  if (!c) return h('span', { class: 'state', text: '—' });
+  const engine = engines?.[engineOf[key]];
+  return h('div', {}, h('span', { class: `state ${c.state}`, title: c.detail || '', text: c.state }),
+    engine ? h('span', { class: 'hint', text: ` ${engine}` }) : null,
+    c.state === 'failing' && c.detail ? h('div', { class: 'hint', text: c.detail }) : null);
+}
+
+// chart draws rates (one per minute, oldest first) as an SVG line over an
+// area, with its scale; its accessible name says what it shows in words.
+function chart(rates, firstMinute) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    return e;
+  };
+  const W = 600, H = 160, L = 40, B = 20, T = 8;
+  const peak = Math.max(...rates);
+  const top = niceCeil(peak);
+  const x = (i) => L + (i * (W - L)) / (rates.length - 1);
+  const y = (r) => T + (H - T - B) * (1 - r / top);
+  const line = rates.map((r, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(r).toFixed(1)}`).join('');
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img',
+    'aria-label': `Messages per second over the last hour: now ${formatRate(rates[58])}, peak ${formatRate(peak)}` });
+  for (const f of [0, 0.5, 1]) {
+    svg.append(el('line', { x1: L, x2: W, y1: y(top * f), y2: y(top * f), class: 'grid' }));
+    const t = el('text', { x: L - 6, y: y(top * f) + 4, 'text-anchor': 'end', class: 'axis' });
+    t.textContent = formatRate(top * f);
+    svg.append(t);
+  }
+  for (const [i, label] of [[0, new Date(firstMinute)], [30, new Date(firstMinute + 30 * 60000)], [59, 'now']]) {
+    const t = el('text', { x: x(i), y: H - 4, 'text-anchor': i === 0 ? 'start' : i === 59 ? 'end' : 'middle', class: 'axis' });
+    t.textContent = label instanceof Date ? label.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : label;
+    svg.append(t);
+  }
+  svg.append(el('path', { d: `${line}L${x(rates.length - 1)},${y(0)}L${x(0)},${y(0)}Z`, class: 'area' }));
+  svg.append(el('path', { d: line, class: 'line' }));
+  return svg;
+}
+
+// niceCeil rounds up to 1, 2 or 5 times a power of ten (at least 1).
+function niceCeil(v) {
+  if (v <= 1) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 5, 10].map((m) => m * p).find((n) => n >= v);
 }
 
 function usersPage(main) {
@@ -143,20 +255,110 @@ async function showUser(id, detail, refresh) {
         h('td', {}, h('button', { text: 'Revoke', 'aria-label': `Revoke ${d.name || d.platform}`,
           onclick: () => act(() => call('DELETE', `/users/${encodeURIComponent(id)}/devices/${encodeURIComponent(d.device_id)}`), 'Device revoked.') }))))))
       : h('p', { class: 'hint', text: 'No devices.' }),
+    h('h3', { text: `Groups (${(u.groups || []).length})` }),
+    (u.groups || []).length ? h('ul', { class: 'plain', 'aria-label': 'Groups' },
+      u.groups.map((g) => h('li', { text: `${g.name || '(no name)'} · ${g.members} members` })))
+      : h('p', { class: 'hint', text: 'In no group.' }),
     status));
 }
 
-async function reportsPage(main) {
-  fill(main, h('h2', { text: 'Reports' }), h('p', { text: 'Loading…' }));
-  try {
-    const r = await call('GET', '/reports');
-    fill(main, h('h2', { text: 'Reports' }), r.reports.length ? h('table', { class: 'admin-table', 'aria-label': 'Reports' },
-      h('thead', {}, h('tr', {}, ['When', 'Reported user', 'Reason', 'Messages'].map((t) => h('th', { scope: 'col', text: t })))),
-      h('tbody', {}, r.reports.map((rp) => h('tr', {},
-        h('td', { text: when(rp.ts) }), h('td', { text: rp.user_id }), h('td', { text: rp.reason }),
-        h('td', {}, (rp.messages || []).map((m) => h('p', { text: m.body?.text || m.body?.caption || '(media)' })))))))
-      : h('p', { text: 'No reports.' }));
-  } catch (e) { main.append(errorLine(e)); }
+// reportsPage is the moderation queue: open reports, newest first, each
+// with the messages it points at, to dismiss or to ban the user for.
+async function reportsPage(main, all = false) {
+  const heading = h('h2', { text: 'Reports' });
+  const status = h('p', { class: 'form-status', role: 'status', 'aria-live': 'polite' });
+  const toggle = h('label', { class: 'inline' }, h('input', { type: 'checkbox', checked: all,
+    onchange: (ev) => reportsPage(main, ev.target.checked) }), ' Show resolved reports too');
+  fill(main, heading, toggle, h('p', { text: 'Loading…' }));
+  let r;
+  try { r = await call('GET', '/reports' + (all ? '?status=all' : '')); } catch (e) { fill(main, heading, toggle, errorLine(e)); return; }
+  const resolve = async (rp, action) => {
+    const who = rp.user?.name || rp.user?.phone || rp.user_id;
+    if (action === 'ban' && !confirm(`Ban ${who}? They are signed out everywhere and cannot sign in again.`)) return;
+    try {
+      await call('POST', `/reports/${encodeURIComponent(rp.report_id)}/${action}`);
+      await reportsPage(main, all);
+      main.append(h('p', { class: 'form-status', role: 'status', text: action === 'ban' ? `Banned ${who}.` : 'Report dismissed.' }));
+    } catch (e) { status.textContent = e.message; }
+  };
+  fill(main, heading, toggle, status, r.reports.length ? h('table', { class: 'admin-table', 'aria-label': 'Reports' },
+    h('thead', {}, h('tr', {}, ['When', 'Reported user', 'Reason', 'Messages', 'Action'].map((t) => h('th', { scope: 'col', text: t })))),
+    h('tbody', {}, r.reports.map((rp) => h('tr', {},
+      h('td', { text: when(rp.ts) }),
+      h('td', { text: rp.user ? `${rp.user.name || '(no name)'} · ${rp.user.phone}` : rp.user_id }),
+      h('td', { text: rp.reason || '' }),
+      h('td', {}, (rp.messages || []).map((m) => h('p', { class: 'quote', text: m.body?.text || m.body?.caption || '(media)' }))),
+      h('td', {}, rp.resolution
+        ? h('span', { class: 'hint', text: `${rp.resolution} by ${rp.resolved_by}, ${when(rp.resolved_ts)}` })
+        : h('div', { class: 'actions' },
+          h('button', { text: 'Dismiss', 'aria-label': `Dismiss the report on ${rp.user?.name || rp.user_id}`, onclick: () => resolve(rp, 'dismiss') }),
+          h('button', { class: 'danger', text: 'Ban', 'aria-label': `Ban ${rp.user?.name || rp.user_id}`, onclick: () => resolve(rp, 'ban') })))))))
+    : h('p', { text: all ? 'No reports.' : 'No open reports.' }));
+}
+
+// groupsPage lists groups (by name), and shows one with its members, to
+// delete it when it must go.
+function groupsPage(main) {
+  const q = h('input', { id: 'group-search', type: 'search', placeholder: 'a part of the name' });
+  const results = h('div');
+  const detail = h('div');
+  const search = async (after = '') => {
+    if (!after) fill(results, h('p', { text: 'Searching…' }));
+    try {
+      const r = await call('GET', '/groups?q=' + encodeURIComponent(q.value.trim()) + (after ? '&after=' + encodeURIComponent(after) : ''));
+      const rows = r.groups.map((g) => h('tr', {},
+        h('td', {}, h('button', { class: 'link', text: g.name || '(no name)', onclick: () => showGroup(g.chat_id, detail, () => search()) })),
+        h('td', { text: g.members.length ? String(g.members.length) : 'deleted' }),
+        h('td', { text: new Date(g.created_at).toLocaleDateString() })));
+      const more = r.next_after ? h('button', { text: 'More', onclick: (ev) => { ev.target.remove(); search(r.next_after); } }) : null;
+      if (after) {
+        results.querySelector('tbody').append(...rows);
+        if (more) results.append(more);
+        return;
+      }
+      fill(results, rows.length ? h('table', { class: 'admin-table', 'aria-label': 'Groups' },
+        h('thead', {}, h('tr', {}, ['Name', 'Members', 'Created'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, rows)) : h('p', { text: 'No group matches.' }), more);
+    } catch (e) { fill(results, errorLine(e)); }
+  };
+  fill(main, h('h2', { text: 'Groups' }),
+    h('form', { class: 'admin-row', onsubmit: (ev) => { ev.preventDefault(); search(); } },
+      h('div', {}, h('label', { for: 'group-search', text: 'Search groups' }), q),
+      h('button', { type: 'submit', class: 'primary', text: 'Search' })),
+    results, detail);
+  q.focus();
+  search();
+}
+
+async function showGroup(id, detail, refresh) {
+  fill(detail, h('p', { text: 'Loading…' }));
+  let g;
+  try { g = await call('GET', '/groups/' + encodeURIComponent(id)); } catch (e) { fill(detail, errorLine(e)); return; }
+  const status = h('p', { class: 'form-status', role: 'status' });
+  const person = (uid) => {
+    const p = g.people?.[uid];
+    return p ? `${p.name || '(no name)'} · ${p.phone}` : uid;
+  };
+  const del = async () => {
+    if (!confirm(`Delete the group ${g.name}? Every member is removed from it.`)) return;
+    try {
+      await call('DELETE', '/groups/' + encodeURIComponent(id));
+      await refresh();
+      showGroup(id, detail, refresh);
+    } catch (e) { status.textContent = e.message; }
+  };
+  fill(detail, h('section', { class: 'card', 'aria-label': `Group ${g.name}` },
+    h('h3', { text: g.name || '(no name)' }),
+    g.description ? h('p', { text: g.description }) : null,
+    h('p', { class: 'hint', text: `${g.chat_id} · created ${new Date(g.created_at).toLocaleString()} by ${person(g.created_by)}` }),
+    g.members.length ? [
+      h('table', { class: 'admin-table', 'aria-label': 'Members' },
+        h('thead', {}, h('tr', {}, ['Member', 'Role', 'Joined'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, g.members.map((m) => h('tr', {},
+          h('td', { text: person(m.user_id) }), h('td', { text: m.role }), h('td', { text: new Date(m.joined_at).toLocaleDateString() }))))),
+      h('button', { class: 'danger', text: 'Delete group', onclick: del })]
+      : h('p', { class: 'banned', text: 'Deleted: the group has no members.' }),
+    status));
 }
 
 async function auditPage(main, before = '') {
@@ -171,6 +373,23 @@ async function auditPage(main, before = '') {
           h('td', { text: e.target || '' }), h('td', { text: e.detail || '' }), h('td', { text: e.ip || '' }))))),
       r.next_before ? h('button', { text: 'Older', onclick: () => auditPage(main, r.next_before) }) : null);
   } catch (e) { main.append(errorLine(e)); }
+}
+
+// settingsPage reads out what this node runs on and its limits, each with
+// the flag that changes it: settings live on the node's command line.
+async function settingsPage(main) {
+  const heading = h('h2', { text: 'Settings' });
+  fill(main, heading, h('p', { text: 'Loading…' }));
+  try {
+    const r = await call('GET', '/settings');
+    fill(main, heading,
+      h('p', { class: 'hint', text: 'Set with flags (or their TERN_* variables) when the node starts; every node of a cluster should have the same.' }),
+      r.sections.map((sec) => h('section', { class: 'card', 'aria-label': sec.title },
+        h('h3', { text: sec.title }),
+        h('table', { class: 'admin-table settings' }, h('tbody', {}, sec.items.map((it) => h('tr', {},
+          h('th', { scope: 'row', text: it.name }), h('td', { text: it.value }),
+          h('td', {}, it.flag ? h('code', { text: it.flag }) : null))))))));
+  } catch (e) { fill(main, heading, errorLine(e)); }
 }
 
 // accountPage sets up the second factor: a secret for an authenticator
@@ -210,7 +429,7 @@ async function boot() {
     const r = await call('GET', '/me');
     csrf = r.csrf_token;
     me = r.username;
-    showDashboard('users');
+    showDashboard('overview');
   } catch (e) {
     if (e.status !== 401) showLogin(e.message);
   }

@@ -1312,6 +1312,7 @@ function groupChangeText(g, name) {
     case 'admin_removed': return `${who} is no longer an admin`;
     case 'info_changed': return `${name(g.by)} changed the group info`;
     case 'settings_changed': return `${name(g.by)} changed the group settings`;
+    case 'deleted': return 'The group was deleted by the service’s administrators';
     default: return 'The group changed';
   }
 }
