@@ -65,6 +65,8 @@ func (s *Server) adminRoutes(handle func(pattern string, h http.HandlerFunc)) {
 	handle("DELETE /v1/admin/admins/{admin_id}/disabled", s.adminAuthed(true, s.handleAdminDisable(false)))
 	handle("POST /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPNew))
 	handle("PUT /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPSet))
+	handle("DELETE /v1/admin/me/totp", s.adminAuthed(true, s.handleAdminTOTPOff))
+	handle("PUT /v1/admin/me/password", s.adminAuthed(true, s.handleAdminPassword))
 }
 
 // spendTOTPStep records step as used for an admin unless it, or a later
@@ -101,10 +103,6 @@ func (s *Server) handleAdminTOTPNew(w http.ResponseWriter, r *http.Request, a ad
 // code shows the app holds the secret. Only a signed-in browser may, not
 // an API key: a key must not be able to lock its owner out.
 func (s *Server) handleAdminTOTPSet(w http.ResponseWriter, r *http.Request, a adminActor) {
-	if a.session == nil {
-		writeError(w, wire.Errorf(wire.CodeForbidden, "sign in to the dashboard to set up a second factor"))
-		return
-	}
 	var req struct {
 		Secret   string `json:"secret"`
 		Code     string `json:"code"`
@@ -116,9 +114,7 @@ func (s *Server) handleAdminTOTPSet(w http.ResponseWriter, r *http.Request, a ad
 	}
 	// The password again: a session left open, or stolen, must not be
 	// able to lock its owner out with a factor only the thief holds.
-	if ok, err := admin.CheckPassword(a.admin.PasswordHash, req.Password); err != nil || !ok {
-		s.audit(r.Context(), a.name, "totp_refused", a.admin.ID, "password", clientIP(r, s.cfg.TrustProxy))
-		writeError(w, wire.Errorf(wire.CodeForbidden, "the password is wrong"))
+	if !s.checkOwnPassword(w, r, a, req.Password, "totp") {
 		return
 	}
 	secret, err := admin.ParseTOTPSecret(req.Secret)
@@ -288,8 +284,10 @@ type adminLoginRequest struct {
 }
 
 type adminMe struct {
+	AdminID   string `json:"admin_id"`
 	Username  string `json:"username"`
 	CSRFToken string `json:"csrf_token"`
+	TOTP      bool   `json:"totp"`
 }
 
 func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
@@ -390,7 +388,7 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureRequest(r)})
 	s.audit(ctx, a.Username, "login", a.ID, "", ip)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, adminMe{Username: a.Username, CSRFToken: csrf})
+	writeJSON(w, http.StatusOK, adminMe{AdminID: a.ID, Username: a.Username, CSRFToken: csrf, TOTP: len(a.TOTPSecret) > 0})
 }
 
 func (s *Server) handleAdminLogout(w http.ResponseWriter, r *http.Request, a adminActor) {
@@ -407,7 +405,7 @@ func (s *Server) handleAdminLogout(w http.ResponseWriter, r *http.Request, a adm
 }
 
 func (s *Server) handleAdminMe(w http.ResponseWriter, r *http.Request, a adminActor) {
-	me := adminMe{Username: a.admin.Username}
+	me := adminMe{AdminID: a.admin.ID, Username: a.admin.Username, TOTP: len(a.admin.TOTPSecret) > 0}
 	if a.session != nil {
 		me.CSRFToken = a.session.CSRF
 	}

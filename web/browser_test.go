@@ -800,10 +800,25 @@ func TestAdminDashboard(t *testing.T) {
 	}
 	ops.screenshot("admin-settings")
 
+	ops.nav("Account")
+	ops.do(chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Admins"]`)),
+		chromedp.SendKeys(chromedp.CSS("#key-name"), "nightly report\n"),
+		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="API keys"]`)))
+	if got := ops.text(`section[aria-labelledby="keys-title"] .form-status code`); !strings.HasPrefix(got, "tak_") {
+		t.Errorf("the new API key shown: %q", got)
+	}
+	for _, c := range []struct{ name, role string }{{"Current password", "textbox"}, {"Name of a new key", "textbox"},
+		{"Revoke the key nightly report", "button"}, {"Set up an authenticator app", "button"}} {
+		if !ops.hasAX(c.name, c.role) {
+			t.Errorf("account page: no %s named %q", c.role, c.name)
+		}
+	}
+	ops.screenshot("admin-account")
+
 	ops.nav("Audit log")
 	ops.do(chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Audit log"]`)))
 	got = ops.text(`table[aria-label="Audit log"] tbody`)
-	for _, want := range []string{"spam", "delete group", "report dismissed", "view user"} {
+	for _, want := range []string{"spam", "delete group", "report dismissed", "view user", "create api key"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the audit log lacks %q: %q", want, got)
 		}

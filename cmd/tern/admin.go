@@ -82,37 +82,46 @@ func adminHandler(token string, st any, keys keyRotator, admins adminCreator, me
 	}))
 	// The first dashboard account is made here (tern admin create): whoever
 	// holds the node's admin token runs the node anyway.
-	mux.Handle("POST /admin/v1/admins", admin(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Username string `json:"username"`
-			Password string `json:"password"`
-		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, 8192)).Decode(&req); err != nil {
-			http.Error(w, "want a JSON body {username, password}", http.StatusBadRequest)
-			return
-		}
-		a, err := admins.CreateAdmin(r.Context(), req.Username, req.Password)
-		if err != nil {
-			var we *wire.Error
-			if errors.As(err, &we) {
-				http.Error(w, we.Message, wire.HTTPStatus(we.Code))
+	account := func(do func(ctx context.Context, username, password string) (store.Admin, error), done string, status int) http.Handler {
+		return admin(func(w http.ResponseWriter, r *http.Request) {
+			var req struct {
+				Username string `json:"username"`
+				Password string `json:"password"`
+			}
+			if err := json.NewDecoder(io.LimitReader(r.Body, 8192)).Decode(&req); err != nil {
+				http.Error(w, "want a JSON body {username, password}", http.StatusBadRequest)
 				return
 			}
-			log.Error("creating an admin failed", "err", err)
-			http.Error(w, "creating the admin failed; see the node's log", http.StatusInternalServerError)
-			return
-		}
-		log.Info("admin account created", "username", a.Username)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(map[string]string{"admin_id": a.ID, "username": a.Username})
-	}))
+			a, err := do(r.Context(), req.Username, req.Password)
+			if err != nil {
+				var we *wire.Error
+				if errors.As(err, &we) {
+					http.Error(w, we.Message, wire.HTTPStatus(we.Code))
+					return
+				}
+				log.Error("admin account: "+done+" failed", "err", err)
+				http.Error(w, done+" failed; see the node's log", http.StatusInternalServerError)
+				return
+			}
+			log.Info("admin account "+done, "username", a.Username)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(map[string]string{"admin_id": a.ID, "username": a.Username})
+		})
+	}
+	// The first dashboard account is made here (tern admin create), and
+	// one whose password or authenticator is lost is reset here (tern
+	// admin reset): whoever holds the node's admin token runs the node
+	// anyway.
+	mux.Handle("POST /admin/v1/admins", account(admins.CreateAdmin, "created", http.StatusCreated))
+	mux.Handle("POST /admin/v1/admins/reset", account(admins.ResetAdmin, "reset", http.StatusOK))
 	return mux
 }
 
 // adminCreator makes dashboard accounts (server.Server.CreateAdmin).
 type adminCreator interface {
 	CreateAdmin(ctx context.Context, username, password string) (store.Admin, error)
+	ResetAdmin(ctx context.Context, username, password string) (store.Admin, error)
 }
 
 // keyRotator adds a signing key (auth.Service.RotateKeys).

@@ -24,6 +24,9 @@ Asks a running node to do something through its admin API (its
                 password is asked for (not echoed), or read from the
                 first line of stdin when stdin is not a terminal, or of
                 --password-file
+  reset         give an account a new password (asked for as with create)
+                and turn its second factor off: for an admin who lost
+                either; its sessions end
   rotate-keys   add a new signing key for access tokens and code hashes;
                 tokens signed by older keys stay valid until they expire,
                 and the other nodes take the new key up within a minute
@@ -42,7 +45,9 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "rotate-keys":
 		return rotateKeys(ctx, args[1:], stdout, stderr)
 	case "create":
-		return createAdmin(ctx, args[1:], os.Stdin, stdout, stderr)
+		return adminAccount(ctx, "create", args[1:], os.Stdin, stdout, stderr)
+	case "reset":
+		return adminAccount(ctx, "reset", args[1:], os.Stdin, stdout, stderr)
 	}
 	return usagef("unknown admin command %q (see tern admin --help)", args[0])
 }
@@ -82,33 +87,33 @@ func rotateKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return err
 }
 
-// createAdmin makes a dashboard account through a running node's admin
-// listener, so that it works the same on the embedded store (whose files
-// the running node holds) and on MongoDB.
-func createAdmin(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
+// adminAccount makes (create) or resets (reset) a dashboard account
+// through a running node's admin listener, so that it works the same on
+// the embedded store (whose files the running node holds) and on MongoDB.
+func adminAccount(ctx context.Context, cmd string, args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	var addr, token, username string
-	fs := newFlagSet("tern admin create", "TERN_")
+	fs := newFlagSet("tern admin "+cmd, "TERN_")
 	fs.SetOutput(stderr)
 	fs.String(&addr, "admin-addr", "127.0.0.1:9090", "admin address of a running node (its --admin-addr)")
 	fs.String(&token, "admin-token", "", "the node's --admin-token")
 	fs.secret("admin-token")
-	fs.String(&username, "username", "", "the new account's username")
+	fs.String(&username, "username", "", "the account's username")
 	var passwordFile string
 	fs.String(&passwordFile, "password-file", "", "read the password from this file (its first line) instead of asking")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if username == "" {
-		return usagef("create needs --username")
+		return usagef("%s needs --username", cmd)
 	}
 	if token == "" {
-		return usagef("create needs the node's admin token: TERN_ADMIN_TOKEN, TERN_ADMIN_TOKEN_FILE or --admin-token-file (or --admin-token, which ps shows)")
+		return usagef("%s needs the node's admin token: TERN_ADMIN_TOKEN, TERN_ADMIN_TOKEN_FILE or --admin-token-file (or --admin-token, which ps shows)", cmd)
 	}
 	var password string
 	if passwordFile != "" {
 		b, err := os.ReadFile(passwordFile)
 		if err != nil {
-			return fmt.Errorf("create: %w", err)
+			return fmt.Errorf("%s: %w", cmd, err)
 		}
 		password, _, _ = strings.Cut(string(b), "\n")
 		password = strings.TrimRight(password, "\r")
@@ -123,7 +128,11 @@ func createAdmin(ctx context.Context, args []string, stdin *os.File, stdout, std
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/admin/v1/admins", bytes.NewReader(body))
+	path, want, done := "/admin/v1/admins", http.StatusCreated, "created"
+	if cmd == "reset" {
+		path, want, done = "/admin/v1/admins/reset", http.StatusOK, "reset: its second factor is off and its sessions ended"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -131,14 +140,14 @@ func createAdmin(ctx context.Context, args []string, stdin *os.File, stdout, std
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("create: %w", err)
+		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("create: %s: %s", resp.Status, strings.TrimSpace(string(out)))
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s: %s: %s", cmd, resp.Status, strings.TrimSpace(string(out)))
 	}
-	fmt.Fprintf(stdout, "admin %s created; sign in at /admin\n", strings.ToLower(username))
+	fmt.Fprintf(stdout, "admin %s %s; sign in at /admin\n", strings.ToLower(username), done)
 	return nil
 }
 
@@ -149,7 +158,7 @@ func readPassword(stdin *os.File, stderr io.Writer) (string, error) {
 	if !term.IsTerminal(fd) {
 		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("create: reading the password: %w", err)
+			return "", fmt.Errorf("reading the password: %w", err)
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
@@ -157,16 +166,16 @@ func readPassword(stdin *os.File, stderr io.Writer) (string, error) {
 	a, err := term.ReadPassword(fd)
 	fmt.Fprintln(stderr)
 	if err != nil {
-		return "", fmt.Errorf("create: reading the password: %w", err)
+		return "", fmt.Errorf("reading the password: %w", err)
 	}
 	fmt.Fprint(stderr, "Again: ")
 	b, err := term.ReadPassword(fd)
 	fmt.Fprintln(stderr)
 	if err != nil {
-		return "", fmt.Errorf("create: reading the password: %w", err)
+		return "", fmt.Errorf("reading the password: %w", err)
 	}
 	if string(a) != string(b) {
-		return "", errors.New("create: the passwords differ")
+		return "", errors.New("the passwords differ")
 	}
 	return string(a), nil
 }

@@ -118,4 +118,39 @@ func TestOpsAdminCreate(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("login as the new admin: %s", res.Status)
 	}
+
+	// Reset: a new password (the old one stops working); an unknown
+	// account is refused.
+	login := func(pw string) int {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/v1/admin/login",
+			strings.NewReader(`{"username":"ops","password":"`+pw+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	newPw := filepath.Join(secrets, "new")
+	if err := os.WriteFile(newPw, []byte("another long password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reset := func(user string) (int, string) {
+		var so, se bytes.Buffer
+		code := run(ctx, []string{"admin", "reset", "--admin-addr", addr, "--admin-token-file", tokenFile, "--username", user, "--password-file", newPw}, &so, &se)
+		return code, so.String() + se.String()
+	}
+	if code, out := reset("OPS"); code != 0 || !strings.Contains(out, "admin ops reset") {
+		t.Fatalf("reset: exit %d: %s", code, out)
+	}
+	if code := login("a long enough password"); code != http.StatusUnauthorized {
+		t.Fatalf("the old password after a reset: %d", code)
+	}
+	if code := login("another long password"); code != http.StatusOK {
+		t.Fatalf("the new password after a reset: %d", code)
+	}
+	if code, out := reset("nobody"); code == 0 || !strings.Contains(out, "no admin") {
+		t.Fatalf("reset of no account: exit %d: %s", code, out)
+	}
 }

@@ -392,11 +392,59 @@ async function settingsPage(main) {
   } catch (e) { fill(main, heading, errorLine(e)); }
 }
 
-// accountPage sets up the second factor: a secret for an authenticator
-// app, proven with one of its codes.
-function accountPage(main) {
-  const status = h('p', { class: 'form-status', role: 'status', 'aria-live': 'polite' });
+// accountPage: the admin's own password and second factor, API keys for
+// scripts, and the other admins' accounts.
+async function accountPage(main) {
+  const heading = h('h2', { text: 'Account' });
+  fill(main, heading, h('p', { text: 'Loading…' }));
+  let info;
+  try { info = await call('GET', '/me'); } catch (e) { fill(main, heading, errorLine(e)); return; }
+  fill(main, heading, h('p', { text: `Signed in as ${info.username}.` }),
+    passwordCard(), totpCard(main, info), keysCard(), adminsCard(info));
+}
+
+function statusLine() {
+  return h('p', { class: 'form-status', role: 'status', 'aria-live': 'polite' });
+}
+
+function passwordCard() {
+  const status = statusLine();
+  const cur = h('input', { id: 'pw-current', type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { id: 'pw-new', type: 'password', autocomplete: 'new-password', minlength: '12', required: true });
+  const again = h('input', { id: 'pw-again', type: 'password', autocomplete: 'new-password', required: true });
+  return h('section', { class: 'card', 'aria-labelledby': 'pw-title' }, h('h3', { id: 'pw-title', text: 'Password' }),
+    h('form', { class: 'admin-row', onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (next.value !== again.value) { status.textContent = 'The new passwords differ.'; return; }
+      try {
+        await call('PUT', '/me/password', { password: cur.value, new_password: next.value });
+        ev.target.reset();
+        status.textContent = 'Password changed; your other sessions were signed out.';
+      } catch (e) { status.textContent = e.message; }
+    } },
+    h('div', {}, h('label', { for: 'pw-current', text: 'Current password' }), cur),
+    h('div', {}, h('label', { for: 'pw-new', text: 'New password (12 characters or more)' }), next),
+    h('div', {}, h('label', { for: 'pw-again', text: 'New password again' }), again),
+    h('button', { type: 'submit', class: 'primary', text: 'Change password' })), status);
+}
+
+// totpCard sets the second factor up (a secret for an authenticator app,
+// proven with one of its codes) or turns it off.
+function totpCard(main, info) {
+  const status = statusLine();
   const area = h('div');
+  const card = h('section', { class: 'card', 'aria-labelledby': 'totp-title' }, h('h3', { id: 'totp-title', text: 'Two-step sign-in' }),
+    h('p', { class: 'hint', text: 'A code from an authenticator app (TOTP), asked for at every sign-in after the password.' }), area, status);
+  if (info.totp) {
+    const pw = h('input', { id: 'totp-off-password', type: 'password', autocomplete: 'current-password', required: true });
+    fill(area, h('p', { text: 'On: sign-ins ask for a code from your app.' }),
+      h('form', { class: 'admin-row', onsubmit: async (ev) => {
+        ev.preventDefault();
+        try { await call('DELETE', '/me/totp', { password: pw.value }); accountPage(main); } catch (e) { status.textContent = e.message; }
+      } }, h('div', {}, h('label', { for: 'totp-off-password', text: 'Your password' }), pw),
+      h('button', { type: 'submit', class: 'danger', text: 'Turn off' })));
+    return card;
+  }
   const start = async () => {
     try {
       const t = await call('POST', '/me/totp');
@@ -409,8 +457,8 @@ function accountPage(main) {
           ev.preventDefault();
           try {
             await call('PUT', '/me/totp', { secret: t.secret, code: code.value.trim(), password: pw.value });
-            fill(area);
-            status.textContent = 'Two-step sign-in is on: sign-ins now ask for a code from the app.';
+            await accountPage(main);
+            main.append(h('p', { class: 'form-status', role: 'status', text: 'Two-step sign-in is on: sign-ins now ask for a code from the app.' }));
           } catch (e) { status.textContent = e.message; }
         } }, h('div', {}, h('label', { for: 'totp-code', text: 'Code from the app' }), code),
         h('div', {}, h('label', { for: 'totp-password', text: 'Your password' }), pw),
@@ -418,10 +466,74 @@ function accountPage(main) {
       code.focus();
     } catch (e) { status.textContent = e.message; }
   };
-  fill(main, h('h2', { text: 'Account' }), h('p', { text: `Signed in as ${me}.` }),
-    h('h3', { text: 'Two-step sign-in' }),
-    h('p', { class: 'hint', text: 'A code from an authenticator app (TOTP), asked for at every sign-in after the password.' }),
-    h('button', { class: 'primary', text: 'Set up an authenticator app', onclick: start }), area, status);
+  fill(area, h('button', { class: 'primary', text: 'Set up an authenticator app', onclick: start }));
+  return card;
+}
+
+// keysCard lists the admin's API keys, makes one (its secret shown once)
+// and revokes them.
+function keysCard() {
+  const status = statusLine();
+  const list = h('div');
+  const name = h('input', { id: 'key-name', maxlength: '100', placeholder: 'backup script', required: true });
+  const load = async () => {
+    try {
+      const r = await call('GET', '/keys');
+      fill(list, r.keys.length ? h('table', { class: 'admin-table', 'aria-label': 'API keys' },
+        h('thead', {}, h('tr', {}, ['Name', 'Key id', 'Created', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, r.keys.map((k) => h('tr', {},
+          h('td', { text: k.name }), h('td', {}, h('code', { text: k.key_id })), h('td', { text: new Date(k.created_at).toLocaleString() }),
+          h('td', {}, h('button', { class: 'danger', text: 'Revoke', 'aria-label': `Revoke the key ${k.name}`, onclick: async () => {
+            try { await call('DELETE', '/keys/' + encodeURIComponent(k.key_id)); status.textContent = `Key ${k.name} revoked.`; load(); } catch (e) { status.textContent = e.message; }
+          } }))))))
+        : h('p', { class: 'hint', text: 'No API keys.' }));
+    } catch (e) { fill(list, errorLine(e)); }
+  };
+  load();
+  return h('section', { class: 'card', 'aria-labelledby': 'keys-title' }, h('h3', { id: 'keys-title', text: 'API keys' }),
+    h('p', { class: 'hint', text: 'For scripts: send "Authorization: Bearer <key>" to /v1/admin. A key acts as you; it cannot make keys.' }),
+    list,
+    h('form', { class: 'admin-row', onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const k = await call('POST', '/keys', { name: name.value.trim() });
+        ev.target.reset();
+        fill(status, 'New key (shown this once; copy it now): ', h('code', { class: 'secret', text: k.key }));
+        load();
+      } catch (e) { status.textContent = e.message; }
+    } }, h('div', {}, h('label', { for: 'key-name', text: 'Name of a new key' }), name),
+    h('button', { type: 'submit', class: 'primary', text: 'Create key' })),
+    status);
+}
+
+// adminsCard lists the admin accounts; another admin's can be disabled
+// (its sessions end, its keys stop) and enabled again.
+function adminsCard(info) {
+  const status = statusLine();
+  const list = h('div');
+  const load = async () => {
+    try {
+      const r = await call('GET', '/admins');
+      fill(list, h('table', { class: 'admin-table', 'aria-label': 'Admins' },
+        h('thead', {}, h('tr', {}, ['Username', 'Two-step', 'Since', 'State', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, r.admins.map((a) => h('tr', {},
+          h('td', { text: a.username }), h('td', { text: a.totp ? 'on' : 'off' }), h('td', { text: new Date(a.created_at).toLocaleDateString() }),
+          h('td', { class: a.disabled ? 'banned' : '', text: a.disabled ? 'disabled' : 'active' }),
+          h('td', {}, a.admin_id === info.admin_id ? h('span', { class: 'hint', text: 'you' })
+            : h('button', { class: a.disabled ? '' : 'danger', text: a.disabled ? 'Enable' : 'Disable',
+              'aria-label': `${a.disabled ? 'Enable' : 'Disable'} ${a.username}`, onclick: async () => {
+                try {
+                  await call(a.disabled ? 'DELETE' : 'PUT', `/admins/${encodeURIComponent(a.admin_id)}/disabled`);
+                  status.textContent = `${a.username} ${a.disabled ? 'enabled' : 'disabled'}.`;
+                  load();
+                } catch (e) { status.textContent = e.message; }
+              } })))))));
+    } catch (e) { fill(list, errorLine(e)); }
+  };
+  load();
+  return h('section', { class: 'card', 'aria-labelledby': 'admins-title' }, h('h3', { id: 'admins-title', text: 'Admins' }),
+    h('p', { class: 'hint', text: 'New accounts, and a reset for a lost password or authenticator: tern admin create / tern admin reset on the server.' }),
+    list, status);
 }
 
 async function boot() {
