@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tern-im/tern/admin"
+	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
 )
 
@@ -96,5 +97,40 @@ func TestAdminOwnAccount(t *testing.T) {
 	}
 	if _, code := signIn("a new long password", ""); code != http.StatusOK {
 		t.Fatalf("sign-in without a code once the factor is off: %d", code)
+	}
+}
+
+// TestAdminHost: with AdminHost set, the dashboard and the admin API
+// answer on that host only, and its / leads to the dashboard.
+func TestAdminHost(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{AdminHost: "admin.tern.test"}})
+	get := func(host, path string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctxT(t), http.MethodGet, n.URL+path, nil)
+		req.Host = host
+		res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	for _, c := range []struct {
+		host, path string
+		want       int
+	}{
+		{n.Addr, "/v1/admin/me", http.StatusNotFound},
+		{n.Addr, "/admin", http.StatusNotFound},
+		{"chat.tern.test", "/v1/admin/overview", http.StatusNotFound},
+		{n.Addr, "/", http.StatusOK},
+		{"admin.tern.test", "/v1/admin/me", http.StatusUnauthorized},
+		{"ADMIN.tern.test:8443", "/admin", http.StatusOK},
+		{"admin.tern.test", "/", http.StatusFound},
+	} {
+		if res := get(c.host, c.path); res.StatusCode != c.want {
+			t.Errorf("GET %s on %s: %d, want %d", c.path, c.host, res.StatusCode, c.want)
+		}
+	}
+	if res := get("admin.tern.test", "/"); res.Header.Get("Location") != "/admin" {
+		t.Errorf("/ on the admin host leads to %q", res.Header.Get("Location"))
 	}
 }

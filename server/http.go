@@ -107,6 +107,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /assets/", s.web)
 	mux.Handle("GET /admin", s.web)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.AdminHost != "" && s.adminHostRoute(w, r) {
+			return
+		}
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route. The mux's own answer is plain text: a 404, or a
 			// 405 with Allow for a path that takes other methods. Say the
@@ -675,4 +678,28 @@ func addressKey(ip string) string {
 		return ip
 	}
 	return p.String()
+}
+
+// adminHostRoute keeps the dashboard on its own origin when AdminHost is
+// set: /admin and /v1/admin answer only for that host, and that host's /
+// leads to /admin instead of the chat client. A flaw in the chat client
+// then cannot reach the admin API: another origin's scripts can neither
+// read its answers nor send the CSRF header without a CORS grant, which
+// it never gives. It reports whether it answered the request.
+func (s *Server) adminHostRoute(w http.ResponseWriter, r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	onAdminHost := strings.EqualFold(host, s.cfg.AdminHost)
+	adminPath := r.URL.Path == "/admin" || r.URL.Path == "/v1/admin" || strings.HasPrefix(r.URL.Path, "/v1/admin/")
+	switch {
+	case adminPath && !onAdminHost:
+		writeError(w, wire.Errorf(wire.CodeNotFound, "the admin dashboard and API are served on %s", s.cfg.AdminHost))
+		return true
+	case onAdminHost && r.URL.Path == "/":
+		http.Redirect(w, r, "/admin", http.StatusFound)
+		return true
+	}
+	return false
 }

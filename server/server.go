@@ -145,6 +145,10 @@ type Config struct {
 	// (set it only behind a load balancer that appends the address it
 	// sees, or overwrites the header).
 	TrustProxy bool
+	// AdminHost, if set, is the only host name (the request's Host, its
+	// port aside) on which the admin dashboard and API answer, so that
+	// they have an origin of their own ("admin.chat.example.com").
+	AdminHost string
 	// ReportEvery is how often the node writes its report for the
 	// dashboard's overview; a node silent for three is shown down.
 	// 0: the default (10 s).

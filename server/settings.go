@@ -79,7 +79,8 @@ func (s *Server) handleAdminSettings(w http.ResponseWriter, _ *http.Request, _ a
 			{"Contact lookups per address", per(c.LookupsPerIPDay, "day"), "--lookups-per-ip-day"},
 			{"Settings changes per user", per(c.SettingsPerUserHour, "hour"), "--settings-per-user-hour"},
 			{"Email codes per user", per(c.EmailCodesPerUserHour, "hour"), "--email-codes-per-user-hour"}}},
-		{"Network", []setting{{"Web origins allowed", origins, "--allowed-origins"}, {"Client address from X-Forwarded-For", yes(c.TrustProxy), "--trust-proxy"}}},
+		{"Network", []setting{{"Web origins allowed", origins, "--allowed-origins"}, {"Client address from X-Forwarded-For", yes(c.TrustProxy), "--trust-proxy"},
+			{"Admin dashboard host", or(c.AdminHost, "any"), "--admin-host"}}},
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"sections": out})

@@ -160,6 +160,7 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Bool(&c.srv.WebPushAllowPrivate, "webpush-allow-private", false, "accept Web Push endpoints on loopback and private addresses (a push service on a private network); off, a subscription must name a public host")
 	fs.Int(&c.srv.SettingsPerUserHour, "settings-per-user-hour", sd.SettingsPerUserHour, "changes one user may make per hour to privacy, contacts and blocks (-1: unlimited)")
 	fs.String(&c.allowedOrigins, "allowed-origins", "", "comma-separated web `origins` (https://chat.example.com) whose pages may open a WebSocket; * allows any. Empty: the server's own origin only")
+	fs.String(&c.srv.AdminHost, "admin-host", "", "the host name on which alone the admin dashboard (/admin) and API (/v1/admin) answer, e.g. admin.chat.example.com (point it at the same nodes): an origin of their own, out of the chat client's reach; empty: every host")
 	fs.Bool(&c.srv.TrustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For (behind a load balancer only)")
 	fs.Duration(&c.auth.CodeTTL, "code-ttl", ad.CodeTTL, "lifetime of a verification code")
 	fs.Int(&c.auth.MaxAttempts, "code-attempts", ad.MaxAttempts, "tries per verification code from one client address")
