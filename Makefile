@@ -59,4 +59,4 @@ clean:
 # The web client's screens, taken by its browser tests (needs chromium).
 screenshots:
 	mkdir -p docs/screenshots
-	TERN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestTwoUsersChat|TestGroupAndImage|TestAdminBansUser' ./web
+	TERN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestTwoUsersChat|TestGroupAndImage|TestAdminDashboard' ./web

@@ -714,6 +714,11 @@ func TestAdminDashboard(t *testing.T) {
 	if _, err := friend.Report(ctx, wire.ReportRequest{UserID: hiker.Session().UserID, Reason: "sends too many trail photos"}); err != nil {
 		t.Fatal(err)
 	}
+	for i := range 12 {
+		if _, err := hiker.Send(ctx, friend.Session().UserID, wire.Body{Text: fmt.Sprintf("trail photo %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	b := browser(t)
 	user := newTab(t, b, n.URL, "mallory")

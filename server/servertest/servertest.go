@@ -149,7 +149,7 @@ func Start(t testing.TB, o Options) *Node {
 	nc.WrapRouter = o.Router
 	nc.Server, nc.Auth, nc.SMS, nc.SMSName = o.Server, o.Auth, smshttp.New(sink.URL, nil), "http"
 	if nc.Push == nil {
-		nc.Push = pushlog.Notifier{Log: o.Log}
+		nc.Push, nc.PushName = pushlog.Notifier{Log: o.Log}, "log"
 	}
 	nc.Log, nc.Now, nc.ChatNow, nc.Version = o.Log, o.Now, o.ChatNow, "test"
 	// Listening first: media URLs name the node's address.
