@@ -19,7 +19,9 @@ import (
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
@@ -339,6 +341,23 @@ func TestTwoUsersChat(t *testing.T) {
 	// His message ends his typing: it does not linger until it times out.
 	if got := alice.text(".conv-sub"); strings.Contains(got, "typing") {
 		t.Errorf("alice's header still says %q after bob's message came", got)
+	}
+	// The message menu works from the keyboard: End, a wrapping arrow,
+	// Esc back to its button.
+	focused := `document.activeElement.getAttribute('aria-label')`
+	alice.do(chromedp.Click(chromedp.CSS(`ol[aria-label="Messages"] li:not(.own) button[aria-label="Message actions"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[role="menu"]`)), chromedp.KeyEvent(kb.End))
+	if got := alice.eval(focused); got != "Delete for me" {
+		t.Errorf("End in the message menu: focus on %q", got)
+	}
+	alice.do(chromedp.KeyEvent(kb.ArrowDown))
+	first := alice.eval(`document.querySelector('[role="menu"] [role="menuitem"]').getAttribute('aria-label')`)
+	if got := alice.eval(focused); got != first {
+		t.Errorf("ArrowDown past the last item: focus on %q, want the first, %q", got, first)
+	}
+	alice.do(chromedp.KeyEvent(kb.Escape), chromedp.WaitNotPresent(chromedp.CSS(`[role="menu"]`)))
+	if got := alice.eval(focused); got != "Message actions" {
+		t.Errorf("Esc in the message menu: focus on %q", got)
 	}
 	// Alice reacts to Bob's message and answers it as a reply: Bob sees
 	// both on his side.
@@ -838,4 +857,81 @@ func (p *tab) nav(page string) {
 		strconv.Quote(page) + `); if (!b) return 'none'; b.click(); return 'ok'; })()`); got != "ok" {
 		p.t.Fatalf("%s: no dashboard page %q", p.name, page)
 	}
+}
+
+// TestReloadKeepsUnsent: a message typed while the socket cannot connect
+// survives a reload of the page (the tab's session storage keeps it), is
+// shown pending, and is sent once the socket connects: the other side
+// gets it exactly once.
+func TestReloadKeepsUnsent(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	b := browser(t)
+	alice := newTab(t, b, n.URL, "alice")
+	bob := newTab(t, b, n.URL, "bob")
+	alice.signIn(n, "+14155550631", "Alice")
+	bob.signIn(n, "+14155550632", "Bob")
+	startChat(alice, bob, "+14155550632", "hello")
+
+	// The page asks before it unloads with messages unsent: say yes.
+	dialogs := make(chan struct{}, 4)
+	if err := chromedp.Listen(bob.ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			select {
+			case dialogs <- struct{}{}:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range dialogs {
+			_, _ = chromedp.Call(bob.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	t.Cleanup(func() { close(dialogs) })
+
+	// The open socket cut, then sockets blocked (the page itself still
+	// loads).
+	bob.offline(true)
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`.conn`)))
+	bob.blockSockets(true)
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`.conn`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "typed in the tunnel\n"),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .tick[aria-label="pending"]`)))
+	bob.do(chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`ul[aria-label="Chats"] li`)),
+		chromedp.Click(chromedp.CSS(`ul[aria-label="Chats"] li button`)),
+		chromedp.WaitVisible(chromedp.CSS(`li.own .tick[aria-label="pending"]`)))
+	bob.blockSockets(false)
+	bob.do(chromedp.WaitVisible(chromedp.CSS(`li.own .tick:not([aria-label="pending"])`)))
+	alice.do(chromedp.Poll[chromedp.Void](texts+` === "hello|typed in the tunnel"`, chromedp.WithPollingInterval(50*time.Millisecond)))
+	// Nothing doubles on either side, also after one more message.
+	alice.do(chromedp.SendKeys(chromedp.CSS(`textarea[aria-label="Message"]`), "welcome back\n"))
+	bob.do(chromedp.Poll[chromedp.Void](texts+`.endsWith("|welcome back")`, chromedp.WithPollingInterval(50*time.Millisecond)))
+	if got := bob.eval(texts); got != "hello|typed in the tunnel|welcome back" {
+		t.Errorf("bob's conversation: %q", got)
+	}
+	if got := alice.eval(texts); got != "hello|typed in the tunnel|welcome back" {
+		t.Errorf("alice's conversation: %q", got)
+	}
+}
+
+// blockSockets makes the page's WebSocket connections fail (or not),
+// the rest of the network working.
+func (p *tab) blockSockets(on bool) {
+	p.t.Helper()
+	p.do(chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{URLPattern: "*://*:*/v1/ws*", Offline: on, DownloadThroughput: -1, UploadThroughput: -1}},
+		}); err != nil {
+			return err
+		}
+		_, err := chromedp.Call(ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
+			Offline: false, DownloadThroughput: -1, UploadThroughput: -1})
+		return err
+	}))
 }

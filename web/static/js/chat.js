@@ -32,7 +32,7 @@ export class ChatApp {
     this.closed = false;
     this.timers = [];
     this.build();
-    this.sock = new Socket(api, { frame: (f) => this.onFrame(f), state: (s) => this.onState(s) });
+    this.sock = new Socket(api, { frame: (f) => this.onFrame(f), state: (s) => this.onState(s), outbox: () => this.saveOutbox() });
     this.load();
   }
 
@@ -162,6 +162,7 @@ export class ChatApp {
       if (e.status === 401) return;
       this.toast('Could not load your chats: ' + e.message);
     }
+    if (this.me) this.restoreOutbox();
     if (!this.closed) this.sock.start();
     registerPush(this.api, (chatId) => { if (this.chats.has(chatId)) this.openChat(chatId); });
     const m = /^#chat=(.+)$/.exec(location.hash);
@@ -851,8 +852,19 @@ export class ChatApp {
     }
     if (own || chat?.myRole === 'admin') items.push(['Delete for everyone', () => this.deleteForEveryone(m)]);
     items.push(['Delete for me', () => this.deleteForMe(m)]);
-    const list = h('div', { class: 'menu', role: 'menu', onkeydown: (ev) => { if (ev.key === 'Escape') close(); } },
-      items.map(([label, fn, aria]) => h('button', { role: 'menuitem', 'aria-label': aria || label, text: label,
+    // A menu as ARIA's menu pattern has it: arrows move between items
+    // (round the ends), Home and End jump, Esc and Tab leave it.
+    const move = (ev) => {
+      const buttons = [...list.querySelectorAll('[role="menuitem"]')];
+      const i = buttons.indexOf(document.activeElement);
+      const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: buttons.length - 1 }[ev.key];
+      if (ev.key === 'Escape' || ev.key === 'Tab') { ev.preventDefault(); close(); return; }
+      if (to === undefined) return;
+      ev.preventDefault();
+      buttons[(to + buttons.length) % buttons.length].focus();
+    };
+    const list = h('div', { class: 'menu', role: 'menu', 'aria-label': 'Message actions', onkeydown: move },
+      items.map(([label, fn, aria]) => h('button', { role: 'menuitem', tabindex: '-1', 'aria-label': aria || label, text: label,
         onclick: () => { close(); fn(); } })));
     const close = () => { list.remove(); removeEventListener('pointerdown', away, true); button.focus(); };
     const away = (ev) => { if (!list.contains(ev.target)) close(); };
@@ -890,6 +902,43 @@ export class ChatApp {
         } })))),
       h('button', { text: 'Cancel', onclick: () => this.dialog.close() }));
     this.showDialog();
+  }
+
+  // saveOutbox keeps the sends not yet stored in this tab's session
+  // storage: a reload sends them again by their ids (the server answers a
+  // send it already stored with its first answer, so nothing doubles).
+  // The tab's storage only: it goes with the tab, and sign-out clears it.
+  saveOutbox() {
+    if (!this.me) return;
+    const key = 'tern.outbox.' + this.me.user_id;
+    try {
+      if (this.sock.outbox.size === 0) sessionStorage.removeItem(key);
+      else sessionStorage.setItem(key, JSON.stringify([...this.sock.outbox.values()]));
+    } catch { /* storage full or off: the page still warns before it closes */ }
+  }
+
+  // restoreOutbox puts back what a reload left unsent, shown pending.
+  restoreOutbox() {
+    let frames = [];
+    try { frames = JSON.parse(sessionStorage.getItem('tern.outbox.' + this.me.user_id) || '[]'); } catch { return; }
+    for (const f of Array.isArray(frames) ? frames : []) {
+      if (f?.type !== 'send' || typeof f.id !== 'string' || typeof f.to !== 'string' || !f.body) continue;
+      const key = [...this.chats.keys()].find((k) => toOf(this.chats.get(k)) === f.to);
+      const chat = key && this.chats.get(key);
+      if (f.body.reaction || f.body.edit || f.body.delete) {
+        if (chat) this.pendingActions.set(f.id, { chat_id: chat.chat_id, body: f.body });
+        this.sock.send(f);
+        continue;
+      }
+      this.sock.send(f);
+      if (!chat) continue; // a first message to a new chat: it shows once stored
+      const m = { msg_id: f.id, chat_id: chat.chat_id, seq: Number.MAX_SAFE_INTEGER, from: this.me.user_id,
+        ts: Date.now(), body: f.body, reply_to: f.reply_to, pending: true };
+      this.conv_(key).byId.set(f.id, m);
+      this.conv_(key).msgs.push(m);
+      chat.last_message = m;
+    }
+    this.renderChats();
   }
 
   // action sends a reaction, edit or delete. The server sends its entry to

@@ -38,6 +38,7 @@ export class Socket {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.outbox.clear();
+    this.h.outbox?.();
     this.handled = this.acked = 0;
     clearTimeout(this.ackTimer);
     this.ackTimer = 0;
@@ -102,14 +103,16 @@ export class Socket {
       let f;
       try { f = JSON.parse(ev.data); } catch { return; }
       if (f.type === 'pong') return;
-      if (f.type === 'sent') this.outbox.delete(f.id);
+      if (f.type === 'sent' && this.outbox.delete(f.id)) this.h.outbox?.();
       if (f.type === 'error' && f.id && this.outbox.has(f.id)) {
         if (f.code === 'rate_limited') {
           this.resendLater(f.id, Math.max(1, f.retry_after || 1) * 1000);
           return;
         }
-        if (!retryable(f.code)) this.outbox.delete(f.id);
-        else this.resendLater(f.id, 2000);
+        if (!retryable(f.code)) {
+          this.outbox.delete(f.id);
+          this.h.outbox?.();
+        } else this.resendLater(f.id, 2000);
       }
       try {
         this.h.frame(f);
@@ -214,6 +217,7 @@ export class Socket {
   send(frame) {
     frame = { type: 'send', id: frame.id || newId(), ...frame };
     this.outbox.set(frame.id, frame);
+    this.h.outbox?.();
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
     return frame;
   }
