@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,7 +77,11 @@ type nodeStats struct {
 	// sent counts stored messages; the report loop turns it into counts
 	// per minute, so a send costs one atomic add.
 	sent atomic.Int64
-	// Owned by the report loop.
+	// mu serialises the reports' writes (the loop's, a first overview's,
+	// Shutdown's last) and guards what follows.
+	mu sync.Mutex
+	// stopped: Shutdown wrote the last report; no other may follow it.
+	stopped     bool
 	lastSent    int64
 	firstMinute int64
 	minutes     []int64
@@ -92,20 +97,24 @@ func (n *nodeStats) countMinute(now time.Time) {
 	delta := total - n.lastSent
 	n.lastSent = total
 	minute := now.Truncate(time.Minute).UnixMilli()
-	if len(n.minutes) == 0 {
-		n.firstMinute = minute
+	// The clock jumped (back, or more than the window ahead: a node that
+	// started before its clock was set): start again rather than fill the
+	// gap minute by minute.
+	if len(n.minutes) == 0 || minute < n.firstMinute || minute >= n.firstMinute+int64(len(n.minutes)+minuteWindow)*60_000 {
+		n.firstMinute, n.minutes = minute, make([]int64, 0, minuteWindow+1)
 	}
 	for n.firstMinute+int64(len(n.minutes))*60_000 <= minute {
 		n.minutes = append(n.minutes, 0)
 	}
 	n.minutes[len(n.minutes)-1] += delta
 	if drop := len(n.minutes) - minuteWindow; drop > 0 {
-		n.minutes = append(n.minutes[:0], n.minutes[drop:]...)
+		n.minutes = append(make([]int64, 0, minuteWindow+1), n.minutes[drop:]...)
 		n.firstMinute += int64(drop) * 60_000
 	}
 }
 
-// report makes this node's report: it pings the store.
+// report makes this node's report: it pings the store. The caller holds
+// s.stats.mu.
 func (s *Server) report(ctx context.Context, now time.Time, stopped bool) *nodeReport {
 	n := &s.stats
 	s.mu.Lock()
@@ -176,6 +185,12 @@ func (s *Server) writeReport(now time.Time, stopped bool) {
 }
 
 func (s *Server) writeReportCtx(ctx context.Context, now time.Time, stopped bool) {
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	if s.stats.stopped {
+		return
+	}
+	s.stats.stopped = stopped
 	s.stats.countMinute(now)
 	r := s.report(ctx, now, stopped)
 	s.stats.last.Store(r)
@@ -222,7 +237,10 @@ func (s *Server) handleAdminOverview(w http.ResponseWriter, r *http.Request, _ a
 	self := s.stats.last.Load()
 	if self == nil {
 		// Just started: the loop has not reported yet.
-		self = s.report(r.Context(), now, false)
+		s.writeReportCtx(r.Context(), now, false)
+		if self = s.stats.last.Load(); self == nil {
+			self = &nodeReport{NodeID: s.cfg.NodeID} // stopped meanwhile
+		}
 	}
 	nodes := []overviewNode{{nodeReport: self, Up: true, Self: true}}
 	var storeErr string

@@ -568,8 +568,11 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	// After the sessions: their last messages may have queued wakes.
 	s.stopPushLoops(ctx)
-	// The dashboard shows the node stopped, not lost.
-	s.writeReportCtx(ctx, time.Now(), true)
+	// The dashboard shows the node stopped, not lost; also when the
+	// sessions took all of ctx.
+	last, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	s.writeReportCtx(last, time.Now(), true)
+	cancel()
 	s.cancel()
 }
 

@@ -18,8 +18,9 @@ type Admin struct {
 	Username string
 	// PasswordHash is package admin's encoding of an Argon2id hash.
 	PasswordHash []byte
-	// TOTPSecret is the second factor's secret, sealed by package admin
-	// when the node has a master key; nil: no second factor.
+	// TOTPSecret is the second factor's secret, sealed by package server
+	// (internal/seal) when the node has a master key; nil: no second
+	// factor.
 	TOTPSecret []byte
 	Disabled   bool
 	CreatedAt  time.Time

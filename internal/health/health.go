@@ -1,6 +1,8 @@
 package health
 
 import (
+	"net/url"
+	"regexp"
 	"sync"
 	"time"
 )
@@ -52,7 +54,7 @@ func (o *Outcomes) Record(err error, at time.Time) {
 		s.FailingSince = at
 	}
 	s.ConsecutiveKO++
-	msg := err.Error()
+	msg := redactURLs(err.Error())
 	if len(msg) > maxErrorText {
 		msg = msg[:maxErrorText] + "…"
 	}
@@ -76,4 +78,19 @@ func (o *Outcomes) Snapshot() Snapshot {
 		s.State = StateIdle
 	}
 	return s
+}
+
+// urls finds URLs in error text: Go's HTTP errors quote the whole URL, and
+// a gateway's may carry a key in its query. What the dashboard shows, and
+// the store keeps, is the scheme and host only.
+var urls = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"']+`)
+
+func redactURLs(s string) string {
+	return urls.ReplaceAllStringFunc(s, func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return "(a URL)"
+		}
+		return u.Scheme + "://" + u.Host + "/…"
+	})
 }

@@ -34,3 +34,12 @@ func TestOutcomes(t *testing.T) {
 		t.Fatalf("after recovering: %+v (the last error stays for the record)", s)
 	}
 }
+
+func TestOutcomesHideURLs(t *testing.T) {
+	var o Outcomes
+	o.Record(errors.New(`sms http: post: Post "https://user:pw@gw.example.com/send?key=s3cret": dial tcp: i/o timeout`), time.Now())
+	got := o.Snapshot().LastError
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "pw@") || !strings.Contains(got, "https://gw.example.com/…") {
+		t.Fatalf("last error %q", got)
+	}
+}

@@ -109,7 +109,9 @@ async function overviewPage(main) {
     return;
   }
   if (mine !== page) return;
-  const elapsed = Math.max(1, (o.now - (o.first_minute + 59 * 60000)) / 1000);
+  // The current minute's count grows a report at a time: over less than a
+  // report period it would overstate the rate.
+  const elapsed = Math.max(o.report_every_ms / 1000, (o.now - (o.first_minute + 59 * 60000)) / 1000);
   // Per second: whole minutes over 60 s, the current one over its seconds so far.
   const rates = o.messages_per_minute.map((c, i) => (i === 59 ? c / elapsed : c / 60));
   const lastFull = rates[58];
