@@ -64,6 +64,14 @@ const (
 	tBanTimes      byte = 44 // ts u64 (sign-flipped) userID -> empty: bans by time
 	// What each node last reported about itself (nodes.go).
 	tNodeReports byte = 45 // nodeID -> at (unix ms u64), body
+	// The business API (business.go).
+	tBusinesses       byte = 46 // userID -> JSON store.Business
+	tBusinessPhoneIDs byte = 47 // phone_number_id -> userID: phone number ids are unique
+	tBusinessWABAs    byte = 48 // WABA id -> userID: WABA ids are unique
+	tBusinessTokens   byte = 49 // tokenID -> JSON store.BusinessToken
+	tBusinessTokenIdx byte = 50 // userID 0x00 tokenID -> empty: a business's tokens
+	tWindows          byte = 51 // businessID 0x00 customerID -> ts u64: the customer's last message to the business
+	tTemplates        byte = 52 // userID 0x00 name 0x00 language -> JSON store.Template
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

@@ -70,6 +70,8 @@ type Store struct {
 	admins, adminSessions, apiKeys *mongo.Collection
 	audit, bans                    *mongo.Collection
 	nodes                          *mongo.Collection // node reports (nodes.go)
+	businesses, businessTokens     *mongo.Collection // the business API's (business.go)
+	windows, templates             *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -168,6 +170,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		audit:         db.Collection(collAudit),
 		bans:          db.Collection(collBans),
 		nodes:         db.Collection(collNodes),
+
+		// The business API's (business.go).
+		businesses:     db.Collection(collBusinesses),
+		businessTokens: db.Collection(collBusinessTokens),
+		windows:        db.Collection(collWindows),
+		templates:      db.Collection(collTemplates),
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.disconnect()
@@ -278,6 +286,14 @@ func Indexes() []IndexSpec {
 			Why: "an admin's API keys (APIKeys)"},
 		{Collection: collBans, Keys: []string{"ts"},
 			Why: "bans, newest first, for the admin dashboard (Banned)"},
+		{Collection: collBusinesses, Keys: []string{"phone_number_id"}, Unique: true,
+			Why: "one business per Cloud API phone_number_id: CreateBusiness's check, the business a request's URL names (BusinessByPhoneNumberID)"},
+		{Collection: collBusinesses, Keys: []string{"waba_id"}, Unique: true,
+			Why: "one business per WABA id: CreateBusiness's check, template requests (BusinessByWABA)"},
+		{Collection: collBusinessTokens, Keys: []string{"business"},
+			Why: "a business's API tokens (BusinessTokens)"},
+		{Collection: collTemplates, Keys: []string{"business", "name", "language"}, Unique: true,
+			Why: "one template per (business, name, language): PutTemplate's replace, a business's templates in order (Templates), a name's languages (DeleteTemplate)"},
 	}
 }
 
