@@ -729,14 +729,7 @@ func totpSealName(adminID string) string { return "admin-totp:" + adminID }
 // sealTOTP seals a TOTP secret under the node's master key, if it has
 // one: a copy of the store then holds no second factors.
 func (s *Server) sealTOTP(adminID string, secret []byte) ([]byte, error) {
-	if s.master == nil {
-		return secret, nil
-	}
-	sealed, err := seal.Seal(s.master, totpSealName(adminID), secret)
-	if err != nil {
-		return nil, fmt.Errorf("server: seal the second factor: %w", err)
-	}
-	return sealed, nil
+	return s.sealSecret(totpSealName(adminID), secret)
 }
 
 // openTOTP returns a's TOTP secret in the clear. One stored before the

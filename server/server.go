@@ -145,6 +145,10 @@ type Config struct {
 	// (set it only behind a load balancer that appends the address it
 	// sees, or overwrites the header).
 	TrustProxy bool
+	// WebhookAllowPrivate lets business webhooks (and their verification)
+	// go to loopback and private addresses (tests, receivers inside the
+	// operator's network).
+	WebhookAllowPrivate bool
 	// AdminHost, if set, is the only host name (the request's Host, its
 	// port aside) on which the admin dashboard and API answer, so that
 	// they have an origin of their own ("admin.chat.example.com").

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/store"
 	"github.com/tern-im/tern/wire"
 )
@@ -115,6 +116,37 @@ func adminHandler(token string, st any, keys keyRotator, admins adminCreator, me
 	// anyway.
 	mux.Handle("POST /admin/v1/admins", account(admins.CreateAdmin, "created", http.StatusCreated))
 	mux.Handle("POST /admin/v1/admins/reset", account(admins.ResetAdmin, "reset", http.StatusOK))
+	// Businesses (tern business create): the answer holds the first API
+	// token and the webhook secret, shown this once.
+	mux.Handle("POST /admin/v1/businesses", admin(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Phone       string `json:"phone"`
+			Name        string `json:"name"`
+			WebhookURL  string `json:"webhook_url"`
+			VerifyToken string `json:"verify_token"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 8192)).Decode(&req); err != nil {
+			http.Error(w, "want a JSON body {phone, name, webhook_url?, verify_token?}", http.StatusBadRequest)
+			return
+		}
+		b, err := admins.CreateBusiness(r.Context(), server.NewBusiness{Phone: req.Phone, Name: req.Name,
+			WebhookURL: req.WebhookURL, VerifyToken: req.VerifyToken})
+		if err != nil {
+			var we *wire.Error
+			if errors.As(err, &we) {
+				http.Error(w, we.Message, wire.HTTPStatus(we.Code))
+				return
+			}
+			log.Error("creating a business failed", "err", err)
+			http.Error(w, "creating the business failed; see the node's log", http.StatusInternalServerError)
+			return
+		}
+		log.Info("business created", "user", b.UserID, "phone_number_id", b.PhoneNumberID)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(b)
+	}))
 	return mux
 }
 
@@ -122,6 +154,7 @@ func adminHandler(token string, st any, keys keyRotator, admins adminCreator, me
 type adminCreator interface {
 	CreateAdmin(ctx context.Context, username, password string) (store.Admin, error)
 	ResetAdmin(ctx context.Context, username, password string) (store.Admin, error)
+	CreateBusiness(ctx context.Context, nb server.NewBusiness) (server.BusinessCreated, error)
 }
 
 // keyRotator adds a signing key (auth.Service.RotateKeys).

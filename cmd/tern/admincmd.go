@@ -123,29 +123,12 @@ func adminAccount(ctx context.Context, cmd string, args []string, stdin *os.File
 			return err
 		}
 	}
-	body, _ := json.Marshal(map[string]string{"username": username, "password": password})
-	url := addr
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
-	}
 	path, want, done := "/admin/v1/admins", http.StatusCreated, "created"
 	if cmd == "reset" {
 		path, want, done = "/admin/v1/admins/reset", http.StatusOK, "reset: its second factor is off and its sessions ended"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	if _, err := postAdmin(ctx, addr, token, path, map[string]string{"username": username, "password": password}, want); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s: %s: %s", cmd, resp.Status, strings.TrimSpace(string(out)))
 	}
 	fmt.Fprintf(stdout, "admin %s %s; sign in at /admin\n", strings.ToLower(username), done)
 	return nil
@@ -178,4 +161,33 @@ func readPassword(stdin *os.File, stderr io.Writer) (string, error) {
 		return "", errors.New("the passwords differ")
 	}
 	return string(a), nil
+}
+
+// postAdmin POSTs body as JSON to a running node's admin listener with
+// its admin token, and returns the answer, which must have status want.
+func postAdmin(ctx context.Context, addr, token, path string, body any, want int) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	url := addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 8192))
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(out)))
+	}
+	return out, nil
 }

@@ -40,6 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = chat(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "admin":
 		err = admin(ctx, args[1:], stdout, stderr)
+	case "business":
+		err = businessCmd(ctx, args[1:], stdout, stderr)
 	case "backup":
 		err = backup(ctx, args[1:], stdout, stderr)
 	case "restore":
@@ -87,7 +89,9 @@ Commands:
   serve     run a Tern node (embedded single node by default)
   bench     load-test a running node through the real protocol
   chat      a terminal chat client: sign in, list chats, send, watch messages
-  admin     ask a running node to rotate its signing keys (admin API)
+  admin     ask a running node to make or reset dashboard accounts, or to
+            rotate its signing keys (admin API)
+  business  ask a running node to make a business account (business API)
   backup    stream a consistent snapshot of a running node's embedded store
             (not the media files: copy --media-dir, or keep the S3 bucket's versions)
   restore   unpack a snapshot into an empty data directory

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,5 +153,23 @@ func TestOpsAdminCreate(t *testing.T) {
 	}
 	if code, out := reset("nobody"); code == 0 || !strings.Contains(out, "no admin") {
 		t.Fatalf("reset of no account: exit %d: %s", code, out)
+	}
+
+	// tern business create prints the four fields scripts need, as JSON.
+	var so, se bytes.Buffer
+	if code := run(ctx, []string{"business", "create", "--admin-addr", addr, "--admin-token-file", tokenFile,
+		"--phone", "+14155550888", "--name", "Acme"}, &so, &se); code != 0 {
+		t.Fatalf("business create: exit %d: %s%s", code, so.String(), se.String())
+	}
+	var created map[string]string
+	if err := json.Unmarshal(so.Bytes(), &created); err != nil || len(created) != 4 || created["phone_number_id"] == "" ||
+		created["waba_id"] == "" || !strings.HasPrefix(created["access_token"], "tbt_") || created["app_secret"] == "" {
+		t.Fatalf("business create printed %q (%v)", so.String(), err)
+	}
+	so.Reset()
+	se.Reset()
+	if code := run(ctx, []string{"business", "create", "--admin-addr", addr, "--admin-token-file", tokenFile,
+		"--phone", "+14155550888", "--name", "Acme again"}, &so, &se); code == 0 || !strings.Contains(se.String(), "in use") {
+		t.Fatalf("business create on a taken number: exit %d: %s%s", code, so.String(), se.String())
 	}
 }
