@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"math/big"
@@ -76,4 +77,28 @@ func Digest(secret string) []byte {
 // CheckToken reports whether secret is the one digest was made from.
 func CheckToken(digest []byte, secret string) bool {
 	return subtle.ConstantTimeCompare(digest, Digest(secret)) == 1
+}
+
+// A message's Cloud API id names its chat and its Tern id, so that a
+// mark-read or a reply, which give only the id, lead back to the message
+// without a lookup table.
+const messageIDPrefix = "wamid."
+
+// MessageID is the Cloud API id of message msgID of chatID.
+func MessageID(chatID, msgID string) string {
+	return messageIDPrefix + base64.RawURLEncoding.EncodeToString([]byte(chatID+"/"+msgID))
+}
+
+// ParseMessageID returns the chat and message a MessageID names.
+func ParseMessageID(id string) (chatID, msgID string, ok bool) {
+	rest, ok := strings.CutPrefix(id, messageIDPrefix)
+	if !ok {
+		return "", "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return "", "", false
+	}
+	chatID, msgID, ok = strings.Cut(string(raw), "/")
+	return chatID, msgID, ok && chatID != "" && msgID != ""
 }

@@ -34,3 +34,18 @@ func TestTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestMessageID(t *testing.T) {
+	id := MessageID("du1.u2", "m0abc")
+	if !strings.HasPrefix(id, "wamid.") || strings.ContainsAny(id[6:], "=+/.") {
+		t.Fatalf("id %q", id)
+	}
+	if c, m, ok := ParseMessageID(id); !ok || c != "du1.u2" || m != "m0abc" {
+		t.Fatalf("ParseMessageID(%q) = %q %q %v", id, c, m, ok)
+	}
+	for _, bad := range []string{"", "wamid.", "wamid.!!", "m0abc", "wamid." + "ZHUxLnUy"} {
+		if _, _, ok := ParseMessageID(bad); ok {
+			t.Errorf("ParseMessageID(%q) took it", bad)
+		}
+	}
+}

@@ -110,6 +110,10 @@ func (s *Server) routes() http.Handler {
 		if s.cfg.AdminHost != "" && s.adminHostRoute(w, r) {
 			return
 		}
+		if h, ok := s.businessRoute(r); ok {
+			h.ServeHTTP(w, r)
+			return
+		}
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route. The mux's own answer is plain text: a 404, or a
 			// 405 with Allow for a path that takes other methods. Say the

@@ -1,0 +1,274 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tern-im/tern/business"
+	"github.com/tern-im/tern/business/cloudapi"
+	"github.com/tern-im/tern/chat"
+	"github.com/tern-im/tern/store"
+	"github.com/tern-im/tern/wire"
+)
+
+// The Cloud API's endpoints for businesses (issue 13): a business's
+// systems speak as its API device, through the chat core. Errors are
+// Graph's ({"error": {message, type, code, error_data, fbtrace_id}}), so
+// that Cloud API SDKs read them.
+
+// graphPath is a Cloud API path: an optional Graph version (real SDKs
+// send both v21.0/... and the bare form), a numeric object id (a
+// phone_number_id), and an edge. Graph's paths start with a wildcard,
+// which Go's mux cannot hold beside prefix routes such as /media/files/:
+// the server matches them before the mux instead.
+var graphPath = regexp.MustCompile(`^/(?:(v[0-9]{1,3}\.[0-9]{1,2})/)?([0-9]{1,20})/(messages)$`)
+
+// businessRoute returns the Cloud API handler for r, if r is one.
+func (s *Server) businessRoute(r *http.Request) (http.Handler, bool) {
+	m := graphPath.FindStringSubmatch(r.URL.Path)
+	if m == nil {
+		return nil, false
+	}
+	if r.Method != http.MethodPost {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", http.MethodPost)
+			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, m[2]))
+		}), true
+	}
+	r.SetPathValue("version", m[1])
+	r.SetPathValue("phone_number_id", m[2])
+	return s.instrument("/{version}/{phone_number_id}/messages", s.bizAuthed(s.handleBizMessages)), true
+}
+
+// window is the Cloud API's customer-service window: free-form messages
+// only within 24 hours of the customer's last message.
+const window = 24 * time.Hour
+
+// maxBizBody bounds a Cloud API request body: the largest valid one (an
+// interactive list) is a few KiB.
+const maxBizBody = 64 << 10
+
+func writeGraph(w http.ResponseWriter, e *cloudapi.Error) {
+	if e.FBTraceID == "" {
+		e.FBTraceID = cloudapi.NewTraceID()
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		b = []byte(`{"error":{"message":"internal error","type":"OAuthException","code":1}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.HTTPStatus())
+	_, _ = w.Write(b)
+}
+
+// bizAuthed resolves the business from the bearer token, and checks that
+// the path's phone_number_id is that business's.
+func (s *Server) bizAuthed(h func(w http.ResponseWriter, r *http.Request, b store.Business)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hdr := r.Header.Get("Authorization")
+		if len(hdr) < 7 || !strings.EqualFold(hdr[:7], "bearer ") {
+			writeGraph(w, cloudapi.ErrInvalidAccessToken("An active access token must be used to query information about the current user."))
+			return
+		}
+		id, secret, err := business.ParseToken(strings.TrimSpace(hdr[7:]))
+		if err != nil {
+			writeGraph(w, cloudapi.ErrInvalidAccessToken("Invalid OAuth access token - Cannot parse access token"))
+			return
+		}
+		ctx := r.Context()
+		t, err := s.st.BusinessToken(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("business: token lookup failed", "err", err)
+			writeGraph(w, cloudapi.NewError(2, "Service temporarily unavailable", ""))
+			return
+		}
+		if err != nil || !business.CheckToken(t.Hash, secret) {
+			writeGraph(w, cloudapi.ErrInvalidAccessToken("Error validating access token: the token is not valid."))
+			return
+		}
+		b, err := s.st.Business(ctx, t.UserID)
+		if err != nil {
+			writeGraph(w, cloudapi.ErrInvalidAccessToken("Error validating access token: the business is gone."))
+			return
+		}
+		if pnid := r.PathValue("phone_number_id"); pnid != b.PhoneNumberID {
+			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, pnid))
+			return
+		}
+		h(w, r, b)
+	}
+}
+
+func (s *Server) handleBizMessages(w http.ResponseWriter, r *http.Request, b store.Business) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBizBody+1))
+	if err != nil {
+		writeGraph(w, cloudapi.ErrInvalidParameter("the request body could not be read"))
+		return
+	}
+	if len(body) > maxBizBody {
+		writeGraph(w, cloudapi.ErrInvalidParameter("the request body is over 64 KiB"))
+		return
+	}
+	mb, gerr := cloudapi.DecodeMessagesBody(body)
+	if gerr != nil {
+		writeGraph(w, gerr)
+		return
+	}
+	actor := chat.Actor{UserID: b.UserID, DeviceID: b.DeviceID}
+	if mb.Read != nil {
+		s.bizRead(w, r, b, actor, mb.Read)
+		return
+	}
+	s.bizSend(w, r, b, actor, mb.Send)
+}
+
+// bizTarget finds the message a Cloud API id names, in one of the
+// business's own direct chats.
+func (s *Server) bizTarget(ctx context.Context, b store.Business, wamid string) (store.Message, *cloudapi.Error) {
+	chatID, msgID, ok := business.ParseMessageID(wamid)
+	if !ok || !slices.Contains(directMembers(chatID), b.UserID) {
+		return store.Message{}, cloudapi.ErrParameterValueNotValid("message_id " + wamid + " is not a message of this business's chats")
+	}
+	m, err := s.st.Message(ctx, chatID, msgID)
+	if err != nil {
+		return store.Message{}, cloudapi.ErrParameterValueNotValid("message_id " + wamid + " is not a message of this business's chats")
+	}
+	return m, nil
+}
+
+func directMembers(chatID string) []string {
+	a, b, ok := store.DirectChatMembers(chatID)
+	if !ok {
+		return nil
+	}
+	return []string{a, b}
+}
+
+// bizRead marks the customer's messages read up to the one named: the
+// customer sees blue ticks, as from a person.
+func (s *Server) bizRead(w http.ResponseWriter, r *http.Request, b store.Business, actor chat.Actor, req *cloudapi.ReadRequest) {
+	m, gerr := s.bizTarget(r.Context(), b, req.MessageID)
+	if gerr != nil {
+		writeGraph(w, gerr)
+		return
+	}
+	if _, err := s.chat.Read(r.Context(), actor, m.ChatID, m.Seq); err != nil {
+		s.writeGraphErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cloudapi.SuccessResponse{Success: true})
+}
+
+func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Business, actor chat.Actor, req *cloudapi.SendRequest) {
+	ctx := r.Context()
+	customer, err := s.st.UserByPhone(ctx, req.To)
+	if errors.Is(err, store.ErrNotFound) {
+		writeGraph(w, cloudapi.ErrUndeliverable())
+		return
+	}
+	if err != nil {
+		s.writeGraphErr(w, r, err)
+		return
+	}
+	chatID := store.DirectChatID(b.UserID, customer.ID)
+	in := chat.SendInput{ClientID: rand.Text(), To: customer.ID}
+	switch req.Type {
+	case cloudapi.MessageTypeText:
+		in.Body = &wire.Body{Text: req.Text.Body}
+	case cloudapi.MessageTypeReaction:
+		m, gerr := s.bizTarget(ctx, b, req.Reaction.MessageID)
+		if gerr == nil && m.ChatID != chatID {
+			gerr = cloudapi.ErrParameterValueNotValid("the reaction's message is in another chat")
+		}
+		if gerr != nil {
+			writeGraph(w, gerr)
+			return
+		}
+		in.Body = &wire.Body{Reaction: &wire.ReactionAction{MsgID: m.ID, Emoji: req.Reaction.Emoji}}
+	default:
+		// Media, interactive and template messages come with the rest of
+		// the business API (docs/architecture.md, "Business API").
+		writeGraph(w, cloudapi.ErrUnsupportedMessageType())
+		return
+	}
+	if req.Context != nil && req.Context.MessageID != "" {
+		m, gerr := s.bizTarget(ctx, b, req.Context.MessageID)
+		if gerr == nil && m.ChatID != chatID {
+			gerr = cloudapi.ErrParameterValueNotValid("context.message_id is in another chat")
+		}
+		if gerr != nil {
+			writeGraph(w, gerr)
+			return
+		}
+		in.ReplyTo = m.ID
+	}
+	if b.WindowRule {
+		open, err := s.windowOpen(ctx, b, customer.ID, chatID)
+		if err != nil {
+			s.writeGraphErr(w, r, err)
+			return
+		}
+		if !open {
+			writeGraph(w, cloudapi.ErrReEngagement())
+			return
+		}
+	}
+	sent, err := s.chat.Send(ctx, actor, in)
+	if err != nil {
+		s.writeGraphErr(w, r, err)
+		return
+	}
+	s.metrics.messagesSent.Inc()
+	s.stats.sent.Add(1)
+	writeJSON(w, http.StatusOK, cloudapi.NewSendResponse(*req, business.MessageID(sent.Message.ChatID, sent.Message.ID)))
+}
+
+// windowOpen reports whether customerID wrote to the business in the
+// last 24 hours: the newest page of the chat says so unless the business
+// wrote a page of messages since; then the stored window (raised as the
+// business's queue is read) decides.
+func (s *Server) windowOpen(ctx context.Context, b store.Business, customerID, chatID string) (bool, error) {
+	since := time.Now().Add(-window).UnixMilli()
+	msgs, err := s.st.History(ctx, chatID, 0, 50)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	for _, m := range msgs {
+		if m.TS < since {
+			return false, nil
+		}
+		if m.From == customerID {
+			return true, nil
+		}
+	}
+	ts, err := s.st.Window(ctx, b.UserID, customerID)
+	return ts >= since, err
+}
+
+// writeGraphErr answers a chat-core or store error in Graph's shape.
+func (s *Server) writeGraphErr(w http.ResponseWriter, r *http.Request, err error) {
+	we := asWireError(err)
+	switch we.Code {
+	case wire.CodeForbidden, wire.CodeNotFound:
+		// Blocked by the customer, or privacy: as undeliverable, which
+		// is what the Cloud API says of a number it cannot reach.
+		writeGraph(w, cloudapi.ErrUndeliverable())
+	case wire.CodeTooLarge, wire.CodeBadRequest:
+		writeGraph(w, cloudapi.ErrParameterValueNotValid(we.Message))
+	case wire.CodeRateLimited:
+		writeGraph(w, cloudapi.ErrRateLimitHit())
+	case wire.CodeConflict:
+		writeGraph(w, cloudapi.ErrParameterValueNotValid(we.Message))
+	default:
+		s.log.Error("business request failed", "path", r.URL.Path, "err", err)
+		writeGraph(w, cloudapi.NewError(2, "Service temporarily unavailable", ""))
+	}
+}
