@@ -495,6 +495,7 @@ type Store interface {
 	UserSearch
 	GroupList
 	NodeReports
+	Leases
 	Businesses
 	// Ping reports whether the store can serve (for /readyz).
 	Ping(ctx context.Context) error

@@ -72,6 +72,8 @@ const (
 	tBusinessTokenIdx byte = 50 // userID 0x00 tokenID -> empty: a business's tokens
 	tWindows          byte = 51 // businessID 0x00 customerID -> ts u64: the customer's last message to the business
 	tTemplates        byte = 52 // userID 0x00 name 0x00 language -> JSON store.Template
+	// Leases (leases.go).
+	tLeases byte = 53 // name -> until (unix ms u64), holder
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

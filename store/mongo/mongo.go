@@ -70,6 +70,7 @@ type Store struct {
 	admins, adminSessions, apiKeys *mongo.Collection
 	audit, bans                    *mongo.Collection
 	nodes                          *mongo.Collection // node reports (nodes.go)
+	leases                         *mongo.Collection // leases.go
 	businesses, businessTokens     *mongo.Collection // the business API's (business.go)
 	windows, templates             *mongo.Collection
 
@@ -170,6 +171,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		audit:         db.Collection(collAudit),
 		bans:          db.Collection(collBans),
 		nodes:         db.Collection(collNodes),
+		leases:        db.Collection(collLeases),
 
 		// The business API's (business.go).
 		businesses:     db.Collection(collBusinesses),

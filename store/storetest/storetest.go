@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("MediaFiles", func(t *testing.T) { testMediaFiles(t, newStore) })
 	t.Run("Pushes", func(t *testing.T) { testPushes(t, newStore) })
 	t.Run("NodeReports", func(t *testing.T) { testNodeReports(t, newStore(t)) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, newStore(t)) })
 	t.Run("Businesses", func(t *testing.T) { testBusinesses(t, newStore) })
 	runAdmin(t, newStore) // Admins, Bans, UserSearch
 }
