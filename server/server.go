@@ -149,6 +149,11 @@ type Config struct {
 	// go to loopback and private addresses (tests, receivers inside the
 	// operator's network).
 	WebhookAllowPrivate bool
+	// WebhookPoll is how often the node looks at the business webhook
+	// queues (0: 1 s); WebhookGiveUp how long an event may keep failing
+	// before it is dropped (0: 7 days, the Cloud API's); WebhookRetry the
+	// first wait after a failure, doubled at each one after (0: 1 s).
+	WebhookPoll, WebhookGiveUp, WebhookRetry time.Duration
 	// AdminHost, if set, is the only host name (the request's Host, its
 	// port aside) on which the admin dashboard and API answer, so that
 	// they have an origin of their own ("admin.chat.example.com").
@@ -238,6 +243,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = d.SweepInterval
+	}
+	if c.WebhookPoll <= 0 {
+		c.WebhookPoll = time.Second
+	}
+	if c.WebhookRetry <= 0 {
+		c.WebhookRetry = time.Second
+	}
+	if c.WebhookGiveUp <= 0 {
+		c.WebhookGiveUp = webhookGiveUpDef
 	}
 	if c.ReportEvery <= 0 {
 		c.ReportEvery = d.ReportEvery
@@ -480,6 +494,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.handler = s.routes()
 	go s.every(time.Second, func(time.Time) { s.repairDevices() })
 	go s.reportLoop()
+	go s.webhookLoop()
 	s.startPushLoops()
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()

@@ -1,0 +1,172 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-im/tern/business"
+	"github.com/tern-im/tern/business/cloudapi"
+	"github.com/tern-im/tern/server"
+	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/wire"
+)
+
+// hookReceiver is a business's webhook server: it answers the
+// verification, checks every POST's signature over the bytes it got, and
+// keeps the payloads; failing makes it answer 500 (the post counted).
+type hookReceiver struct {
+	*httptest.Server
+	secret  string
+	mu      sync.Mutex
+	bodies  []map[string]any
+	failing int // answer 500 to this many more posts
+	posts   int
+	badSigs int
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			status, body := cloudapi.AnswerVerification(r.URL.Query(), "verify-me")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.posts++
+		if h.failing > 0 {
+			h.failing--
+			http.Error(w, "down for maintenance", http.StatusInternalServerError)
+			return
+		}
+		if !cloudapi.VerifySignature([]byte(h.secret), body, r.Header.Get(cloudapi.SignatureHeader)) {
+			h.badSigs++
+		}
+		for _, c := range body {
+			if c > 0x7e {
+				h.badSigs++ // not ASCII: counted as a fault too
+				break
+			}
+		}
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		h.bodies = append(h.bodies, m)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+// value returns payload i's changes[0].value.
+func value(p map[string]any) map[string]any {
+	return p["entry"].([]any)[0].(map[string]any)["changes"].([]any)[0].(map[string]any)["value"].(map[string]any)
+}
+
+// TestBusinessWebhooks: a customer's messages reach the business's
+// webhook in order, signed over the exact ASCII bytes, once each, also
+// across a receiver that fails for a while; the customer sees ✓✓ once the
+// webhook took them; the business's message gets delivered and read
+// statuses; the window opens from the queue.
+func TestBusinessWebhooks(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
+		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 100 * time.Millisecond}})
+	ctx := ctxT(t)
+	hook := newHookReceiver(t)
+	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550951", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.mu.Lock()
+	hook.secret = b.AppSecret
+	hook.failing = 3
+	hook.mu.Unlock()
+
+	customer := n.Login(t, "+14155550952", "c")
+	var sent []wire.Sent
+	for _, text := range []string{"héllo 👋", "second", "third"} {
+		m, err := customer.Send(ctx, b.UserID, wire.Body{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+	}
+	eventually(t, func() (bool, string) {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		return len(hook.bodies) == 3, fmt.Sprintf("%d payloads after %d posts", len(hook.bodies), hook.posts)
+	})
+	hook.mu.Lock()
+	if hook.badSigs != 0 || hook.posts != 6 {
+		t.Errorf("%d bad signatures or non-ASCII bodies, %d posts (want 0, and 3 failures + 3)", hook.badSigs, hook.posts)
+	}
+	for i, p := range hook.bodies {
+		v := value(p)
+		m := v["messages"].([]any)[0].(map[string]any)
+		if p["object"] != "whatsapp_business_account" || v["metadata"].(map[string]any)["phone_number_id"] != b.PhoneNumberID ||
+			m["from"] != "14155550952" || m["id"] != business.MessageID(sent[i].ChatID, sent[i].MsgID) ||
+			m["text"].(map[string]any)["body"] != []string{"héllo 👋", "second", "third"}[i] {
+			t.Errorf("payload %d: %v", i, p)
+		}
+	}
+	hook.mu.Unlock()
+	// Taken by the webhook: delivered, for the customer.
+	for got := map[string]bool{}; len(got) < 3; {
+		r := servertest.Next(t, customer, wire.TypeReceipt, wait)
+		if r.Status == wire.StatusDelivered {
+			for _, id := range r.MsgIDs {
+				got[id] = true
+			}
+		}
+	}
+
+	// The business answers (the window is open); the customer's phone
+	// takes it and reads it: two statuses.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.URL+"/v21.0/"+b.PhoneNumberID+"/messages",
+		strings.NewReader(`{"messaging_product":"whatsapp","to":"14155550952","type":"text","text":{"body":"hi!"}}`))
+	req.Header.Set("Authorization", "Bearer "+b.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer cloudapi.SendResponse
+	_ = json.NewDecoder(res.Body).Decode(&answer)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(answer.Messages) != 1 {
+		t.Fatalf("send: %d %+v", res.StatusCode, answer)
+	}
+	f := nextWhere(t, customer, "the answer", func(f wire.ServerFrame) bool { return f.Body != nil && f.Body.Text == "hi!" })
+	if err := customer.Read(ctx, f.ChatID, f.Seq); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() (bool, string) {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		var seen []string
+		for _, p := range hook.bodies[3:] {
+			for _, st := range value(p)["statuses"].([]any) {
+				st := st.(map[string]any)
+				if st["id"] == answer.Messages[0].ID && st["recipient_id"] == "14155550952" {
+					seen = append(seen, st["status"].(string))
+				}
+			}
+		}
+		// In the order they were stored: a phone may say "read" before
+		// its ack says "delivered" (Meta's statuses may come so too).
+		slices.Sort(seen)
+		return strings.Join(seen, ",") == "delivered,read", fmt.Sprintf("statuses of the answer: %v", seen)
+	})
+	if ts, err := n.Store.Window(ctx, b.UserID, customer.Session().UserID); err != nil || ts == 0 {
+		t.Fatalf("the window after the customer's messages: %d, %v", ts, err)
+	}
+}
