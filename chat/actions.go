@@ -44,7 +44,8 @@ func (s *Service) sendAction(ctx context.Context, a Actor, in SendInput, body []
 			Body:       body,
 			Kind:       store.KindAction,
 		},
-		Action: act,
+		Action:       act,
+		EchoToSender: in.Echo,
 	}
 	if err := s.route(ctx, a, in.To, &req); err != nil {
 		return Sent{}, err

@@ -17,6 +17,9 @@ type SendInput struct {
 	To       string // a user id (direct chat) or a group's chat id
 	Body     *wire.Body
 	ReplyTo  string
+	// Echo puts the message in the sending device's own inbox too (a
+	// business's API device: store.SendRequest.EchoToSender).
+	Echo bool
 }
 
 // Sent is a stored message. Duplicate says the client id was seen before
@@ -75,6 +78,7 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 			Body:       body,
 			ReplyTo:    in.ReplyTo,
 		},
+		EchoToSender: in.Echo,
 	}
 	if err := s.route(ctx, a, in.To, &req); err != nil {
 		return Sent{}, err
@@ -237,7 +241,11 @@ func (s *Service) direct(ctx context.Context, a Actor, to string, req *store.Sen
 			receivers = members[:1]
 		}
 	}
-	targets, err := s.devicesOf(ctx, receivers, a.DeviceID)
+	skip := a.DeviceID
+	if req.EchoToSender {
+		skip = ""
+	}
+	targets, err := s.devicesOf(ctx, receivers, skip)
 	if err != nil {
 		return err
 	}

@@ -179,7 +179,9 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 		return
 	}
 	chatID := store.DirectChatID(b.UserID, customer.ID)
-	in := chat.SendInput{ClientID: rand.Text(), To: customer.ID}
+	// Echoed: the send comes back through the business's queue as its
+	// "sent" status, in order with the rest.
+	in := chat.SendInput{ClientID: rand.Text(), To: customer.ID, Echo: true}
 	switch req.Type {
 	case cloudapi.MessageTypeText:
 		in.Body = &wire.Body{Text: req.Text.Body}

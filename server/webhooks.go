@@ -203,6 +203,21 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 		}
 		contact := cloudapi.WebhookContact{Profile: cloudapi.Profile{Name: u.Name}, WaID: u.Phone}
 		return cloudapi.NewMessagesPayload(b.WABAID, md, contact, in), m.From, nil
+	case ev.Kind == store.EventMessage && ev.Message != nil:
+		// The business's own send, echoed into its queue: "sent".
+		m := ev.Message
+		var to string
+		for _, id := range directMembers(m.ChatID) {
+			if id != b.UserID {
+				to = id
+			}
+		}
+		u, err := s.st.User(ctx, to)
+		if err != nil {
+			return nil, "", nil // not a chat with a customer: nothing to say
+		}
+		st := cloudapi.NewStatus(business.MessageID(m.ChatID, m.ID), "sent", time.UnixMilli(m.TS), u.Phone)
+		return cloudapi.NewStatusPayload(b.WABAID, md, st), "", nil
 	case ev.Kind == store.EventReceipt && ev.Receipt != nil:
 		r := ev.Receipt
 		if r.Status != wire.StatusDelivered && r.Status != wire.StatusRead {

@@ -231,6 +231,11 @@ type SendRequest struct {
 	// then be KindAction): the store applies it with the entry, in one
 	// atomic step (see Action and ApplyAction).
 	Action *Action
+	// EchoToSender puts the message in the sending device's own inbox
+	// too (Devices must then name it): a business's API device reads its
+	// own sends there, in order with the rest, as "sent" statuses.
+	// SenderCursor is then 0.
+	EchoToSender bool
 }
 
 // Unique returns ids without repeats, keeping the first of each in place.

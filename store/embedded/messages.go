@@ -201,7 +201,11 @@ func applySend(w *wtx, p *sendPrep, res *store.SendResult) error {
 		w.releaseMedia(released, target.ID, 0)
 	}
 	res.Message = m
-	res.Deliveries, res.SenderCursor = w.deliver(&m, store.EventMessage, users, m.FromDevice)
+	skip := m.FromDevice
+	if req.EchoToSender {
+		skip = ""
+	}
+	res.Deliveries, res.SenderCursor = w.deliver(&m, store.EventMessage, users, skip)
 	return nil
 }
 

@@ -345,7 +345,11 @@ func (s *Store) send(ctx context.Context, p *sendPlan) (store.SendResult, error)
 	// The events share one read-only copy of the message, which also lets
 	// a caller render it once for all of them.
 	shared := &m
-	outs := logOuts(hs, shared, store.Event{Kind: store.EventMessage, Message: shared}, m.FromDevice)
+	skip := m.FromDevice
+	if p.req.EchoToSender {
+		skip = ""
+	}
+	outs := logOuts(hs, shared, store.Event{Kind: store.EventMessage, Message: shared}, skip)
 	var deliveries []store.Delivery
 	fns := []func() error{func() (err error) {
 		deliveries, err = s.appendFeedKnown(ctx, hs, outs, known)

@@ -702,3 +702,25 @@ func msgIDs(t testing.TB, s store.Store, chatID string, from, to int64) []string
 	}
 	return out
 }
+
+// testEchoToSender: a send with EchoToSender reaches the sending device's
+// own inbox, in order with what else it got; without, it does not.
+func testEchoToSender(t *testing.T, s store.Store) {
+	w := newWorld(t, s)
+	plain := send(t, s, direct(w.alice, w.a1, w.bob, "e1", 1, "not echoed", w.b1, w.b2, w.a2))
+	if plain.Duplicate {
+		t.Fatal("duplicate")
+	}
+	req := direct(w.alice, w.a1, w.bob, "e2", 2, "echoed", w.b1, w.b2, w.a2, w.a1)
+	req.EchoToSender = true
+	r := send(t, s, req)
+	got := byDevice(t, r.Deliveries)
+	if !slices.Equal(sortedKeys(got), sorted([]string{w.a1, w.a2, w.b1, w.b2})) {
+		t.Fatalf("an echoed send delivered to %v, want a1 too", sortedKeys(got))
+	}
+	evs, _ := inbox(t, s, w.a1)
+	if len(evs) != 1 || evs[0].Message == nil || evs[0].Message.ID != r.Message.ID {
+		t.Fatalf("the sender's inbox after an echoed send: %+v, want only that send", evs)
+	}
+	checkInboxHas(t, s, r.Deliveries)
+}

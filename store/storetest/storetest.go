@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Pushes", func(t *testing.T) { testPushes(t, newStore) })
 	t.Run("NodeReports", func(t *testing.T) { testNodeReports(t, newStore(t)) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, newStore(t)) })
+	t.Run("EchoToSender", func(t *testing.T) { testEchoToSender(t, newStore(t)) })
 	t.Run("Businesses", func(t *testing.T) { testBusinesses(t, newStore) })
 	runAdmin(t, newStore) // Admins, Bans, UserSearch
 }
