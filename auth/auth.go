@@ -24,6 +24,9 @@ type Store interface {
 	store.Codes
 	store.Secrets
 	store.Bans
+	// Business tells a business's number (signed in to only through the
+	// business API) from a person's.
+	Business(ctx context.Context, userID string) (store.Business, error)
 }
 
 // Sender sends one SMS. Adapters: auth/sms/log, auth/sms/http.

@@ -15,16 +15,25 @@ func errBanned() *wire.Error {
 	return wire.Errorf(wire.CodeForbidden, "this account is banned")
 }
 
+// checkBan refuses a banned user, and a business's number: a business
+// is used through the business API only, and a session on its number
+// would read every customer's chat and could sign its API device out.
 func (s *Service) checkBan(ctx context.Context, userID string) error {
 	_, err := s.st.BanOf(ctx, userID)
 	switch {
 	case err == nil:
 		return errBanned()
-	case errors.Is(err, store.ErrNotFound):
-		return nil
-	default:
+	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("auth: reading the ban of %s: %w", userID, err)
 	}
+	_, err = s.st.Business(ctx, userID)
+	switch {
+	case err == nil:
+		return wire.Errorf(wire.CodeForbidden, "this number belongs to a business account, which is used through the business API")
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("auth: reading the business of %s: %w", userID, err)
+	}
+	return nil
 }
 
 // Ban bans b.UserID and revokes every device of the user, which closes

@@ -51,8 +51,11 @@ func (s *Server) CreateBusiness(ctx context.Context, nb NewBusiness) (BusinessCr
 		return BusinessCreated{}, wire.Errorf(wire.CodeBadRequest, "phone %q is not a valid international number (+ and country code)", nb.Phone)
 	}
 	name := strings.TrimSpace(nb.Name)
-	if name == "" || len(name) > 128 {
-		return BusinessCreated{}, wire.Errorf(wire.CodeBadRequest, "a business needs a name of 1 to 128 bytes")
+	if name == "" {
+		return BusinessCreated{}, wire.Errorf(wire.CodeBadRequest, "a business needs a name")
+	}
+	if e := wire.CheckName("name", name, 64); e != nil {
+		return BusinessCreated{}, e
 	}
 	if (nb.WebhookURL == "") != (nb.VerifyToken == "") {
 		return BusinessCreated{}, wire.Errorf(wire.CodeBadRequest, "a webhook URL and its verify token go together")
@@ -69,7 +72,15 @@ func (s *Server) CreateBusiness(ctx context.Context, nb NewBusiness) (BusinessCr
 	if err != nil {
 		return BusinessCreated{}, fmt.Errorf("server: create business: %w", err)
 	}
-	if !created {
+	// From here the steps finish even if the caller goes: a half-made
+	// business would hold its number. One that a crash left half-made
+	// (its user and API device, no record) is finished by a retry.
+	ctx = context.WithoutCancel(ctx)
+	dev, resumed, err := s.businessDevice(ctx, u.ID, created, now)
+	if err != nil {
+		return BusinessCreated{}, err
+	}
+	if !created && !resumed {
 		// A person's number (or a business's already): a business needs
 		// one of its own, else the person's phones would read its chats.
 		return BusinessCreated{}, wire.Errorf(wire.CodeConflict, "%s is in use already; a business needs a number of its own", phone)
@@ -77,24 +88,32 @@ func (s *Server) CreateBusiness(ctx context.Context, nb NewBusiness) (BusinessCr
 	if _, err := s.st.UpdateProfile(ctx, u.ID, store.ProfilePatch{Name: &name}); err != nil {
 		return BusinessCreated{}, fmt.Errorf("server: create business: %w", err)
 	}
-	dev := store.Device{ID: store.NewID(store.PrefixDevice), UserID: u.ID, Name: "Cloud API", Platform: businessDevicePlatform, CreatedAt: now}
-	if err := s.st.CreateDevice(ctx, dev); err != nil {
-		return BusinessCreated{}, fmt.Errorf("server: create business: %w", err)
-	}
 	secret := business.NewAppSecret()
 	sealed, err := s.sealSecret(appSecretName(u.ID), []byte(secret))
 	if err != nil {
 		return BusinessCreated{}, err
 	}
-	b := store.Business{UserID: u.ID, DeviceID: dev.ID, PhoneNumberID: business.NewNumericID(), WABAID: business.NewNumericID(),
-		Name: name, AppSecret: sealed, WebhookURL: nb.WebhookURL, VerifyToken: nb.VerifyToken, WebhookVerifiedAt: verified,
-		WindowRule: true, RatePerSecond: business.DefaultRatePerSecond, CreatedAt: now}
-	if err := s.st.CreateBusiness(ctx, b); err != nil {
-		return BusinessCreated{}, fmt.Errorf("server: create business: %w", err)
-	}
+	// The token first: a record without one would leave the business
+	// unusable, and its secret, shown once, lost.
 	token, err := s.newBusinessToken(ctx, u.ID, "created with the business")
 	if err != nil {
 		return BusinessCreated{}, err
+	}
+	b := store.Business{UserID: u.ID, DeviceID: dev, Name: name, AppSecret: sealed, WebhookURL: nb.WebhookURL,
+		VerifyToken: nb.VerifyToken, WebhookVerifiedAt: verified, WindowRule: true, RatePerSecond: business.DefaultRatePerSecond, CreatedAt: now}
+	for try := 0; ; try++ {
+		// Random 15-digit ids collide about never; a collision is retried.
+		b.PhoneNumberID, b.WABAID = business.NewNumericID(), business.NewNumericID()
+		err = s.st.CreateBusiness(ctx, b)
+		if err == nil || !errors.Is(err, store.ErrConflict) || try == 3 {
+			break
+		}
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return BusinessCreated{}, wire.Errorf(wire.CodeConflict, "%s is a business already", phone)
+	}
+	if err != nil {
+		return BusinessCreated{}, fmt.Errorf("server: create business: %w", err)
 	}
 	s.audit(ctx, "ops", "create_business", u.ID, phone+" "+name, "")
 	return BusinessCreated{UserID: u.ID, PhoneNumberID: b.PhoneNumberID, WABAID: b.WABAID, AccessToken: token, AppSecret: secret}, nil
@@ -158,4 +177,31 @@ func (s *Server) checkWebhook(ctx context.Context, callback, verifyToken string)
 		return wire.Errorf(wire.CodeBadRequest, "webhook URL failed the verification (hub.challenge must come back with 200): %v", err)
 	}
 	return nil
+}
+
+// businessDevice returns the API device of a business being made: a new
+// one for a new user; for an existing user, the API device a crashed
+// creation left (resumed), or none if the number is a person's or a
+// finished business's.
+func (s *Server) businessDevice(ctx context.Context, userID string, created bool, now time.Time) (id string, resumed bool, err error) {
+	if !created {
+		if _, err := s.st.Business(ctx, userID); err == nil {
+			return "", false, nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return "", false, fmt.Errorf("server: create business: %w", err)
+		}
+		devs, err := s.st.UserDevices(ctx, userID)
+		if err != nil {
+			return "", false, fmt.Errorf("server: create business: %w", err)
+		}
+		if len(devs) != 1 || devs[0].Platform != businessDevicePlatform {
+			return "", false, nil
+		}
+		return devs[0].ID, true, nil
+	}
+	dev := store.Device{ID: store.NewID(store.PrefixDevice), UserID: userID, Name: "Cloud API", Platform: businessDevicePlatform, CreatedAt: now}
+	if err := s.st.CreateDevice(ctx, dev); err != nil {
+		return "", false, fmt.Errorf("server: create business: %w", err)
+	}
+	return dev.ID, false, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tern-im/tern/business"
+	"github.com/tern-im/tern/client"
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
 	"github.com/tern-im/tern/wire"
@@ -69,6 +70,22 @@ func TestCreateBusiness(t *testing.T) {
 		if _, err := n.Srv.CreateBusiness(ctx, bad); errCode(err) != wire.CodeBadRequest {
 			t.Fatalf("create %+v: %v", bad, err)
 		}
+	}
+
+	// Nobody signs in on a business's number: it is used through the API.
+	if _, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550994", Name: "Signs"}); err != nil {
+		t.Fatal(err)
+	}
+	signer := n.Client(t, client.Options{})
+	if _, err := signer.RequestCode(ctx, "+14155550994"); err != nil {
+		t.Fatal(err)
+	}
+	code, err := n.SMS.Code(ctx, "+14155550994")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signer.Verify(ctx, "+14155550994", code, "phone", "android"); errCode(err) != wire.CodeForbidden {
+		t.Fatalf("a sign-in on a business's number: %v", err)
 	}
 
 	// A customer writes to the business: the message waits in the API

@@ -95,8 +95,13 @@ func (s *Server) bizAuthed(h func(w http.ResponseWriter, r *http.Request, b stor
 			return
 		}
 		b, err := s.st.Business(ctx, t.UserID)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
 			writeGraph(w, cloudapi.ErrInvalidAccessToken("Error validating access token: the business is gone."))
+			return
+		}
+		if err != nil {
+			s.log.Error("business: lookup failed", "err", err)
+			writeGraph(w, cloudapi.NewError(2, "Service temporarily unavailable", ""))
 			return
 		}
 		if pnid := r.PathValue("phone_number_id"); pnid != b.PhoneNumberID {
@@ -247,7 +252,7 @@ func (s *Server) windowOpen(ctx context.Context, b store.Business, customerID, c
 		if m.TS < since {
 			return false, nil
 		}
-		if m.From == customerID {
+		if m.From == customerID && customerWrote(&m) {
 			return true, nil
 		}
 	}
@@ -273,4 +278,15 @@ func (s *Server) writeGraphErr(w http.ResponseWriter, r *http.Request, err error
 		s.log.Error("business request failed", "path", r.URL.Path, "err", err)
 		writeGraph(w, cloudapi.NewError(2, "Service temporarily unavailable", ""))
 	}
+}
+
+// customerWrote reports whether a customer's log entry opens the window:
+// a message or a reaction, as on the queue's side; not an edit, a
+// deletion or a reaction taken back.
+func customerWrote(m *store.Message) bool {
+	if m.Kind == "" {
+		return true
+	}
+	var b wire.Body
+	return m.Kind == store.KindAction && json.Unmarshal(m.Body, &b) == nil && b.Reaction != nil && b.Reaction.Emoji != ""
 }

@@ -59,7 +59,7 @@ func TestBusinessSendsText(t *testing.T) {
 	}
 	graphCode := func(m map[string]any) float64 {
 		e, _ := m["error"].(map[string]any)
-		if e == nil || e["fbtrace_id"] == "" {
+		if tr, _ := e["fbtrace_id"].(string); e == nil || tr == "" {
 			return -1
 		}
 		c, _ := e["code"].(float64)

@@ -154,6 +154,10 @@ type Config struct {
 	// before it is dropped (0: 7 days, the Cloud API's); WebhookRetry the
 	// first wait after a failure, doubled at each one after (0: 1 s).
 	WebhookPoll, WebhookGiveUp, WebhookRetry time.Duration
+	// WebhookLease is how long a node holds a business's queue without
+	// renewing it (0: 1 min); a node that dies passes its queues on
+	// after it.
+	WebhookLease time.Duration
 	// AdminHost, if set, is the only host name (the request's Host, its
 	// port aside) on which the admin dashboard and API answer, so that
 	// they have an origin of their own ("admin.chat.example.com").
@@ -246,6 +250,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WebhookPoll <= 0 {
 		c.WebhookPoll = time.Second
+	}
+	if c.WebhookLease <= 0 {
+		c.WebhookLease = webhookLeaseDef
 	}
 	if c.WebhookRetry <= 0 {
 		c.WebhookRetry = time.Second
@@ -386,8 +393,9 @@ type Server struct {
 	auditSeq                   atomic.Int64  // orders this node's audit entries within a millisecond
 	totpSteps                  sync.Map      // admin id -> the last TOTP step accepted (int64)
 	draining                   atomic.Bool
-	master                     []byte    // Deps.MasterKey
-	stats                      nodeStats // for the dashboard's overview (overview.go)
+	master                     []byte         // Deps.MasterKey
+	stats                      nodeStats      // for the dashboard's overview (overview.go)
+	webhooks                   webhookWorkers // webhook posts running (webhooks.go)
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
 	byUser                     map[string][]*session // the same sessions, by user id
@@ -587,6 +595,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	// After the sessions: their last messages may have queued wakes.
 	s.stopPushLoops(ctx)
+	s.stopWebhooks(ctx)
 	// The dashboard shows the node stopped, not lost; also when the
 	// sessions took all of ctx.
 	last, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tern-im/tern/business"
@@ -21,37 +22,46 @@ import (
 )
 
 // Webhook delivery (issue 13; docs/architecture.md, "Business API"). A
-// business's queue is its API device's inbox: customers' messages and the
-// receipts of its own. One node at a time holds a business's lease and
-// posts the queue in order, one event per POST, acking each after a 2xx:
-// the ack is also what gives the customer ✓✓. A failure stops the queue
-// (order is the contract) and backs off, doubling from WebhookRetry up to
-// an hour; an event that failed for WebhookGiveUp is dropped and logged.
+// business's queue is its API device's inbox: customers' messages, the
+// business's own sends (echoed) and the receipts of them. One node at a
+// time holds a business's lease and posts its queue in order, one event
+// per POST, acking each after a 2xx: the ack is also what gives the
+// customer ✓✓. The lease is renewed before every POST, and a node that
+// cannot renew it stops at once: two nodes never post one queue. A
+// failure stops the queue (order is the contract) and backs off, doubling
+// from WebhookRetry up to an hour, while the node keeps the lease (so the
+// backoff holds across the cluster); an event older than WebhookGiveUp
+// that fails is dropped and logged. Each business is posted by its own
+// goroutine, a few at a time, so a slow receiver delays only its own
+// business.
 
 const (
-	webhookLease     = 30 * time.Second
-	webhookTimeout   = 10 * time.Second
-	webhookPage      = 50
-	webhookMaxDelay  = time.Hour
-	webhookGiveUpDef = 7 * 24 * time.Hour
+	webhookTimeout     = 10 * time.Second
+	webhookLeaseDef    = 6 * webhookTimeout // several POSTs' worth: renewed before each
+	webhookPage        = 50
+	webhookMaxDelay    = time.Hour
+	webhookGiveUpDef   = 7 * 24 * time.Hour
+	webhookConcurrency = 8
 )
 
-// webhookState is what the delivery loop remembers of one business's
-// failures; the loop's goroutine alone touches it.
+// webhookState is what a node remembers of one business's queue while
+// it holds its lease.
 type webhookState struct {
-	attempts     int
-	next         time.Time // no try before
-	failingSince time.Time
+	busy       bool      // a goroutine posts it now
+	attempts   int       // failures in a row
+	next       time.Time // no POST before
+	leaseUntil time.Time // this node's lease, as it last took it
 }
 
-// webhookLoop delivers the queues of the businesses this node holds.
+// webhookLoop hands the queues this node can hold to worker goroutines.
 func (s *Server) webhookLoop() {
 	client := safehttp.NewClient(safehttp.Options{Timeout: webhookTimeout, AllowPrivate: s.cfg.WebhookAllowPrivate})
+	var mu sync.Mutex
 	states := map[string]*webhookState{}
+	workers := make(chan struct{}, webhookConcurrency)
 	holder := s.cfg.NodeID + "/" + s.stats.boot
-	s.every(s.cfg.WebhookPoll, func(now time.Time) {
-		after := ""
-		for {
+	s.every(s.cfg.WebhookPoll, func(time.Time) {
+		for after := ""; ; {
 			bs, err := s.st.ListBusinesses(s.ctx, after, 200)
 			if err != nil {
 				if s.ctx.Err() == nil {
@@ -63,19 +73,35 @@ func (s *Server) webhookLoop() {
 				if b.WebhookURL == "" || b.WebhookVerifiedAt.IsZero() {
 					continue
 				}
+				mu.Lock()
 				st := states[b.UserID]
 				if st == nil {
 					st = &webhookState{}
 					states[b.UserID] = st
 				}
-				if now.Before(st.next) {
+				if st.busy {
+					mu.Unlock()
 					continue
 				}
-				ok, err := s.st.TakeLease(s.ctx, "webhooks:"+b.UserID, holder, now, now.Add(webhookLease))
-				if err != nil || !ok {
-					continue // another node delivers this queue
+				st.busy = true
+				mu.Unlock()
+				select {
+				case workers <- struct{}{}:
+				case <-s.ctx.Done():
+					return
 				}
-				s.deliverQueue(client, b, st)
+				if !s.webhooks.start() {
+					<-workers
+					return // stopping
+				}
+				go func() {
+					defer s.webhooks.wg.Done()
+					defer func() { <-workers }()
+					s.deliverQueue(client, holder, b, st, &mu)
+					mu.Lock()
+					st.busy = false
+					mu.Unlock()
+				}()
 			}
 			if len(bs) < 200 {
 				return
@@ -85,13 +111,39 @@ func (s *Server) webhookLoop() {
 	})
 }
 
-// deliverQueue posts b's queue until it is empty or a POST fails.
-func (s *Server) deliverQueue(client *http.Client, b store.Business, st *webhookState) {
+// holdLease takes or renews b's lease now; a lease newly taken (not held
+// by this node a moment ago) starts with no failures remembered, since
+// another node may have posted the queue meanwhile.
+func (s *Server) holdLease(holder string, b store.Business, st *webhookState, mu *sync.Mutex) bool {
+	now := time.Now()
+	ok, err := s.st.TakeLease(s.ctx, "webhooks:"+b.UserID, holder, now, now.Add(s.cfg.WebhookLease))
+	if err != nil || !ok {
+		return false
+	}
+	mu.Lock()
+	if now.After(st.leaseUntil) {
+		st.attempts, st.next = 0, time.Time{}
+	}
+	st.leaseUntil = now.Add(s.cfg.WebhookLease)
+	mu.Unlock()
+	return true
+}
+
+// deliverQueue posts up to a page of b's queue, while it holds the lease.
+func (s *Server) deliverQueue(client *http.Client, holder string, b store.Business, st *webhookState, mu *sync.Mutex) {
 	ctx := s.ctx
-	actor := chat.Actor{UserID: b.UserID, DeviceID: b.DeviceID}
+	if !s.holdLease(holder, b, st, mu) {
+		return // another node posts this queue
+	}
+	mu.Lock()
+	wait := time.Now().Before(st.next)
+	mu.Unlock()
+	if wait {
+		return // backing off; the lease renewed keeps it this node's
+	}
 	secret, err := s.openSecret(appSecretName(b.UserID), b.AppSecret)
 	if err != nil {
-		s.log.Error("webhooks: the app secret cannot be opened", "business", b.UserID, "err", err)
+		s.webhookFailed(b, st, mu, fmt.Errorf("the app secret cannot be opened: %w", err))
 		return
 	}
 	phone := ""
@@ -99,46 +151,72 @@ func (s *Server) deliverQueue(client *http.Client, b store.Business, st *webhook
 		phone = u.Phone
 	}
 	md := cloudapi.Metadata{DisplayPhoneNumber: strings.TrimPrefix(phone, "+"), PhoneNumberID: b.PhoneNumberID}
-	for {
-		events, _, err := s.st.Inbox(ctx, b.DeviceID, 0, webhookPage)
-		if err != nil || len(events) == 0 {
+	events, _, err := s.st.Inbox(ctx, b.DeviceID, 0, webhookPage)
+	if err != nil {
+		return
+	}
+	actor := chat.Actor{UserID: b.UserID, DeviceID: b.DeviceID}
+	for i, ev := range events {
+		if s.draining.Load() {
+			return // stopping: the next holder goes on from here
+		}
+		if i > 0 && !s.holdLease(holder, b, st, mu) {
+			return // lost: the queue is another node's now
+		}
+		payload, customer, err := s.webhookPayload(ctx, b, md, ev)
+		if err != nil {
+			s.webhookFailed(b, st, mu, fmt.Errorf("building the payload: %w", err))
 			return
 		}
-		for _, ev := range events {
-			payload, customer, err := s.webhookPayload(ctx, b, md, ev)
-			if err != nil {
-				s.log.Warn("webhooks: building a payload failed; will try again", "business", b.UserID, "err", err)
-				return
-			}
-			if payload != nil {
-				if customer != "" && ev.Message != nil {
-					// The customer wrote: the 24-hour window opens,
-					// whatever the webhook does next.
-					if err := s.st.RaiseWindow(ctx, b.UserID, customer, ev.Message.TS); err != nil {
-						s.log.Warn("webhooks: raising the window failed", "business", b.UserID, "err", err)
-					}
-				}
-				if err := s.postWebhook(ctx, client, b.WebhookURL, secret, payload); err != nil {
-					now := time.Now()
-					if st.failingSince.IsZero() {
-						st.failingSince = now
-					}
-					if now.Sub(st.failingSince) < s.cfg.WebhookGiveUp {
-						st.attempts++
-						st.next = now.Add(min(s.cfg.WebhookRetry<<min(st.attempts-1, 20), webhookMaxDelay))
-						s.log.Info("webhooks: delivery failed; will try again", "business", b.UserID, "attempt", st.attempts, "in", time.Until(st.next), "err", err)
-						return
-					}
-					s.log.Error("webhooks: an event failed for too long; dropped", "business", b.UserID, "cursor", ev.Cursor, "err", err)
+		if payload != nil {
+			if customer != "" {
+				// The customer wrote: the 24-hour window opens, whatever
+				// the webhook does next.
+				if err := s.st.RaiseWindow(ctx, b.UserID, customer, ev.Message.TS); err != nil {
+					s.log.Warn("webhooks: raising the window failed", "business", b.UserID, "err", err)
 				}
 			}
-			if _, err := s.chat.Ack(ctx, actor, ev.Cursor); err != nil {
-				s.log.Warn("webhooks: ack failed; the event will go again", "business", b.UserID, "err", err)
-				return
+			// Not cut short by a stop: an event posted is acked before the
+			// node lets go (Shutdown waits), so the next holder does not
+			// post it again.
+			if err := s.postWebhook(context.WithoutCancel(ctx), client, b.WebhookURL, secret, payload); err != nil {
+				if age := time.Since(time.UnixMilli(eventTS(ev))); age < s.cfg.WebhookGiveUp {
+					s.webhookFailed(b, st, mu, err)
+					return
+				}
+				s.log.Error("webhooks: an event failed past the give-up age; dropped", "business", b.UserID, "cursor", ev.Cursor, "err", err)
 			}
-			*st = webhookState{}
 		}
+		if _, err := s.chat.Ack(context.WithoutCancel(ctx), actor, ev.Cursor); err != nil {
+			s.log.Warn("webhooks: ack failed; the event will go again", "business", b.UserID, "err", err)
+			return
+		}
+		mu.Lock()
+		st.attempts, st.next = 0, time.Time{}
+		mu.Unlock()
 	}
+}
+
+// webhookFailed backs b's queue off.
+func (s *Server) webhookFailed(b store.Business, st *webhookState, mu *sync.Mutex, err error) {
+	mu.Lock()
+	st.attempts++
+	wait := min(s.cfg.WebhookRetry<<min(st.attempts-1, 20), webhookMaxDelay)
+	st.next = time.Now().Add(wait)
+	attempts := st.attempts
+	mu.Unlock()
+	s.log.Info("webhooks: delivery failed; will try again", "business", b.UserID, "attempt", attempts, "in", wait, "err", err)
+}
+
+// eventTS is when an event happened, for its give-up age.
+func eventTS(ev store.Event) int64 {
+	switch {
+	case ev.Message != nil:
+		return ev.Message.TS
+	case ev.Receipt != nil:
+		return ev.Receipt.TS
+	}
+	return time.Now().UnixMilli()
 }
 
 // postWebhook POSTs one payload, signed, as Meta does: ASCII-only JSON
@@ -172,6 +250,13 @@ func (s *Server) postWebhook(ctx context.Context, client *http.Client, url strin
 // an event the Cloud API has no word for (a group change, the business's
 // own message); customer is who wrote, for an inbound message.
 func (s *Server) webhookPayload(ctx context.Context, b store.Business, md cloudapi.Metadata, ev store.Event) (payload any, customer string, err error) {
+	if ev.Kind == store.EventMessage && ev.Message != nil {
+		if _, _, direct := store.DirectChatMembers(ev.Message.ChatID); !direct {
+			// A group the business was added to: the Cloud API has no
+			// groups, and a member's word there opens no window.
+			return nil, "", nil
+		}
+	}
 	switch {
 	case ev.Kind == store.EventMessage && ev.Message != nil && ev.Message.From != b.UserID:
 		m := ev.Message
@@ -188,7 +273,7 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 		switch {
 		case body.Reaction != nil:
 			in = cloudapi.NewInboundReaction(u.Phone, id, at, business.MessageID(m.ChatID, body.Reaction.MsgID), body.Reaction.Emoji)
-		case body.Edit != nil || body.Delete != nil || body.Group != nil || body.Disappearing != nil:
+		case m.Kind != "" && body.Reaction == nil, body.Edit != nil || body.Delete != nil || body.Group != nil || body.Disappearing != nil:
 			return nil, "", nil
 		case body.MediaID == "" && body.Text != "":
 			in = cloudapi.NewInboundText(u.Phone, id, at, body.Text)
@@ -199,10 +284,19 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 				Errors: []cloudapi.WebhookError{cloudapi.WebhookErrorFrom(cloudapi.ErrUnsupportedMessageType())}}
 		}
 		if m.ReplyTo != "" {
-			in = in.WithContext(md.DisplayPhoneNumber, business.MessageID(m.ChatID, m.ReplyTo))
+			// context.from is the quoted message's author.
+			from := md.DisplayPhoneNumber
+			if q, err := s.st.Message(ctx, m.ChatID, m.ReplyTo); err == nil && q.From == m.From {
+				from = u.Phone
+			}
+			in = in.WithContext(from, business.MessageID(m.ChatID, m.ReplyTo))
 		}
 		contact := cloudapi.WebhookContact{Profile: cloudapi.Profile{Name: u.Name}, WaID: u.Phone}
-		return cloudapi.NewMessagesPayload(b.WABAID, md, contact, in), m.From, nil
+		writer := m.From
+		if !customerWrote(m) {
+			writer = "" // a reaction taken back opens no window
+		}
+		return cloudapi.NewMessagesPayload(b.WABAID, md, contact, in), writer, nil
 	case ev.Kind == store.EventMessage && ev.Message != nil:
 		// The business's own send, echoed into its queue: "sent".
 		m := ev.Message
@@ -213,8 +307,11 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 			}
 		}
 		u, err := s.st.User(ctx, to)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil, "", nil // not a chat with a customer: nothing to say
+		}
+		if err != nil {
+			return nil, "", err
 		}
 		st := cloudapi.NewStatus(business.MessageID(m.ChatID, m.ID), "sent", time.UnixMilli(m.TS), u.Phone)
 		return cloudapi.NewStatusPayload(b.WABAID, md, st), "", nil
@@ -245,4 +342,38 @@ func (s *Server) openSecret(name string, stored []byte) ([]byte, error) {
 		return nil, errors.New("sealed, and this node has no master key")
 	}
 	return seal.Open(s.master, name, stored)
+}
+
+// stopWebhooks lets the queues' posts in flight finish and be acked (within
+// ctx), after draining stopped new ones.
+func (s *Server) stopWebhooks(ctx context.Context) {
+	s.webhooks.mu.Lock()
+	s.webhooks.stopping = true
+	s.webhooks.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.webhooks.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown: webhook posts still running at the deadline; their events may go again from another node")
+	}
+}
+
+// webhookWorkers counts the webhook posts running, so that Shutdown can
+// wait for them; once it waits, none starts.
+type webhookWorkers struct {
+	mu       sync.Mutex
+	stopping bool
+	wg       sync.WaitGroup
+}
+
+// start counts one more worker, unless the node is stopping.
+func (w *webhookWorkers) start() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping {
+		return false
+	}
+	w.wg.Add(1)
+	return true
 }

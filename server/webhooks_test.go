@@ -172,3 +172,65 @@ func TestBusinessWebhooks(t *testing.T) {
 		t.Fatalf("the window after the customer's messages: %d, %v", ts, err)
 	}
 }
+
+// TestBusinessWebhooksCluster: on two nodes one of them posts a
+// business's queue at a time (no event twice, all in order, whichever
+// node the customer is on); when that node stops, the other takes the
+// queue over once the lease ends.
+func TestBusinessWebhooksCluster(t *testing.T) {
+	nodes := servertest.StartCluster(t, 2, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
+		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 100 * time.Millisecond, WebhookLease: time.Second}})
+	ctx := ctxT(t)
+	hook := newHookReceiver(t)
+	b, err := nodes[0].Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550941", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.mu.Lock()
+	hook.secret = b.AppSecret
+	hook.mu.Unlock()
+	customer := nodes[1].Login(t, "+14155550942", "c")
+	var want []string
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			m, err := customer.Send(ctx, b.UserID, wire.Body{Text: fmt.Sprint("message ", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, business.MessageID(m.ChatID, m.MsgID))
+		}
+	}
+	got := func() []string {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		var ids []string
+		for _, p := range hook.bodies {
+			for _, m := range value(p)["messages"].([]any) {
+				ids = append(ids, m.(map[string]any)["id"].(string))
+			}
+		}
+		return ids
+	}
+	send(0, 10)
+	eventually(t, func() (bool, string) {
+		return len(got()) >= len(want), fmt.Sprintf("%d of %d delivered", len(got()), len(want))
+	})
+	nodes[0].Stop()
+	send(10, 15)
+	eventually(t, func() (bool, string) {
+		return len(got()) >= len(want), fmt.Sprintf("%d of %d delivered after node 0 stopped", len(got()), len(want))
+	})
+	if g := got(); !slices.Equal(g, want) {
+		pos := func(id string) int { return slices.Index(want, id) }
+		var order []int
+		for _, id := range g {
+			order = append(order, pos(id))
+		}
+		t.Fatalf("delivered %d events, in the order of the sends: %v; want each once, in order", len(g), order)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if hook.badSigs != 0 {
+		t.Fatalf("%d bad signatures", hook.badSigs)
+	}
+}
