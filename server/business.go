@@ -112,6 +112,9 @@ func (s *Server) CreateBusiness(ctx context.Context, nb NewBusiness) (BusinessCr
 	if errors.Is(err, store.ErrConflict) {
 		return BusinessCreated{}, wire.Errorf(wire.CodeConflict, "%s is a business already", phone)
 	}
+	if err == nil {
+		s.addBizDevice(dev)
+	}
 	if err != nil {
 		return BusinessCreated{}, fmt.Errorf("server: create business: %w", err)
 	}

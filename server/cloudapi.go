@@ -176,6 +176,12 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 	ctx := r.Context()
 	customer, err := s.st.UserByPhone(ctx, req.To)
 	if errors.Is(err, store.ErrNotFound) {
+		if b.WindowRule {
+			// As for anyone who never wrote: which numbers have an
+			// account is not the business's to learn by trying.
+			writeGraph(w, cloudapi.ErrReEngagement())
+			return
+		}
 		writeGraph(w, cloudapi.ErrUndeliverable())
 		return
 	}
@@ -216,6 +222,10 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 			return
 		}
 		in.ReplyTo = m.ID
+	}
+	if wait := s.bizRate(b).take(time.Now()); wait > 0 {
+		writeGraph(w, cloudapi.ErrRateLimitHit())
+		return
 	}
 	if b.WindowRule {
 		open, err := s.windowOpen(ctx, b, customer.ID, chatID)
@@ -289,4 +299,22 @@ func customerWrote(m *store.Message) bool {
 	}
 	var b wire.Body
 	return m.Kind == store.KindAction && json.Unmarshal(m.Body, &b) == nil && b.Reaction != nil && b.Reaction.Emoji != ""
+}
+
+// bizRate is business b's send bucket on this node: its rate shared
+// among the nodes up (each takes its part of the number's traffic, as the
+// load balancer spreads it).
+func (s *Server) bizRate(b store.Business) *bucket {
+	rate := float64(max(b.RatePerSecond, 1)) / float64(max(s.stats.nodesUp.Load(), 1))
+	if v, ok := s.bizRates.Load(b.UserID); ok {
+		if bk := v.(*bucket); bk.rate == rate {
+			return bk
+		}
+	}
+	bk := newBucket(rate, max(int(rate), 1))
+	if v, loaded := s.bizRates.LoadOrStore(b.UserID, &bk); loaded && v.(*bucket).rate == rate {
+		return v.(*bucket)
+	}
+	s.bizRates.Store(b.UserID, &bk) // the rate changed: a new bucket
+	return &bk
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -123,7 +124,9 @@ func TestBusinessSendsText(t *testing.T) {
 		{"a bad token", path, "tbt_nope.nope", textTo("14155550963", "x"), http.StatusUnauthorized, 190},
 		{"no token", path, "", textTo("14155550963", "x"), http.StatusUnauthorized, 190},
 		{"another business's number", "/v21.0/" + other.PhoneNumberID + "/messages", b.AccessToken, textTo("14155550963", "x"), http.StatusBadRequest, 100},
-		{"a number nobody has", path, b.AccessToken, textTo("14155550999", "x"), http.StatusBadRequest, 131026},
+		// With the window on, as for anyone who never wrote: which numbers
+		// have accounts is not learnt by trying.
+		{"a number nobody has", path, b.AccessToken, textTo("14155550999", "x"), http.StatusBadRequest, 131047},
 		{"a customer who never wrote", path, b.AccessToken, textTo("14155550964", "buy now"), http.StatusBadRequest, 131047},
 		{"an image, not built yet", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "to": "14155550963", "type": "image",
 			"image": map[string]any{"link": "https://example.com/a.jpg"}}, http.StatusBadRequest, 131051},
@@ -137,4 +140,26 @@ func TestBusinessSendsText(t *testing.T) {
 		}
 	}
 	_ = stranger // signed in, never wrote: the window is closed for it
+
+	// Over the number's rate (1/s here): 130429.
+	rec, err := n.Store.Business(ctx, b.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.RatePerSecond = 1
+	if err := n.Store.UpdateBusiness(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	limited := 0
+	for i := range 5 {
+		code, res := post(path, b.AccessToken, textTo("14155550963", fmt.Sprint("burst ", i)))
+		if code == http.StatusTooManyRequests && graphCode(res) == 130429 {
+			limited++
+		} else if code != http.StatusOK {
+			t.Fatalf("burst %d: %d %v", i, code, res)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("5 sends at once at 1/s: none refused with 130429")
+	}
 }

@@ -184,7 +184,7 @@ func (s *Server) settle(ds []store.Delivery, errs []error) {
 			s.metrics.routed.WithLabelValues("routed").Inc()
 		case errors.Is(err, routing.ErrNoRoute):
 			s.metrics.routed.WithLabelValues("offline").Inc()
-			if ev.Kind == store.EventMessage && ev.Message != nil {
+			if ev.Kind == store.EventMessage && ev.Message != nil && !s.isBizDevice(ds[i].DeviceID) {
 				s.wakes.add(s.wakeFor(ds[i].DeviceID, ev.Message, false))
 			}
 		default:
@@ -194,7 +194,7 @@ func (s *Server) settle(ds []store.Delivery, errs []error) {
 			s.metrics.routed.WithLabelValues("error").Inc()
 			s.log.Warn("publish failed", "device", ds[i].DeviceID, "err", err)
 			s.repair.add(ds[i].DeviceID)
-			if ev.Kind == store.EventMessage && ev.Message != nil {
+			if ev.Kind == store.EventMessage && ev.Message != nil && !s.isBizDevice(ds[i].DeviceID) {
 				s.wakes.add(s.wakeFor(ds[i].DeviceID, ev.Message, true))
 			}
 		}

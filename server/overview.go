@@ -88,6 +88,9 @@ type nodeStats struct {
 	// last is the latest report, for this node's row while the store
 	// cannot take it.
 	last atomic.Pointer[nodeReport]
+	// nodesUp is how many nodes reported lately (this one included; 0
+	// before the first count: read it as 1).
+	nodesUp atomic.Int64
 }
 
 // countMinute adds what was sent since the last call to the minute of
@@ -214,11 +217,18 @@ func (s *Server) writeReportCtx(ctx context.Context, now time.Time, stopped bool
 	if err != nil {
 		return
 	}
+	up := 0
 	for _, o := range all {
 		if now.Sub(o.At) > forgetNodesAfter {
 			_ = s.st.DeleteNodeReport(wctx, o.NodeID)
 		}
+		if now.Sub(o.At) <= 3*s.cfg.ReportEvery {
+			up++
+		}
 	}
+	// Limits the cluster shares (a business number's rate) are split
+	// among the nodes up.
+	s.stats.nodesUp.Store(int64(max(up, 1)))
 }
 
 // overviewNode is a node in the overview: its report, and whether it

@@ -393,9 +393,11 @@ type Server struct {
 	auditSeq                   atomic.Int64  // orders this node's audit entries within a millisecond
 	totpSteps                  sync.Map      // admin id -> the last TOTP step accepted (int64)
 	draining                   atomic.Bool
-	master                     []byte         // Deps.MasterKey
-	stats                      nodeStats      // for the dashboard's overview (overview.go)
-	webhooks                   webhookWorkers // webhook posts running (webhooks.go)
+	master                     []byte                          // Deps.MasterKey
+	stats                      nodeStats                       // for the dashboard's overview (overview.go)
+	webhooks                   webhookWorkers                  // webhook posts running (webhooks.go)
+	bizRates                   sync.Map                        // business user id -> *bucket (cloudapi.go)
+	bizDevices                 atomic.Pointer[map[string]bool] // businesses' API devices (webhooks.go)
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
 	byUser                     map[string][]*session // the same sessions, by user id

@@ -60,7 +60,9 @@ func (s *Server) webhookLoop() {
 	states := map[string]*webhookState{}
 	workers := make(chan struct{}, webhookConcurrency)
 	holder := s.cfg.NodeID + "/" + s.stats.boot
-	s.every(s.cfg.WebhookPoll, func(time.Time) {
+	tick := func(time.Time) {
+		devices := map[string]bool{}
+		defer func() { s.bizDevices.Store(&devices) }()
 		for after := ""; ; {
 			bs, err := s.st.ListBusinesses(s.ctx, after, 200)
 			if err != nil {
@@ -70,6 +72,7 @@ func (s *Server) webhookLoop() {
 				return
 			}
 			for _, b := range bs {
+				devices[b.DeviceID] = true
 				if b.WebhookURL == "" || b.WebhookVerifiedAt.IsZero() {
 					continue
 				}
@@ -108,7 +111,9 @@ func (s *Server) webhookLoop() {
 			}
 			after = bs[len(bs)-1].UserID
 		}
-	})
+	}
+	tick(time.Now())
+	s.every(s.cfg.WebhookPoll, tick)
 }
 
 // holdLease takes or renews b's lease now; a lease newly taken (not held
@@ -376,4 +381,29 @@ func (w *webhookWorkers) start() bool {
 	}
 	w.wg.Add(1)
 	return true
+}
+
+// addBizDevice adds a business just made here to the API devices known,
+// before the next listing.
+func (s *Server) addBizDevice(device string) {
+	for {
+		old := s.bizDevices.Load()
+		next := map[string]bool{device: true}
+		if old != nil {
+			for d := range *old {
+				next[d] = true
+			}
+		}
+		if s.bizDevices.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// isBizDevice reports whether device is a business's API device, as the
+// webhook loop last listed them: it holds no socket and has no push
+// token, and its inbox is read by the webhook loop, so nothing wakes it.
+func (s *Server) isBizDevice(device string) bool {
+	m := s.bizDevices.Load()
+	return m != nil && (*m)[device]
 }

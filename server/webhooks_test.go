@@ -105,6 +105,11 @@ func TestBusinessWebhooks(t *testing.T) {
 		defer hook.mu.Unlock()
 		return len(hook.bodies) == 3, fmt.Sprintf("%d payloads after %d posts", len(hook.bodies), hook.posts)
 	})
+	// The business's API device is woken by nobody: no push was queued.
+	if queued, err := n.Store.PendingPushes(ctx); err != nil || queued != 0 {
+		jobs, _ := n.Store.ClaimPushes(ctx, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), 10)
+		t.Errorf("pushes queued for the business's messages: %d, %v: %+v", queued, err, jobs)
+	}
 	hook.mu.Lock()
 	if hook.badSigs != 0 || hook.posts != 6 {
 		t.Errorf("%d bad signatures or non-ASCII bodies, %d posts (want 0, and 3 failures + 3)", hook.badSigs, hook.posts)
