@@ -31,11 +31,23 @@ import (
 // the server matches them before the mux instead.
 var graphPath = regexp.MustCompile(`^/(?:(v[0-9]{1,3}\.[0-9]{1,2})/)?([0-9]{1,20})/(messages)$`)
 
-// businessRoute returns the Cloud API handler for r, if r is one.
+// graphAny is any path in the Graph API's space: one that starts with a
+// Graph version or a numeric id. Tern's own paths start with /v1/ and
+// names, so the two never meet.
+var graphAny = regexp.MustCompile(`^/(?:v[0-9]{1,3}\.[0-9]{1,2}|[0-9]{1,20})(?:/|$)`)
+
+// businessRoute returns the Cloud API handler for r, if r is one; a
+// Graph path Tern does not serve is answered in Graph's shape, which the
+// SDKs read.
 func (s *Server) businessRoute(r *http.Request) (http.Handler, bool) {
 	m := graphPath.FindStringSubmatch(r.URL.Path)
 	if m == nil {
-		return nil, false
+		if !graphAny.MatchString(r.URL.Path) {
+			return nil, false
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, strings.Trim(r.URL.Path, "/")))
+		}), true
 	}
 	if r.Method != http.MethodPost {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

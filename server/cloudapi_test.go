@@ -131,6 +131,7 @@ func TestBusinessSendsText(t *testing.T) {
 		{"an image, not built yet", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "to": "14155550963", "type": "image",
 			"image": map[string]any{"link": "https://example.com/a.jpg"}}, http.StatusBadRequest, 131051},
 		{"malformed JSON", path, b.AccessToken, `{"messaging_product":`, http.StatusBadRequest, 100},
+		{"a Graph path not served", "/v21.0/" + b.PhoneNumberID + "/whatsapp_business_profile", b.AccessToken, `{}`, http.StatusBadRequest, 100},
 		{"a message of another chat", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "status": "read",
 			"message_id": business.MessageID("du1.u2", "m1")}, http.StatusBadRequest, 131009},
 	} {
