@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,7 +30,7 @@ import (
 // phone_number_id), and an edge. Graph's paths start with a wildcard,
 // which Go's mux cannot hold beside prefix routes such as /media/files/:
 // the server matches them before the mux instead.
-var graphPath = regexp.MustCompile(`^/(?:(v[0-9]{1,3}\.[0-9]{1,2})/)?([0-9]{1,20})/(messages)$`)
+var graphPath = regexp.MustCompile(`^/(?:(v[0-9]{1,3}\.[0-9]{1,2})/)?([0-9]{1,20})/(messages|subscribed_apps)$`)
 
 // graphAny is any path in the Graph API's space: one that starts with a
 // Graph version or a numeric id. Tern's own paths start with /v1/ and
@@ -49,15 +50,25 @@ func (s *Server) businessRoute(r *http.Request) (http.Handler, bool) {
 			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, strings.Trim(r.URL.Path, "/")))
 		}), true
 	}
-	if r.Method != http.MethodPost {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", http.MethodPost)
-			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, m[2]))
-		}), true
+	type route struct {
+		method, edge, idName string
+		h                    func(w http.ResponseWriter, r *http.Request, b store.Business)
 	}
-	r.SetPathValue("version", m[1])
-	r.SetPathValue("phone_number_id", m[2])
-	return s.instrument("/{version}/{phone_number_id}/messages", s.bizAuthed(s.handleBizMessages)), true
+	for _, rt := range []route{
+		{http.MethodPost, "messages", "phone_number_id", s.handleBizMessages},
+		{http.MethodPost, "subscribed_apps", "waba_id", s.handleSubscribe},
+		{http.MethodGet, "subscribed_apps", "waba_id", s.handleSubscriptions},
+		{http.MethodDelete, "subscribed_apps", "waba_id", s.handleUnsubscribe},
+	} {
+		if rt.edge == m[3] && rt.method == r.Method {
+			r.SetPathValue("version", m[1])
+			r.SetPathValue(rt.idName, m[2])
+			return s.instrument("/{version}/{"+rt.idName+"}/"+rt.edge, s.bizAuthed(rt.h)), true
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, m[2]))
+	}), true
 }
 
 // window is the Cloud API's customer-service window: free-form messages
@@ -116,8 +127,16 @@ func (s *Server) bizAuthed(h func(w http.ResponseWriter, r *http.Request, b stor
 			writeGraph(w, cloudapi.NewError(2, "Service temporarily unavailable", ""))
 			return
 		}
-		if pnid := r.PathValue("phone_number_id"); pnid != b.PhoneNumberID {
+		if pnid := r.PathValue("phone_number_id"); pnid != "" && pnid != b.PhoneNumberID {
 			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, pnid))
+			return
+		}
+		if waba := r.PathValue("waba_id"); waba != "" && waba != b.WABAID {
+			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, waba))
+			return
+		}
+		if r.PathValue("phone_number_id") == "" && r.PathValue("waba_id") == "" {
+			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, r.URL.Path))
 			return
 		}
 		h(w, r, b)
@@ -329,4 +348,69 @@ func (s *Server) bizRate(b store.Business) *bucket {
 	}
 	s.bizRates.Store(b.UserID, &bk) // the rate changed: a new bucket
 	return &bk
+}
+
+// handleSubscribe is the Cloud API's per-WABA webhook override: `POST
+// /{waba_id}/subscribed_apps` with {override_callback_uri, verify_token}
+// (JSON or a form) sets the business's webhook once the URL passed the
+// verification; without them it keeps the webhook it has.
+func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, b store.Business) {
+	var req struct {
+		URL   string `json:"override_callback_uri"`
+		Token string `json:"verify_token"`
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBizBody))
+	if err != nil {
+		writeGraph(w, cloudapi.ErrInvalidParameter("the request body could not be read"))
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if len(body) > 0 && json.Unmarshal(body, &req) != nil {
+			writeGraph(w, cloudapi.ErrInvalidParameter("the body is not JSON"))
+			return
+		}
+	} else if q, err := url.ParseQuery(string(body)); err == nil {
+		req.URL, req.Token = q.Get("override_callback_uri"), q.Get("verify_token")
+	}
+	if req.URL == "" && req.Token == "" {
+		writeJSON(w, http.StatusOK, cloudapi.SuccessResponse{Success: true})
+		return
+	}
+	if req.URL == "" || req.Token == "" {
+		writeGraph(w, cloudapi.ErrRequiredParameter("override_callback_uri and verify_token go together"))
+		return
+	}
+	if err := s.checkWebhook(r.Context(), req.URL, req.Token); err != nil {
+		writeGraph(w, cloudapi.ErrParameterValueNotValid(asWireError(err).Message))
+		return
+	}
+	b.WebhookURL, b.VerifyToken, b.WebhookVerifiedAt = req.URL, req.Token, time.Now().UTC()
+	if err := s.st.UpdateBusiness(r.Context(), b); err != nil {
+		s.writeGraphErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), "business:"+b.UserID, "webhook_set", b.UserID, req.URL, clientIP(r, s.cfg.TrustProxy))
+	writeJSON(w, http.StatusOK, cloudapi.SuccessResponse{Success: true})
+}
+
+// handleSubscriptions lists the business's subscription, as Graph does.
+func (s *Server) handleSubscriptions(w http.ResponseWriter, _ *http.Request, b store.Business) {
+	data := []map[string]any{}
+	if b.WebhookURL != "" {
+		data = append(data, map[string]any{"whatsapp_business_api_data": map[string]string{"id": b.WABAID, "name": b.Name},
+			"override_callback_uri": b.WebhookURL})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+}
+
+// handleUnsubscribe stops the business's webhooks (its queue keeps what
+// comes meanwhile, for when it subscribes again).
+func (s *Server) handleUnsubscribe(w http.ResponseWriter, r *http.Request, b store.Business) {
+	b.WebhookURL, b.VerifyToken, b.WebhookVerifiedAt = "", "", time.Time{}
+	if err := s.st.UpdateBusiness(r.Context(), b); err != nil {
+		s.writeGraphErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), "business:"+b.UserID, "webhook_removed", b.UserID, "", clientIP(r, s.cfg.TrustProxy))
+	writeJSON(w, http.StatusOK, cloudapi.SuccessResponse{Success: true})
 }

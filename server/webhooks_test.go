@@ -239,3 +239,62 @@ func TestBusinessWebhooksCluster(t *testing.T) {
 		t.Fatalf("%d bad signatures", hook.badSigs)
 	}
 }
+
+// TestBusinessSubscribedApps: a business without a webhook sets one the
+// Cloud API's way (POST /{waba_id}/subscribed_apps with
+// override_callback_uri, checked with the verification GET first), gets
+// its customers' messages there, lists it, and removes it.
+func TestBusinessSubscribedApps(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true, WebhookPoll: 50 * time.Millisecond}})
+	ctx := ctxT(t)
+	hook := newHookReceiver(t)
+	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550931", Name: "Acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.mu.Lock()
+	hook.secret = b.AppSecret
+	hook.mu.Unlock()
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequestWithContext(ctx, method, n.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+b.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&m)
+		return res.StatusCode, m
+	}
+	sub := "/v21.0/" + b.WABAID + "/subscribed_apps"
+	if code, res := call(http.MethodPost, sub, `{"override_callback_uri":"`+hook.URL+`","verify_token":"wrong"}`); code != http.StatusBadRequest {
+		t.Fatalf("a URL that fails the verification: %d %v", code, res)
+	}
+	if code, _ := call(http.MethodPost, "/v21.0/"+b.PhoneNumberID+"/subscribed_apps", `{}`); code != http.StatusBadRequest {
+		t.Fatalf("subscribed_apps on the phone number id, not the WABA: %d", code)
+	}
+	if code, res := call(http.MethodPost, sub, `{"override_callback_uri":"`+hook.URL+`","verify_token":"verify-me"}`); code != http.StatusOK || res["success"] != true {
+		t.Fatalf("subscribe: %d %v", code, res)
+	}
+	if code, res := call(http.MethodGet, sub, ""); code != http.StatusOK || len(res["data"].([]any)) != 1 ||
+		res["data"].([]any)[0].(map[string]any)["override_callback_uri"] != hook.URL {
+		t.Fatalf("subscriptions: %d %v", code, res)
+	}
+	customer := n.Login(t, "+14155550932", "c")
+	if _, err := customer.Send(ctx, b.UserID, wire.Body{Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() (bool, string) {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		return len(hook.bodies) == 1 && hook.badSigs == 0, fmt.Sprintf("%d payloads, %d bad", len(hook.bodies), hook.badSigs)
+	})
+	if code, _ := call(http.MethodDelete, sub, ""); code != http.StatusOK {
+		t.Fatalf("unsubscribe: %d", code)
+	}
+	if rec, err := n.Store.Business(ctx, b.UserID); err != nil || rec.WebhookURL != "" {
+		t.Fatalf("after unsubscribing: %+v, %v", rec, err)
+	}
+}
