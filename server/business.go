@@ -26,6 +26,7 @@ import (
 type NewBusiness struct {
 	Phone, Name             string
 	WebhookURL, VerifyToken string // optional; checked with the Cloud API's GET before anything is made
+	By, IP                  string // who asks, from where, for the audit log ("": the node's operator)
 }
 
 // BusinessCreated is what the operator gets once: the ids to configure
@@ -118,7 +119,11 @@ func (s *Server) CreateBusiness(ctx context.Context, nb NewBusiness) (BusinessCr
 	if err != nil {
 		return BusinessCreated{}, fmt.Errorf("server: create business: %w", err)
 	}
-	s.audit(ctx, "ops", "create_business", u.ID, phone+" "+name, "")
+	by := nb.By
+	if by == "" {
+		by = "ops"
+	}
+	s.audit(ctx, by, "create_business", u.ID, phone+" "+name, nb.IP)
 	return BusinessCreated{UserID: u.ID, PhoneNumberID: b.PhoneNumberID, WABAID: b.WABAID, AccessToken: token, AppSecret: secret}, nil
 }
 

@@ -839,10 +839,28 @@ func TestAdminDashboard(t *testing.T) {
 	}
 	ops.screenshot("admin-account")
 
+	ops.nav("Businesses")
+	ops.do(chromedp.WaitVisible(chromedp.CSS("#biz-phone")),
+		chromedp.SendKeys(chromedp.CSS("#biz-phone"), "+14155550691"),
+		chromedp.SendKeys(chromedp.CSS("#biz-name"), "Trail Supplies\n"),
+		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Businesses"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`section[aria-label="New business"] code.secret`)))
+	if got := ops.text(`section[aria-label="New business"] code.secret`); !strings.Contains(got, `"phone_number_id"`) || !strings.Contains(got, `"access_token":"tbt_`) {
+		t.Errorf("the new business's credentials: %q", got)
+	}
+	ops.do(chromedp.Click(chromedp.CSS(`table[aria-label="Businesses"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`table[aria-label="API tokens"]`)))
+	for _, c := range []struct{ name, role string }{{"Phone number", "textbox"}, {"Business name", "textbox"}, {"Messages per second", "spinbutton"}} {
+		if !ops.hasAX(c.name, c.role) {
+			t.Errorf("businesses page: no %s named %q", c.role, c.name)
+		}
+	}
+	ops.screenshot("admin-businesses")
+
 	ops.nav("Audit log")
 	ops.do(chromedp.WaitVisible(chromedp.CSS(`table[aria-label="Audit log"]`)))
 	got = ops.text(`table[aria-label="Audit log"] tbody`)
-	for _, want := range []string{"spam", "delete group", "report dismissed", "view user", "create api key"} {
+	for _, want := range []string{"spam", "delete group", "report dismissed", "view user", "create api key", "create business"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the audit log lacks %q: %q", want, got)
 		}

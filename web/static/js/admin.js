@@ -63,7 +63,7 @@ function showLogin(notice) {
   user.focus();
 }
 
-const pages = { overview: 'Overview', users: 'Users', groups: 'Groups', reports: 'Reports', audit: 'Audit log', settings: 'Settings', account: 'Account' };
+const pages = { overview: 'Overview', users: 'Users', groups: 'Groups', businesses: 'Businesses', reports: 'Reports', audit: 'Audit log', settings: 'Settings', account: 'Account' };
 
 // page counts page changes: a live page's refresh stops once another is shown.
 let page = 0;
@@ -83,7 +83,7 @@ function showDashboard(name) {
     } }));
   fill(root, h('div', { class: 'admin-shell' }, nav, main));
   root.removeAttribute('aria-busy');
-  ({ overview: overviewPage, users: usersPage, groups: groupsPage, reports: reportsPage, audit: auditPage,
+  ({ overview: overviewPage, users: usersPage, groups: groupsPage, businesses: businessesPage, reports: reportsPage, audit: auditPage,
     settings: settingsPage, account: accountPage })[name](main);
 }
 
@@ -375,6 +375,93 @@ async function auditPage(main, before = '') {
           h('td', { text: e.target || '' }), h('td', { text: e.detail || '' }), h('td', { text: e.ip || '' }))))),
       r.next_before ? h('button', { text: 'Older', onclick: () => auditPage(main, r.next_before) }) : null);
   } catch (e) { main.append(errorLine(e)); }
+}
+
+// businessesPage lists the business accounts (the Cloud API's numbers),
+// makes one (its token and webhook secret shown once), and opens one to
+// change its settings and tokens.
+async function businessesPage(main) {
+  const heading = h('h2', { text: 'Businesses' });
+  const list = h('div');
+  const detail = h('div');
+  const status = statusLine();
+  const load = async () => {
+    try {
+      const r = await call('GET', '/businesses');
+      fill(list, r.businesses.length ? h('table', { class: 'admin-table', 'aria-label': 'Businesses' },
+        h('thead', {}, h('tr', {}, ['Name', 'Phone', 'phone_number_id', 'Webhook', 'Rate'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, r.businesses.map((b) => h('tr', {},
+          h('td', {}, h('button', { class: 'link', text: b.name, onclick: () => showBusiness(b, detail, load) })),
+          h('td', { text: b.phone }), h('td', {}, h('code', { text: b.phone_number_id })),
+          h('td', { text: b.webhook_url ? (b.webhook_verified ? b.webhook_url : b.webhook_url + ' (not verified)') : 'none' }),
+          h('td', { text: `${b.rate_per_second}/s` })))))
+        : h('p', { class: 'hint', text: 'No businesses yet.' }));
+    } catch (e) { fill(list, errorLine(e)); }
+  };
+  const field = (id, label, attrs = {}) => [h('label', { for: id, text: label }), h('input', { id, ...attrs })];
+  const form = h('form', { class: 'admin-row', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const v = (id) => form.querySelector('#' + id).value.trim();
+    try {
+      const b = await call('POST', '/businesses', { phone: v('biz-phone'), name: v('biz-name'), webhook_url: v('biz-hook'), verify_token: v('biz-verify') });
+      form.reset();
+      fill(status, 'Made. Shown this once; copy them now: ',
+        h('code', { class: 'secret', text: JSON.stringify({ phone_number_id: b.phone_number_id, waba_id: b.waba_id, access_token: b.access_token, app_secret: b.app_secret }) }));
+      load();
+    } catch (e) { status.textContent = e.message; }
+  } },
+  h('div', {}, ...field('biz-phone', 'Phone number', { required: true, placeholder: '+14155550100', inputmode: 'tel' })),
+  h('div', {}, ...field('biz-name', 'Business name', { required: true, maxlength: '64' })),
+  h('div', {}, ...field('biz-hook', 'Webhook URL (optional)', { type: 'url', placeholder: 'https://…' })),
+  h('div', {}, ...field('biz-verify', 'Verify token (with the URL)', {})),
+  h('button', { type: 'submit', class: 'primary', text: 'Make business' }));
+  fill(main, heading, h('p', { class: 'hint', text: 'Companies’ systems chat with users through the WhatsApp Cloud API’s REST and webhooks. A business needs a number nobody uses yet.' }),
+    list, h('section', { class: 'card', 'aria-label': 'New business' }, h('h3', { text: 'New business' }), form, status), detail);
+  load();
+}
+
+async function showBusiness(b, detail, refresh) {
+  const status = statusLine();
+  const rule = h('input', { id: 'biz-window', type: 'checkbox', checked: b.window_rule });
+  const rate = h('input', { id: 'biz-rate', type: 'number', min: '1', max: '1000', value: String(b.rate_per_second) });
+  const tokens = h('div');
+  const loadTokens = async () => {
+    try {
+      const r = await call('GET', `/businesses/${encodeURIComponent(b.user_id)}/tokens`);
+      fill(tokens, h('table', { class: 'admin-table', 'aria-label': 'API tokens' }, h('tbody', {}, r.tokens.map((t) => h('tr', {},
+        h('td', { text: t.name }), h('td', {}, h('code', { text: t.token_id })), h('td', { text: new Date(t.created_at).toLocaleString() }),
+        h('td', {}, h('button', { class: 'danger', text: 'Revoke', 'aria-label': `Revoke the token ${t.name}`, onclick: async () => {
+          try { await call('DELETE', `/businesses/${encodeURIComponent(b.user_id)}/tokens/${encodeURIComponent(t.token_id)}`); loadTokens(); } catch (e) { status.textContent = e.message; }
+        } })))))));
+    } catch (e) { fill(tokens, errorLine(e)); }
+  };
+  const tokenName = h('input', { id: 'biz-token-name', maxlength: '100', required: true });
+  fill(detail, h('section', { class: 'card', 'aria-label': `Business ${b.name}` },
+    h('h3', { text: `${b.name} · ${b.phone}` }),
+    h('p', { class: 'hint', text: `phone_number_id ${b.phone_number_id} · WABA ${b.waba_id}` }),
+    h('form', { class: 'admin-row', onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await call('PATCH', `/businesses/${encodeURIComponent(b.user_id)}`, { window_rule: rule.checked, rate_per_second: Number(rate.value) });
+        status.textContent = 'Saved.';
+        refresh();
+      } catch (e) { status.textContent = e.message; }
+    } }, h('label', { class: 'inline' }, rule, ' Free-form messages only within 24 h of the customer’s last'),
+    h('div', {}, h('label', { for: 'biz-rate', text: 'Messages per second' }), rate),
+    h('button', { type: 'submit', class: 'primary', text: 'Save' })),
+    h('h3', { text: 'API tokens' }), tokens,
+    h('form', { class: 'admin-row', onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const t = await call('POST', `/businesses/${encodeURIComponent(b.user_id)}/tokens`, { name: tokenName.value.trim() });
+        ev.target.reset();
+        fill(status, 'New token (shown this once): ', h('code', { class: 'secret', text: t.access_token }));
+        loadTokens();
+      } catch (e) { status.textContent = e.message; }
+    } }, h('div', {}, h('label', { for: 'biz-token-name', text: 'Name of a new token' }), tokenName),
+    h('button', { type: 'submit', class: 'primary', text: 'Create token' })),
+    status));
+  loadTokens();
 }
 
 // settingsPage reads out what this node runs on and its limits, each with

@@ -1,0 +1,105 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tern-im/tern/server/servertest"
+)
+
+// TestAdminBusinesses: an admin makes a business through the admin API,
+// lists it, changes its settings, and makes and revokes its API tokens
+// (a revoked token stops working on the Cloud API at once).
+func TestAdminBusinesses(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{})
+	ctx := ctxT(t)
+	if _, err := n.Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	a := newAdminClient(t, n.URL)
+	code, me, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false)
+	if code != http.StatusOK {
+		t.Fatalf("login: %d", code)
+	}
+	a.csrf = me["csrf_token"].(string)
+
+	if code, _, _ := a.do(http.MethodPost, "/v1/admin/businesses", map[string]string{"phone": "+14155550921", "name": "Acme"}, false); code != http.StatusForbidden {
+		t.Fatalf("create without the CSRF token: %d", code)
+	}
+	code, created, _ := a.do(http.MethodPost, "/v1/admin/businesses", map[string]string{"phone": "+14155550921", "name": "Acme"}, true)
+	if code != http.StatusCreated || !strings.HasPrefix(created["access_token"].(string), "tbt_") || created["phone_number_id"] == "" {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	uid := created["user_id"].(string)
+	var list struct {
+		Businesses []struct {
+			UserID        string `json:"user_id"`
+			Phone         string
+			WindowRule    bool `json:"window_rule"`
+			RatePerSecond int  `json:"rate_per_second"`
+		}
+	}
+	a.getJSON("/v1/admin/businesses", &list)
+	if len(list.Businesses) != 1 || list.Businesses[0].UserID != uid || list.Businesses[0].Phone != "+14155550921" ||
+		!list.Businesses[0].WindowRule || list.Businesses[0].RatePerSecond != 80 {
+		t.Fatalf("businesses: %+v", list)
+	}
+	if code, b, _ := a.do(http.MethodPatch, "/v1/admin/businesses/"+uid, map[string]any{"window_rule": false, "rate_per_second": 500}, true); code != http.StatusOK ||
+		b["window_rule"] != false || b["rate_per_second"] != float64(500) {
+		t.Fatalf("patch: %d %v", code, b)
+	}
+	if code, _, _ := a.do(http.MethodPatch, "/v1/admin/businesses/"+uid, map[string]any{"rate_per_second": 5000}, true); code != http.StatusBadRequest {
+		t.Fatalf("a rate over 1000: %d", code)
+	}
+
+	code, tok, _ := a.do(http.MethodPost, "/v1/admin/businesses/"+uid+"/tokens", map[string]string{"name": "crm"}, true)
+	if code != http.StatusCreated || !strings.HasPrefix(tok["access_token"].(string), "tbt_") {
+		t.Fatalf("new token: %d %v", code, tok)
+	}
+	var tokens struct {
+		Tokens []struct {
+			ID   string `json:"token_id"`
+			Name string
+		}
+	}
+	a.getJSON("/v1/admin/businesses/"+uid+"/tokens", &tokens)
+	if len(tokens.Tokens) != 2 {
+		t.Fatalf("tokens: %+v", tokens)
+	}
+	cloud := func(token string) int {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/v21.0/"+created["waba_id"].(string)+"/subscribed_apps", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := cloud(tok["access_token"].(string)); code != http.StatusOK {
+		t.Fatalf("the new token on the Cloud API: %d", code)
+	}
+	if code, _, _ := a.do(http.MethodDelete, "/v1/admin/businesses/"+uid+"/tokens/"+tok["token_id"].(string), nil, true); code != http.StatusNoContent {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code := cloud(tok["access_token"].(string)); code != http.StatusUnauthorized {
+		t.Fatalf("a revoked token on the Cloud API: %d", code)
+	}
+	if code, _, _ := a.do(http.MethodDelete, "/v1/admin/businesses/"+uid+"/tokens/nosuch", nil, true); code != http.StatusNotFound {
+		t.Fatalf("revoking no token: %d", code)
+	}
+	var audit struct {
+		Entries []struct{ Actor, Action string }
+	}
+	a.getJSON("/v1/admin/audit", &audit)
+	var actions []string
+	for _, e := range audit.Entries {
+		if e.Actor == "ops" {
+			actions = append(actions, e.Action)
+		}
+	}
+	if got := strings.Join(actions, ","); !strings.HasPrefix(got, "revoke_business_token,create_business_token,business_settings,create_business,login") {
+		t.Fatalf("audit log: %s", got)
+	}
+}
