@@ -28,7 +28,7 @@ func TestAdminBusinesses(t *testing.T) {
 		t.Fatalf("create without the CSRF token: %d", code)
 	}
 	code, created, _ := a.do(http.MethodPost, "/v1/admin/businesses", map[string]string{"phone": "+14155550921", "name": "Acme"}, true)
-	if code != http.StatusCreated || !strings.HasPrefix(created["access_token"].(string), "tbt_") || created["phone_number_id"] == "" {
+	if pnid, _ := created["phone_number_id"].(string); code != http.StatusCreated || !strings.HasPrefix(created["access_token"].(string), "tbt_") || pnid == "" {
 		t.Fatalf("create: %d %v", code, created)
 	}
 	uid := created["user_id"].(string)

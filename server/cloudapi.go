@@ -205,22 +205,41 @@ func (s *Server) bizRead(w http.ResponseWriter, r *http.Request, b store.Busines
 
 func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Business, actor chat.Actor, req *cloudapi.SendRequest) {
 	ctx := r.Context()
-	customer, err := s.st.UserByPhone(ctx, req.To)
-	if errors.Is(err, store.ErrNotFound) {
-		if b.WindowRule {
-			// As for anyone who never wrote: which numbers have an
-			// account is not the business's to learn by trying.
-			writeGraph(w, cloudapi.ErrReEngagement())
-			return
-		}
-		writeGraph(w, cloudapi.ErrUndeliverable())
+	// The rate, then the window, before anything that depends on the
+	// number: while the window rule is on, a number without an account
+	// is answered like a customer who never wrote, by the same path, so
+	// that which numbers have accounts is not the business's to learn.
+	if wait := s.bizRate(b).take(time.Now()); wait > 0 {
+		writeGraph(w, cloudapi.ErrRateLimitHit())
 		return
 	}
-	if err != nil {
+	customer, err := s.st.UserByPhone(ctx, req.To)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.writeGraphErr(w, r, err)
 		return
 	}
-	chatID := store.DirectChatID(b.UserID, customer.ID)
+	chatID := ""
+	if known {
+		chatID = store.DirectChatID(b.UserID, customer.ID)
+	}
+	if b.WindowRule {
+		open := false
+		if known {
+			if open, err = s.windowOpen(ctx, b, customer.ID, chatID); err != nil {
+				s.writeGraphErr(w, r, err)
+				return
+			}
+		}
+		if !open {
+			writeGraph(w, cloudapi.ErrReEngagement())
+			return
+		}
+	}
+	if !known {
+		writeGraph(w, cloudapi.ErrUndeliverable())
+		return
+	}
 	// Echoed: the send comes back through the business's queue as its
 	// "sent" status, in order with the rest.
 	in := chat.SendInput{ClientID: rand.Text(), To: customer.ID, Echo: true}
@@ -253,21 +272,6 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 			return
 		}
 		in.ReplyTo = m.ID
-	}
-	if wait := s.bizRate(b).take(time.Now()); wait > 0 {
-		writeGraph(w, cloudapi.ErrRateLimitHit())
-		return
-	}
-	if b.WindowRule {
-		open, err := s.windowOpen(ctx, b, customer.ID, chatID)
-		if err != nil {
-			s.writeGraphErr(w, r, err)
-			return
-		}
-		if !open {
-			writeGraph(w, cloudapi.ErrReEngagement())
-			return
-		}
 	}
 	sent, err := s.chat.Send(ctx, actor, in)
 	if err != nil {
@@ -384,6 +388,14 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, b store
 		writeGraph(w, cloudapi.ErrParameterValueNotValid(asWireError(err).Message))
 		return
 	}
+	// Read again: the check took seconds, and an operator may have
+	// changed the business's settings meanwhile (the store replaces
+	// records whole).
+	b, err = s.st.Business(r.Context(), b.UserID)
+	if err != nil {
+		s.writeGraphErr(w, r, err)
+		return
+	}
 	b.WebhookURL, b.VerifyToken, b.WebhookVerifiedAt = req.URL, req.Token, time.Now().UTC()
 	if err := s.st.UpdateBusiness(r.Context(), b); err != nil {
 		s.writeGraphErr(w, r, err)
@@ -406,6 +418,11 @@ func (s *Server) handleSubscriptions(w http.ResponseWriter, _ *http.Request, b s
 // handleUnsubscribe stops the business's webhooks (its queue keeps what
 // comes meanwhile, for when it subscribes again).
 func (s *Server) handleUnsubscribe(w http.ResponseWriter, r *http.Request, b store.Business) {
+	b, err := s.st.Business(r.Context(), b.UserID)
+	if err != nil {
+		s.writeGraphErr(w, r, err)
+		return
+	}
 	b.WebhookURL, b.VerifyToken, b.WebhookVerifiedAt = "", "", time.Time{}
 	if err := s.st.UpdateBusiness(r.Context(), b); err != nil {
 		s.writeGraphErr(w, r, err)

@@ -131,6 +131,12 @@ func TestBusinessSendsText(t *testing.T) {
 		{"an image, not built yet", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "to": "14155550963", "type": "image",
 			"image": map[string]any{"link": "https://example.com/a.jpg"}}, http.StatusBadRequest, 131051},
 		{"malformed JSON", path, b.AccessToken, `{"messaging_product":`, http.StatusBadRequest, 100},
+		// The same answer by every path, whether the number has an
+		// account or not.
+		{"a reaction sent to a stranger", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "to": "14155550964", "type": "reaction",
+			"reaction": map[string]any{"message_id": askedID, "emoji": "👍"}}, http.StatusBadRequest, 131047},
+		{"a reaction sent to nobody", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "to": "14155550999", "type": "reaction",
+			"reaction": map[string]any{"message_id": askedID, "emoji": "👍"}}, http.StatusBadRequest, 131047},
 		{"a Graph path not served", "/v21.0/" + b.PhoneNumberID + "/whatsapp_business_profile", b.AccessToken, `{}`, http.StatusBadRequest, 100},
 		{"a message of another chat", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "status": "read",
 			"message_id": business.MessageID("du1.u2", "m1")}, http.StatusBadRequest, 131009},

@@ -222,7 +222,7 @@ func (s *Server) writeReportCtx(ctx context.Context, now time.Time, stopped bool
 		if now.Sub(o.At) > forgetNodesAfter {
 			_ = s.st.DeleteNodeReport(wctx, o.NodeID)
 		}
-		if now.Sub(o.At) <= 3*s.cfg.ReportEvery {
+		if now.Sub(o.At) <= 3*s.cfg.ReportEvery && !stoppedReport(o.Body) {
 			up++
 		}
 	}
@@ -304,3 +304,11 @@ func (s *Server) handleAdminOverview(w http.ResponseWriter, r *http.Request, _ a
 
 // NodeID is the node's id in the cluster.
 func (s *Server) NodeID() string { return s.cfg.NodeID }
+
+// stoppedReport reports whether a report body is a clean shutdown's last.
+func stoppedReport(body []byte) bool {
+	var r struct {
+		Stopped bool `json:"stopped"`
+	}
+	return json.Unmarshal(body, &r) == nil && r.Stopped
+}

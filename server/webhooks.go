@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ const (
 // it holds its lease.
 type webhookState struct {
 	busy       bool      // a goroutine posts it now
+	url        string    // the webhook the failures were of
 	attempts   int       // failures in a row
 	next       time.Time // no POST before
 	leaseUntil time.Time // this node's lease, as it last took it
@@ -62,7 +64,6 @@ func (s *Server) webhookLoop() {
 	holder := s.cfg.NodeID + "/" + s.stats.boot
 	tick := func(time.Time) {
 		devices := map[string]bool{}
-		defer func() { s.bizDevices.Store(&devices) }()
 		for after := ""; ; {
 			bs, err := s.st.ListBusinesses(s.ctx, after, 200)
 			if err != nil {
@@ -107,6 +108,9 @@ func (s *Server) webhookLoop() {
 				}()
 			}
 			if len(bs) < 200 {
+				// The whole list read: publish it, with any device made
+				// here meanwhile (businesses are not deleted).
+				s.mergeBizDevices(devices)
 				return
 			}
 			after = bs[len(bs)-1].UserID
@@ -141,6 +145,10 @@ func (s *Server) deliverQueue(client *http.Client, holder string, b store.Busine
 		return // another node posts this queue
 	}
 	mu.Lock()
+	if st.url != b.WebhookURL {
+		// A new webhook: the old one's failures say nothing of it.
+		st.url, st.attempts, st.next = b.WebhookURL, 0, time.Time{}
+	}
 	wait := time.Now().Before(st.next)
 	mu.Unlock()
 	if wait {
@@ -386,9 +394,14 @@ func (w *webhookWorkers) start() bool {
 // addBizDevice adds a business just made here to the API devices known,
 // before the next listing.
 func (s *Server) addBizDevice(device string) {
+	s.mergeBizDevices(map[string]bool{device: true})
+}
+
+// mergeBizDevices adds devices to the API devices known.
+func (s *Server) mergeBizDevices(devices map[string]bool) {
 	for {
 		old := s.bizDevices.Load()
-		next := map[string]bool{device: true}
+		next := maps.Clone(devices)
 		if old != nil {
 			for d := range *old {
 				next[d] = true
