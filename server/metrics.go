@@ -27,6 +27,7 @@ type metrics struct {
 	wsRejected    *prometheus.CounterVec
 	slowConsumers prometheus.Counter
 	caughtUp      prometheus.Counter
+	webhooks      *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -66,12 +67,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "WebSocket upgrades refused, by reason."}, []string{"reason"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_slow_consumers_total",
 			Help: "Sockets closed because the client did not read fast enough."}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tern_webhooks_total",
+			Help: "Business webhook POSTs, by result: ok, failed (retried later), dropped (failed past the give-up age)."}, []string{"result"}),
 		caughtUp: prometheus.NewCounter(prometheus.CounterOpts{Name: "tern_inbox_check_behind_total",
 			Help: "Sessions the periodic inbox check found behind their inbox (an event whose routing was lost), and resynced."}),
 	}
 	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.messagesSent, m.duplicates,
 		m.eventsAcked, m.receipts, m.sendSeconds, m.storeSeconds, m.routed, m.routeSeconds, m.pushes, m.pushQueue,
-		m.httpRequests, m.httpSeconds, m.wsRejected, m.slowConsumers, m.caughtUp,
+		m.httpRequests, m.httpSeconds, m.wsRejected, m.slowConsumers, m.caughtUp, m.webhooks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -74,6 +74,7 @@ type nodeStats struct {
 	sms     *health.Outcomes
 	mail    *health.Outcomes
 	push    health.Outcomes
+	hooks   health.Outcomes // business webhook POSTs
 	// sent counts stored messages; the report loop turns it into counts
 	// per minute, so a send costs one atomic add.
 	sent atomic.Int64
@@ -152,6 +153,7 @@ func (s *Server) report(ctx context.Context, now time.Time, stopped bool) *nodeR
 	} else {
 		r.Checks["sms"] = outcomeCheck(n.sms.Snapshot(), "codes")
 	}
+	r.Checks["webhooks"] = outcomeCheck(n.hooks.Snapshot(), "webhooks")
 	if n.engines.Mail == "" {
 		r.Checks["mail"] = check{State: "off", Detail: "no mail server"}
 	} else {

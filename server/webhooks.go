@@ -192,12 +192,18 @@ func (s *Server) deliverQueue(client *http.Client, holder string, b store.Busine
 			// Not cut short by a stop: an event posted is acked before the
 			// node lets go (Shutdown waits), so the next holder does not
 			// post it again.
-			if err := s.postWebhook(context.WithoutCancel(ctx), client, b.WebhookURL, secret, payload); err != nil {
+			err := s.postWebhook(context.WithoutCancel(ctx), client, b.WebhookURL, secret, payload)
+			s.stats.hooks.Record(err, time.Now())
+			if err != nil {
 				if age := time.Since(time.UnixMilli(eventTS(ev))); age < s.cfg.WebhookGiveUp {
+					s.metrics.webhooks.WithLabelValues("failed").Inc()
 					s.webhookFailed(b, st, mu, err)
 					return
 				}
+				s.metrics.webhooks.WithLabelValues("dropped").Inc()
 				s.log.Error("webhooks: an event failed past the give-up age; dropped", "business", b.UserID, "cursor", ev.Cursor, "err", err)
+			} else {
+				s.metrics.webhooks.WithLabelValues("ok").Inc()
 			}
 		}
 		if _, err := s.chat.Ack(context.WithoutCancel(ctx), actor, ev.Cursor); err != nil {

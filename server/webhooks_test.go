@@ -105,6 +105,16 @@ func TestBusinessWebhooks(t *testing.T) {
 		defer hook.mu.Unlock()
 		return len(hook.bodies) == 3, fmt.Sprintf("%d payloads after %d posts", len(hook.bodies), hook.posts)
 	})
+	// The failures and the deliveries are counted for the operators.
+	mres, err := http.Get(n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	if !strings.Contains(string(metrics), `tern_webhooks_total{result="failed"} 3`) || !strings.Contains(string(metrics), `tern_webhooks_total{result="ok"}`) {
+		t.Errorf("webhook metrics: %s", grepLines(string(metrics), "tern_webhooks_total"))
+	}
 	// The business's API device is woken by nobody: no push was queued.
 	if queued, err := n.Store.PendingPushes(ctx); err != nil || queued != 0 {
 		jobs, _ := n.Store.ClaimPushes(ctx, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), 10)
@@ -297,4 +307,15 @@ func TestBusinessSubscribedApps(t *testing.T) {
 	if rec, err := n.Store.Business(ctx, b.UserID); err != nil || rec.WebhookURL != "" {
 		t.Fatalf("after unsubscribing: %+v, %v", rec, err)
 	}
+}
+
+// grepLines returns the lines of text that contain sub.
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

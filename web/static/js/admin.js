@@ -127,13 +127,13 @@ async function overviewPage(main) {
     h('h3', { text: 'Nodes' }),
     o.reports_error ? h('p', { class: 'form-status', role: 'alert', text: o.reports_error }) : null,
     h('div', { class: 'table-scroll' }, h('table', { class: 'admin-table', 'aria-label': 'Nodes' },
-      h('thead', {}, h('tr', {}, ['Node', 'State', 'Devices', 'Store', 'Broker', 'Push', 'SMS', 'Mail', 'Version', 'Up since']
+      h('thead', {}, h('tr', {}, ['Node', 'State', 'Devices', 'Store', 'Broker', 'Push', 'SMS', 'Mail', 'Webhooks', 'Version', 'Up since']
         .map((t) => h('th', { scope: 'col', text: t })))),
       h('tbody', {}, nodes.map((n) => h('tr', {},
         h('th', { scope: 'row', text: n.node_id + (n.self ? ' (this one)' : '') }),
         h('td', {}, nodeState(n, o.now)),
         h('td', { text: n.up ? String(n.connections) : '—' }),
-        ['store', 'broker', 'push', 'sms', 'mail'].map((k) => h('td', {}, checkCell(n.checks?.[k], n.engines, k))),
+        ['store', 'broker', 'push', 'sms', 'mail', 'webhooks'].map((k) => h('td', {}, checkCell(n.checks?.[k], n.engines, k))),
         h('td', { text: n.version || '' }),
         h('td', { text: when(n.started_at) })))))),
     h('p', { class: 'hint', text: `Updated ${new Date(o.now).toLocaleTimeString()}; every node reports every ${Math.round(o.report_every_ms / 1000)} s.` }));
