@@ -228,25 +228,14 @@ func (s *Store) DeleteAdminSessions(ctx context.Context, adminID string) error {
 	return nil
 }
 
+// apiKeys are the admins' API keys, indexed by admin.
+var apiKeys = owned[store.APIKey]{records: tAPIKeys, index: tAdminKeys,
+	id: func(k *store.APIKey) string { return k.ID }, owner: func(k *store.APIKey) string { return k.AdminID },
+	created: func(k *store.APIKey) time.Time { return k.CreatedAt }}
+
 // PutAPIKey implements store.Admins.
 func (s *Store) PutAPIKey(ctx context.Context, k store.APIKey) error {
-	if k.ID == "" || !validID(k.AdminID) {
-		return fmt.Errorf("put api key: %w", errInvalid("key or admin id"))
-	}
-	v, err := json.Marshal(k)
-	if err != nil {
-		return fmt.Errorf("put api key: %w", err)
-	}
-	err = s.write(ctx, func(w *wtx) error {
-		var prev store.APIKey
-		if err := w.getJSON(key(tAPIKeys, k.ID), &prev); err == nil && prev.AdminID != k.AdminID {
-			w.del(pairKey(tAdminKeys, prev.AdminID, k.ID))
-		}
-		w.put(key(tAPIKeys, k.ID), v)
-		w.put(pairKey(tAdminKeys, k.AdminID, k.ID), []byte{})
-		return nil
-	})
-	if err != nil {
+	if err := apiKeys.put(ctx, s, k); err != nil {
 		return fmt.Errorf("put api key %s: %w", k.ID, err)
 	}
 	return nil
@@ -254,69 +243,25 @@ func (s *Store) PutAPIKey(ctx context.Context, k store.APIKey) error {
 
 // APIKey implements store.Admins.
 func (s *Store) APIKey(ctx context.Context, id string) (store.APIKey, error) {
-	var k store.APIKey
-	err := s.view(ctx, func(r reader) error {
-		k = store.APIKey{}
-		return r.getJSON(key(tAPIKeys, id), &k)
-	})
+	k, err := apiKeys.get(ctx, s, id)
 	if err != nil {
 		return store.APIKey{}, fmt.Errorf("api key %s: %w", id, err)
 	}
 	return k, nil
 }
 
-// APIKeys implements store.Admins: the index and the keys it names are
-// read from one snapshot.
+// APIKeys implements store.Admins.
 func (s *Store) APIKeys(ctx context.Context, adminID string) ([]store.APIKey, error) {
-	if !validID(adminID) {
-		return nil, nil
-	}
-	var out []store.APIKey
-	err := s.snapshot(ctx, func(r reader) error {
-		out = out[:0]
-		p := prefix(tAdminKeys, adminID)
-		var ids []string
-		err := r.scan(p, prefixEnd(p), func(k, _ []byte) (bool, error) {
-			ids = append(ids, string(k[len(p):]))
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			var k store.APIKey
-			if err := r.getJSON(key(tAPIKeys, id), &k); err != nil {
-				return err
-			}
-			out = append(out, k)
-		}
-		return nil
-	})
+	out, err := apiKeys.list(ctx, s, adminID)
 	if err != nil {
 		return nil, fmt.Errorf("api keys of %s: %w", adminID, err)
 	}
-	slices.SortFunc(out, func(a, b store.APIKey) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
 	return out, nil
 }
 
 // DeleteAPIKey implements store.Admins.
 func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
-	err := s.write(ctx, func(w *wtx) error {
-		raw := w.get(key(tAPIKeys, id))
-		if raw == nil {
-			return nil // already gone
-		}
-		var k store.APIKey
-		if err := decodeJSON(key(tAPIKeys, id), raw, &k); err != nil {
-			return err
-		}
-		w.del(key(tAPIKeys, id))
-		w.del(pairKey(tAdminKeys, k.AdminID, id))
-		return nil
-	})
-	if err != nil {
+	if err := apiKeys.del(ctx, s, id); err != nil {
 		return fmt.Errorf("delete api key %s: %w", id, err)
 	}
 	return nil

@@ -1,12 +1,11 @@
 package embedded
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
+	"time"
 
 	"github.com/tern-im/tern/store"
 )
@@ -156,27 +155,14 @@ func (s *Store) ListBusinesses(ctx context.Context, after string, limit int) ([]
 	return out, nil
 }
 
+// businessTokens are the businesses' API tokens, indexed by business.
+var businessTokens = owned[store.BusinessToken]{records: tBusinessTokens, index: tBusinessTokenIdx,
+	id: func(t *store.BusinessToken) string { return t.ID }, owner: func(t *store.BusinessToken) string { return t.UserID },
+	created: func(t *store.BusinessToken) time.Time { return t.CreatedAt }}
+
 // PutBusinessToken implements store.Businesses.
 func (s *Store) PutBusinessToken(ctx context.Context, t store.BusinessToken) error {
-	if !validID(t.ID) || !validID(t.UserID) {
-		return fmt.Errorf("put business token: %w", errInvalid("token or business id"))
-	}
-	v, err := json.Marshal(t)
-	if err != nil {
-		return fmt.Errorf("put business token: %w", err)
-	}
-	err = s.write(ctx, func(w *wtx) error {
-		// A token id put again for another business must leave the first
-		// one's index.
-		var prev store.BusinessToken
-		if err := w.getJSON(key(tBusinessTokens, t.ID), &prev); err == nil && prev.UserID != t.UserID {
-			w.del(pairKey(tBusinessTokenIdx, prev.UserID, t.ID))
-		}
-		w.put(key(tBusinessTokens, t.ID), v)
-		w.put(pairKey(tBusinessTokenIdx, t.UserID, t.ID), []byte{})
-		return nil
-	})
-	if err != nil {
+	if err := businessTokens.put(ctx, s, t); err != nil {
 		return fmt.Errorf("put business token %s: %w", t.ID, err)
 	}
 	return nil
@@ -184,69 +170,25 @@ func (s *Store) PutBusinessToken(ctx context.Context, t store.BusinessToken) err
 
 // BusinessToken implements store.Businesses.
 func (s *Store) BusinessToken(ctx context.Context, id string) (store.BusinessToken, error) {
-	var t store.BusinessToken
-	err := s.view(ctx, func(r reader) error {
-		t = store.BusinessToken{}
-		return r.getJSON(key(tBusinessTokens, id), &t)
-	})
+	t, err := businessTokens.get(ctx, s, id)
 	if err != nil {
 		return store.BusinessToken{}, fmt.Errorf("business token %s: %w", id, err)
 	}
 	return t, nil
 }
 
-// BusinessTokens implements store.Businesses: the index and the tokens it
-// names are read from one snapshot, then sorted (a business has a few).
+// BusinessTokens implements store.Businesses.
 func (s *Store) BusinessTokens(ctx context.Context, userID string) ([]store.BusinessToken, error) {
-	if !validID(userID) {
-		return nil, nil
-	}
-	var out []store.BusinessToken
-	err := s.snapshot(ctx, func(r reader) error {
-		out = out[:0]
-		p := prefix(tBusinessTokenIdx, userID)
-		var ids []string
-		err := r.scan(p, prefixEnd(p), func(k, _ []byte) (bool, error) {
-			ids = append(ids, string(k[len(p):]))
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			var t store.BusinessToken
-			if err := r.getJSON(key(tBusinessTokens, id), &t); err != nil {
-				return err
-			}
-			out = append(out, t)
-		}
-		return nil
-	})
+	out, err := businessTokens.list(ctx, s, userID)
 	if err != nil {
 		return nil, fmt.Errorf("business tokens of %s: %w", userID, err)
 	}
-	slices.SortFunc(out, func(a, b store.BusinessToken) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
 	return out, nil
 }
 
 // DeleteBusinessToken implements store.Businesses.
 func (s *Store) DeleteBusinessToken(ctx context.Context, id string) error {
-	err := s.write(ctx, func(w *wtx) error {
-		raw := w.get(key(tBusinessTokens, id))
-		if raw == nil {
-			return nil // already gone
-		}
-		var t store.BusinessToken
-		if err := decodeJSON(key(tBusinessTokens, id), raw, &t); err != nil {
-			return err
-		}
-		w.del(key(tBusinessTokens, id))
-		w.del(pairKey(tBusinessTokenIdx, t.UserID, id))
-		return nil
-	})
-	if err != nil {
+	if err := businessTokens.del(ctx, s, id); err != nil {
 		return fmt.Errorf("delete business token %s: %w", id, err)
 	}
 	return nil
