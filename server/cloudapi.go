@@ -284,11 +284,14 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 }
 
 // windowOpen reports whether customerID wrote to the business in the
-// last 24 hours: the newest page of the chat says so unless the business
-// wrote a page of messages since; then the stored window (raised as the
-// business's queue is read) decides.
+// last 24 hours. The stored window (raised as the business's queue is
+// read) answers most sends with one point read; while it lags behind the
+// queue, the chat's newest page decides.
 func (s *Server) windowOpen(ctx context.Context, b store.Business, customerID, chatID string) (bool, error) {
 	since := time.Now().Add(-window).UnixMilli()
+	if ts, err := s.st.Window(ctx, b.UserID, customerID); err != nil || ts >= since {
+		return err == nil, err
+	}
 	msgs, err := s.st.History(ctx, chatID, 0, 50)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, err
@@ -301,8 +304,7 @@ func (s *Server) windowOpen(ctx context.Context, b store.Business, customerID, c
 			return true, nil
 		}
 	}
-	ts, err := s.st.Window(ctx, b.UserID, customerID)
-	return ts >= since, err
+	return false, nil
 }
 
 // writeGraphErr answers a chat-core or store error in Graph's shape.
