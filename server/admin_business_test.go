@@ -14,15 +14,7 @@ import (
 func TestAdminBusinesses(t *testing.T) {
 	n := servertest.Start(t, servertest.Options{})
 	ctx := ctxT(t)
-	if _, err := n.Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
-		t.Fatal(err)
-	}
-	a := newAdminClient(t, n.URL)
-	code, me, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false)
-	if code != http.StatusOK {
-		t.Fatalf("login: %d", code)
-	}
-	a.csrf = me["csrf_token"].(string)
+	a := signedInAdmin(t, n)
 
 	if code, _, _ := a.do(http.MethodPost, "/v1/admin/businesses", map[string]string{"phone": "+14155550921", "name": "Acme"}, false); code != http.StatusForbidden {
 		t.Fatalf("create without the CSRF token: %d", code)

@@ -19,15 +19,7 @@ import (
 func TestAdminGroupsAndReports(t *testing.T) {
 	n := servertest.Start(t, servertest.Options{})
 	ctx := ctxT(t)
-	if _, err := n.Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
-		t.Fatal(err)
-	}
-	a := newAdminClient(t, n.URL)
-	code, me, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false)
-	if code != http.StatusOK {
-		t.Fatalf("login: %d %v", code, me)
-	}
-	a.csrf = me["csrf_token"].(string)
+	a := signedInAdmin(t, n)
 
 	alice := n.Login(t, "+14155550981", "a")
 	bob := n.Login(t, "+14155550982", "b")

@@ -320,3 +320,19 @@ func (a *adminClient) getJSON(path string, v any) {
 		a.t.Fatalf("GET %s: %v", path, err)
 	}
 }
+
+// signedInAdmin makes the admin "ops" on n and returns a dashboard session
+// of it, CSRF token included.
+func signedInAdmin(t *testing.T, n *servertest.Node) *adminClient {
+	t.Helper()
+	if _, err := n.Srv.CreateAdmin(ctxT(t), "ops", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	a := newAdminClient(t, n.URL)
+	code, me, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false)
+	if code != http.StatusOK {
+		t.Fatalf("admin sign-in: %d %v", code, me)
+	}
+	a.csrf = me["csrf_token"].(string)
+	return a
+}

@@ -17,14 +17,7 @@ import (
 func TestAdminOverviewCluster(t *testing.T) {
 	nodes := servertest.StartCluster(t, 2, servertest.Options{Server: server.Config{ReportEvery: 100 * time.Millisecond}})
 	ctx := ctxT(t)
-	if _, err := nodes[0].Srv.CreateAdmin(ctx, "ops", "a long enough password"); err != nil {
-		t.Fatal(err)
-	}
-	a := newAdminClient(t, nodes[0].URL)
-	code, me, _ := a.do(http.MethodPost, "/v1/admin/login", map[string]string{"username": "ops", "password": "a long enough password"}, false)
-	if code != http.StatusOK {
-		t.Fatalf("login: %d %v", code, me)
-	}
+	a := signedInAdmin(t, nodes[0])
 	// Alice on node 0, Bob on node 1, each signed in on its node.
 	alice := nodes[0].Login(t, "+14155550971", "a")
 	bob := nodes[1].Login(t, "+14155550972", "b")
