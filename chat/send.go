@@ -20,6 +20,9 @@ type SendInput struct {
 	// Echo puts the message in the sending device's own inbox too (a
 	// business's API device: store.SendRequest.EchoToSender).
 	Echo bool
+	// Business says the sender is a business's API, which alone may
+	// send cards (wire.Card).
+	Business bool
 }
 
 // Sent is a stored message. Duplicate says the client id was seen before
@@ -44,6 +47,12 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	}
 	if err := in.Body.Validate(); err != nil {
 		return Sent{}, err
+	}
+	if in.Body.Card != nil && !in.Business {
+		return Sent{}, wire.Errorf(wire.CodeBadRequest, "body.card is sent by businesses only")
+	}
+	if in.Body.Choice != "" && in.ReplyTo == "" {
+		return Sent{}, wire.Errorf(wire.CodeBadRequest, "a choice replies to the card's message: set reply_to")
 	}
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
@@ -89,11 +98,17 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 	if in.ReplyTo != "" {
 		// A reply quotes a message of its own chat, or none: an id from
 		// elsewhere would show others a quote of what they cannot see.
-		if t, err := s.st.Message(ctx, req.Message.ChatID, in.ReplyTo); errors.Is(err, store.ErrNotFound) ||
+		t, err := s.st.Message(ctx, req.Message.ChatID, in.ReplyTo)
+		if errors.Is(err, store.ErrNotFound) ||
 			err == nil && (t.Kind != "" || t.Expired(req.Message.TS) || t.HiddenFrom == a.UserID) {
 			return Sent{}, wire.Errorf(wire.CodeNotFound, "reply_to: no message %s in this chat", in.ReplyTo)
 		} else if err != nil {
 			return Sent{}, err
+		}
+		if in.Body.Choice != "" {
+			if req.Message.Body, err = choose(t, in.Body); err != nil {
+				return Sent{}, err
+			}
 		}
 	}
 	if id := in.Body.MediaID; id != "" {
@@ -286,4 +301,21 @@ func maySend(g *store.Group, userID string) error {
 		return wire.Errorf(wire.CodeForbidden, "only admins may send to this group")
 	}
 	return nil
+}
+
+// choose is the body of a reply that taps choice b.Choice of the card on
+// message t: its text is the choice's title, whatever the client wrote,
+// so that the business reads what the customer saw.
+func choose(t store.Message, b *wire.Body) ([]byte, error) {
+	var tb wire.Body
+	if err := json.Unmarshal(t.Body, &tb); err != nil || tb.Card == nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "choice: message %s has no card", t.ID)
+	}
+	c, ok := tb.Card.Find(b.Choice)
+	if !ok {
+		return nil, wire.Errorf(wire.CodeBadRequest, "choice: message %s has no choice %q", t.ID, b.Choice)
+	}
+	out := *b
+	out.Text = c.Title
+	return json.Marshal(&out)
 }

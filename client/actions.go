@@ -36,3 +36,9 @@ func (c *Client) ChatSettings(ctx context.Context, chatID string) (wire.ChatSett
 	err := c.doAuth(ctx, "GET", "/v1/chats/"+url.PathEscape(chatID), nil, &out)
 	return out, err
 }
+
+// Choose taps choice id of the card on a business's message msgID: a
+// reply whose text the server sets to the choice's title.
+func (c *Client) Choose(ctx context.Context, to, msgID, id string) (wire.Sent, error) {
+	return c.SendWithID(ctx, c.NewID(), to, wire.Body{Choice: id}, msgID)
+}

@@ -30,7 +30,12 @@ import (
 // phone_number_id), and an edge. Graph's paths start with a wildcard,
 // which Go's mux cannot hold beside prefix routes such as /media/files/:
 // the server matches them before the mux instead.
-var graphPath = regexp.MustCompile(`^/(?:(v[0-9]{1,3}\.[0-9]{1,2})/)?([0-9]{1,20})/(messages|subscribed_apps)$`)
+var graphPath = regexp.MustCompile(`^/(?:(v[0-9]{1,3}\.[0-9]{1,2})/)?([0-9]{1,20})/(messages|subscribed_apps|media|message_templates)$`)
+
+// graphMedia is a Cloud API media object's path: Tern's media id in
+// place of Graph's numeric one, and /content, the download its URL names
+// (which, like Meta's, needs the bearer token).
+var graphMedia = regexp.MustCompile(`^/(?:(v[0-9]{1,3}\.[0-9]{1,2})/)?(` + store.PrefixMedia + `[0-9a-v]{26})(/content)?$`)
 
 // graphAny is any path in the Graph API's space: one that starts with a
 // Graph version or a numeric id. Tern's own paths start with /v1/ and
@@ -41,6 +46,9 @@ var graphAny = regexp.MustCompile(`^/(?:v[0-9]{1,3}\.[0-9]{1,2}|[0-9]{1,20})(?:/
 // Graph path Tern does not serve is answered in Graph's shape, which the
 // SDKs read.
 func (s *Server) businessRoute(r *http.Request) (http.Handler, bool) {
+	if m := graphMedia.FindStringSubmatch(r.URL.Path); m != nil {
+		return s.mediaRoute(r, m[1], m[2], m[3] != ""), true
+	}
 	m := graphPath.FindStringSubmatch(r.URL.Path)
 	if m == nil {
 		if !graphAny.MatchString(r.URL.Path) {
@@ -59,6 +67,10 @@ func (s *Server) businessRoute(r *http.Request) (http.Handler, bool) {
 		{http.MethodPost, "subscribed_apps", "waba_id", s.handleSubscribe},
 		{http.MethodGet, "subscribed_apps", "waba_id", s.handleSubscriptions},
 		{http.MethodDelete, "subscribed_apps", "waba_id", s.handleUnsubscribe},
+		{http.MethodPost, "media", "phone_number_id", s.handleBizUpload},
+		{http.MethodPost, "message_templates", "waba_id", s.handleTemplateCreate},
+		{http.MethodGet, "message_templates", "waba_id", s.handleTemplates},
+		{http.MethodDelete, "message_templates", "waba_id", s.handleTemplateDelete},
 	} {
 		if rt.edge == m[3] && rt.method == r.Method {
 			r.SetPathValue("version", m[1])
@@ -69,6 +81,28 @@ func (s *Server) businessRoute(r *http.Request) (http.Handler, bool) {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, m[2]))
 	}), true
+}
+
+// mediaRoute is the handler of a media object's path: GET answers its
+// description with a URL, DELETE deletes it, GET /content is the file.
+func (s *Server) mediaRoute(r *http.Request, version, id string, content bool) http.Handler {
+	r.SetPathValue("version", version)
+	r.SetPathValue("media_id", id)
+	var h func(w http.ResponseWriter, r *http.Request, b store.Business)
+	pattern := "/{version}/{media_id}"
+	switch {
+	case content && r.Method == http.MethodGet:
+		h, pattern = s.handleBizMediaContent, pattern+"/content"
+	case !content && r.Method == http.MethodGet:
+		h = s.handleBizMedia
+	case !content && r.Method == http.MethodDelete:
+		h = s.handleBizMediaDelete
+	default:
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, id))
+		})
+	}
+	return s.instrument(pattern, s.bizAuthed(h))
 }
 
 // window is the Cloud API's customer-service window: free-form messages
@@ -135,7 +169,7 @@ func (s *Server) bizAuthed(h func(w http.ResponseWriter, r *http.Request, b stor
 			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, waba))
 			return
 		}
-		if r.PathValue("phone_number_id") == "" && r.PathValue("waba_id") == "" {
+		if r.PathValue("phone_number_id") == "" && r.PathValue("waba_id") == "" && r.PathValue("media_id") == "" {
 			writeGraph(w, cloudapi.ErrObjectNotFound(r.Method, r.URL.Path))
 			return
 		}
@@ -200,6 +234,15 @@ func (s *Server) bizRead(w http.ResponseWriter, r *http.Request, b store.Busines
 		s.writeGraphErr(w, r, err)
 		return
 	}
+	if req.TypingIndicator != nil {
+		// The Cloud API shows it until the reply or 25 seconds; Tern's
+		// clients end a typing state by their own timeout, as for a
+		// person who stops typing.
+		if err := s.chat.Typing(r.Context(), actor, m.ChatID, wire.TypingStarted); err != nil {
+			s.writeGraphErr(w, r, err)
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, cloudapi.SuccessResponse{Success: true})
 }
 
@@ -223,7 +266,8 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 	if known {
 		chatID = store.DirectChatID(b.UserID, customer.ID)
 	}
-	if b.WindowRule {
+	// Templates are what a business may send outside the window.
+	if b.WindowRule && req.Type != cloudapi.MessageTypeTemplate {
 		open := false
 		if known {
 			if open, err = s.windowOpen(ctx, b, customer.ID, chatID); err != nil {
@@ -256,12 +300,29 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 			return
 		}
 		in.Body = &wire.Body{Reaction: &wire.ReactionAction{MsgID: m.ID, Emoji: req.Reaction.Emoji}}
+	case cloudapi.MessageTypeImage, cloudapi.MessageTypeVideo, cloudapi.MessageTypeAudio, cloudapi.MessageTypeDocument, cloudapi.MessageTypeSticker:
+		m := map[string]*cloudapi.Media{cloudapi.MessageTypeImage: req.Image, cloudapi.MessageTypeVideo: req.Video,
+			cloudapi.MessageTypeAudio: req.Audio, cloudapi.MessageTypeDocument: req.Document, cloudapi.MessageTypeSticker: req.Sticker}[req.Type]
+		body, gerr := s.bizMediaBody(ctx, b, req.Type, m)
+		if gerr != nil {
+			writeGraph(w, gerr)
+			return
+		}
+		in.Body = body
+	case cloudapi.MessageTypeInteractive:
+		in.Body = bizInteractiveBody(req.Interactive)
+	case cloudapi.MessageTypeTemplate:
+		body, gerr := s.bizTemplateBody(ctx, b, req.Template)
+		if gerr != nil {
+			writeGraph(w, gerr)
+			return
+		}
+		in.Body = body
 	default:
-		// Media, interactive and template messages come with the rest of
-		// the business API (docs/architecture.md, "Business API").
 		writeGraph(w, cloudapi.ErrUnsupportedMessageType())
 		return
 	}
+	in.Business = true
 	if req.Context != nil && req.Context.MessageID != "" {
 		m, gerr := s.bizTarget(ctx, b, req.Context.MessageID)
 		if gerr == nil && m.ChatID != chatID {

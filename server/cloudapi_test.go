@@ -128,8 +128,8 @@ func TestBusinessSendsText(t *testing.T) {
 		// have accounts is not learnt by trying.
 		{"a number nobody has", path, b.AccessToken, textTo("14155550999", "x"), http.StatusBadRequest, 131047},
 		{"a customer who never wrote", path, b.AccessToken, textTo("14155550964", "buy now"), http.StatusBadRequest, 131047},
-		{"an image, not built yet", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "to": "14155550963", "type": "image",
-			"image": map[string]any{"link": "https://example.com/a.jpg"}}, http.StatusBadRequest, 131051},
+		{"a location, which Tern does not send", path, b.AccessToken, map[string]any{"messaging_product": "whatsapp", "to": "14155550963", "type": "location",
+			"location": map[string]any{"latitude": 1, "longitude": 2}}, http.StatusBadRequest, 131051},
 		{"malformed JSON", path, b.AccessToken, `{"messaging_product":`, http.StatusBadRequest, 100},
 		// The same answer by every path, whether the number has an
 		// account or not.

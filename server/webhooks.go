@@ -294,18 +294,22 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 			in = cloudapi.NewInboundReaction(u.Phone, id, at, business.MessageID(m.ChatID, body.Reaction.MsgID), body.Reaction.Emoji)
 		case m.Kind != "" && body.Reaction == nil, body.Edit != nil || body.Delete != nil || body.Group != nil || body.Disappearing != nil:
 			return nil, "", nil
-		case body.MediaID == "" && body.Text != "":
-			in = cloudapi.NewInboundText(u.Phone, id, at, body.Text)
-		default:
-			// Media reach businesses with the media endpoints (to come):
-			// until then the Cloud API's word for what it cannot show.
-			in = cloudapi.InboundMessage{From: strings.TrimPrefix(u.Phone, "+"), ID: id, Timestamp: cloudapi.Timestamp(at), Type: "unsupported",
-				Errors: []cloudapi.WebhookError{cloudapi.WebhookErrorFrom(cloudapi.ErrUnsupportedMessageType())}}
+		}
+		var quoted *store.Message
+		if m.ReplyTo != "" {
+			if q, err := s.st.Message(ctx, m.ChatID, m.ReplyTo); err == nil {
+				quoted = &q
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return nil, "", err
+			}
+		}
+		if in.Type == "" {
+			in = s.inboundOf(ctx, b, u.Phone, id, at, &body, quoted)
 		}
 		if m.ReplyTo != "" {
 			// context.from is the quoted message's author.
 			from := md.DisplayPhoneNumber
-			if q, err := s.st.Message(ctx, m.ChatID, m.ReplyTo); err == nil && q.From == m.From {
+			if quoted != nil && quoted.From == m.From {
 				from = u.Phone
 			}
 			in = in.WithContext(from, business.MessageID(m.ChatID, m.ReplyTo))
@@ -350,6 +354,31 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 		return cloudapi.NewStatusPayload(b.WABAID, md, statuses...), "", nil
 	}
 	return nil, "", nil
+}
+
+// inboundOf is a customer's message (not a reaction) as the Cloud API
+// tells it: a tap on a card the business sent, a file, or text; what it
+// cannot say is "unsupported".
+func (s *Server) inboundOf(ctx context.Context, b store.Business, phone, id string, at time.Time, body *wire.Body, quoted *store.Message) cloudapi.InboundMessage {
+	if body.Choice != "" && quoted != nil && quoted.From == b.UserID {
+		var qb wire.Body
+		if json.Unmarshal(quoted.Body, &qb) == nil {
+			if in, ok := inboundChoice(phone, id, at, &qb, body.Choice); ok {
+				return in
+			}
+		}
+	}
+	if body.MediaID != "" {
+		if kind, media, ok := s.inboundMedia(ctx, b, body); ok {
+			if in, err := cloudapi.NewInboundMedia(phone, id, at, kind, media); err == nil {
+				return in
+			}
+		}
+	} else if body.Text != "" {
+		return cloudapi.NewInboundText(phone, id, at, body.Text)
+	}
+	return cloudapi.InboundMessage{From: strings.TrimPrefix(phone, "+"), ID: id, Timestamp: cloudapi.Timestamp(at), Type: "unsupported",
+		Errors: []cloudapi.WebhookError{cloudapi.WebhookErrorFrom(cloudapi.ErrUnsupportedMessageType())}}
 }
 
 // openSecret opens a secret sealSecret stored.

@@ -67,6 +67,13 @@ type Body struct {
 	Thumbnail []byte `json:"thumbnail,omitempty"`
 	// Forwarded marks a message the sender forwarded from another chat.
 	Forwarded bool `json:"forwarded,omitempty"`
+	// Card is what a business's message (the business API's interactive
+	// and template messages) shows besides its text: a header, a footer,
+	// and choices to tap. Only businesses send cards.
+	Card *Card `json:"card,omitempty"`
+	// Choice is the id of the card choice a reply (reply_to the card's
+	// message) taps; the server sets the text to the choice's title.
+	Choice string `json:"choice,omitempty"`
 	// Group is set only on the chat-log entries of group changes, which
 	// the server writes; a client's send may not carry it.
 	Group *GroupNote `json:"group,omitempty"`
@@ -82,6 +89,59 @@ type Body struct {
 	// time. The server writes both.
 	Deleted bool `json:"deleted,omitempty"`
 	Expired bool `json:"expired,omitempty"`
+}
+
+// Card is a business message's header, footer and choices: reply
+// buttons (up to 3) or a list (a button that opens sections of rows).
+// Template names the business's template that made the message, if one
+// did.
+type Card struct {
+	Header   string      `json:"header,omitempty"`
+	Footer   string      `json:"footer,omitempty"`
+	Buttons  []Choice    `json:"buttons,omitempty"`
+	List     *ChoiceList `json:"list,omitempty"`
+	Template string      `json:"template,omitempty"`
+}
+
+// Choice is a reply button or a list row: the reader taps it to answer.
+type Choice struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+}
+
+// ChoiceList is a list: Button opens it.
+type ChoiceList struct {
+	Button   string          `json:"button"`
+	Sections []ChoiceSection `json:"sections"`
+}
+
+// ChoiceSection is a titled group of a list's rows.
+type ChoiceSection struct {
+	Title string   `json:"title,omitempty"`
+	Rows  []Choice `json:"rows"`
+}
+
+// Find returns the choice of id on c.
+func (c *Card) Find(id string) (Choice, bool) {
+	if c == nil {
+		return Choice{}, false
+	}
+	for _, b := range c.Buttons {
+		if b.ID == id {
+			return b, true
+		}
+	}
+	if c.List != nil {
+		for _, s := range c.List.Sections {
+			for _, r := range s.Rows {
+				if r.ID == id {
+					return r, true
+				}
+			}
+		}
+	}
+	return Choice{}, false
 }
 
 // ReactionAction reacts to MsgID; Emoji "" takes the reaction back.
@@ -259,9 +319,15 @@ func (b *Body) Validate() error {
 		return Errorf(CodeBadRequest, "body.disappearing is written by the server; use PATCH /v1/chats/{chat_id}")
 	}
 	if n := b.actions(); n > 0 {
+		if b.Card != nil || b.Choice != "" {
+			return Errorf(CodeBadRequest, "a message action's body holds that action and nothing else")
+		}
 		return b.validateAction(n)
 	}
-	if b.Text == "" && b.MediaID == "" {
+	if b.Choice != "" && (b.MediaID != "" || b.Card != nil || len(b.Choice) > MaxIDLen*2) {
+		return Errorf(CodeBadRequest, "a choice is a reply with the choice's id and no media or card")
+	}
+	if b.Text == "" && b.MediaID == "" && b.Choice == "" {
 		return Errorf(CodeBadRequest, "body needs text or media_id")
 	}
 	if b.Text != "" && b.MediaID != "" {
@@ -288,6 +354,21 @@ func (b *Body) Validate() error {
 // Len is the size of the user-visible content, used for the message size limit.
 func (b *Body) Len() int {
 	n := len(b.Text) + len(b.Caption)
+	if c := b.Card; c != nil {
+		n += len(c.Header) + len(c.Footer)
+		for _, ch := range c.Buttons {
+			n += len(ch.ID) + len(ch.Title)
+		}
+		if c.List != nil {
+			n += len(c.List.Button)
+			for _, s := range c.List.Sections {
+				n += len(s.Title)
+				for _, r := range s.Rows {
+					n += len(r.ID) + len(r.Title) + len(r.Description)
+				}
+			}
+		}
+	}
 	if b.Edit != nil {
 		n += len(b.Edit.Text)
 	}
