@@ -196,7 +196,9 @@ func TestBusinessRichMessages(t *testing.T) {
 			map[string]any{"type": "reply", "reply": map[string]any{"id": "am", "title": "Morning"}},
 			map[string]any{"type": "reply", "reply": map[string]any{"id": "pm", "title": "Afternoon"}},
 		}}})
-	buttons := nextWhere(t, customer, "the buttons", func(f wire.ServerFrame) bool { return f.Body != nil && f.Body.Card != nil && len(f.Body.Card.Buttons) == 2 && f.Body.Card.Template == "" })
+	buttons := nextWhere(t, customer, "the buttons", func(f wire.ServerFrame) bool {
+		return f.Body != nil && f.Body.Card != nil && len(f.Body.Card.Buttons) == 2 && f.Body.Card.Template == ""
+	})
 	if buttons.Body.Text != "When shall we come?" || buttons.Body.Card.Header != "Delivery" || buttons.Body.Card.Footer != "Acme" {
 		t.Fatalf("buttons: %+v %+v", buttons.Body, buttons.Body.Card)
 	}
