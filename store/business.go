@@ -75,7 +75,8 @@ type Template struct {
 }
 
 // Businesses keeps the business API's records: the businesses, their API
-// tokens, their customers' service windows and their templates.
+// tokens, their customers' service windows, their templates and the
+// callback data of the messages they send.
 type Businesses interface {
 	// CreateBusiness stores b. A taken b.UserID, b.PhoneNumberID or
 	// b.WABAID is ErrConflict, also between concurrent calls on any
@@ -135,4 +136,23 @@ type Businesses interface {
 	// DeleteTemplate deletes the template name in every language, as the
 	// Cloud API's delete by name does; none is not an error.
 	DeleteTemplate(ctx context.Context, userID, name string) error
+
+	// PutCallbackData keeps data, the biz_opaque_callback_data a business
+	// attached to message msgID it sent (the Cloud API caps it at 512
+	// characters), replacing any: the API returns it in every status
+	// webhook of the message, which is made long after the send, by
+	// whichever node sees the status change. at is when the message was
+	// sent, which PruneCallbackData goes by. msgID may be any non-empty
+	// string (a Cloud API id holds '/').
+	PutCallbackData(ctx context.Context, businessID, msgID, data string, at time.Time) error
+	// CallbackData returns what PutCallbackData kept for the business's
+	// message; ErrNotFound if nothing (most messages carry none).
+	CallbackData(ctx context.Context, businessID, msgID string) (string, error)
+	// PruneCallbackData deletes up to limit records put with at before
+	// before, oldest first, and returns how many it deleted (limit below
+	// 1: none). Statuses stop coming once a message is read or old, and
+	// without pruning the records would grow with every message a
+	// business ever sent; fewer than limit means none older is left, as
+	// far as a concurrent prune on another node lets it say.
+	PruneCallbackData(ctx context.Context, before time.Time, limit int) (int, error)
 }

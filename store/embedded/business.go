@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -318,4 +319,111 @@ func (s *Store) DeleteTemplate(ctx context.Context, userID, name string) error {
 		return fmt.Errorf("delete template %s of %s: %w", name, userID, err)
 	}
 	return nil
+}
+
+// Callback data is a record per message that carries some (tCallbackData)
+// and a key in its time index (tCallbackAt), which the writer changes
+// together, in one step: a prune reads the index's oldest keys and never
+// walks the records still wanted. The record starts with the time of its
+// index key, so that a put that replaces it finds the key to move without
+// a scan. A message id is the last part of both keys, so it may hold any
+// byte. Pruned keys leave tombstones at the front of the index, which the
+// next prunes walk until compaction drops them: prunes are rare and
+// batched, so that is a short walk.
+
+// callbackAtKey is the key in tCallbackAt of the business's message put
+// at at (a createdKey). Its tail is that of the record's key, which a
+// prune deletes without parsing it.
+func callbackAtKey(at uint64, businessID, msgID string) []byte {
+	b := make([]byte, 0, 1+8+len(businessID)+1+len(msgID))
+	b = append(b, tCallbackAt)
+	b = binary.BigEndian.AppendUint64(b, at)
+	b = append(b, businessID...)
+	b = append(b, sep)
+	return append(b, msgID...)
+}
+
+// PutCallbackData implements store.Businesses.
+func (s *Store) PutCallbackData(ctx context.Context, businessID, msgID, data string, at time.Time) error {
+	if !validID(businessID) || msgID == "" {
+		return fmt.Errorf("put callback data: %w", errInvalid("business or message id"))
+	}
+	// Whole milliseconds, as the other adapters keep times; sign-flipped,
+	// so that a time before 1970 sorts first and is pruned like any other.
+	atKey := createdKey(at.UnixMilli())
+	k := pairKey(tCallbackData, businessID, msgID)
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(data)), atKey)
+	v = append(v, data...)
+	err := s.write(ctx, func(w *wtx) error {
+		if old := w.get(k); len(old) >= 8 {
+			if oldAt := binary.BigEndian.Uint64(old); oldAt != atKey {
+				w.del(callbackAtKey(oldAt, businessID, msgID))
+			}
+		}
+		w.put(k, v)
+		w.put(callbackAtKey(atKey, businessID, msgID), []byte{})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put callback data of %s of %s: %w", msgID, businessID, err)
+	}
+	return nil
+}
+
+// CallbackData implements store.Businesses.
+func (s *Store) CallbackData(ctx context.Context, businessID, msgID string) (string, error) {
+	var v []byte
+	err := store.ErrNotFound
+	if validID(businessID) && msgID != "" {
+		k := pairKey(tCallbackData, businessID, msgID)
+		err = s.view(ctx, func(r reader) error {
+			var err error
+			if v, err = r.get(k); err == nil && v == nil {
+				err = store.ErrNotFound
+			}
+			return err
+		})
+		if err == nil && len(v) < 8 {
+			err = fmt.Errorf("%w: callback data %q: short record", errCorrupt, k)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("callback data of %s of %s: %w", msgID, businessID, err)
+	}
+	return string(v[8:]), nil
+}
+
+// PruneCallbackData implements store.Businesses: the index's keys below
+// before, from its start, and their records, in one writer step.
+func (s *Store) PruneCallbackData(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	upper := binary.BigEndian.AppendUint64([]byte{tCallbackAt}, listedBelow(before))
+	var n int
+	err := s.write(ctx, func(w *wtx) error {
+		n = 0
+		var old [][]byte
+		// Checked before the first deletion: a request fails before it
+		// writes anything, or not at all.
+		if err := w.scan([]byte{tCallbackAt}, upper, func(k, _ []byte) (bool, error) {
+			if len(k) < 1+8+2 || bytes.IndexByte(k[1+8:], sep) < 1 {
+				return false, fmt.Errorf("%w: callback data index key %q", errCorrupt, k)
+			}
+			old = append(old, bytes.Clone(k))
+			return len(old) < limit, nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range old {
+			w.del(k)
+			w.del(append([]byte{tCallbackData}, k[1+8:]...))
+		}
+		n = len(old)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune callback data: %w", err)
+	}
+	return n, nil
 }

@@ -74,6 +74,9 @@ const (
 	tTemplates        byte = 52 // userID 0x00 name 0x00 language -> JSON store.Template
 	// Leases (leases.go).
 	tLeases byte = 53 // name -> until (unix ms u64), holder
+	// The business API's callback data (business.go).
+	tCallbackData byte = 54 // businessID 0x00 msgID -> at u64 (sign-flipped), data: a sent message's biz_opaque_callback_data
+	tCallbackAt   byte = 55 // at u64 (sign-flipped) businessID 0x00 msgID -> empty: callback data by time, for pruning
 )
 
 // sep ends the first part of a compound key. Ids are server-made base32

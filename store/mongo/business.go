@@ -19,12 +19,15 @@ import (
 // business's _id is its user id, so a user is a business at most once.
 // The customer-service windows are one document per (business, customer),
 // _id "<business>/<customer>", raised with $max, which no interleaving of
-// raises can lower.
+// raises can lower. The callback data of sent messages is one document
+// per message, _id "<business>/<message>", replaced by a put and pruned
+// by time through the {at} index.
 const (
 	collBusinesses     = "businesses"
 	collBusinessTokens = "business_tokens"
 	collWindows        = "business_windows"
 	collTemplates      = "business_templates"
+	collCallbackData   = "business_callback_data"
 )
 
 type businessDoc struct {
@@ -352,4 +355,94 @@ func (s *Store) DeleteTemplate(ctx context.Context, userID, name string) error {
 		return fmt.Errorf("delete template %s of %s: %w", name, userID, err)
 	}
 	return nil
+}
+
+// callbackDataDoc is the callback data of one message. business and msg
+// repeat the _id's parts, which a message id holding a '/' (a Cloud API
+// id may) would make ambiguous to split.
+type callbackDataDoc struct {
+	ID       string    `bson:"_id"`
+	Business string    `bson:"business"`
+	Msg      string    `bson:"msg"`
+	Data     string    `bson:"data"`
+	At       time.Time `bson:"at"`
+}
+
+// PutCallbackData implements store.Businesses: a replace by _id, upserted.
+func (s *Store) PutCallbackData(ctx context.Context, businessID, msgID, data string, at time.Time) error {
+	if !validID(businessID) || msgID == "" {
+		return fmt.Errorf("put callback data: %w", errInvalid("business or message id"))
+	}
+	id := pairKey(businessID, msgID)
+	d := callbackDataDoc{ID: id, Business: businessID, Msg: msgID, Data: data, At: at.UTC()}
+	// Two upserts of one new _id at once can both miss, and one then fails
+	// on the duplicate key (see RaiseWindow): the record exists, and the
+	// retry replaces it.
+	var err error
+	for range 2 {
+		_, err = s.callbackData.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, d, options.Replace().SetUpsert(true))
+		if err == nil || !mongo.IsDuplicateKeyError(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("put callback data of %s of %s: %w", msgID, businessID, err)
+	}
+	return nil
+}
+
+// CallbackData implements store.Businesses: a point read of the _id index.
+func (s *Store) CallbackData(ctx context.Context, businessID, msgID string) (string, error) {
+	err := store.ErrNotFound
+	var d callbackDataDoc
+	if validID(businessID) && msgID != "" {
+		err = notFound(s.callbackData.FindOne(ctx, bson.D{{Key: "_id", Value: pairKey(businessID, msgID)}},
+			options.FindOne().SetProjection(bson.D{{Key: "data", Value: 1}})).Decode(&d))
+	}
+	if err != nil {
+		return "", fmt.Errorf("callback data of %s of %s: %w", msgID, businessID, err)
+	}
+	return d.Data, nil
+}
+
+// PruneCallbackData implements store.Businesses. A delete cannot be
+// limited, so each page is the oldest ids (the {at} index, in order),
+// then one delete of them. The delete repeats the time condition: a
+// record put again between the two, with a newer time, stays.
+func (s *Store) PruneCallbackData(ctx context.Context, before time.Time, limit int) (int, error) {
+	// Times are stored in whole milliseconds (see listedBelow).
+	old := bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: listedBelow(before)}}}}
+	n := 0
+	for n < limit {
+		want := limit - n
+		var docs []struct {
+			ID string `bson:"_id"`
+		}
+		cur, err := s.callbackData.Find(ctx, old, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).
+			SetLimit(int64(want)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err == nil {
+			err = cur.All(ctx, &docs)
+		}
+		if err != nil {
+			return n, fmt.Errorf("prune callback data: %w", err)
+		}
+		if len(docs) == 0 {
+			break
+		}
+		ids := make(bson.A, len(docs))
+		for i := range docs {
+			ids[i] = docs[i].ID
+		}
+		res, err := s.callbackData.DeleteMany(ctx, append(bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, old...))
+		if err != nil {
+			return n, fmt.Errorf("prune callback data: %w", err)
+		}
+		n += int(res.DeletedCount)
+		// A short page is all there was; one another node pruned all of
+		// meanwhile is too, near enough.
+		if len(docs) < want || res.DeletedCount == 0 {
+			break
+		}
+	}
+	return n, nil
 }

@@ -73,6 +73,7 @@ type Store struct {
 	leases                         *mongo.Collection // leases.go
 	businesses, businessTokens     *mongo.Collection // the business API's (business.go)
 	windows, templates             *mongo.Collection
+	callbackData                   *mongo.Collection
 
 	timeout time.Duration
 	// lockTimeout is how long a chat lock may stay with one holder before
@@ -178,6 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		businessTokens: db.Collection(collBusinessTokens),
 		windows:        db.Collection(collWindows),
 		templates:      db.Collection(collTemplates),
+		callbackData:   db.Collection(collCallbackData),
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.disconnect()
@@ -296,6 +298,8 @@ func Indexes() []IndexSpec {
 			Why: "a business's API tokens (BusinessTokens)"},
 		{Collection: collTemplates, Keys: []string{"business", "name", "language"}, Unique: true,
 			Why: "one template per (business, name, language): PutTemplate's replace, a business's templates in order (Templates), a name's languages (DeleteTemplate)"},
+		{Collection: collCallbackData, Keys: []string{"at"},
+			Why: "the callback data of sent messages by when they were sent, oldest first, for pruning (PruneCallbackData)"},
 	}
 }
 

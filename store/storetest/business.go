@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ func testBusinesses(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Tokens", func(t *testing.T) { testBusinessTokens(t, newStore(t)) })
 	t.Run("Windows", func(t *testing.T) { testBusinessWindows(t, newStore(t)) })
 	t.Run("Templates", func(t *testing.T) { testTemplates(t, newStore(t)) })
+	t.Run("CallbackData", func(t *testing.T) { testCallbackData(t, newStore(t)) })
+	t.Run("CallbackDataPrune", func(t *testing.T) { testCallbackDataPrune(t, newStore(t)) })
 }
 
 // newBusiness returns the record of business n (not stored): a fresh user
@@ -557,4 +560,173 @@ func testTemplates(t *testing.T, s store.Store) {
 	get(bHello)
 	must(t, s.DeleteTemplate(ctx, b, "race"))
 	list(b, bHello)
+}
+
+// checkCallbackData checks that the business's message has callback data
+// want or, has false, none.
+func checkCallbackData(t testing.TB, s store.Store, business, msg, want string, has bool) {
+	t.Helper()
+	got, err := s.CallbackData(t.Context(), business, msg)
+	if !has {
+		wantErr(t, err, store.ErrNotFound, fmt.Sprintf("callback data of %q of %s", msg, business))
+		return
+	}
+	must(t, err)
+	if got != want {
+		t.Fatalf("CallbackData(%s, %q) = %q, want %q", business, msg, got, want)
+	}
+}
+
+func testCallbackData(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	biz, other := store.NewID(store.PrefixUser), store.NewID(store.PrefixUser)
+	m1, m2 := store.NewID(store.PrefixMessage), store.NewID(store.PrefixMessage)
+	checkCallbackData(t, s, biz, m1, "", false)
+
+	must(t, s.PutCallbackData(ctx, biz, m1, "order-42", at(100)))
+	checkCallbackData(t, s, biz, m1, "order-42", true)
+	checkCallbackData(t, s, biz, m2, "", false)
+	// Per business: the same message id under another business (or the
+	// ids swapped) is another record.
+	checkCallbackData(t, s, other, m1, "", false)
+	checkCallbackData(t, s, m1, biz, "", false)
+	must(t, s.PutCallbackData(ctx, other, m1, "theirs", at(100)))
+	checkCallbackData(t, s, other, m1, "theirs", true)
+	checkCallbackData(t, s, biz, m1, "order-42", true)
+
+	// A put again replaces the data.
+	must(t, s.PutCallbackData(ctx, biz, m1, "order-43", at(200)))
+	checkCallbackData(t, s, biz, m1, "order-43", true)
+	checkCallbackData(t, s, other, m1, "theirs", true)
+
+	// Any text: non-ASCII, emoji, JSON, and 512 characters that are 2048
+	// bytes (the Cloud API counts characters).
+	for i, data := range []string{
+		"Bestellung für Zoë — 注文 №7 🚚✅👩🏽‍💻",
+		`{"order":42,"note":"a \"quoted\" string","tags":["x","y"]}`,
+		strings.Repeat("🚚", 512),
+		" leading and trailing spaces ",
+	} {
+		msg := store.NewID(store.PrefixMessage)
+		must(t, s.PutCallbackData(ctx, biz, msg, data, at(int64(300+i))))
+		checkCallbackData(t, s, biz, msg, data, true)
+	}
+
+	// Message ids are any string: a Cloud API id holds '/', '+' and '=',
+	// and one may be a prefix of another.
+	wamid := "wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI/+ab=="
+	must(t, s.PutCallbackData(ctx, biz, wamid, "w", at(400)))
+	must(t, s.PutCallbackData(ctx, biz, wamid+"/x", "wx", at(401)))
+	must(t, s.PutCallbackData(ctx, biz, "wamid.", "prefix", at(402)))
+	checkCallbackData(t, s, biz, wamid, "w", true)
+	checkCallbackData(t, s, biz, wamid+"/x", "wx", true)
+	checkCallbackData(t, s, biz, "wamid.", "prefix", true)
+	checkCallbackData(t, s, biz, "wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI", "", false)
+	checkCallbackData(t, s, other, wamid, "", false)
+
+	wantErr(t, s.PutCallbackData(ctx, "", m1, "x", at(1)), store.ErrInvalid, "callback data of no business")
+	wantErr(t, s.PutCallbackData(ctx, biz, "", "x", at(1)), store.ErrInvalid, "callback data of no message")
+	checkCallbackData(t, s, "", m1, "", false)
+	checkCallbackData(t, s, biz, "", "", false)
+
+	// Concurrent puts of one new record: one record is left, with one of
+	// their data, and one prune removes it all (no put left a second
+	// entry behind for the prune to find).
+	const n = 8
+	race(n, func(i int) {
+		if err := s.PutCallbackData(ctx, biz, m2, fmt.Sprint("race-", i), at(int64(1000+i))); err != nil {
+			t.Errorf("concurrent put %d: %v", i, err)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	got, err := s.CallbackData(ctx, biz, m2)
+	must(t, err)
+	if !strings.HasPrefix(got, "race-") {
+		t.Fatalf("CallbackData after concurrent puts = %q, want one of theirs", got)
+	}
+	pruned, err := s.PruneCallbackData(ctx, at(2000), 100)
+	must(t, err)
+	if want := 2 + 4 + 3 + 1; pruned != want {
+		t.Fatalf("PruneCallbackData of everything = %d, want %d", pruned, want)
+	}
+	checkCallbackData(t, s, biz, m2, "", false)
+	checkCallbackData(t, s, other, m1, "", false)
+}
+
+func testCallbackDataPrune(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	biz, other := store.NewID(store.PrefixUser), store.NewID(store.PrefixUser)
+	type rec struct {
+		business, msg, data string
+		ms                  int64
+	}
+	recs := []rec{
+		{biz, "m3", "c", 300},
+		{biz, "m1", "a", 100},
+		{other, "m1", "o1", 150},
+		{biz, "m2", "b", 200},
+		{other, "m4", "o4", 400},
+	}
+	for _, r := range recs {
+		must(t, s.PutCallbackData(ctx, r.business, r.msg, r.data, at(r.ms)))
+	}
+	// left checks which of recs are there, by their data.
+	left := func(data ...string) {
+		t.Helper()
+		for _, r := range recs {
+			checkCallbackData(t, s, r.business, r.msg, r.data, slices.Contains(data, r.data))
+		}
+	}
+	prune := func(before time.Time, limit, want int) {
+		t.Helper()
+		n, err := s.PruneCallbackData(ctx, before, limit)
+		must(t, err)
+		if n != want {
+			t.Fatalf("PruneCallbackData(%v, %d) = %d, want %d", before, limit, n, want)
+		}
+	}
+	prune(at(100), 10, 0) // before is not at or after
+	left("a", "b", "c", "o1", "o4")
+	prune(at(1000), 0, 0)
+	left("a", "b", "c", "o1", "o4")
+	// Strictly before, every business's.
+	prune(at(200), 10, 2)
+	left("b", "c", "o4")
+	// Up to limit, oldest first.
+	prune(at(1000), 2, 2)
+	left("o4")
+	prune(at(1000), 10, 1)
+	left()
+	prune(at(1000), 10, 0)
+
+	// A put again moves the record to its new time: not pruned by its old
+	// one, and pruned by its new one.
+	m := store.NewID(store.PrefixMessage)
+	must(t, s.PutCallbackData(ctx, biz, m, "first", at(100)))
+	must(t, s.PutCallbackData(ctx, biz, m, "later", at(500)))
+	prune(at(300), 10, 0)
+	checkCallbackData(t, s, biz, m, "later", true)
+	must(t, s.PutCallbackData(ctx, biz, m, "earlier", at(50)))
+	prune(at(60), 10, 1)
+	checkCallbackData(t, s, biz, m, "", false)
+	prune(at(1000), 10, 0)
+
+	// A time before 1970 (a zero time.Time) is the oldest, not the newest.
+	must(t, s.PutCallbackData(ctx, biz, "zero", "z", time.Time{}))
+	must(t, s.PutCallbackData(ctx, biz, "new", "n", at(10)))
+	prune(at(1000), 1, 1)
+	checkCallbackData(t, s, biz, "zero", "", false)
+	checkCallbackData(t, s, biz, "new", "n", true)
+
+	// Many, over more than one page of an adapter that prunes in pages.
+	const many = 120
+	for i := range many {
+		must(t, s.PutCallbackData(ctx, other, fmt.Sprint("bulk-", i), "x", at(int64(2000+i))))
+	}
+	prune(at(2000+many/2), many, 1+many/2) // "new" and the older half
+	checkCallbackData(t, s, other, fmt.Sprint("bulk-", many/2-1), "", false)
+	checkCallbackData(t, s, other, fmt.Sprint("bulk-", many/2), "x", true)
+	prune(at(10_000), 1000, many/2)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tern-im/tern/store"
 )
@@ -123,8 +124,15 @@ func testReportsPaging(t *testing.T, s store.Store) {
 	list(true, ids[4], 2, ids[3], ids[0])
 	list(true, ids[0], 2)
 	list(true, ids[3], 0, ids[0])
-	// before need not be a report's id: it is compared.
-	list(false, store.NewID(store.PrefixReport), 2, all[:2]...)
+	// before need not be a report's id: it is compared. A new id is above
+	// them all only if made in a later millisecond: one of the same
+	// millisecond sorts by its random part.
+	later := store.NewID(store.PrefixReport)
+	for later <= all[0] {
+		time.Sleep(time.Millisecond)
+		later = store.NewID(store.PrefixReport)
+	}
+	list(false, later, 2, all[:2]...)
 	list(false, ids[4]+"0", 2, ids[4], ids[3])
 	list(false, ids[0], 0)
 }
