@@ -23,6 +23,11 @@ type SendInput struct {
 	// Business says the sender is a business's API, which alone may
 	// send cards (wire.Card).
 	Business bool
+	// MsgID, if set, is the new message's id (store.PrefixMessage +
+	// store.NewID): a caller that keeps something under the id before
+	// the message exists (a business's callback data, which its first
+	// status webhook carries) chooses it.
+	MsgID string
 }
 
 // Sent is a stored message. Duplicate says the client id was seen before
@@ -77,10 +82,14 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Sent, error)
 		return s.sendAction(ctx, a, in, body)
 	}
 
+	id := in.MsgID
+	if id == "" {
+		id = store.NewID(store.PrefixMessage)
+	}
 	req := store.SendRequest{
 		ClientID: in.ClientID,
 		Message: store.Message{
-			ID:         store.NewID(store.PrefixMessage),
+			ID:         id,
 			From:       a.UserID,
 			FromDevice: a.DeviceID,
 			TS:         s.now().UnixMilli(),

@@ -26,14 +26,20 @@ type adminBusiness struct {
 	WindowRule    bool   `json:"window_rule"`
 	RatePerSecond int    `json:"rate_per_second"`
 	CreatedAt     string `json:"created_at"`
+	// WebhookFailing is set while the node holding the business's queue
+	// retries a POST that failed.
+	WebhookFailing *hookFailure `json:"webhook_failing,omitempty"`
 }
 
-func (s *Server) adminBusinessOf(r *http.Request, b store.Business) adminBusiness {
+func (s *Server) adminBusinessOf(r *http.Request, b store.Business, failing map[string]hookFailure) adminBusiness {
 	out := adminBusiness{UserID: b.UserID, Name: b.Name, PhoneNumberID: b.PhoneNumberID, WABAID: b.WABAID,
 		WebhookURL: b.WebhookURL, WebhookOK: !b.WebhookVerifiedAt.IsZero(), WindowRule: b.WindowRule,
 		RatePerSecond: b.RatePerSecond, CreatedAt: rfc3339(b.CreatedAt)}
 	if u, err := s.st.User(r.Context(), b.UserID); err == nil {
 		out.Phone = u.Phone
+	}
+	if f, ok := failing[b.UserID]; ok {
+		out.WebhookFailing = &f
 	}
 	return out
 }
@@ -45,8 +51,9 @@ func (s *Server) handleAdminBusinesses(w http.ResponseWriter, r *http.Request, _
 		return
 	}
 	out := make([]adminBusiness, 0, len(bs))
+	failing := s.webhookFailures(r.Context())
 	for _, b := range bs {
-		out = append(out, s.adminBusinessOf(r, b))
+		out = append(out, s.adminBusinessOf(r, b, failing))
 	}
 	next := ""
 	if len(bs) == 100 {
@@ -123,7 +130,7 @@ func (s *Server) handleAdminPatchBusiness(w http.ResponseWriter, r *http.Request
 		return
 	}
 	s.audit(r.Context(), a.name, "business_settings", b.UserID, strings.Join(changed, ","), clientIP(r, s.cfg.TrustProxy))
-	writeJSON(w, http.StatusOK, s.adminBusinessOf(r, b))
+	writeJSON(w, http.StatusOK, s.adminBusinessOf(r, b, s.webhookFailures(r.Context())))
 }
 
 func (s *Server) handleAdminBusinessTokens(w http.ResponseWriter, r *http.Request, _ adminActor) {

@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
 )
 
@@ -94,4 +97,57 @@ func TestAdminBusinesses(t *testing.T) {
 	if got := strings.Join(actions, ","); !strings.HasPrefix(got, "revoke_business_token,create_business_token,business_settings,create_business,login") {
 		t.Fatalf("audit log: %s", got)
 	}
+}
+
+// TestAdminSeesFailingWebhooks: while a business's webhook fails, the
+// admin API says so (tries, the error, when the next try is), and stops
+// saying so once a POST goes through.
+func TestAdminSeesFailingWebhooks(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
+		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 50 * time.Millisecond}})
+	ctx := ctxT(t)
+	hook := newHookReceiver(t)
+	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550931", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.mu.Lock()
+	hook.secret, hook.failing = b.AppSecret, 1<<30
+	hook.mu.Unlock()
+	a := signedInAdmin(t, n)
+	customer := n.Login(t, "+14155550932", "c")
+	if _, err := customer.Send(ctx, b.UserID, text("anyone there?")); err != nil {
+		t.Fatal(err)
+	}
+	type failing struct {
+		Attempts int    `json:"attempts"`
+		Error    string `json:"error"`
+		Since    int64  `json:"since"`
+		Next     int64  `json:"next"`
+	}
+	var list struct {
+		Businesses []struct {
+			UserID  string   `json:"user_id"`
+			Failing *failing `json:"webhook_failing"`
+		}
+	}
+	eventually(t, func() (bool, string) {
+		a.getJSON("/v1/admin/businesses", &list)
+		f := list.Businesses[0].Failing
+		return f != nil && f.Attempts >= 2, fmt.Sprintf("%+v", f)
+	})
+	f := list.Businesses[0].Failing
+	if !strings.Contains(f.Error, "500") || f.Since == 0 || f.Next < f.Since || strings.Contains(f.Error, hook.URL+"/") {
+		t.Fatalf("failing: %+v", f)
+	}
+	hook.mu.Lock()
+	hook.failing = 0
+	hook.mu.Unlock()
+	eventually(t, func() (bool, string) {
+		list.Businesses = nil // a field the answer leaves out would keep its old value
+		a.getJSON("/v1/admin/businesses", &list)
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		return list.Businesses[0].Failing == nil, fmt.Sprintf("%+v after %d posts, %d taken", list.Businesses[0].Failing, hook.posts, len(hook.bodies))
+	})
 }

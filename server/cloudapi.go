@@ -334,6 +334,15 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 		}
 		in.ReplyTo = m.ID
 	}
+	if req.BizOpaqueCallbackData != "" {
+		// Kept before the send: the "sent" status may be posted the
+		// moment the message is stored.
+		in.MsgID = store.NewID(store.PrefixMessage)
+		if err := s.st.PutCallbackData(ctx, b.UserID, in.MsgID, req.BizOpaqueCallbackData, time.Now()); err != nil {
+			s.writeGraphErr(w, r, err)
+			return
+		}
+	}
 	sent, err := s.chat.Send(ctx, actor, in)
 	if err != nil {
 		s.writeGraphErr(w, r, err)

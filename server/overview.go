@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,18 @@ type nodeReport struct {
 	// counts the minute that starts at FirstMinute (unix ms).
 	FirstMinute int64   `json:"first_minute"`
 	Minutes     []int64 `json:"minutes"`
+	// WebhooksFailing are the businesses whose webhook this node is
+	// retrying, by user id: the dashboard's Businesses page shows them.
+	WebhooksFailing map[string]hookFailure `json:"webhooks_failing,omitempty"`
+}
+
+// hookFailure is a business's webhook failing on the node that holds its
+// queue.
+type hookFailure struct {
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error"`
+	Since    int64  `json:"since"` // the first failure in a row (unix ms)
+	Next     int64  `json:"next"`  // the next try (unix ms)
 }
 
 // check is one dependency's state: "ok", "failing", "idle" (nothing
@@ -75,6 +88,9 @@ type nodeStats struct {
 	mail    *health.Outcomes
 	push    health.Outcomes
 	hooks   health.Outcomes // business webhook POSTs
+	// hookFail is the businesses whose webhooks this node retries now.
+	hookMu   sync.Mutex
+	hookFail map[string]hookFailure
 	// sent counts stored messages; the report loop turns it into counts
 	// per minute, so a send costs one atomic add.
 	sent atomic.Int64
@@ -127,6 +143,11 @@ func (s *Server) report(ctx context.Context, now time.Time, stopped bool) *nodeR
 	r := &nodeReport{NodeID: s.cfg.NodeID, Boot: n.boot, Version: s.version, StartedAt: n.started.UnixMilli(),
 		ReportedAt: now.UnixMilli(), Stopped: stopped, Draining: s.draining.Load(), Connections: conns, Users: users,
 		Engines: n.engines, Checks: map[string]check{}, FirstMinute: n.firstMinute, Minutes: append([]int64(nil), n.minutes...)}
+	n.hookMu.Lock()
+	if len(n.hookFail) > 0 {
+		r.WebhooksFailing = maps.Clone(n.hookFail)
+	}
+	n.hookMu.Unlock()
 
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	start := time.Now()
@@ -313,4 +334,51 @@ func stoppedReport(body []byte) bool {
 		Stopped bool `json:"stopped"`
 	}
 	return json.Unmarshal(body, &r) == nil && r.Stopped
+}
+
+// setHookFailure records (f non-nil) or clears business userID's webhook
+// failure on this node.
+func (n *nodeStats) setHookFailure(userID string, f *hookFailure) {
+	n.hookMu.Lock()
+	defer n.hookMu.Unlock()
+	if f == nil {
+		delete(n.hookFail, userID)
+		return
+	}
+	if n.hookFail == nil {
+		n.hookFail = map[string]hookFailure{}
+	}
+	if old, ok := n.hookFail[userID]; ok {
+		f.Since = old.Since
+	}
+	n.hookFail[userID] = *f
+}
+
+// webhookFailures merges the failing webhooks of the nodes up: this
+// node's live, the others' from their reports.
+func (s *Server) webhookFailures(ctx context.Context) map[string]hookFailure {
+	out := map[string]hookFailure{}
+	s.stats.hookMu.Lock()
+	maps.Copy(out, s.stats.hookFail)
+	s.stats.hookMu.Unlock()
+	reports, err := s.st.NodeReports(ctx)
+	if err != nil {
+		return out
+	}
+	stale := 3 * s.cfg.ReportEvery
+	for _, rep := range reports {
+		if rep.NodeID == s.cfg.NodeID || time.Since(rep.At) > stale {
+			continue
+		}
+		var nr nodeReport
+		if json.Unmarshal(rep.Body, &nr) != nil || nr.Stopped {
+			continue
+		}
+		for id, f := range nr.WebhooksFailing {
+			if old, ok := out[id]; !ok || f.Since < old.Since {
+				out[id] = f
+			}
+		}
+	}
+	return out
 }

@@ -505,6 +505,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	go s.every(time.Second, func(time.Time) { s.repairDevices() })
 	go s.reportLoop()
 	go s.webhookLoop()
+	go s.every(time.Hour, func(time.Time) { s.pruneCallbackData() })
 	s.startPushLoops()
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()

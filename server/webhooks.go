@@ -16,6 +16,7 @@ import (
 	"github.com/tern-im/tern/business"
 	"github.com/tern-im/tern/business/cloudapi"
 	"github.com/tern-im/tern/chat"
+	"github.com/tern-im/tern/internal/health"
 	"github.com/tern-im/tern/internal/safehttp"
 	"github.com/tern-im/tern/internal/seal"
 	"github.com/tern-im/tern/store"
@@ -127,6 +128,7 @@ func (s *Server) holdLease(holder string, b store.Business, st *webhookState, mu
 	now := time.Now()
 	ok, err := s.st.TakeLease(s.ctx, "webhooks:"+b.UserID, holder, now, now.Add(s.cfg.WebhookLease))
 	if err != nil || !ok {
+		s.stats.setHookFailure(b.UserID, nil) // another node's to tell now
 		return false
 	}
 	mu.Lock()
@@ -213,6 +215,9 @@ func (s *Server) deliverQueue(client *http.Client, holder string, b store.Busine
 		mu.Lock()
 		st.attempts, st.next = 0, time.Time{}
 		mu.Unlock()
+		// Not only after failures this worker counted: a lease taken anew
+		// forgets them (holdLease), and the failure shown must go too.
+		s.stats.setHookFailure(b.UserID, nil)
 	}
 }
 
@@ -224,6 +229,8 @@ func (s *Server) webhookFailed(b store.Business, st *webhookState, mu *sync.Mute
 	st.next = time.Now().Add(wait)
 	attempts := st.attempts
 	mu.Unlock()
+	now := time.Now()
+	s.stats.setHookFailure(b.UserID, &hookFailure{Attempts: attempts, Error: health.RedactURLs(err.Error()), Since: now.UnixMilli(), Next: now.Add(wait).UnixMilli()})
 	s.log.Info("webhooks: delivery failed; will try again", "business", b.UserID, "attempt", attempts, "in", wait, "err", err)
 }
 
@@ -337,6 +344,9 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 			return nil, "", err
 		}
 		st := cloudapi.NewStatus(business.MessageID(m.ChatID, m.ID), "sent", time.UnixMilli(m.TS), u.Phone)
+		if st.BizOpaqueCallbackData, err = s.callbackData(ctx, b, m.ID); err != nil {
+			return nil, "", err
+		}
 		return cloudapi.NewStatusPayload(b.WABAID, md, st), "", nil
 	case ev.Kind == store.EventReceipt && ev.Receipt != nil:
 		r := ev.Receipt
@@ -349,11 +359,48 @@ func (s *Server) webhookPayload(ctx context.Context, b store.Business, md clouda
 		}
 		statuses := make([]cloudapi.Status, 0, len(r.MsgIDs))
 		for _, id := range r.MsgIDs {
-			statuses = append(statuses, cloudapi.NewStatus(business.MessageID(r.ChatID, id), r.Status, time.UnixMilli(r.TS), reader.Phone))
+			st := cloudapi.NewStatus(business.MessageID(r.ChatID, id), r.Status, time.UnixMilli(r.TS), reader.Phone)
+			if st.BizOpaqueCallbackData, err = s.callbackData(ctx, b, id); err != nil {
+				return nil, "", err
+			}
+			statuses = append(statuses, st)
 		}
 		return cloudapi.NewStatusPayload(b.WABAID, md, statuses...), "", nil
 	}
 	return nil, "", nil
+}
+
+// callbackData is the biz_opaque_callback_data the business sent message
+// msgID with; "" if none.
+func (s *Server) callbackData(ctx context.Context, b store.Business, msgID string) (string, error) {
+	d, err := s.st.CallbackData(ctx, b.UserID, msgID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return d, err
+}
+
+// callbackKeep is how long a message's callback data waits for its
+// statuses: a phone offline for weeks still sends its delivered and read.
+const callbackKeep = 30 * 24 * time.Hour
+
+// pruneCallbackData deletes callback data older than callbackKeep, a
+// bounded batch per round; every node runs it (deletes are idempotent).
+func (s *Server) pruneCallbackData() {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	for range 10 {
+		n, err := s.st.PruneCallbackData(ctx, time.Now().Add(-callbackKeep), 1000)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Warn("webhooks: pruning callback data failed", "err", err)
+			}
+			return
+		}
+		if n < 1000 {
+			return
+		}
+	}
 }
 
 // inboundOf is a customer's message (not a reaction) as the Cloud API

@@ -76,7 +76,8 @@ func value(p map[string]any) map[string]any {
 // webhook in order, signed over the exact ASCII bytes, once each, also
 // across a receiver that fails for a while; the customer sees ✓✓ once the
 // webhook took them; the business's message gets delivered and read
-// statuses; the window opens from the queue.
+// statuses, each with the send's biz_opaque_callback_data; the window
+// opens from the queue.
 func TestBusinessWebhooks(t *testing.T) {
 	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
 		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 100 * time.Millisecond}})
@@ -147,7 +148,7 @@ func TestBusinessWebhooks(t *testing.T) {
 	// The business answers (the window is open); the customer's phone
 	// takes it and reads it: two statuses.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.URL+"/v21.0/"+b.PhoneNumberID+"/messages",
-		strings.NewReader(`{"messaging_product":"whatsapp","to":"14155550952","type":"text","text":{"body":"hi!"}}`))
+		strings.NewReader(`{"messaging_product":"whatsapp","to":"14155550952","type":"text","text":{"body":"hi!"},"biz_opaque_callback_data":"ticket-7 ✓"}`))
 	req.Header.Set("Authorization", "Bearer "+b.AccessToken)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
@@ -173,6 +174,9 @@ func TestBusinessWebhooks(t *testing.T) {
 				st := st.(map[string]any)
 				if st["id"] == answer.Messages[0].ID && st["recipient_id"] == "14155550952" {
 					seen = append(seen, st["status"].(string))
+					if st["biz_opaque_callback_data"] != "ticket-7 ✓" {
+						seen = append(seen, fmt.Sprintf("(%s without its callback data: %v)", st["status"], st))
+					}
 				}
 			}
 		}

@@ -54,7 +54,7 @@ func (o *Outcomes) Record(err error, at time.Time) {
 		s.FailingSince = at
 	}
 	s.ConsecutiveKO++
-	msg := redactURLs(err.Error())
+	msg := RedactURLs(err.Error())
 	if len(msg) > maxErrorText {
 		msg = msg[:maxErrorText] + "…"
 	}
@@ -85,7 +85,8 @@ func (o *Outcomes) Snapshot() Snapshot {
 // the store keeps, is the scheme and host only.
 var urls = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"']+`)
 
-func redactURLs(s string) string {
+// RedactURLs cuts every URL in s to its scheme and host.
+func RedactURLs(s string) string {
 	return urls.ReplaceAllStringFunc(s, func(raw string) string {
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" {

@@ -393,7 +393,9 @@ async function businessesPage(main) {
         h('tbody', {}, r.businesses.map((b) => h('tr', {},
           h('td', {}, h('button', { class: 'link', text: b.name, onclick: () => showBusiness(b, detail, load) })),
           h('td', { text: b.phone }), h('td', {}, h('code', { text: b.phone_number_id })),
-          h('td', { text: b.webhook_url ? (b.webhook_verified ? b.webhook_url : b.webhook_url + ' (not verified)') : 'none' }),
+          h('td', {}, h('span', { text: b.webhook_url ? (b.webhook_verified ? b.webhook_url : b.webhook_url + ' (not verified)') : 'none' }),
+            b.webhook_failing ? h('span', { class: 'state failing',
+              text: ` failing since ${new Date(b.webhook_failing.since).toLocaleString()} (${b.webhook_failing.attempts} tries; next ${new Date(b.webhook_failing.next).toLocaleTimeString()}): ${b.webhook_failing.error}` }) : null),
           h('td', { text: `${b.rate_per_second}/s` })))))
         : h('p', { class: 'hint', text: 'No businesses yet.' }));
     } catch (e) { fill(list, errorLine(e)); }
