@@ -729,7 +729,10 @@ export class ChatApp {
       fill(slot, divs);
       els.push(m.el);
     }
+    // Moved, a focused message's button would lose the focus: keep it.
+    const focused = this.msgList.contains(document.activeElement) ? document.activeElement : null;
     this.msgList.replaceChildren(...els);
+    if (focused?.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
     if (toBottom) {
       const divider = this.msgList.querySelector('.divider.unread');
       if (divider && !this.scrolledToMark) {
@@ -768,6 +771,7 @@ export class ChatApp {
         h('span', { text: q ? this.preview({ ...q, from: '' }) : 'Earlier message' })));
     }
     if (b.forwarded) content.push(h('p', { class: 'forwarded', text: '↪ Forwarded' }));
+    if (b.card?.header) content.push(h('p', { class: 'card-header', text: b.card.header }));
     if (b.deleted) {
       content.push(h('p', { class: 'deleted', text: own ? 'You deleted this message' : 'This message was deleted' }));
     } else if (b.uploading) {
@@ -780,6 +784,7 @@ export class ChatApp {
     } else {
       content.push(h('p', { class: 'text', text: b.text || '' }));
     }
+    if (b.card?.footer) content.push(h('p', { class: 'card-footer', text: b.card.footer }));
     const meta = h('span', { class: 'meta' },
       m.edited_ts && !b.deleted ? h('span', { class: 'edited', text: 'edited' }) : null,
       h('time', { datetime: new Date(m.ts || Date.now()).toISOString(), text: clock(m.ts || Date.now()) }));
@@ -799,7 +804,60 @@ export class ChatApp {
       h('div', { class: 'bubble' },
         chat?.kind === 'group' && !own ? h('p', { class: 'from', text: this.name(m.from) }) : null,
         content, meta, reactions),
+      b.card ? this.renderChoices(m, own) : null,
       actions);
+  }
+
+  // renderChoices is what a business's card offers to tap, under its
+  // bubble: reply buttons (up to 3) and the button that opens its list.
+  // Only the reader's taps count: on one's own card they are disabled.
+  renderChoices(m, own) {
+    const card = m.body.card;
+    const buttons = (card.buttons || []).slice(0, 3).map((c) => h('button', { type: 'button', class: 'choice', text: c.title,
+      disabled: own, onclick: () => this.choose(m, c) }));
+    if (card.list) {
+      buttons.push(h('button', { type: 'button', class: 'choice', 'aria-haspopup': 'dialog', disabled: own,
+        onclick: (ev) => this.openChoices(m, ev.currentTarget) }, icon('list'), card.list.button));
+    }
+    return buttons.length ? h('div', { class: 'choices' }, buttons) : null;
+  }
+
+  // openChoices shows a card's list: a dialog named by the list's button,
+  // its sections under their headings, a row a button named by its title
+  // and described by its description. Esc or a choice closes it, and the
+  // focus goes back to the button that opened it.
+  openChoices(m, opener) {
+    const list = m.body.card.list;
+    const pick = (c) => { this.dialog.close(); this.choose(m, c); };
+    let n = 0;
+    const row = (c) => {
+      const id = 'choice-desc-' + n++;
+      return h('li', {}, h('button', { type: 'button', 'aria-label': c.title, 'aria-describedby': c.description ? id : null,
+        onclick: () => pick(c) },
+        h('span', { class: 'choice-title', text: c.title }),
+        c.description ? h('span', { id, class: 'choice-desc', text: c.description }) : null));
+    };
+    fill(this.dialog, h('h2', { text: list.button }),
+      (list.sections || []).map((s) => h('section', {},
+        s.title ? h('h3', { text: s.title }) : null,
+        h('ul', { class: 'pick' }, (s.rows || []).map(row)))),
+      h('button', { type: 'button', text: 'Cancel', onclick: () => this.dialog.close() }));
+    this.showDialog();
+    this.dialog.addEventListener('close', () => this.refocus(m, opener), { once: true });
+    this.dialog.querySelector('.pick button')?.focus();
+  }
+
+  // choose answers a card: a reply to it naming the choice. The server
+  // sets the text to the choice's title; ours shows it until then.
+  choose(m, c) {
+    this.sendTo(m.chat_id, { choice: c.id, text: c.title }, m.msg_id);
+  }
+
+  // refocus puts the focus back on the button that opened a card's list
+  // (or on its twin, if the card was redrawn meanwhile).
+  refocus(m, opener) {
+    const el = opener.isConnected ? opener : m.el?.querySelector('.choices button[aria-haspopup]');
+    el?.focus({ preventScroll: true });
   }
 
   renderMedia(m) {
@@ -847,7 +905,7 @@ export class ChatApp {
       ...REACTIONS.map((e) => [e, () => this.react(m, e), 'React ' + e]),
       ['Forward', () => this.forward(m)],
     ];
-    if (own && m.body.text !== undefined && Date.now() - m.ts < 15 * 60_000) {
+    if (own && m.body.text !== undefined && !m.body.choice && Date.now() - m.ts < 15 * 60_000) {
       items.push(['Edit', () => { this.editing = m; this.replyTo = null; this.input.value = m.body.text; this.renderContext(); this.input.focus(); }]);
     }
     if (own || chat?.myRole === 'admin') items.push(['Delete for everyone', () => this.deleteForEveryone(m)]);
