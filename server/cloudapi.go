@@ -303,6 +303,9 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 	case cloudapi.MessageTypeImage, cloudapi.MessageTypeVideo, cloudapi.MessageTypeAudio, cloudapi.MessageTypeDocument, cloudapi.MessageTypeSticker:
 		m := map[string]*cloudapi.Media{cloudapi.MessageTypeImage: req.Image, cloudapi.MessageTypeVideo: req.Video,
 			cloudapi.MessageTypeAudio: req.Audio, cloudapi.MessageTypeDocument: req.Document, cloudapi.MessageTypeSticker: req.Sticker}[req.Type]
+		// A link is fetched now (up to linkTimeout), or an upload copied as
+		// another kind: past the listener's usual write timeout.
+		defer extendDeadlines(w, linkTimeout+30*time.Second, false)()
 		body, gerr := s.bizMediaBody(ctx, b, req.Type, m)
 		if gerr != nil {
 			writeGraph(w, gerr)
@@ -312,6 +315,7 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 	case cloudapi.MessageTypeInteractive:
 		in.Body = bizInteractiveBody(req.Interactive)
 	case cloudapi.MessageTypeTemplate:
+		defer extendDeadlines(w, linkTimeout+30*time.Second, false)() // a media header's link
 		body, gerr := s.bizTemplateBody(ctx, b, req.Template)
 		if gerr != nil {
 			writeGraph(w, gerr)
