@@ -184,7 +184,9 @@ func (s *Server) settle(ds []store.Delivery, errs []error) {
 			s.metrics.routed.WithLabelValues("routed").Inc()
 		case errors.Is(err, routing.ErrNoRoute):
 			s.metrics.routed.WithLabelValues("offline").Inc()
-			if ev.Kind == store.EventMessage && ev.Message != nil && !s.isBizDevice(ds[i].DeviceID) {
+			if s.isBizDevice(ds[i].DeviceID) {
+				s.wakeWebhooks(ds[i].DeviceID)
+			} else if ev.Kind == store.EventMessage && ev.Message != nil {
 				s.wakes.add(s.wakeFor(ds[i].DeviceID, ev.Message, false))
 			}
 		default:

@@ -254,6 +254,7 @@ func (c Config) withDefaults() Config {
 	if c.WebhookLease <= 0 {
 		c.WebhookLease = webhookLeaseDef
 	}
+	c.WebhookLease = max(c.WebhookLease, webhookMinLease)
 	if c.WebhookRetry <= 0 {
 		c.WebhookRetry = time.Second
 	}
@@ -398,6 +399,7 @@ type Server struct {
 	webhooks                   webhookWorkers                  // webhook posts running (webhooks.go)
 	bizRates                   sync.Map                        // business user id -> *bucket (cloudapi.go)
 	bizDevices                 atomic.Pointer[map[string]bool] // businesses' API devices (webhooks.go)
+	hookWakes                  chan string                     // API devices with new events (webhooks.go)
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
 	byUser                     map[string][]*session // the same sessions, by user id
@@ -428,6 +430,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg:        cfg.withDefaults(),
 		st:         d.Store,
+		hookWakes:  make(chan string, 64),
 		router:     d.Router,
 		push:       d.Push,
 		vapid:      d.VAPIDPublicKey,

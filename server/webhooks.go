@@ -44,6 +44,10 @@ const (
 	webhookMaxDelay    = time.Hour
 	webhookGiveUpDef   = 7 * 24 * time.Hour
 	webhookConcurrency = 8
+	webhookRounds      = 20 // pages a worker posts before it lets another business's turn come
+	// webhookMinLease bounds --webhook-lease: each POST gets at most the
+	// lease left less a second, and a POST needs some time.
+	webhookMinLease = 5 * time.Second
 )
 
 // webhookState is what a node remembers of one business's queue while
@@ -54,16 +58,74 @@ type webhookState struct {
 	attempts   int       // failures in a row
 	next       time.Time // no POST before
 	leaseUntil time.Time // this node's lease, as it last took it
+	again      bool      // woken while busy: look at the queue once more
 }
 
-// webhookLoop hands the queues this node can hold to worker goroutines.
+// webhookLoop hands the queues this node can hold to worker goroutines:
+// every business's at each WebhookPoll, and a business's at once when
+// this node stores an event for it while it holds the queue (a wake), so
+// that on one node, or on the node that holds the queue, a customer's
+// message is posted without waiting for the next poll.
 func (s *Server) webhookLoop() {
 	client := safehttp.NewClient(safehttp.Options{Timeout: webhookTimeout, AllowPrivate: s.cfg.WebhookAllowPrivate})
 	var mu sync.Mutex
 	states := map[string]*webhookState{}
+	known := map[string]store.Business{} // by API device, as last listed (this goroutine's)
 	workers := make(chan struct{}, webhookConcurrency)
 	holder := s.cfg.NodeID + "/" + s.stats.boot
-	tick := func(time.Time) {
+	// schedule starts a worker on b's queue, or has the running one look
+	// again before it stops; false when the node stops.
+	schedule := func(b store.Business, st *webhookState) bool {
+		mu.Lock()
+		if st.busy {
+			st.again = true
+			mu.Unlock()
+			return true
+		}
+		st.busy = true
+		mu.Unlock()
+		select {
+		case workers <- struct{}{}:
+		case <-s.ctx.Done():
+			return false
+		}
+		if !s.webhooks.start() {
+			<-workers
+			return false // stopping
+		}
+		go func() {
+			defer s.webhooks.wg.Done()
+			defer func() { <-workers }()
+			// A busy queue is posted page after page, up to a bound, so
+			// that its rate is not a page per poll; then the worker lets
+			// the other businesses' turn come.
+			for range webhookRounds {
+				more := s.deliverQueue(client, holder, b, st, &mu)
+				mu.Lock()
+				again := st.again
+				st.again = false
+				mu.Unlock()
+				if !more && !again || s.ctx.Err() != nil || s.draining.Load() {
+					break
+				}
+			}
+			mu.Lock()
+			st.busy = false
+			mu.Unlock()
+		}()
+		return true
+	}
+	stateOf := func(b store.Business) *webhookState {
+		mu.Lock()
+		defer mu.Unlock()
+		st := states[b.UserID]
+		if st == nil {
+			st = &webhookState{}
+			states[b.UserID] = st
+		}
+		return st
+	}
+	tick := func() {
 		devices := map[string]bool{}
 		for after := ""; ; {
 			bs, err := s.st.ListBusinesses(s.ctx, after, 200)
@@ -75,38 +137,13 @@ func (s *Server) webhookLoop() {
 			}
 			for _, b := range bs {
 				devices[b.DeviceID] = true
+				known[b.DeviceID] = b
 				if b.WebhookURL == "" || b.WebhookVerifiedAt.IsZero() {
 					continue
 				}
-				mu.Lock()
-				st := states[b.UserID]
-				if st == nil {
-					st = &webhookState{}
-					states[b.UserID] = st
-				}
-				if st.busy {
-					mu.Unlock()
-					continue
-				}
-				st.busy = true
-				mu.Unlock()
-				select {
-				case workers <- struct{}{}:
-				case <-s.ctx.Done():
+				if !schedule(b, stateOf(b)) {
 					return
 				}
-				if !s.webhooks.start() {
-					<-workers
-					return // stopping
-				}
-				go func() {
-					defer s.webhooks.wg.Done()
-					defer func() { <-workers }()
-					s.deliverQueue(client, holder, b, st, &mu)
-					mu.Lock()
-					st.busy = false
-					mu.Unlock()
-				}()
 			}
 			if len(bs) < 200 {
 				// The whole list read: publish it, with any device made
@@ -117,8 +154,41 @@ func (s *Server) webhookLoop() {
 			after = bs[len(bs)-1].UserID
 		}
 	}
-	tick(time.Now())
-	s.every(s.cfg.WebhookPoll, tick)
+	tick()
+	t := time.NewTicker(s.cfg.WebhookPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			tick()
+		case device := <-s.hookWakes:
+			b, ok := known[device]
+			if !ok || b.WebhookURL == "" || b.WebhookVerifiedAt.IsZero() {
+				continue
+			}
+			st := stateOf(b)
+			mu.Lock()
+			mine := time.Now().Before(st.leaseUntil)
+			mu.Unlock()
+			// Only a queue this node holds: another node's would cost a
+			// refused lease per event; its holder polls it.
+			if mine && !schedule(b, st) {
+				return
+			}
+		}
+	}
+}
+
+// wakeWebhooks tells the webhook loop that device, a business's API
+// device, has a new event; a wake that finds the loop busy is dropped
+// (the next poll finds the event).
+func (s *Server) wakeWebhooks(device string) {
+	select {
+	case s.hookWakes <- device:
+	default:
+	}
 }
 
 // holdLease takes or renews b's lease now; a lease newly taken (not held
@@ -140,8 +210,9 @@ func (s *Server) holdLease(holder string, b store.Business, st *webhookState, mu
 	return true
 }
 
-// deliverQueue posts up to a page of b's queue, while it holds the lease.
-func (s *Server) deliverQueue(client *http.Client, holder string, b store.Business, st *webhookState, mu *sync.Mutex) {
+// deliverQueue posts up to a page of b's queue, while it holds the lease;
+// more says it posted a whole page and stopped for no other reason.
+func (s *Server) deliverQueue(client *http.Client, holder string, b store.Business, st *webhookState, mu *sync.Mutex) (more bool) {
 	ctx := s.ctx
 	if !s.holdLease(holder, b, st, mu) {
 		return // another node posts this queue
@@ -194,7 +265,15 @@ func (s *Server) deliverQueue(client *http.Client, holder string, b store.Busine
 			// Not cut short by a stop: an event posted is acked before the
 			// node lets go (Shutdown waits), so the next holder does not
 			// post it again.
-			err := s.postWebhook(context.WithoutCancel(ctx), client, b.WebhookURL, secret, payload)
+			// Within the lease: a POST that outlived it could run beside
+			// the next holder's of the same event.
+			mu.Lock()
+			timeout := min(webhookTimeout, time.Until(st.leaseUntil)-time.Second)
+			mu.Unlock()
+			if timeout <= 0 {
+				return false // the next round renews the lease first
+			}
+			err := s.postWebhook(context.WithoutCancel(ctx), client, b.WebhookURL, secret, payload, timeout)
 			s.stats.hooks.Record(err, time.Now())
 			if err != nil {
 				if age := time.Since(time.UnixMilli(eventTS(ev))); age < s.cfg.WebhookGiveUp {
@@ -219,6 +298,7 @@ func (s *Server) deliverQueue(client *http.Client, holder string, b store.Busine
 		// forgets them (holdLease), and the failure shown must go too.
 		s.stats.setHookFailure(b.UserID, nil)
 	}
+	return len(events) == webhookPage
 }
 
 // webhookFailed backs b's queue off.
@@ -247,12 +327,12 @@ func eventTS(ev store.Event) int64 {
 
 // postWebhook POSTs one payload, signed, as Meta does: ASCII-only JSON
 // (with \/), X-Hub-Signature-256 over those exact bytes.
-func (s *Server) postWebhook(ctx context.Context, client *http.Client, url string, secret []byte, payload any) error {
+func (s *Server) postWebhook(ctx context.Context, client *http.Client, url string, secret []byte, payload any, timeout time.Duration) error {
 	body, err := cloudapi.MarshalMeta(payload)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {

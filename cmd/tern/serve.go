@@ -159,6 +159,8 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Int(&c.srv.EmailCodesPerUserHour, "email-codes-per-user-hour", sd.EmailCodesPerUserHour, "verification codes one user may have mailed per hour, to all addresses together (-1: unlimited)")
 	fs.Bool(&c.srv.WebPushAllowPrivate, "webpush-allow-private", false, "accept Web Push endpoints on loopback and private addresses (a push service on a private network); off, a subscription must name a public host")
 	fs.Bool(&c.srv.WebhookAllowPrivate, "webhook-allow-private", false, "let business webhooks (and their verification) go to loopback and private addresses: receivers inside your network")
+	fs.Duration(&c.srv.WebhookLease, "webhook-lease", time.Minute, "how long a node holds a business's webhook queue without renewing it: after a node dies, another takes its queues over this much later (at least 5s)")
+	fs.Duration(&c.srv.WebhookPoll, "webhook-poll", time.Second, "how often a node looks for webhook events it was not woken for (the events other nodes stored)")
 	fs.Int(&c.srv.SettingsPerUserHour, "settings-per-user-hour", sd.SettingsPerUserHour, "changes one user may make per hour to privacy, contacts and blocks (-1: unlimited)")
 	fs.String(&c.allowedOrigins, "allowed-origins", "", "comma-separated web `origins` (https://chat.example.com) whose pages may open a WebSocket; * allows any. Empty: the server's own origin only")
 	fs.String(&c.srv.AdminHost, "admin-host", "", "the host name on which alone the admin dashboard (/admin) and API (/v1/admin) answer, e.g. admin.chat.example.com (point it at the same nodes): an origin of their own, out of the chat client's reach; empty: every host")
