@@ -280,7 +280,19 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 			return
 		}
 	}
+	var tpl cloudapi.Rendered
+	if req.Type == cloudapi.MessageTypeTemplate {
+		// Before the number matters: a template that does not fit is
+		// refused alike for every number.
+		var gerr *cloudapi.Error
+		if tpl, gerr = s.renderTemplate(ctx, b, req.Template); gerr != nil {
+			writeGraph(w, gerr)
+			return
+		}
+	}
 	if !known {
+		// A template (which may reach anyone) to a number without an
+		// account: undeliverable, as the Cloud API's failed status says.
 		writeGraph(w, cloudapi.ErrUndeliverable())
 		return
 	}
@@ -316,7 +328,7 @@ func (s *Server) bizSend(w http.ResponseWriter, r *http.Request, b store.Busines
 		in.Body = bizInteractiveBody(req.Interactive)
 	case cloudapi.MessageTypeTemplate:
 		defer extendDeadlines(w, linkTimeout+30*time.Second, false)() // a media header's link
-		body, gerr := s.bizTemplateBody(ctx, b, req.Template)
+		body, gerr := s.templateBody(ctx, b, req.Template.Name, tpl)
 		if gerr != nil {
 			writeGraph(w, gerr)
 			return

@@ -39,6 +39,7 @@ const defaultGraphVersion = "v23.0"
 // address checked again as it is dialled).
 const (
 	linkTimeout      = 30 * time.Second
+	maxLinkFetches   = 8 // media links fetched at a time per node
 	maxLinkRedirects = 5
 )
 
@@ -303,14 +304,22 @@ func (s *Server) bizOwnFile(ctx context.Context, b store.Business, field, id str
 
 // bizLinkFile fetches link and keeps its bytes as the business's upload
 // of kind k. The fetch reaches public addresses only (unless
-// WebhookAllowPrivate, the switch of the business API's other outgoing
+// MediaLinkAllowPrivate, a switch of its own apart from the webhooks'
 // requests), checked on the address dialled, redirects included; it
 // takes at most linkTimeout and the kind's size limit.
 func (s *Server) bizLinkFile(ctx context.Context, b store.Business, link string, k imaging.Kind) (store.MediaFile, *cloudapi.Error) {
 	limit := s.uploadLimit(k)
 	ctx, cancel := context.WithTimeout(ctx, linkTimeout)
 	defer cancel()
-	client := safehttp.NewClient(safehttp.Options{Timeout: linkTimeout, AllowPrivate: s.cfg.WebhookAllowPrivate})
+	// A few at a time per node: each holds a connection out, a temporary
+	// file and up to linkTimeout, at the rate of the sends.
+	select {
+	case s.linkFetches <- struct{}{}:
+		defer func() { <-s.linkFetches }()
+	case <-ctx.Done():
+		return store.MediaFile{}, cloudapi.ErrMediaUpload(fmt.Sprintf("too many media links are being fetched; none freed up within %v", linkTimeout))
+	}
+	client := safehttp.NewClient(safehttp.Options{Timeout: linkTimeout, AllowPrivate: s.cfg.MediaLinkAllowPrivate})
 	defer client.CloseIdleConnections()
 	resp, gerr := getLink(ctx, client, link)
 	if gerr != nil {

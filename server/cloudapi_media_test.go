@@ -335,7 +335,7 @@ func newLinkServer(t *testing.T, png []byte, limit int64) *linkServer {
 // nothing is sent for any refusal.
 func TestBizMediaSend(t *testing.T) {
 	limit := int64(64 << 10)
-	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true, MediaLimits: map[string]int64{"image": limit}}})
+	n := servertest.Start(t, servertest.Options{Server: server.Config{MediaLinkAllowPrivate: true, MediaLimits: map[string]int64{"image": limit}}})
 	ctx := ctxT(t)
 	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550871", Name: "Acme"})
 	if err != nil {
@@ -459,12 +459,13 @@ func TestBizMediaSend(t *testing.T) {
 	}
 }
 
-// TestBizMediaLinksArePublicOnly: without WebhookAllowPrivate a media
+// TestBizMediaLinksArePublicOnly: without MediaLinkAllowPrivate (even
+// with the webhooks' switch on) a media
 // link must reach the public internet: loopback, private, link-local
 // addresses and names that resolve to them are refused (131053), the
 // server behind them gets no request, and nothing is sent.
 func TestBizMediaLinksArePublicOnly(t *testing.T) {
-	n := servertest.Start(t, servertest.Options{})
+	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true}})
 	ctx := ctxT(t)
 	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550874", Name: "Acme"})
 	if err != nil {

@@ -52,32 +52,35 @@ func bizInteractiveBody(in *cloudapi.Interactive) *wire.Body {
 	return &wire.Body{Text: in.Body.Text, Card: card}
 }
 
-// bizTemplateBody fills in the business's template for one send: 132001
+// renderTemplate fills in the business's template for one send: 132001
 // if it has no such template in that language, 132000 if the parameters
-// do not fit it.
-func (s *Server) bizTemplateBody(ctx context.Context, b store.Business, t *cloudapi.Template) (*wire.Body, *cloudapi.Error) {
+// do not fit it. It depends on nothing but the business and the request,
+// so that its refusals are the same whatever number the send is to.
+func (s *Server) renderTemplate(ctx context.Context, b store.Business, t *cloudapi.Template) (cloudapi.Rendered, *cloudapi.Error) {
 	rec, err := s.st.Template(ctx, b.UserID, t.Name, t.Language.Code)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, cloudapi.ErrTemplateNotFound("template name (" + t.Name + ") does not exist in " + t.Language.Code)
+		return cloudapi.Rendered{}, cloudapi.ErrTemplateNotFound("template name (" + t.Name + ") does not exist in " + t.Language.Code)
 	}
 	if err != nil {
 		s.log.Error("business: template lookup failed", "err", err)
-		return nil, cloudapi.NewError(2, "Service temporarily unavailable", "")
+		return cloudapi.Rendered{}, cloudapi.NewError(2, "Service temporarily unavailable", "")
 	}
 	var def cloudapi.TemplateDef
 	if err := json.Unmarshal(rec.Components, &def.Components); err != nil {
 		s.log.Error("business: a stored template does not decode", "business", b.UserID, "name", t.Name, "err", err)
-		return nil, cloudapi.NewError(2, "Service temporarily unavailable", "")
+		return cloudapi.Rendered{}, cloudapi.NewError(2, "Service temporarily unavailable", "")
 	}
-	r, gerr := def.Render(t)
-	if gerr != nil {
-		return nil, gerr
-	}
+	return def.Render(t)
+}
+
+// templateBody is the message of a rendered template named name: its
+// text, its card, and a media header's file (a link is fetched now).
+func (s *Server) templateBody(ctx context.Context, b store.Business, name string, r cloudapi.Rendered) (*wire.Body, *cloudapi.Error) {
 	text := r.Body
 	if len(r.Links) > 0 {
 		text += "\n\n" + strings.Join(r.Links, "\n")
 	}
-	card := &wire.Card{Header: r.Header, Footer: r.Footer, Template: t.Name}
+	card := &wire.Card{Header: r.Header, Footer: r.Footer, Template: name}
 	for _, q := range r.QuickReplies {
 		card.Buttons = append(card.Buttons, wire.Choice{ID: q.ID, Title: q.Title})
 	}

@@ -139,10 +139,13 @@ func TestBusinessRichMessages(t *testing.T) {
 	}{
 		"too few body parameters": {"14155550972", map[string]any{"name": "order_update", "language": map[string]any{"code": "en_US"}, "components": []any{
 			map[string]any{"type": "header", "parameters": params("42")}, map[string]any{"type": "body", "parameters": params("42")}}}, 132000},
-		"no such template":         {"14155550972", map[string]any{"name": "nope", "language": map[string]any{"code": "en_US"}}, 132001},
-		"no such language":         {"14155550972", map[string]any{"name": "order_update", "language": map[string]any{"code": "de"}}, 132001},
-		"a number nobody has":      {"14155550999", full, 131026},
-		"the URL's suffix missing": {"14155550972", map[string]any{"name": "order_update", "language": map[string]any{"code": "en_US"}, "components": full["components"].([]any)[:2]}, 132000},
+		"no such template": {"14155550972", map[string]any{"name": "nope", "language": map[string]any{"code": "en_US"}}, 132001},
+		// Refused alike whatever the number: nobody learns by a bad
+		// template whether a number has an account.
+		"no such template, to nobody": {"14155550999", map[string]any{"name": "nope", "language": map[string]any{"code": "en_US"}}, 132001},
+		"no such language":            {"14155550972", map[string]any{"name": "order_update", "language": map[string]any{"code": "de"}}, 132001},
+		"a number nobody has":         {"14155550999", full, 131026},
+		"the URL's suffix missing":    {"14155550972", map[string]any{"name": "order_update", "language": map[string]any{"code": "en_US"}, "components": full["components"].([]any)[:2]}, 132000},
 	} {
 		if code, res := send(c.to, c.tpl); code < 400 || graphCode(res) != c.code {
 			t.Errorf("%s: %d %v, want code %v", name, code, res, c.code)

@@ -149,6 +149,12 @@ type Config struct {
 	// go to loopback and private addresses (tests, receivers inside the
 	// operator's network).
 	WebhookAllowPrivate bool
+	// MediaLinkAllowPrivate lets the business API's media links (files
+	// the server fetches for a business's send) be on loopback and
+	// private addresses. Apart from the webhooks' switch: a business
+	// chooses its links, and what the server fetches it hands to a
+	// customer, who may be the business itself.
+	MediaLinkAllowPrivate bool
 	// WebhookPoll is how often the node looks at the business webhook
 	// queues (0: 1 s); WebhookGiveUp how long an event may keep failing
 	// before it is dropped (0: 7 days, the Cloud API's); WebhookRetry the
@@ -400,6 +406,7 @@ type Server struct {
 	bizRates                   sync.Map                        // business user id -> *bucket (cloudapi.go)
 	bizDevices                 atomic.Pointer[map[string]bool] // businesses' API devices (webhooks.go)
 	hookWakes                  chan string                     // API devices with new events (webhooks.go)
+	linkFetches                chan struct{}                   // business media links being fetched (cloudapi_media.go)
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
 	byUser                     map[string][]*session // the same sessions, by user id
@@ -428,25 +435,26 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:        cfg.withDefaults(),
-		st:         d.Store,
-		hookWakes:  make(chan string, 64),
-		router:     d.Router,
-		push:       d.Push,
-		vapid:      d.VAPIDPublicKey,
-		media:      d.Media,
-		imaging:    make(chan struct{}, 2),
-		auth:       d.Auth,
-		log:        d.Log,
-		reg:        d.Registry,
-		metrics:    newMetrics(d.Registry),
-		version:    d.Version,
-		now:        d.Now,
-		ctx:        ctx,
-		cancel:     cancel,
-		sessions:   make(map[string]*session),
-		sendSignal: make(chan struct{}, 1),
-		byUser:     make(map[string][]*session),
+		cfg:         cfg.withDefaults(),
+		st:          d.Store,
+		hookWakes:   make(chan string, 64),
+		linkFetches: make(chan struct{}, maxLinkFetches),
+		router:      d.Router,
+		push:        d.Push,
+		vapid:       d.VAPIDPublicKey,
+		media:       d.Media,
+		imaging:     make(chan struct{}, 2),
+		auth:        d.Auth,
+		log:         d.Log,
+		reg:         d.Registry,
+		metrics:     newMetrics(d.Registry),
+		version:     d.Version,
+		now:         d.Now,
+		ctx:         ctx,
+		cancel:      cancel,
+		sessions:    make(map[string]*session),
+		sendSignal:  make(chan struct{}, 1),
+		byUser:      make(map[string][]*session),
 	}
 	s.stats.boot, s.stats.started, s.stats.engines = store.NewID("boot"), time.Now(), d.Engines
 	s.stats.sms, s.stats.mail = d.SMS, d.Mail
@@ -508,7 +516,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 	go s.every(time.Second, func(time.Time) { s.repairDevices() })
 	go s.reportLoop()
 	go s.webhookLoop()
-	go s.every(time.Hour, func(time.Time) { s.pruneCallbackData() })
+	go func() {
+		s.pruneCallbackData()
+		s.every(10*time.Minute, func(time.Time) { s.pruneCallbackData() })
+	}()
 	s.startPushLoops()
 	// Budgets of devices gone for long enough have refilled: drop them.
 	keep := s.limits.keepFor()

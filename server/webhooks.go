@@ -44,7 +44,8 @@ const (
 	webhookMaxDelay    = time.Hour
 	webhookGiveUpDef   = 7 * 24 * time.Hour
 	webhookConcurrency = 8
-	webhookRounds      = 20 // pages a worker posts before it lets another business's turn come
+	webhookRounds      = 20               // pages a worker posts before it lets another business's turn come
+	webhookTurn        = 30 * time.Second // and the time it may take at most, give or take a POST
 	// webhookMinLease bounds --webhook-lease: each POST gets at most the
 	// lease left less a second, and a POST needs some time.
 	webhookMinLease = 5 * time.Second
@@ -75,10 +76,10 @@ func (s *Server) webhookLoop() {
 	holder := s.cfg.NodeID + "/" + s.stats.boot
 	// schedule starts a worker on b's queue, or has the running one look
 	// again before it stops; false when the node stops.
-	schedule := func(b store.Business, st *webhookState) bool {
+	schedule := func(b store.Business, st *webhookState, woken bool) bool {
 		mu.Lock()
 		if st.busy {
-			st.again = true
+			st.again = st.again || woken
 			mu.Unlock()
 			return true
 		}
@@ -96,16 +97,26 @@ func (s *Server) webhookLoop() {
 		go func() {
 			defer s.webhooks.wg.Done()
 			defer func() { <-workers }()
-			// A busy queue is posted page after page, up to a bound, so
-			// that its rate is not a page per poll; then the worker lets
-			// the other businesses' turn come.
-			for range webhookRounds {
+			// A busy queue is posted page after page, up to a bound in
+			// pages and in time, so that its rate is not a page per poll;
+			// then the worker lets the other businesses' turn come.
+			turnEnds := time.Now().Add(webhookTurn)
+			for round := range webhookRounds {
+				if round > 0 {
+					// The business as it is now: a webhook changed or
+					// removed meanwhile is not posted to again.
+					fresh, err := s.st.Business(s.ctx, b.UserID)
+					if err != nil || fresh.WebhookURL != b.WebhookURL || fresh.WebhookVerifiedAt.IsZero() {
+						break
+					}
+					b = fresh
+				}
 				more := s.deliverQueue(client, holder, b, st, &mu)
 				mu.Lock()
 				again := st.again
 				st.again = false
 				mu.Unlock()
-				if !more && !again || s.ctx.Err() != nil || s.draining.Load() {
+				if !more && !again || s.ctx.Err() != nil || s.draining.Load() || time.Now().After(turnEnds) {
 					break
 				}
 			}
@@ -139,9 +150,10 @@ func (s *Server) webhookLoop() {
 				devices[b.DeviceID] = true
 				known[b.DeviceID] = b
 				if b.WebhookURL == "" || b.WebhookVerifiedAt.IsZero() {
+					s.stats.setHookFailure(b.UserID, nil) // nothing to post to, nothing failing
 					continue
 				}
-				if !schedule(b, stateOf(b)) {
+				if !schedule(b, stateOf(b), false) {
 					return
 				}
 			}
@@ -174,7 +186,7 @@ func (s *Server) webhookLoop() {
 			mu.Unlock()
 			// Only a queue this node holds: another node's would cost a
 			// refused lease per event; its holder polls it.
-			if mine && !schedule(b, st) {
+			if mine && !schedule(b, st, true) {
 				return
 			}
 		}
@@ -464,12 +476,13 @@ func (s *Server) callbackData(ctx context.Context, b store.Business, msgID strin
 // statuses: a phone offline for weeks still sends its delivered and read.
 const callbackKeep = 30 * 24 * time.Hour
 
-// pruneCallbackData deletes callback data older than callbackKeep, a
-// bounded batch per round; every node runs it (deletes are idempotent).
+// pruneCallbackData deletes callback data older than callbackKeep, in
+// batches until none is left or 5 minutes went by; every node runs it
+// (deletes are idempotent), at its start and every 10 minutes.
 func (s *Server) pruneCallbackData() {
-	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 	defer cancel()
-	for range 10 {
+	for {
 		n, err := s.st.PruneCallbackData(ctx, time.Now().Add(-callbackKeep), 1000)
 		if err != nil {
 			if s.ctx.Err() == nil {

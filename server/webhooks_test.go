@@ -29,6 +29,7 @@ type hookReceiver struct {
 	bodies  []map[string]any
 	failing int // answer 500 to this many more posts
 	posts   int
+	gets    int
 	badSigs int
 }
 
@@ -36,6 +37,9 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	h := &hookReceiver{}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
+			h.mu.Lock()
+			h.gets++
+			h.mu.Unlock()
 			status, body := cloudapi.AnswerVerification(r.URL.Query(), "verify-me")
 			w.WriteHeader(status)
 			_, _ = io.WriteString(w, body)
@@ -322,4 +326,31 @@ func grepLines(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestWebhooksArePublicOnly: without WebhookAllowPrivate a webhook on a
+// loopback address is refused when the business is made (and by
+// subscribed_apps), and the receiver gets no request, not even the
+// verification.
+func TestWebhooksArePublicOnly(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{MediaLinkAllowPrivate: true}})
+	ctx := ctxT(t)
+	hook := newHookReceiver(t)
+	if _, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550941", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"}); err == nil {
+		t.Fatal("a business made with a webhook on 127.0.0.1")
+	}
+	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550942", Name: "Beta"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, res := graphDo(t, ctx, http.MethodPost, n.URL+"/v23.0/"+b.WABAID+"/subscribed_apps", b.AccessToken,
+		map[string]string{"override_callback_uri": hook.URL, "verify_token": "verify-me"})
+	if code != http.StatusBadRequest || graphCode(res) < 0 {
+		t.Fatalf("subscribed_apps with a loopback URL: %d %v", code, res)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if hook.posts != 0 || hook.gets != 0 {
+		t.Fatalf("the receiver got %d GETs and %d POSTs", hook.gets, hook.posts)
+	}
 }

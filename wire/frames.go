@@ -91,6 +91,10 @@ type Body struct {
 	Expired bool `json:"expired,omitempty"`
 }
 
+// MaxChoiceBytes bounds a choice's id: the business API takes ids and
+// payloads of up to 1,000 characters, in UTF-8 up to 4,000 bytes.
+const MaxChoiceBytes = 4096
+
 // Card is a business message's header, footer and choices: reply
 // buttons (up to 3) or a list (a button that opens sections of rows).
 // Template names the business's template that made the message, if one
@@ -324,7 +328,7 @@ func (b *Body) Validate() error {
 		}
 		return b.validateAction(n)
 	}
-	if b.Choice != "" && (b.MediaID != "" || b.Card != nil || len(b.Choice) > MaxIDLen*2) {
+	if b.Choice != "" && (b.MediaID != "" || b.Card != nil || len(b.Choice) > MaxChoiceBytes) {
 		return Errorf(CodeBadRequest, "a choice is a reply with the choice's id and no media or card")
 	}
 	if b.Text == "" && b.MediaID == "" && b.Choice == "" {

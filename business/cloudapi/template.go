@@ -38,6 +38,7 @@ const (
 	MaxTemplateFoot = 60
 	MaxButtonText   = 25
 	MaxTemplateBtns = 10
+	MaxPayload      = 1000 // a quick reply's payload, in characters
 )
 
 // TemplateDef is a registered template: its name, language, category
@@ -141,6 +142,7 @@ func (c *DefComponent) check(field string) *Error {
 		if len(c.Buttons) == 0 || len(c.Buttons) > MaxTemplateBtns {
 			return ErrParameterValueNotValid(fmt.Sprintf("%s.buttons: 1 to %d", field, MaxTemplateBtns))
 		}
+		texts := map[string]bool{}
 		for j := range c.Buttons {
 			b := &c.Buttons[j]
 			bf := fmt.Sprintf("%s.buttons[%d]", field, j)
@@ -148,6 +150,10 @@ func (c *DefComponent) check(field string) *Error {
 			if e := checkRequired(bf+".text", b.Text, MaxButtonText); e != nil {
 				return e
 			}
+			if texts[b.Text] {
+				return ErrParameterValueNotValid(bf + ".text is another button's too")
+			}
+			texts[b.Text] = true
 			switch b.Type {
 			case DefQuickReply:
 			case DefURL:
@@ -213,8 +219,14 @@ func (d TemplateDef) Render(send *Template) (Rendered, *Error) {
 	buttons := map[int]Component{}
 	for _, c := range send.Components {
 		if c.Type == ComponentButton {
+			if _, dup := buttons[int(*c.Index)]; dup {
+				return Rendered{}, ErrInvalidParameter(fmt.Sprintf("button %d is given twice", *c.Index))
+			}
 			buttons[int(*c.Index)] = c
 			continue
+		}
+		if _, dup := byType[c.Type]; dup {
+			return Rendered{}, ErrInvalidParameter(fmt.Sprintf("the %s is given twice", c.Type))
 		}
 		byType[c.Type] = c
 	}
@@ -253,6 +265,15 @@ func (d TemplateDef) Render(send *Template) (Rendered, *Error) {
 					id := b.Text
 					if given && sent.SubType == ButtonQuickReply && len(sent.Parameters) == 1 {
 						id = sent.Parameters[0].Payload
+					}
+					if runes(id) > MaxPayload {
+						return Rendered{}, ErrParameterValueNotValid(fmt.Sprintf("button %d's payload is over %d characters", i, MaxPayload))
+					}
+					for _, q := range r.QuickReplies {
+						if q.ID == id {
+							// A tap must say which button it was.
+							return Rendered{}, ErrParameterValueNotValid(fmt.Sprintf("button %d's payload %q is another button's too", i, id))
+						}
 					}
 					r.QuickReplies = append(r.QuickReplies, Reply{ID: id, Title: b.Text})
 				case DefURL:

@@ -159,6 +159,7 @@ func serveFlags(c *serveConfig) *flagSet {
 	fs.Int(&c.srv.EmailCodesPerUserHour, "email-codes-per-user-hour", sd.EmailCodesPerUserHour, "verification codes one user may have mailed per hour, to all addresses together (-1: unlimited)")
 	fs.Bool(&c.srv.WebPushAllowPrivate, "webpush-allow-private", false, "accept Web Push endpoints on loopback and private addresses (a push service on a private network); off, a subscription must name a public host")
 	fs.Bool(&c.srv.WebhookAllowPrivate, "webhook-allow-private", false, "let business webhooks (and their verification) go to loopback and private addresses: receivers inside your network")
+	fs.Bool(&c.srv.MediaLinkAllowPrivate, "media-link-allow-private", false, "let the business API fetch media links on loopback and private addresses (what it fetches goes to the business's customers: keep it off unless every business is trusted)")
 	fs.Duration(&c.srv.WebhookLease, "webhook-lease", time.Minute, "how long a node holds a business's webhook queue without renewing it: after a node dies, another takes its queues over this much later (at least 5s)")
 	fs.Duration(&c.srv.WebhookPoll, "webhook-poll", time.Second, "how often a node looks for webhook events it was not woken for (the events other nodes stored)")
 	fs.Int(&c.srv.SettingsPerUserHour, "settings-per-user-hour", sd.SettingsPerUserHour, "changes one user may make per hour to privacy, contacts and blocks (-1: unlimited)")

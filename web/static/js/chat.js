@@ -809,11 +809,12 @@ export class ChatApp {
   }
 
   // renderChoices is what a business's card offers to tap, under its
-  // bubble: reply buttons (up to 3) and the button that opens its list.
+  // bubble: reply buttons (3 for interactive messages, up to 10 for a
+  // template's quick replies) and the button that opens its list.
   // Only the reader's taps count: on one's own card they are disabled.
   renderChoices(m, own) {
     const card = m.body.card;
-    const buttons = (card.buttons || []).slice(0, 3).map((c) => h('button', { type: 'button', class: 'choice', text: c.title,
+    const buttons = (card.buttons || []).map((c) => h('button', { type: 'button', class: 'choice', text: c.title,
       disabled: own, onclick: () => this.choose(m, c) }));
     if (card.list) {
       buttons.push(h('button', { type: 'button', class: 'choice', 'aria-haspopup': 'dialog', disabled: own,
