@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,5 +277,69 @@ func TestBusinessRichMessages(t *testing.T) {
 	}
 	if code, res := do(http.MethodDelete, templates+"?name=order_update", nil); code < 400 || graphCode(res) != 132001 {
 		t.Fatalf("deleting again: %d %v", code, res)
+	}
+}
+
+// TestBusinessWindow: the 24-hour rule by the message times: a customer
+// whose last message is 25 hours old gets no free-form message (131047),
+// but a template; writing again opens the window, whether or not the
+// webhook has taken the message yet (no webhook here); with the rule off,
+// free-form goes out regardless.
+func TestBusinessWindow(t *testing.T) {
+	var offset atomic.Int64 // how far the chat clock is behind
+	n := servertest.Start(t, servertest.Options{ChatNow: func() time.Time { return time.Now().Add(-time.Duration(offset.Load())) }})
+	ctx := ctxT(t)
+	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550981", Name: "Acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	customer := n.Login(t, "+14155550982", "c")
+	messages := "/v23.0/" + b.PhoneNumberID + "/messages"
+	send := func(body map[string]any) (int, map[string]any) {
+		body["messaging_product"], body["to"] = "whatsapp", "14155550982"
+		return graphDo(t, ctx, http.MethodPost, n.URL+messages, b.AccessToken, body)
+	}
+	freeForm := map[string]any{"type": "text", "text": map[string]any{"body": "still there?"}}
+
+	offset.Store(int64(25 * time.Hour))
+	if _, err := customer.Send(ctx, b.UserID, text("hello, yesterday")); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(0)
+	if code, res := send(freeForm); code != http.StatusBadRequest || graphCode(res) != 131047 {
+		t.Fatalf("25 hours after the customer wrote: %d %v", code, res)
+	}
+	if code, res := graphDo(t, ctx, http.MethodPost, n.URL+"/v23.0/"+b.WABAID+"/message_templates", b.AccessToken,
+		map[string]any{"name": "nudge", "language": "en", "category": "MARKETING", "components": []any{map[string]any{"type": "BODY", "text": "We miss you"}}}); code != http.StatusOK {
+		t.Fatalf("register: %d %v", code, res)
+	}
+	if code, res := send(map[string]any{"type": "template", "template": map[string]any{"name": "nudge", "language": map[string]any{"code": "en"}}}); code != http.StatusOK {
+		t.Fatalf("a template out of the window: %d %v", code, res)
+	}
+	if _, err := customer.Send(ctx, b.UserID, text("back again")); err != nil {
+		t.Fatal(err)
+	}
+	if code, res := send(freeForm); code != http.StatusOK {
+		t.Fatalf("right after the customer wrote: %d %v", code, res)
+	}
+
+	// The rule off: free-form to a customer who wrote long ago.
+	other := n.Login(t, "+14155550983", "o")
+	offset.Store(int64(48 * time.Hour))
+	if _, err := other.Send(ctx, b.UserID, text("long ago")); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(0)
+	rec, err := n.Store.Business(ctx, b.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.WindowRule = false
+	if err := n.Store.UpdateBusiness(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"messaging_product": "whatsapp", "to": "14155550983", "type": "text", "text": map[string]any{"body": "news"}}
+	if code, res := graphDo(t, ctx, http.MethodPost, n.URL+messages, b.AccessToken, body); code != http.StatusOK {
+		t.Fatalf("with the rule off: %d %v", code, res)
 	}
 }
