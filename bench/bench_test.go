@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,7 @@ import (
 	"github.com/tern-im/tern/auth"
 	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
+	"github.com/tern-im/tern/wire"
 )
 
 func startNode(t *testing.T) *servertest.Node {
@@ -472,6 +475,180 @@ func TestPresenceConfig(t *testing.T) {
 		{Mode: ModePresence, Churn: 1.5},
 		{Mode: ModePresence, Conns: MaxConns + 1},
 		{Mode: ModePresence, Conns: 10, Follows: 2, Churn: 0.01, Duration: time.Second},
+	} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+// startBusinessNode starts a node whose webhooks may go to loopback, and
+// which looks at its webhook queues every 50 ms (a node's default is 1 s),
+// with a stand-in for tern serve's admin listener: the three calls
+// business mode makes there, by the same server methods, behind token.
+func startBusinessNode(t *testing.T, token string) (*servertest.Node, string) {
+	t.Helper()
+	n := servertest.Start(t, servertest.Options{Server: server.Config{SendsPerSecond: 1e5, SendBurst: 1e5,
+		WebhookAllowPrivate: true, WebhookPoll: 50 * time.Millisecond}})
+	answer := func(w http.ResponseWriter, v any, err error, status int) {
+		var we *wire.Error
+		switch {
+		case errors.As(err, &we):
+			http.Error(w, we.Message, wire.HTTPStatus(we.Code))
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(v)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/v1/businesses", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Phone, Name, WebhookURL, VerifyToken string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		b, err := n.Srv.CreateBusiness(r.Context(), server.NewBusiness{Phone: req.Phone, Name: req.Name})
+		answer(w, b, err, http.StatusCreated)
+	})
+	mux.HandleFunc("POST /admin/v1/admins", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Username, Password string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		a, err := n.Srv.CreateAdmin(r.Context(), req.Username, req.Password)
+		answer(w, map[string]string{"admin_id": a.ID}, err, http.StatusCreated)
+	})
+	mux.HandleFunc("POST /admin/v1/admins/reset", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Username, Password string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		a, err := n.Srv.ResetAdmin(r.Context(), req.Username, req.Password)
+		answer(w, map[string]string{"admin_id": a.ID}, err, http.StatusOK)
+	})
+	ops := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "admin token required", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ops.Close)
+	return n, ops.URL
+}
+
+// TestBusiness runs business mode end to end: 2 businesses made through
+// the admin listener, 6 customers. Every customer message answered sent
+// must be posted to the receiver once, signed, and earn its ✓✓; every
+// send answered 200 must reach its customer once, and both its statuses
+// the receiver. A second run reuses the businesses of the business file.
+func TestBusiness(t *testing.T) {
+	n, ops := startBusinessNode(t, "opstoken")
+	file := filepath.Join(t.TempDir(), "businesses.json")
+	cfg := Config{Mode: ModeBusiness, Conns: 6, Businesses: 2, Inflight: 3, Rate: 20, SendRate: 40,
+		Duration: 2 * time.Second, Warmup: 200 * time.Millisecond, Drain: 10 * time.Second,
+		AdminAddr: ops, AdminToken: "opstoken", BusinessFile: file}
+	rep, out := run(t, n, cfg)
+	br := rep.Business
+	if br == nil || br.Webhooks == nil || br.Sends == nil {
+		t.Fatalf("no business report: %+v", br)
+	}
+	if br.Made != 2 || br.Customers != 6 || br.RateLimit != DefaultBusinessRateLimit || rep.Connect.Sockets != 6 {
+		t.Errorf("made %d businesses, %d customers, %d sockets, rate limit %d", br.Made, br.Customers, rep.Connect.Sockets, br.RateLimit)
+	}
+	rc := br.Receiver
+	if rc.Verifications != 2 || rc.BadSignatures != 0 || rc.BadBodies != 0 || rc.WrongBusiness != 0 || rc.VerifyRefused != 0 {
+		t.Errorf("receiver %+v", rc)
+	}
+	wr := br.Webhooks
+	// 20/s for 2.2 s: 44 customer messages.
+	if wr.Scheduled != 44 || wr.Issued != 44 || wr.Durable != 44 {
+		t.Errorf("scheduled %d, issued %d, durable %d; want 44", wr.Scheduled, wr.Issued, wr.Durable)
+	}
+	if wr.Posted != wr.Durable || wr.Lost != 0 || wr.Duplicates != 0 || wr.Ticked != wr.Durable || wr.Unticked != 0 ||
+		wr.Errors != 0 || wr.Unanswered != 0 || wr.PostedInWindow <= 0 {
+		t.Errorf("webhooks %+v", wr)
+	}
+	checkOrdered(t, "due→sent", wr.Sent)
+	checkOrdered(t, "due→webhook", wr.Webhook)
+	checkOrdered(t, "due→✓✓", wr.Tick)
+	sr := br.Sends
+	// 40/s for 2.2 s: 88 sends.
+	if sr.Scheduled != 88 || sr.Issued != 88 || sr.Accepted != 88 || sr.Errors != 0 || sr.Unanswered != 0 {
+		t.Errorf("issued %d, accepted %d, errors %d %v, unanswered %d; want 88 accepted", sr.Issued, sr.Accepted, sr.Errors, sr.ErrorCodes, sr.Unanswered)
+	}
+	if sr.Received != sr.Accepted || sr.Lost != 0 || sr.Unexpected != 0 || sr.Duplicates != 0 || sr.AcceptedInWindow <= 0 {
+		t.Errorf("sends %+v", sr)
+	}
+	if sr.StatusesOwed != 2*sr.Accepted || sr.StatusesSent != sr.Accepted || sr.StatusesDelivered != sr.Accepted ||
+		sr.StatusDuplicates != 0 || sr.StatusesForeign != 0 || sr.StatusesFailed != 0 || sr.StatusesOther != 0 {
+		t.Errorf("statuses %+v", sr)
+	}
+	checkOrdered(t, "due→200", sr.Send)
+	checkOrdered(t, "due→customer", sr.Receive)
+	checkOrdered(t, "due→sent status", sr.SentSt)
+	checkOrdered(t, "due→delivered status", sr.Delivered)
+	checkOrdered(t, "lag", sr.Lag)
+	if p := br.Phases[PhaseSends]; p.ServerCPUSeconds <= 0 || p.BenchCPUSeconds <= 0 || br.Phases[PhaseWebhooks].ServerWebhooksOK <= 0 {
+		t.Errorf("phases %+v", br.Phases)
+	}
+	if rep.ServerCPUSeconds <= 0 || rep.Bench.CPUSeconds <= 0 || rep.Server.RSSBytes <= 0 {
+		t.Errorf("server cpu %v s, bench cpu %v s, server rss %v", rep.ServerCPUSeconds, rep.Bench.CPUSeconds, rep.Server.RSSBytes)
+	}
+	for _, want := range []string{"mode=business", "businesses=2", "webhooks phase", "sends phase", "due→webhook POST",
+		"due→customer", "bad signatures 0", "statuses"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	st, err := os.Stat(file)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("business file: %v, %v", st, err)
+	}
+
+	// Again, the webhooks alone, with the businesses of the file and no
+	// admin token: they keep their settings, and their queues were
+	// drained, so nothing from the first run comes.
+	cfg.AdminToken, cfg.Phases = "", PhaseWebhooks
+	rep, _ = run(t, n, cfg)
+	br = rep.Business
+	if br.Made != 0 || br.RateLimit != 0 || br.Sends != nil || br.Webhooks == nil || br.Backlog != 0 {
+		t.Fatalf("second run: made %d, rate limit %d, sends %v, backlog %d", br.Made, br.RateLimit, br.Sends, br.Backlog)
+	}
+	if wr := br.Webhooks; wr.Posted != wr.Durable || wr.Durable != 44 || wr.Lost != 0 || wr.Ticked != 44 || br.Receiver.BadSignatures != 0 {
+		t.Errorf("second run: %+v", wr)
+	}
+}
+
+// TestBusinessNeedsAdminToken: without the admin token and a business
+// file that holds enough businesses, the run stops before any sign-up.
+func TestBusinessNeedsAdminToken(t *testing.T) {
+	cfg := Config{Addr: "127.0.0.1:1", Mode: ModeBusiness, Conns: 2, CodeSource: func(context.Context, string) (string, error) {
+		t.Error("a customer signed up")
+		return "", errors.New("no")
+	}}
+	if _, err := Run(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "admin token") {
+		t.Errorf("no token: %v", err)
+	}
+}
+
+func TestBusinessConfig(t *testing.T) {
+	c, err := Config{Mode: ModeBusiness}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Conns != DefaultBusinessConns || c.Businesses != 1 || c.Inflight != DefaultBusinessInflight || c.Rate != DefaultBusinessRate ||
+		c.Duration != DefaultBusinessDuration || c.RateLimit != DefaultBusinessRateLimit || c.Phases != "webhooks,sends" ||
+		c.AdminAddr != "http://"+DefaultAdminAddr || !c.hasPhase(PhaseSends) || !c.hasPhase(PhaseWebhooks) {
+		t.Errorf("defaults %+v", c)
+	}
+	c, err = Config{Mode: ModeBusiness, Phases: "sends, webhooks", Nodes: []string{"127.0.0.1:8082", " "}}.withDefaults()
+	if err != nil || c.Phases != "webhooks,sends" || len(c.Nodes) != 1 || c.Nodes[0] != "http://127.0.0.1:8082" {
+		t.Errorf("phases %q, nodes %q, %v", c.Phases, c.Nodes, err)
+	}
+	for _, bad := range []Config{
+		{Mode: ModeBusiness, Phases: "both"},
+		{Mode: ModeBusiness, Businesses: MaxBusinesses + 1, Conns: 1000},
+		{Mode: ModeBusiness, Businesses: 5, Conns: 4},
+		{Mode: ModeBusiness, RateLimit: 1001},
+		{Mode: ModeBusiness, SendRate: -1},
+		{Mode: ModeClosed, Nodes: []string{"127.0.0.1:8082"}},
 	} {
 		if _, err := bad.withDefaults(); err == nil {
 			t.Errorf("%+v accepted", bad)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,10 @@ const (
 	ModePresence = "presence"
 	// ModeMedia uploads files and downloads them again.
 	ModeMedia = "media"
+	// ModeBusiness drives the business API: customers' messages to a
+	// business, posted to the bench's webhook receiver, and the
+	// business's REST sends to its connected customers.
+	ModeBusiness = "business"
 )
 
 // Defaults of Config fields left at their zero value.
@@ -58,6 +63,28 @@ const (
 	DefaultMediaSize     = 1 << 20
 	DefaultMediaCount    = 20
 	DefaultMediaParallel = 1
+
+	// Business mode.
+	DefaultBusinessConns    = 100 // connected customers
+	DefaultBusinessInflight = 16  // REST sends in flight (workers)
+	DefaultBusinessRate     = 40  // customer messages/s to the businesses
+	DefaultBusinessDuration = 15 * time.Second
+	// DefaultBusinessRateLimit is the rate_per_second business mode gives
+	// each business: the most the server allows a number (the Cloud API's
+	// is 80 by default, up to 1,000 on upgrade).
+	DefaultBusinessRateLimit = 1000
+	DefaultAdminAddr         = "127.0.0.1:9090"
+	DefaultWebhookListen     = "127.0.0.1:0"
+)
+
+// MaxBusinesses bounds business mode's businesses: each is one number
+// made through the admin listener, with its own webhook queue.
+const MaxBusinesses = 64
+
+// Business mode's phases, in the order they run (Config.Phases).
+const (
+	PhaseWebhooks = "webhooks"
+	PhaseSends    = "sends"
 )
 
 // MaxMediaParallel bounds media mode's transfers at once: each upload
@@ -92,10 +119,11 @@ const MaxConns = 18000
 type Config struct {
 	// Addr is the server: host:port or a base URL (http://host:port).
 	Addr string `json:"addr"`
-	// Mode is idle, closed, rate, group, presence or media.
+	// Mode is idle, closed, rate, group, presence, media or business.
 	Mode string `json:"mode"`
 
-	// Conns is the number of devices idle and presence modes connect.
+	// Conns is the number of devices idle and presence modes connect;
+	// in business mode, the customers (one device each).
 	Conns int `json:"conns,omitempty"`
 	// Hold is how long idle mode holds them before measuring.
 	Hold time.Duration `json:"hold,omitempty"`
@@ -117,7 +145,9 @@ type Config struct {
 	Warmup    time.Duration `json:"warmup"`
 	WarmupSet bool          `json:"-"`
 	// Rate is the offered load of rate mode, messages per second in all;
-	// in group mode, group messages per second, all senders together.
+	// in group mode, group messages per second, all senders together; in
+	// business mode, the customers' messages per second to the
+	// businesses, all together (the webhooks phase).
 	Rate float64 `json:"rate,omitempty"`
 	// Drain is how long the end waits for outstanding messages to be
 	// delivered; what is still missing then counts as lost.
@@ -155,6 +185,43 @@ type Config struct {
 	MediaCount int `json:"media_count,omitempty"`
 	// MediaParallel is how many of media mode's transfers run at once.
 	MediaParallel int `json:"media_parallel,omitempty"`
+
+	// Businesses is how many businesses business mode drives; customer i
+	// talks to business i mod Businesses. Each has its own webhook queue
+	// and its own rate.
+	Businesses int `json:"businesses,omitempty"`
+	// BusinessFile, when set, keeps the businesses (their ids, API token
+	// and app secret; written 0600) between runs: those in it are used,
+	// and what is missing is made and added. A file made by hand holds at
+	// least phone, phone_number_id, waba_id, access_token and app_secret
+	// (the fields tern business create prints, and the phone).
+	BusinessFile string `json:"business_file,omitempty"`
+	// AdminAddr and AdminToken reach the node's admin listener (its
+	// --admin-addr and --admin-token), which makes businesses; with them
+	// the bench also signs in to the admin API (as the dashboard account
+	// "tern-bench", made or reset through the same listener) to set each
+	// business's rate and turn its 24-hour rule off. Without a token, the
+	// businesses must all be in BusinessFile and keep their settings.
+	AdminAddr  string `json:"admin_addr,omitempty"`
+	AdminToken string `json:"-"`
+	// RateLimit is the rate_per_second business mode sets on each
+	// business (1 to 1,000), when it has the admin token.
+	RateLimit int `json:"rate_limit,omitempty"`
+	// SendRate paces business mode's REST sends, all businesses together,
+	// open loop; 0 sends as fast as Inflight workers go (closed loop).
+	SendRate float64 `json:"send_rate,omitempty"`
+	// Phases picks business mode's phases: PhaseWebhooks, PhaseSends or
+	// both (empty), comma-separated; they run in that order.
+	Phases string `json:"phases,omitempty"`
+	// WebhookListen is where business mode's webhook receiver listens; the
+	// server must reach it (and, on loopback, allow it with
+	// --webhook-allow-private).
+	WebhookListen string `json:"webhook_listen,omitempty"`
+	// Nodes are the other nodes of a cluster (host:port or base URLs), in
+	// business mode: the REST sends go to Addr and these in turn, and the
+	// server figures are every node's /metrics summed. Customers connect
+	// to Addr.
+	Nodes []string `json:"nodes,omitempty"`
 
 	// RunID seeds the phone number series: the same RunID gives the same
 	// phones (hence the same users). Empty means a fresh random one.
@@ -247,10 +314,103 @@ func (c Config) withDefaults() (Config, error) {
 		if err := c.mediaDefaults(); err != nil {
 			return c, err
 		}
+	case ModeBusiness:
+		if err := c.businessDefaults(); err != nil {
+			return c, err
+		}
 	default:
-		return c, fmt.Errorf("mode %q: want idle, closed, rate, group, presence or media", c.Mode)
+		return c, fmt.Errorf("mode %q: want idle, closed, rate, group, presence, media or business", c.Mode)
+	}
+	if len(c.Nodes) > 0 && c.Mode != ModeBusiness {
+		return c, errors.New("nodes: only business mode spreads its load over several nodes")
 	}
 	return c, nil
+}
+
+// baseURL makes host:port a base URL, as Addr is.
+func baseURL(addr string) string {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimRight(addr, "/")
+}
+
+// businessDefaults fills and checks the fields of business mode.
+func (c *Config) businessDefaults() error {
+	if c.Conns <= 0 {
+		c.Conns = DefaultBusinessConns
+	}
+	if c.Businesses <= 0 {
+		c.Businesses = 1
+	}
+	if c.Inflight <= 0 {
+		c.Inflight = DefaultBusinessInflight
+	}
+	if c.Rate <= 0 {
+		c.Rate = DefaultBusinessRate
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultBusinessRateLimit
+	}
+	if c.Duration <= 0 {
+		c.Duration = DefaultBusinessDuration
+	}
+	if !c.WarmupSet && c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
+	}
+	if c.AdminAddr == "" {
+		c.AdminAddr = DefaultAdminAddr
+	}
+	c.AdminAddr = baseURL(c.AdminAddr)
+	if c.WebhookListen == "" {
+		c.WebhookListen = DefaultWebhookListen
+	}
+	if c.Phases == "" {
+		c.Phases = PhaseWebhooks + "," + PhaseSends
+	}
+	nodes := make([]string, 0, len(c.Nodes))
+	for _, n := range c.Nodes {
+		if n = strings.TrimSpace(n); n != "" {
+			nodes = append(nodes, baseURL(n))
+		}
+	}
+	c.Nodes = nodes
+	var webhooks, sends bool
+	for p := range strings.SplitSeq(c.Phases, ",") {
+		switch strings.TrimSpace(p) {
+		case PhaseWebhooks:
+			webhooks = true
+		case PhaseSends:
+			sends = true
+		default:
+			return fmt.Errorf("phases %q: want %s, %s or both, comma-separated", c.Phases, PhaseWebhooks, PhaseSends)
+		}
+	}
+	c.Phases = strings.Join(slices.DeleteFunc([]string{PhaseWebhooks, PhaseSends}, func(p string) bool {
+		return p == PhaseWebhooks && !webhooks || p == PhaseSends && !sends
+	}), ",")
+	switch {
+	case c.Warmup < 0:
+		return errors.New("warmup must not be negative")
+	case c.Conns > MaxConns:
+		return fmt.Errorf("conns %d: at most %d sockets fit in one process's open-file limit", c.Conns, MaxConns)
+	case c.Businesses > MaxBusinesses:
+		return fmt.Errorf("businesses %d: at most %d", c.Businesses, MaxBusinesses)
+	case c.Businesses > c.Conns:
+		return fmt.Errorf("businesses %d: more than the %d customers (each business needs one)", c.Businesses, c.Conns)
+	case c.RateLimit < 1 || c.RateLimit > DefaultBusinessRateLimit:
+		return fmt.Errorf("rate limit %d: a business's rate_per_second is 1 to %d", c.RateLimit, DefaultBusinessRateLimit)
+	case c.SendRate < 0:
+		return fmt.Errorf("send rate %g: want 0 (closed loop) or a rate", c.SendRate)
+	case c.Rate*(c.Warmup+c.Duration).Seconds() >= maxSeq:
+		return fmt.Errorf("rate %g for %s: more than %d customer messages in one run", c.Rate, c.Warmup+c.Duration, maxSeq)
+	}
+	return nil
+}
+
+// hasPhase says whether business mode runs phase p.
+func (c *Config) hasPhase(p string) bool {
+	return slices.Contains(strings.Split(c.Phases, ","), p)
 }
 
 // groupDefaults fills and checks the fields of group mode.

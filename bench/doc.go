@@ -79,6 +79,33 @@
 //     touch the node. Each upload counts against the server's
 //     --uploads-per-user-hour (200 by default) and must fit its
 //     --max-document-bytes (100 MiB).
+//   - business: the business API in the Cloud API's shape. Businesses
+//     (Businesses of them) are made through the node's admin listener
+//     (AdminAddr, AdminToken: POST /admin/v1/businesses, as tern business
+//     create does) or read from BusinessFile; with the admin token the
+//     bench also makes (or resets) the dashboard account tern-bench,
+//     signs in to the admin API with it and sets each business's
+//     rate_per_second (RateLimit, at most 1,000) with its 24-hour rule
+//     off. A webhook receiver in the bench (WebhookListen) answers the
+//     verification GET of each business's subscribed_apps, checks every
+//     POST's X-Hub-Signature-256 against the business's app secret
+//     (answering 403 otherwise) and hands on its messages and statuses.
+//     Conns customers connect, customer i to business i mod Businesses.
+//     The webhooks phase: the customers write at Rate messages/s in
+//     all, open loop; each message is timed from its due time to its
+//     webhook POST and to its delivered receipt (the server acks a queue
+//     event after the webhook's 2xx). The sends phase: Inflight workers
+//     POST text messages through /v23.0/{phone_number_id}/messages,
+//     closed loop (a worker refused with 130429 waits 50 ms) or at
+//     SendRate; each accepted send is timed to its 200, to its customer,
+//     and to its sent and delivered status POSTs. The webhooks phase runs
+//     first, since a business's queue is one FIFO: statuses owed by the
+//     sends would hold its customers' messages back. Each phase has its
+//     own warmup, window and drain, and reports the server's CPU (with
+//     Nodes, every node's /metrics summed) and the bench's apart. The
+//     server must let webhooks reach the receiver on loopback
+//     (--webhook-allow-private). At the end the bench removes the
+//     businesses' webhooks; what their queues still hold stays there.
 //
 // # What it guarantees
 //

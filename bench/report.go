@@ -25,6 +25,7 @@ type Report struct {
 	Group     *GroupReport    `json:"group,omitempty"`
 	Presence  *PresenceReport `json:"presence,omitempty"`
 	Media     *MediaReport    `json:"media,omitempty"`
+	Business  *BusinessReport `json:"business,omitempty"`
 
 	// Server is the server's state at the end of the measurement (from its
 	// /metrics); ServerBefore, for the traffic modes, is it before traffic.
@@ -34,9 +35,10 @@ type Report struct {
 	// (process_cpu_seconds_total), in cores; per message for the traffic
 	// modes (group mode: per group message, and per delivery to a
 	// connected device; presence mode: per change, and per presence frame
-	// delivered to a follower).
+	// delivered to a follower). Business mode: over both phases' windows
+	// together, and per phase in Business.Phases.
 	ServerCPUCores             float64       `json:"server_cpu_cores"`
-	ServerCPUSeconds           float64       `json:"server_cpu_seconds,omitempty"` // presence mode
+	ServerCPUSeconds           float64       `json:"server_cpu_seconds,omitempty"` // presence, business modes
 	ServerCPUMicrosPerMsg      float64       `json:"server_cpu_us_per_msg,omitempty"`
 	ServerCPUMicrosPerChange   float64       `json:"server_cpu_us_per_change,omitempty"`
 	ServerCPUMicrosPerDelivery float64       `json:"server_cpu_us_per_delivery,omitempty"`
@@ -87,6 +89,15 @@ type ReportConfig struct {
 	MediaSize     int64 `json:"media_size,omitempty"`
 	MediaCount    int   `json:"media_count,omitempty"`
 	MediaParallel int   `json:"media_parallel,omitempty"`
+
+	Businesses    int      `json:"businesses,omitempty"`
+	BusinessFile  string   `json:"business_file,omitempty"`
+	AdminAddr     string   `json:"admin_addr,omitempty"`
+	RateLimit     int      `json:"rate_limit,omitempty"`
+	SendRate      float64  `json:"send_rate,omitempty"`
+	Phases        string   `json:"phases,omitempty"`
+	WebhookListen string   `json:"webhook_listen,omitempty"`
+	Nodes         []string `json:"nodes,omitempty"`
 }
 
 func reportConfigOf(c Config) ReportConfig {
@@ -100,6 +111,11 @@ func reportConfigOf(c Config) ReportConfig {
 	case ModeMedia:
 		rc.Drain, rc.Size = "", 0
 		rc.MediaSize, rc.MediaCount, rc.MediaParallel = c.MediaSize, c.MediaCount, c.MediaParallel
+	case ModeBusiness:
+		rc.Size = 0
+		rc.Conns, rc.Inflight, rc.Duration, rc.Warmup, rc.Rate = c.Conns, c.Inflight, c.Duration.String(), c.Warmup.String(), c.Rate
+		rc.Businesses, rc.BusinessFile, rc.AdminAddr, rc.RateLimit = c.Businesses, c.BusinessFile, c.AdminAddr, c.RateLimit
+		rc.SendRate, rc.Phases, rc.WebhookListen, rc.Nodes = c.SendRate, c.Phases, c.WebhookListen, c.Nodes
 	default:
 		rc.Pairs, rc.Inflight, rc.Duration, rc.Warmup = c.Pairs, c.Inflight, c.Duration.String(), c.Warmup.String()
 		if c.Mode == ModeRate || c.Mode == ModeGroup {
@@ -127,6 +143,15 @@ func (r *runner) printConfig(rep Report) {
 	case ModeMedia:
 		fmt.Fprintf(&b, " media-size=%s media-count=%d media-parallel=%d kind=%s (%s in all)",
 			FormatSize(c.MediaSize), c.MediaCount, c.MediaParallel, MediaKind, FormatSize(c.MediaSize*int64(c.MediaCount)))
+	case ModeBusiness:
+		fmt.Fprintf(&b, " businesses=%d customers=%d phases=%s rate=%g/s inflight=%d", c.Businesses, c.Conns, c.Phases, c.Rate, c.Inflight)
+		if c.SendRate > 0 {
+			fmt.Fprintf(&b, " send-rate=%g/s", c.SendRate)
+		}
+		fmt.Fprintf(&b, " rate-limit=%d duration=%s warmup=%s drain=%s", c.RateLimit, c.Duration, c.Warmup, c.Drain)
+		if len(c.Nodes) > 0 {
+			fmt.Fprintf(&b, " nodes=%s", strings.Join(c.Nodes, ","))
+		}
 	case ModeGroup:
 		fmt.Fprintf(&b, " members=%d devices=%d connected=%d senders=%d rate=%g/s inflight=%d duration=%s warmup=%s drain=%s size=%d",
 			c.GroupMembers, c.GroupDevices, c.GroupConnected, c.GroupSenders, c.Rate, c.Inflight, c.Duration, c.Warmup, c.Drain, c.Size)
@@ -160,6 +185,8 @@ func (r *runner) printReport(rep *Report) {
 		writePresence(w, rep)
 	case rep.Media != nil:
 		writeMedia(w, rep)
+	case rep.Business != nil:
+		writeBusiness(w, rep)
 	}
 	perDelivery := "cpu per delivery"
 	if rep.Presence != nil {

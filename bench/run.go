@@ -91,6 +91,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		err = r.presence(ctx, &rep)
 	case ModeMedia:
 		err = r.media(ctx, &rep)
+	case ModeBusiness:
+		err = r.business(ctx, &rep)
 	default:
 		err = r.traffic(ctx, &rep)
 	}
@@ -210,7 +212,9 @@ func sampleOf(s scrape) ServerSample {
 }
 
 // scrape reads the server's metrics; a failure is reported and yields an
-// empty reading, since the load itself was still generated.
+// empty reading, since the load itself was still generated. With Nodes
+// (business mode), every node's values are summed: the cluster's CPU,
+// memory, webhooks.
 func (r *runner) scrape(ctx context.Context, what string) scrape {
 	s, err := scrapeMetrics(ctx, r.hc, r.cfg.Addr)
 	if err != nil {
@@ -219,6 +223,17 @@ func (r *runner) scrape(ctx context.Context, what string) scrape {
 	}
 	if _, ok := s.get(mRSS); !ok {
 		r.printf("warning: %s: the server exports no %s (not Linux?)\n", what, mRSS)
+	}
+	for _, n := range r.cfg.Nodes {
+		o, err := scrapeMetrics(ctx, r.hc, n)
+		if err != nil {
+			r.printf("warning: %s: node %s: %v\n", what, n, err)
+			continue
+		}
+		for k, v := range o.values {
+			s.values[k] += v
+		}
+		s.at = o.at
 	}
 	return s
 }

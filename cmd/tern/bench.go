@@ -65,6 +65,27 @@ Modes:
           must fit its --max-document-bytes (default 100 MiB); with
           --sessions the same user uploads again in later runs, so start
           the server with a larger quota (--uploads-per-user-hour 10000)
+  business
+          the business API (Cloud API shape). --businesses businesses
+          (default 1) are made through the node's admin listener
+          (--admin-addr, --admin-token; or taken from --business-file),
+          given --rate-limit sends/s (default 1000, the most) with the
+          24-hour rule off (through the admin API, as the dashboard
+          account tern-bench, which the bench makes or resets), and
+          subscribed to the bench's own webhook receiver on
+          --webhook-listen, which answers the verification GET and checks
+          every POST's X-Hub-Signature-256. --conns customers (default 100)
+          connect. Phase webhooks: the customers write to the businesses
+          at --rate messages/s in all (default 40); reports webhook
+          POSTs/s and due→webhook-POST and due→✓✓ percentiles. Phase
+          sends: --inflight workers (default 16) POST text messages to
+          the customers through /v23.0/{phone_number_id}/messages, as
+          fast as they go or at --send-rate; reports sends/s accepted,
+          errors by Graph code, send→200 and send→customer percentiles,
+          and the sent and delivered statuses posted to the receiver.
+          --duration defaults to 15s per phase. The server must let
+          webhooks reach loopback: start it with --webhook-allow-private
+          and --admin-addr 127.0.0.1:9090 --admin-token T
 
 Phones are +1 AAA 555 LLLL numbers picked by --run-id (random by default:
 fresh users each run). Reuse users with --sessions FILE: the first run
@@ -86,19 +107,22 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	fs.String(&cfg.Addr, "addr", tbench.DefaultAddr, "server to load: host:port or base URL")
-	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed, rate, group, presence or media")
-	fs.Int(&cfg.Conns, "conns", tbench.DefaultConns, fmt.Sprintf("idle, presence: devices to connect (at most %d)", tbench.MaxConns))
+	fs.String(&cfg.Mode, "mode", tbench.ModeClosed, "idle, closed, rate, group, presence, media or business")
+	fs.Int(&cfg.Conns, "conns", tbench.DefaultConns, fmt.Sprintf("idle, presence: devices to connect (at most %d); business: customers (default %d)",
+		tbench.MaxConns, tbench.DefaultBusinessConns))
 	fs.Duration(&cfg.Hold, "hold", tbench.DefaultHold, "idle: how long to hold the connections before measuring")
 	fs.Duration(&cfg.Settle, "settle", tbench.DefaultSettle, "idle: wait after sign-up before the memory baseline")
 	fs.Int(&cfg.Pairs, "pairs", tbench.DefaultPairs, "closed, rate: sender→receiver device pairs")
 	fs.Int(&cfg.Inflight, "inflight", 0, fmt.Sprintf("closed: messages each sender keeps outstanding (default %d); "+
-		"rate, group: sends per sender waiting for their answer at once (default %d)", tbench.DefaultInflight, tbench.DefaultRateInflight))
-	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, fmt.Sprintf("closed, rate, group, presence: measured time (group default %s, presence %s)",
-		tbench.DefaultGroupDuration, tbench.DefaultPresenceDuration))
-	fs.Duration(&cfg.Warmup, "warmup", tbench.DefaultWarmup, "closed, rate, group: load before the measured time, not counted")
+		"rate, group: sends per sender waiting for their answer at once (default %d); business: REST send workers (default %d)",
+		tbench.DefaultInflight, tbench.DefaultRateInflight, tbench.DefaultBusinessInflight))
+	fs.Duration(&cfg.Duration, "duration", tbench.DefaultDuration, fmt.Sprintf("closed, rate, group, presence, business: measured time (group default %s, presence %s, business %s per phase)",
+		tbench.DefaultGroupDuration, tbench.DefaultPresenceDuration, tbench.DefaultBusinessDuration))
+	fs.Duration(&cfg.Warmup, "warmup", tbench.DefaultWarmup, "closed, rate, group, business: load before the measured time, not counted")
 	fs.Float(&cfg.Rate, "rate", tbench.DefaultRate, fmt.Sprintf("rate: messages per second, all senders together; "+
-		"group: group messages per second (group default %d)", tbench.DefaultGroupRate))
-	fs.Duration(&cfg.Drain, "drain", tbench.DefaultDrain, "closed, rate, group, presence: wait at the end for messages (presence events) still in flight; then they count as lost")
+		"group: group messages per second (group default %d); business: customer messages per second to the businesses (default %d)",
+		tbench.DefaultGroupRate, tbench.DefaultBusinessRate))
+	fs.Duration(&cfg.Drain, "drain", tbench.DefaultDrain, "closed, rate, group, presence, business: wait at the end for messages (presence events, webhooks) still in flight; then they count as lost")
 	fs.Int(&cfg.Size, "size", 0, fmt.Sprintf("pad message texts to this many bytes (0: about 40 bytes of bench data; group: %d)", tbench.DefaultGroupSize))
 	fs.Int(&cfg.GroupMembers, "group-members", tbench.DefaultGroupMembers,
 		fmt.Sprintf("group: members of the group, its creator included (at most %d)", tbench.MaxGroupMembers))
@@ -113,6 +137,18 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int(&cfg.MediaCount, "media-count", tbench.DefaultMediaCount, "media: files to upload, then download (each counts against the server's --uploads-per-user-hour)")
 	fs.Int(&cfg.MediaParallel, "media-parallel", tbench.DefaultMediaParallel,
 		fmt.Sprintf("media: transfers at once (at most %d)", tbench.MaxMediaParallel))
+	fs.Int(&cfg.Businesses, "businesses", 1, fmt.Sprintf("business: businesses to drive (at most %d); customer i writes to business i mod this", tbench.MaxBusinesses))
+	fs.String(&cfg.BusinessFile, "business-file", "", "business: file to keep the businesses in between runs (API tokens and app secrets; "+
+		"mode 0600); those in it are used, the rest made and added")
+	fs.String(&cfg.AdminAddr, "admin-addr", tbench.DefaultAdminAddr, "business: the node's admin listener (its --admin-addr), which makes businesses")
+	fs.String(&cfg.AdminToken, "admin-token", "", "business: the node's --admin-token: makes businesses, and the admin account that sets their rate")
+	fs.secret("admin-token")
+	fs.Int(&cfg.RateLimit, "rate-limit", tbench.DefaultBusinessRateLimit, "business: rate_per_second to give each business (1 to 1000), 24-hour rule off; needs --admin-token")
+	fs.Float(&cfg.SendRate, "send-rate", 0, "business: REST sends per second, all businesses together (0: closed loop, as fast as --inflight workers go)")
+	fs.String(&cfg.Phases, "phases", tbench.PhaseWebhooks+","+tbench.PhaseSends, "business: phases to run, in this order: webhooks, sends or both")
+	fs.String(&cfg.WebhookListen, "webhook-listen", tbench.DefaultWebhookListen, "business: where the webhook receiver listens (the server must reach it)")
+	var nodes string
+	fs.String(&nodes, "nodes", "", "business: the cluster's other nodes, comma-separated: the REST sends go to --addr and these in turn, and server figures sum their /metrics")
 	fs.String(&cfg.RunID, "run-id", "", "seed of the phone number series (default: random, so fresh users)")
 	fs.String(&cfg.SessionsFile, "sessions", "", "file to keep device sessions in between runs (reuse users)")
 	fs.String(&cfg.SMSListen, "sms-listen", tbench.DefaultSMSListen, "address of the SMS sink the server's --sms-http-url points at")
@@ -142,6 +178,21 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case tbench.ModePresence:
 		if !fs.isGiven("duration") {
 			cfg.Duration = tbench.DefaultPresenceDuration
+		}
+	case tbench.ModeBusiness:
+		if !fs.isGiven("conns") {
+			cfg.Conns = tbench.DefaultBusinessConns
+		}
+		if !fs.isGiven("rate") {
+			cfg.Rate = tbench.DefaultBusinessRate
+		}
+		if !fs.isGiven("duration") {
+			cfg.Duration = tbench.DefaultBusinessDuration
+		}
+	}
+	for n := range strings.SplitSeq(nodes, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.Nodes = append(cfg.Nodes, n)
 		}
 	}
 
