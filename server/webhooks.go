@@ -28,8 +28,9 @@ import (
 // business's own sends (echoed) and the receipts of them. One node at a
 // time holds a business's lease and posts its queue in order, one event
 // per POST, acking each after a 2xx: the ack is also what gives the
-// customer ✓✓. The lease is renewed before every POST, and a node that
-// cannot renew it stops at once: two nodes never post one queue. A
+// customer ✓✓. The lease is renewed once a quarter of it went by (checked
+// before every POST), every POST ends within it, and a node that cannot
+// renew it stops at once: two nodes never post one queue. A
 // failure stops the queue (order is the contract) and backs off, doubling
 // from WebhookRetry up to an hour, while the node keeps the lease (so the
 // backoff holds across the cluster); an event older than WebhookGiveUp
@@ -39,7 +40,7 @@ import (
 
 const (
 	webhookTimeout     = 10 * time.Second
-	webhookLeaseDef    = 6 * webhookTimeout // several POSTs' worth: renewed before each
+	webhookLeaseDef    = 6 * webhookTimeout // several POSTs' worth
 	webhookPage        = 50
 	webhookMaxDelay    = time.Hour
 	webhookGiveUpDef   = 7 * 24 * time.Hour
@@ -258,7 +259,13 @@ func (s *Server) deliverQueue(client *http.Client, holder string, b store.Busine
 		if s.draining.Load() {
 			return // stopping: the next holder goes on from here
 		}
-		if i > 0 && !s.holdLease(holder, b, st, mu) {
+		// Renewed once a quarter of the lease went by, not before every
+		// POST (a store write per event): a POST never outlives the
+		// lease (below), so while this node posts, no other can take it.
+		mu.Lock()
+		renew := time.Until(st.leaseUntil) < s.cfg.WebhookLease*3/4
+		mu.Unlock()
+		if i > 0 && renew && !s.holdLease(holder, b, st, mu) {
 			return // lost: the queue is another node's now
 		}
 		payload, customer, err := s.webhookPayload(ctx, b, md, ev)
