@@ -517,17 +517,8 @@ func TestBizMediaLinksArePublicOnly(t *testing.T) {
 // is a document), and the business downloads them by id: bytes whose
 // hash is the webhook's. Another business cannot.
 func TestBizMediaInbound(t *testing.T) {
-	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
-		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 100 * time.Millisecond}})
+	n, b, hook := hookedNode(t, "+14155550881")
 	ctx := ctxT(t)
-	hook := newHookReceiver(t)
-	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550881", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook.mu.Lock()
-	hook.secret = b.AppSecret
-	hook.mu.Unlock()
 	other, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550882", Name: "Other"})
 	if err != nil {
 		t.Fatal(err)

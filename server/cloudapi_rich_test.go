@@ -66,17 +66,8 @@ func graphCode(m map[string]any) float64 {
 // are the Cloud API's (132000, 132001, 131026, 100), and nobody but a
 // business sends a card or taps a choice that is not on one.
 func TestBusinessRichMessages(t *testing.T) {
-	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
-		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 100 * time.Millisecond}})
+	n, b, hook := hookedNode(t, "+14155550971")
 	ctx := ctxT(t)
-	hook := newHookReceiver(t)
-	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550971", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook.mu.Lock()
-	hook.secret = b.AppSecret
-	hook.mu.Unlock()
 	customer := n.Login(t, "+14155550972", "c")
 	do := func(method, path string, body any) (int, map[string]any) {
 		return graphDo(t, ctx, method, n.URL+path, b.AccessToken, body)

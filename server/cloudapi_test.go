@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,31 +38,7 @@ func TestBusinessSendsText(t *testing.T) {
 	askedID := business.MessageID(asked.ChatID, asked.MsgID)
 
 	post := func(path, token string, body any) (int, map[string]any) {
-		t.Helper()
-		raw, ok := body.(string)
-		if !ok {
-			b, _ := json.Marshal(body)
-			raw = string(b)
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.URL+path, bytes.NewReader([]byte(raw)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&m)
-		return res.StatusCode, m
-	}
-	graphCode := func(m map[string]any) float64 {
-		e, _ := m["error"].(map[string]any)
-		if tr, _ := e["fbtrace_id"].(string); e == nil || tr == "" {
-			return -1
-		}
-		c, _ := e["code"].(float64)
-		return c
+		return graphDo(t, ctx, http.MethodPost, n.URL+path, token, body)
 	}
 	path := "/v21.0/" + b.PhoneNumberID + "/messages"
 	textTo := func(to, body string) map[string]any {

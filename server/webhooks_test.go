@@ -71,6 +71,24 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	return h
 }
 
+// hookedNode starts a node that posts webhooks without delay and makes a
+// business on phone whose webhook is a new receiver, which knows the
+// business's app secret.
+func hookedNode(t *testing.T, phone string) (*servertest.Node, server.BusinessCreated, *hookReceiver) {
+	t.Helper()
+	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
+		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 100 * time.Millisecond}})
+	hook := newHookReceiver(t)
+	b, err := n.Srv.CreateBusiness(ctxT(t), server.NewBusiness{Phone: phone, Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.mu.Lock()
+	hook.secret = b.AppSecret
+	hook.mu.Unlock()
+	return n, b, hook
+}
+
 // value returns payload i's changes[0].value.
 func value(p map[string]any) map[string]any {
 	return p["entry"].([]any)[0].(map[string]any)["changes"].([]any)[0].(map[string]any)["value"].(map[string]any)
@@ -83,16 +101,9 @@ func value(p map[string]any) map[string]any {
 // statuses, each with the send's biz_opaque_callback_data; the window
 // opens from the queue.
 func TestBusinessWebhooks(t *testing.T) {
-	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
-		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 100 * time.Millisecond}})
+	n, b, hook := hookedNode(t, "+14155550951")
 	ctx := ctxT(t)
-	hook := newHookReceiver(t)
-	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550951", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	hook.mu.Lock()
-	hook.secret = b.AppSecret
 	hook.failing = 3
 	hook.mu.Unlock()
 
