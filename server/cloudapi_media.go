@@ -38,9 +38,11 @@ const defaultGraphVersion = "v23.0"
 // Link fetches: the whole fetch, and the redirects followed (each one's
 // address checked again as it is dialled).
 const (
-	linkTimeout      = 30 * time.Second
-	maxLinkFetches   = 8 // media links fetched at a time per node
-	maxLinkRedirects = 5
+	linkTimeout          = 30 * time.Second
+	maxLinkFetches       = 8 // media links fetched at a time per node
+	maxLinkFetchesPerBiz = 2 // and per business
+	linkSlotWait         = 5 * time.Second
+	maxLinkRedirects     = 5
 )
 
 // handleBizUpload is POST /{phone_number_id}/media: a multipart form with
@@ -311,13 +313,22 @@ func (s *Server) bizLinkFile(ctx context.Context, b store.Business, link string,
 	limit := s.uploadLimit(k)
 	ctx, cancel := context.WithTimeout(ctx, linkTimeout)
 	defer cancel()
-	// A few at a time per node: each holds a connection out, a temporary
-	// file and up to linkTimeout, at the rate of the sends.
+	// A few at a time per node, and fewer per business, so that one
+	// business's stalling links do not hold up the others': each fetch
+	// holds a connection out, a temporary file and up to linkTimeout.
+	if !s.takeLinkSlot(b.UserID) {
+		return store.MediaFile{}, cloudapi.ErrMediaUpload(fmt.Sprintf("%d media links of this business are being fetched already: send again when one is done, or upload the file once and send it by id", maxLinkFetchesPerBiz))
+	}
+	defer s.giveLinkSlot(b.UserID)
+	wait := time.NewTimer(linkSlotWait)
+	defer wait.Stop()
 	select {
 	case s.linkFetches <- struct{}{}:
 		defer func() { <-s.linkFetches }()
+	case <-wait.C:
+		return store.MediaFile{}, cloudapi.ErrMediaUpload(fmt.Sprintf("too many media links are being fetched; none freed up within %v", linkSlotWait))
 	case <-ctx.Done():
-		return store.MediaFile{}, cloudapi.ErrMediaUpload(fmt.Sprintf("too many media links are being fetched; none freed up within %v", linkTimeout))
+		return store.MediaFile{}, cloudapi.ErrMediaUpload("the send was canceled while waiting to fetch its link")
 	}
 	client := safehttp.NewClient(safehttp.Options{Timeout: linkTimeout, AllowPrivate: s.cfg.MediaLinkAllowPrivate})
 	defer client.CloseIdleConnections()
@@ -341,6 +352,29 @@ func (s *Server) bizLinkFile(ctx context.Context, b store.Business, link string,
 		return store.MediaFile{}, cloudapi.ErrMediaUpload("a sticker is image/webp; the link's file is " + f.MIME)
 	}
 	return f, nil
+}
+
+// takeLinkSlot counts a link fetch of business userID, unless it has
+// maxLinkFetchesPerBiz going.
+func (s *Server) takeLinkSlot(userID string) bool {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	if s.linkBusy[userID] >= maxLinkFetchesPerBiz {
+		return false
+	}
+	if s.linkBusy == nil {
+		s.linkBusy = map[string]int{}
+	}
+	s.linkBusy[userID]++
+	return true
+}
+
+func (s *Server) giveLinkSlot(userID string) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	if s.linkBusy[userID]--; s.linkBusy[userID] <= 0 {
+		delete(s.linkBusy, userID)
+	}
 }
 
 // getLink GETs link, following redirects to http and https URLs; the

@@ -582,3 +582,82 @@ func TestBizMediaInbound(t *testing.T) {
 		}
 	}
 }
+
+// TestBizMediaLinksPerBusiness: a business whose links stall has at most
+// two fetches going; a third is refused at once (131053), and another
+// business's link is fetched meanwhile (its 404 answered as such, not
+// "too many").
+func TestBizMediaLinksPerBusiness(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{Server: server.Config{MediaLinkAllowPrivate: true}})
+	ctx := ctxT(t)
+	release := make(chan struct{})
+	var inFlight atomic.Int32
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(stall.Close)
+	missing := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(missing.Close)
+
+	sendLink := func(b server.BusinessCreated, to, link string) (int, map[string]any) {
+		return graphDo(t, ctx, http.MethodPost, n.URL+"/v23.0/"+b.PhoneNumberID+"/messages", b.AccessToken,
+			map[string]any{"messaging_product": "whatsapp", "to": to, "type": "image", "image": map[string]any{"link": link}})
+	}
+	var bs []server.BusinessCreated
+	for i, phone := range []string{"+14155550891", "+14155550892"} {
+		b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: phone, Name: fmt.Sprint("Biz ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := n.Store.Business(ctx, b.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.WindowRule = false
+		if err := n.Store.UpdateBusiness(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, b)
+	}
+	n.Login(t, "+14155550893", "c")
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			// Not graphDo: its t.Fatal is for the test's goroutine.
+			body := `{"messaging_product":"whatsapp","to":"14155550893","type":"image","image":{"link":"` + stall.URL + `/slow.png"}}`
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.URL+"/v23.0/"+bs[0].PhoneNumberID+"/messages", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+bs[0].AccessToken)
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err == nil {
+				res.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	defer func() {
+		close(release)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("a stalled send: %v", err)
+			}
+		}
+	}()
+	eventually(t, func() (bool, string) { return inFlight.Load() == 2, fmt.Sprintf("%d fetches at the stalling server", inFlight.Load()) })
+	code, res := sendLink(bs[0], "14155550893", stall.URL+"/third.png")
+	if code != http.StatusBadRequest || graphCode(res) != 131053 || !strings.Contains(fmt.Sprint(res), "being fetched already") {
+		t.Fatalf("a third link of the stalled business: %d %v", code, res)
+	}
+	code, res = sendLink(bs[1], "14155550893", missing.URL+"/none.png")
+	if code != http.StatusBadRequest || graphCode(res) != 131053 || !strings.Contains(fmt.Sprint(res), "404") {
+		t.Fatalf("another business's link meanwhile: %d %v", code, res)
+	}
+	if inFlight.Load() != 2 {
+		t.Fatalf("the stalling server got %d requests, want 2", inFlight.Load())
+	}
+}

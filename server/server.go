@@ -407,6 +407,8 @@ type Server struct {
 	bizDevices                 atomic.Pointer[map[string]bool] // businesses' API devices (webhooks.go)
 	hookWakes                  chan string                     // API devices with new events (webhooks.go)
 	linkFetches                chan struct{}                   // business media links being fetched (cloudapi_media.go)
+	linkMu                     sync.Mutex
+	linkBusy                   map[string]int // link fetches per business (cloudapi_media.go)
 	mu                         sync.Mutex
 	sessions                   map[string]*session   // by device id, this node only
 	byUser                     map[string][]*session // the same sessions, by user id

@@ -102,28 +102,29 @@ func (s *Server) webhookLoop() {
 			// pages and in time, so that its rate is not a page per poll;
 			// then the worker lets the other businesses' turn come.
 			turnEnds := time.Now().Add(webhookTurn)
-			for round := range webhookRounds {
-				if round > 0 {
-					// The business as it is now: a webhook changed or
-					// removed meanwhile is not posted to again.
-					fresh, err := s.st.Business(s.ctx, b.UserID)
-					if err != nil || fresh.WebhookURL != b.WebhookURL || fresh.WebhookVerifiedAt.IsZero() {
-						break
-					}
+			for round := 1; ; round++ {
+				// The business as it is now (a wake's copy is a poll old,
+				// and a turn takes a while): a webhook changed or removed
+				// meanwhile is not posted to.
+				fresh, err := s.st.Business(s.ctx, b.UserID)
+				ok := err == nil && fresh.WebhookURL == b.WebhookURL && !fresh.WebhookVerifiedAt.IsZero()
+				more := false
+				if ok {
 					b = fresh
+					more = s.deliverQueue(client, holder, b, st, &mu, turnEnds)
 				}
-				more := s.deliverQueue(client, holder, b, st, &mu)
+				// Whether to stop and busy cleared under one lock: a wake
+				// in between would be lost till the next poll.
 				mu.Lock()
 				again := st.again
 				st.again = false
-				mu.Unlock()
-				if !more && !again || s.ctx.Err() != nil || s.draining.Load() || time.Now().After(turnEnds) {
-					break
+				if !ok || !more && !again || round >= webhookRounds || s.ctx.Err() != nil || s.draining.Load() || time.Now().After(turnEnds) {
+					st.busy = false
+					mu.Unlock()
+					return
 				}
+				mu.Unlock()
 			}
-			mu.Lock()
-			st.busy = false
-			mu.Unlock()
 		}()
 		return true
 	}
@@ -211,7 +212,9 @@ func (s *Server) holdLease(holder string, b store.Business, st *webhookState, mu
 	now := time.Now()
 	ok, err := s.st.TakeLease(s.ctx, "webhooks:"+b.UserID, holder, now, now.Add(s.cfg.WebhookLease))
 	if err != nil || !ok {
-		s.stats.setHookFailure(b.UserID, nil) // another node's to tell now
+		if err == nil {
+			s.stats.setHookFailure(b.UserID, nil) // another node's to tell now
+		}
 		return false
 	}
 	mu.Lock()
@@ -225,7 +228,8 @@ func (s *Server) holdLease(holder string, b store.Business, st *webhookState, mu
 
 // deliverQueue posts up to a page of b's queue, while it holds the lease;
 // more says it posted a whole page and stopped for no other reason.
-func (s *Server) deliverQueue(client *http.Client, holder string, b store.Business, st *webhookState, mu *sync.Mutex) (more bool) {
+// A turn that ends (turnEnds) stops it before its next POST, with more.
+func (s *Server) deliverQueue(client *http.Client, holder string, b store.Business, st *webhookState, mu *sync.Mutex, turnEnds time.Time) (more bool) {
 	ctx := s.ctx
 	if !s.holdLease(holder, b, st, mu) {
 		return // another node posts this queue
@@ -262,8 +266,13 @@ func (s *Server) deliverQueue(client *http.Client, holder string, b store.Busine
 		// Renewed once a quarter of the lease went by, not before every
 		// POST (a store write per event): a POST never outlives the
 		// lease (below), so while this node posts, no other can take it.
+		if i > 0 && time.Now().After(turnEnds) {
+			return true // the other businesses' turn
+		}
+		// Also when what is left would cut a POST short (a short lease).
 		mu.Lock()
-		renew := time.Until(st.leaseUntil) < s.cfg.WebhookLease*3/4
+		left := time.Until(st.leaseUntil)
+		renew := left < s.cfg.WebhookLease*3/4 || left-time.Second < webhookTimeout
 		mu.Unlock()
 		if i > 0 && renew && !s.holdLease(holder, b, st, mu) {
 			return // lost: the queue is another node's now
