@@ -648,7 +648,9 @@ func TestBizMediaLinksPerBusiness(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, func() (bool, string) { return inFlight.Load() == 2, fmt.Sprintf("%d fetches at the stalling server", inFlight.Load()) })
+	eventually(t, func() (bool, string) {
+		return inFlight.Load() == 2, fmt.Sprintf("%d fetches at the stalling server", inFlight.Load())
+	})
 	code, res := sendLink(bs[0], "14155550893", stall.URL+"/third.png")
 	if code != http.StatusBadRequest || graphCode(res) != 131053 || !strings.Contains(fmt.Sprint(res), "being fetched already") {
 		t.Fatalf("a third link of the stalled business: %d %v", code, res)
