@@ -437,13 +437,8 @@ func (b *bizRun) customerSender(ctx context.Context, c *bcust) {
 	defer tm.Stop()
 	for k := int64(c.idx); k < b.wTotal && !b.wStop.Load(); k += n {
 		due := start + int64(float64(k)*1e9/b.wRate)
-		if wait := due - b.r.now(); wait > 0 {
-			tm.Reset(time.Duration(wait))
-			select {
-			case <-tm.C:
-			case <-ctx.Done():
-				return
-			}
+		if !b.r.waitUntil(ctx, tm, due) {
+			return
 		}
 		if b.w.measured(due) {
 			b.wLag.Record(time.Duration(b.r.now() - due))
@@ -780,13 +775,8 @@ func (b *bizRun) sendWorker(ctx context.Context) {
 			if at >= winEnd {
 				return
 			}
-			if wait := at - b.r.now(); wait > 0 {
-				tm.Reset(time.Duration(wait))
-				select {
-				case <-tm.C:
-				case <-ctx.Done():
-					return
-				}
+			if !b.r.waitUntil(ctx, tm, at) {
+				return
 			}
 			if b.s.measured(at) {
 				b.sLag.Record(time.Duration(b.r.now() - at))

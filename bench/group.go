@@ -381,13 +381,8 @@ func (g *group) sender(ctx context.Context, d *gdev, s int, slot *atomic.Int64) 
 				break
 			}
 		}
-		if wait := due - g.r.now(); wait > 0 {
-			tm.Reset(time.Duration(wait))
-			select {
-			case <-tm.C:
-			case <-ctx.Done():
-				return
-			}
+		if !g.r.waitUntil(ctx, tm, due) {
+			return
 		}
 		if g.measured(due) {
 			g.lag.Record(time.Duration(g.r.now() - due))

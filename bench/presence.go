@@ -470,13 +470,8 @@ func (p *presence) changer(ctx context.Context, total int64) {
 			return
 		}
 		due := p.winStart + int64(float64(k)*1e9/p.rate)
-		if wait := due - p.r.now(); wait > 0 {
-			tm.Reset(time.Duration(wait))
-			select {
-			case <-tm.C:
-			case <-ctx.Done():
-				return
-			}
+		if !p.r.waitUntil(ctx, tm, due) {
+			return
 		}
 		now := p.r.now()
 		p.lag.Record(time.Duration(now - due))

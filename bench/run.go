@@ -116,6 +116,20 @@ func (r *runner) printf(format string, args ...any) {
 // message carries.
 func (r *runner) now() int64 { return int64(time.Since(r.t0)) }
 
+// waitUntil sleeps on tm until the run's clock reads at (now() units);
+// false if ctx ended first.
+func (r *runner) waitUntil(ctx context.Context, tm *time.Timer, at int64) bool {
+	if wait := at - r.now(); wait > 0 {
+		tm.Reset(time.Duration(wait))
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
 // progress prints "label: done/n" every 5 s until the returned stop.
 func (r *runner) progress(label string, n int, done *atomic.Int64) (stop func()) {
 	quit := make(chan struct{})

@@ -5,9 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/tern-im/tern/server"
 	"github.com/tern-im/tern/server/servertest"
 )
 
@@ -103,16 +101,10 @@ func TestAdminBusinesses(t *testing.T) {
 // admin API says so (tries, the error, when the next try is), and stops
 // saying so once a POST goes through.
 func TestAdminSeesFailingWebhooks(t *testing.T) {
-	n := servertest.Start(t, servertest.Options{Server: server.Config{WebhookAllowPrivate: true,
-		WebhookPoll: 50 * time.Millisecond, WebhookRetry: 50 * time.Millisecond}})
+	n, b, hook := hookedNode(t, "+14155550931")
 	ctx := ctxT(t)
-	hook := newHookReceiver(t)
-	b, err := n.Srv.CreateBusiness(ctx, server.NewBusiness{Phone: "+14155550931", Name: "Acme", WebhookURL: hook.URL, VerifyToken: "verify-me"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	hook.mu.Lock()
-	hook.secret, hook.failing = b.AppSecret, 1<<30
+	hook.failing = 1 << 30
 	hook.mu.Unlock()
 	a := signedInAdmin(t, n)
 	customer := n.Login(t, "+14155550932", "c")
